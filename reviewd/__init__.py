@@ -1,0 +1,25 @@
+"""reviewd: an ftrack event-processing daemon and an ftrack-compatible API client.
+
+The public names mirror ``ftrack_api`` so that existing plugins and scripts port by
+changing their imports: ``reviewd.Session``, ``reviewd.event.base.Event``,
+``reviewd.exception``, ``reviewd.symbol``.  Imports are lazy so that ``import reviewd``
+stays cheap for tools (the CLI, the devserver) that never build a Session.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["Session", "hookimpl", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Session":
+        from reviewd.session import Session
+
+        return Session
+    if name == "hookimpl":
+        from reviewd.plugin import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'reviewd' has no attribute {name!r}")
