@@ -78,6 +78,12 @@ class NotFoundError(Error):
     default_message = "No matching entity was found."
 
 
+class NoResultFoundError(NotFoundError):
+    """``query(...).one()`` found nothing (ftrack_api's name for it)."""
+
+    default_message = "The query returned no result where exactly one was expected."
+
+
 class MultipleResultsFoundError(Error):
     default_message = "More than one entity matched where exactly one was expected."
 

@@ -1,8 +1,96 @@
-"""The ``reviewd`` command line (placeholder until the daemon issue fills it)."""
+"""The ``reviewd`` command line.
+
+``reviewd [--foreground] [--config FILE] [--plugin-path DIR]... [--log-level L]
+[--log-format console|json|journald] [--http ADDR:PORT] [--embedded-server]`` runs the
+daemon; ``check-config``, ``status``, ``journal list|retry|purge`` and ``--version`` are
+small tools around it; ``devserver`` and ``plugins`` are dispatched to their own parts.
+
+Exit codes (see docs/operations.md): 0 success, 1 stopped by a second signal or an
+unexpected error, 2 usage error, 3 ``status``: daemon up but not ready, 69 ``status``:
+daemon not reachable, 73 journal cannot be opened, 78 configuration error.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import threading
+import urllib.error
+import urllib.request
+from typing import Any
+
+EX_OK, EX_NOT_READY, EX_UNAVAILABLE, EX_CONFIG = 0, 3, 69, 78
+
+
+def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", metavar="FILE", default=default,
+                        help="TOML configuration file (default /etc/reviewd/reviewd.toml "
+                             "when it exists, or $REVIEWD_CONFIG)")
+    parser.add_argument("--foreground", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="run for development: console logs, plugin hot reload, and the "
+                             "embedded demo server when no server is configured")
+    parser.add_argument("--plugin-path", metavar="DIR", action="append", dest="plugin_paths",
+                        default=default, help="plugin directory (repeatable)")
+    parser.add_argument("--log-level", metavar="LEVEL", default=default,
+                        help="debug, info, warning, error or critical")
+    parser.add_argument("--log-format", metavar="FORMAT", default=default,
+                        help="console, json or journald (default: chosen automatically)")
+    parser.add_argument("--http", metavar="ADDR:PORT", default=default,
+                        help="health/metrics listener, e.g. 127.0.0.1:9120, or 'off'")
+    parser.add_argument("--embedded-server", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="run the embedded demo server and connect to it")
+    parser.add_argument("--journal", metavar="PATH", dest="journal_path", default=default,
+                        help="SQLite journal file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reviewd", description="ftrack event-processing daemon.",
+        epilog="Also: 'reviewd devserver ...' (embedded server), 'reviewd plugins ...'.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    _common_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = commands.add_parser("check-config", help="validate the configuration and exit")
+    _common_options(check, suppress=True)
+    status = commands.add_parser("status", help="ask the running daemon for its status")
+    _common_options(status, suppress=True)
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    journal = commands.add_parser("journal", help="inspect and handle dead letters")
+    _common_options(journal, suppress=True)
+    journal.add_argument("action", choices=["list", "retry", "purge"])
+    journal.add_argument("--plugin", help="only this plugin's dead letters")
+    journal.add_argument("--event", dest="event_id", help="only this event id")
+    journal.add_argument("--pending", action="store_true",
+                         help="list: show unfinished deliveries instead of dead letters")
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "plugin_paths": getattr(args, "plugin_paths", None),
+        "log_level": getattr(args, "log_level", None),
+        "log_format": getattr(args, "log_format", None),
+        "http": getattr(args, "http", None),
+        "embedded_server": True if getattr(args, "embedded_server", False) else None,
+        "journal_path": getattr(args, "journal_path", None),
+    }
+
+
+def _load(args: argparse.Namespace, require_server: bool = True):
+    from reviewd.daemon import config
+
+    return config.load(flags=_flags(args), config_file=getattr(args, "config", None),
+                       foreground=bool(getattr(args, "foreground", False)),
+                       require_server=require_server)
+
+
+def _config_error(exc: Exception) -> int:
+    sys.stderr.write(f"reviewd: configuration error: {exc}\n")
+    return EX_CONFIG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,13 +99,181 @@ def main(argv: list[str] | None = None) -> int:
         from reviewd.devserver.cli import main as devserver_main
 
         return devserver_main(argv[1:])
-    if argv and argv[0] == "--version":
+    if argv and argv[0] == "plugins":
+        from reviewd.plugin_cli import main as plugins_main
+
+        return plugins_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.version:
         from reviewd import __version__
 
         sys.stdout.write(f"reviewd {__version__}\n")
-        return 0
-    sys.stderr.write("reviewd: the daemon is not built yet; only 'reviewd devserver' works.\n")
-    return 78
+        return EX_OK
+    from reviewd.daemon.config import ConfigError
+
+    try:
+        if args.command == "check-config":
+            return check_config(args)
+        if args.command == "status":
+            return status(args)
+        if args.command == "journal":
+            return journal(args)
+        return run(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the daemon until it is stopped."""
+    from reviewd.daemon import logging as daemon_logging
+    from reviewd.daemon.supervisor import Daemon
+
+    config = _load(args)
+    fmt = daemon_logging.choose_format(config.log_format, config.foreground)
+    daemon_logging.configure(config.log_level, fmt)
+    daemon = Daemon(config, reload_config=lambda: _load(args))
+    daemon.install_signal_handlers()
+    code = daemon.run()
+    _exit_now_if_threads_linger(code)
+    return code
+
+
+def _exit_now_if_threads_linger(code: int) -> None:
+    """A plugin's non-daemon thread must not keep a stopped daemon alive."""
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if lingering:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    from reviewd.daemon import config as config_module
+
+    config = _load(args)
+    embedded = config_module.uses_embedded_server(config)
+    lines = [
+        f"configuration OK (file: {config.config_file or 'none'})",
+        f"server: {'embedded demo server' if embedded else config.server_url}",
+        f"user: {config.api_user}",
+        f"api key: {'set' if config.api_key else 'not set'}"
+        f" (from {config.sources.get('api_key', 'default')})",
+        f"plugin paths: {', '.join(config.plugin_paths or []) or 'none'}",
+        f"journal: {config_module.journal_path(config)}",
+        "http: " + ("off" if config.http is None else "{}:{}".format(*config.http)),
+        f"routing: queue {config.queue_size}, concurrency {config.concurrency}, "
+        f"soft timeout {config.soft_timeout:g}s, hard timeout {config.hard_timeout:g}s, "
+        f"{config.max_attempts} attempts",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EX_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    """Ask a running daemon over HTTP and print a readable summary."""
+    config = _load(args, require_server=False)
+    if config.http is None:
+        sys.stderr.write("reviewd: the HTTP listener is off (daemon.http); no status to ask\n")
+        return EX_UNAVAILABLE
+    url = "http://{}:{}/status".format(*config.http)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        sys.stderr.write(f"reviewd: no daemon answering at {url}: {reason}\n")
+        return EX_UNAVAILABLE
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(format_status(body))
+    return EX_OK if body.get("ready") else EX_NOT_READY
+
+
+def format_status(body: dict[str, Any]) -> str:
+    server = body.get("server", {})
+    hub = body.get("hub", {})
+    journal_info = body.get("journal", {})
+    lines = [
+        f"reviewd {body.get('version')} (pid {body.get('pid')}), up "
+        f"{_duration(body.get('uptime_seconds', 0))}: "
+        f"{'READY' if body.get('ready') else 'NOT READY'} ({body.get('state')})",
+    ]
+    for reason in body.get("reasons", []):
+        lines.append(f"  ! {reason}")
+    lines.append(f"server: {server.get('url')} as {server.get('user')}"
+                 f"{' (embedded)' if server.get('embedded') else ''}")
+    lines.append(f"event hub: {'connected' if hub.get('connected') else 'DISCONNECTED'}, "
+                 f"{hub.get('reconnects', 0)} reconnect(s), {hub.get('gaps', 0)} gap(s)")
+    plugins = body.get("plugins", {})
+    lines.append(f"plugins: {len(plugins)}")
+    for name, info in sorted(plugins.items()):
+        if not info.get("loaded"):
+            lines.append(f"  {name:<24} FAILED: {info.get('error')}")
+            continue
+        flag = "  STUCK" if info.get("stuck") else ""
+        lines.append(
+            f"  {name:<24} {info.get('kind', '?'):<8} handled {info.get('handled', 0)}, "
+            f"ok {info.get('succeeded', 0)}, failed {info.get('failed', 0)}, "
+            f"retried {info.get('retried', 0)}, dead {info.get('dead_lettered', 0)}, "
+            f"queued {info.get('queue_depth', 0)}, running {info.get('in_flight', 0)}{flag}")
+        if info.get("last_error"):
+            lines.append(f"  {'':<24} last error: {info['last_error']}")
+    lines.append(f"journal: {journal_info.get('path')}: pending {journal_info.get('pending', 0)},"
+                 f" done {journal_info.get('done', 0)}, dead {journal_info.get('dead', 0)}")
+    if body.get("last_error"):
+        lines.append(f"last error: {body['last_error']}")
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def journal(args: argparse.Namespace) -> int:
+    """Dead letters: list them, make them pending again (retry), or forget them (purge)."""
+    import os
+
+    from reviewd.daemon import config as config_module
+    from reviewd.daemon.journal import JournalError, open_journal
+
+    config = _load(args, require_server=False)
+    path = config_module.journal_path(config)
+    if not os.path.exists(path):
+        sys.stderr.write(f"reviewd: no journal at {path} (set --journal or journal.path)\n")
+        return EX_CONFIG
+    try:
+        store = open_journal(path)
+    except JournalError as exc:
+        sys.stderr.write(f"reviewd: {exc}\n")
+        return 73
+    try:
+        if args.action == "list":
+            rows = store.pending(args.plugin) if args.pending else store.dead_letters(args.plugin)
+            if args.event_id:
+                rows = [d for d in rows if d.event_id == args.event_id]
+            for d in rows:
+                error = (d.last_error or "").strip().splitlines()
+                sys.stdout.write(f"{d.event_id}  {d.plugin}  {d.topic}  {d.state}  "
+                                 f"attempts={d.attempts}  {error[-1] if error else ''}\n")
+            kind = "pending deliveries" if args.pending else "dead letters"
+            sys.stdout.write(f"{len(rows)} {kind}\n")
+        elif args.action == "retry":
+            count = store.retry_dead(args.event_id, args.plugin)
+            sys.stdout.write(f"{count} dead letter(s) made pending again; a running daemon "
+                             "picks them up within seconds, a stopped one on start\n")
+        else:
+            count = store.purge_dead(args.event_id, args.plugin)
+            sys.stdout.write(f"{count} dead letter(s) purged\n")
+    finally:
+        store.close()
+    return EX_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,358 @@
+"""Verdicts to status: turn review verdicts into version and task statuses.
+
+A supervisor records verdicts on a version in a review session (ftrack stores each as a
+``ReviewSessionObjectStatus``: ``approved`` or ``require_changes``).  Studios want the
+pipeline to follow at once: one "require changes" sends the version to *Requires
+changes* and its task back to work; approval by every invitee (or a configured
+quorum) approves both.  A Note on the version says who said what, so an artist
+sees why the status moved.
+
+The Note doubles as the record that a decision was applied: events are delivered at
+least once, and a replayed verdict event finds the identical Note and changes
+nothing -- not even a status someone has since moved by hand.
+
+Written as a pluggy plugin (``@reviewd.hookimpl``).  Arguments:
+
+=======================  ======================  =============================================
+argument                 default                 meaning
+=======================  ======================  =============================================
+``changes_status``       ``"Requires changes"``  version status when any verdict asks changes
+``changes_task_status``  ``"In progress"``       task status when any verdict asks changes
+``approved_status``      ``"Approved"``          version status once the quorum approved
+``approved_task_status`` ``"Approved"``          task status once the quorum approved
+``quorum``               ``"all"``               approvals needed: ``"all"`` invitees or an int
+``note``                 ``True``                write the summary Note (and dedupe by it)
+=======================  ======================  =============================================
+
+A task status of ``""`` (empty) leaves the task alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+
+import reviewd
+from reviewd.exception import PluginError
+
+PLUGIN_NAME = "verdicts_to_status"
+log = logging.getLogger(f"reviewd.plugins.{PLUGIN_NAME}")
+
+APPROVED = "approved"
+REQUIRE_CHANGES = "require_changes"
+OUTCOME_APPROVED = "approved"
+OUTCOME_CHANGES = "changes"
+NOTE_PREFIX = "Review verdicts for "
+
+_VERDICT_SPELLINGS = {
+    "approved": APPROVED,
+    "approve": APPROVED,
+    "require_changes": REQUIRE_CHANGES,
+    "requires_changes": REQUIRE_CHANGES,
+    "changes_requested": REQUIRE_CHANGES,
+}
+
+
+# ------------------------------------------------------------------ arguments (pure)
+@dataclass(frozen=True)
+class Settings:
+    changes_status: str = "Requires changes"
+    changes_task_status: str = "In progress"
+    approved_status: str = "Approved"
+    approved_task_status: str = "Approved"
+    quorum: int | None = None  # None: every invitee
+    note: bool = True
+
+    def status_names(self) -> dict[str, str]:
+        """Argument name -> status name, for the statuses that must exist on the server."""
+        names = {
+            "changes_status": self.changes_status,
+            "approved_status": self.approved_status,
+            "changes_task_status": self.changes_task_status,
+            "approved_task_status": self.approved_task_status,
+        }
+        return {key: value for key, value in names.items() if value}
+
+
+def parse_settings(arguments: Mapping[str, object]) -> Settings:
+    """Build :class:`Settings` from plugin arguments; a bad value is a ``PluginError``
+    naming the argument, so the plugin fails at load time rather than on the first verdict.
+
+    Other keys are ignored: the daemon overlays global arguments meant for every
+    plugin, so a key this plugin does not know is not necessarily a typo.
+    """
+    values: dict[str, object] = {}
+    for key in ("changes_status", "changes_task_status", "approved_status", "approved_task_status"):
+        if key in arguments:
+            value = arguments[key]
+            if not isinstance(value, str):
+                raise PluginError(f"{PLUGIN_NAME}: argument {key} must be a status name (text)")
+            values[key] = value.strip()
+    for key in ("changes_status", "approved_status"):
+        if key in values and not values[key]:
+            raise PluginError(f"{PLUGIN_NAME}: argument {key} must not be empty")
+    if "quorum" in arguments:
+        values["quorum"] = parse_quorum(arguments["quorum"])
+    if "note" in arguments:
+        if not isinstance(arguments["note"], bool):
+            raise PluginError(f"{PLUGIN_NAME}: argument note must be true or false")
+        values["note"] = arguments["note"]
+    return Settings(**values)
+
+
+def parse_quorum(value: object) -> int | None:
+    """``"all"``/``None`` -> every invitee; a positive integer -> that many approvals."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return None
+    if isinstance(value, bool):
+        raise PluginError(f'{PLUGIN_NAME}: argument quorum must be "all" or a positive integer')
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(number) != str(value).strip():
+        raise PluginError(
+            f'{PLUGIN_NAME}: argument quorum must be "all" or a positive integer, not {value!r}'
+        )
+    return number
+
+
+# ------------------------------------------------------------------ decisions (pure)
+@dataclass(frozen=True)
+class Verdict:
+    """One invitee's verdict as recorded; ``at`` sorts chronologically (ISO text)."""
+
+    invitee: str
+    status: str
+    at: str = ""
+
+
+def normalise_verdict(status: str | None) -> str:
+    """Map the spellings seen in the wild onto ``approved`` / ``require_changes``."""
+    key = (status or "").strip().lower().replace(" ", "_").replace("-", "_")
+    return _VERDICT_SPELLINGS.get(key, key)
+
+
+def latest_verdicts(verdicts: Iterable[Verdict]) -> dict[str, str]:
+    """Each invitee's most recent verdict: a reviewer who changes their mind counts once."""
+    latest: dict[str, Verdict] = {}
+    for verdict in verdicts:
+        known = latest.get(verdict.invitee)
+        if known is None or verdict.at >= known.at:
+            latest[verdict.invitee] = verdict
+    return {invitee: normalise_verdict(v.status) for invitee, v in latest.items()}
+
+
+def decide(latest: Mapping[str, str], invitee_count: int, quorum: int | None) -> str | None:
+    """The outcome the verdicts imply, or ``None`` while the review is still open.
+
+    Any "require changes" wins at once.  Otherwise the version is approved when the
+    approvals reach the quorum; a quorum larger than the invitee list is capped to it,
+    since it could never be reached.
+    """
+    if any(status == REQUIRE_CHANGES for status in latest.values()):
+        return OUTCOME_CHANGES
+    approvals = sum(1 for status in latest.values() if status == APPROVED)
+    needed = invitee_count if quorum is None else min(quorum, max(invitee_count, 1))
+    if needed >= 1 and approvals >= needed:
+        return OUTCOME_APPROVED
+    return None
+
+
+def render_note(
+    version_label: str, session_name: str, latest: Mapping[str, str], outcome: str, status: str
+) -> str:
+    """The summary Note: deterministic text, so a replay finds it again verbatim."""
+    headline = "Changes requested" if outcome == OUTCOME_CHANGES else "Approved"
+    lines = [
+        f'{NOTE_PREFIX}{version_label} in "{session_name}": {headline} (status set to {status}).',
+        "",
+    ]
+    for invitee in sorted(latest):
+        lines.append(f"- {invitee}: {latest[invitee].replace('_', ' ')}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ ftrack side
+def review_status_entities(event: Mapping) -> list[str]:
+    """Ids of ReviewSessionObjectStatus entities added or updated in an ftrack.update."""
+    ids = []
+    for entity in (event.get("data") or {}).get("entities") or []:
+        kind = entity.get("entity_type") or ""
+        legacy = (entity.get("entityType") or "").lower()
+        if kind != "ReviewSessionObjectStatus" and legacy != "reviewsessionobjectstatus":
+            continue
+        if entity.get("action") in ("add", "update") and entity.get("entityId"):
+            ids.append(entity["entityId"])
+    return ids
+
+
+class VerdictsToStatus:
+    """Applies :func:`decide` to the review session object a verdict belongs to."""
+
+    def __init__(self, session, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.status_ids: dict[str, str] = {}
+        self.actions = Counter(
+            f"reviewd_plugin_{PLUGIN_NAME}_actions",
+            "What the verdicts-to-status plugin did, by action.",
+            ["action"],
+            registry=None,
+        )
+
+    def count(self, action: str, message: str, *args) -> None:
+        """Count *action* and log *message*: every decision is both a metric and a line."""
+        self.actions.labels(action).inc()
+        log.info(message, *args)
+
+    def validate(self) -> None:
+        """Resolve every configured status name now: a typo is a load-time error."""
+        for argument, name in self.settings.status_names().items():
+            status = self.session.query(f'select id from Status where name is "{name}"').first()
+            if status is None:
+                statuses = self.session.query("select name from Status").all()
+                raise PluginError(
+                    f"{PLUGIN_NAME}: argument {argument}: unknown status {name!r}; "
+                    f"known statuses: {', '.join(sorted(s['name'] for s in statuses))}"
+                )
+            self.status_ids[name] = status["id"]
+
+    def handle(self, event) -> None:
+        for verdict_id in review_status_entities(event):
+            self.apply(verdict_id)
+
+    def apply(self, verdict_id: str) -> str | None:
+        """Re-evaluate the object the verdict *verdict_id* belongs to; return the outcome.
+
+        Works from the server's current data, not the event's, so a late or
+        replayed event leads to the same decision as the latest one.
+        """
+        verdict = self.session.query(
+            "select review_session_object_id from ReviewSessionObjectStatus"
+            f' where id is "{verdict_id}"'
+        ).first()
+        if verdict is None:
+            self.count("skipped_missing", "verdict %s no longer exists; nothing to do", verdict_id)
+            return None
+        object_id = verdict["review_session_object_id"]
+        review_object = self.session.query(
+            "select id, version_id, review_session_id, review_session.name"
+            f' from ReviewSessionObject where id is "{object_id}"'
+        ).one()
+        invitees = self.session.query(
+            "select id, name, email from ReviewSessionInvitee"
+            f' where review_session_id is "{review_object["review_session_id"]}"'
+        ).all()
+        names = {invitee["id"]: invitee["name"] or invitee["email"] for invitee in invitees}
+        recorded = self.session.query(
+            "select status, created_at, review_session_invitee_id from ReviewSessionObjectStatus"
+            f' where review_session_object_id is "{object_id}"'
+        ).all()
+        latest = latest_verdicts(
+            Verdict(
+                invitee=names.get(row["review_session_invitee_id"]) or "unknown invitee",
+                status=row["status"],
+                at=str(row["created_at"] or ""),
+            )
+            for row in recorded
+        )
+        outcome = decide(latest, len(invitees), self.settings.quorum)
+        if outcome is None:
+            self.count("undecided", "review object %s still open: %s", object_id, latest)
+            return None
+        self.enact(review_object, latest, outcome)
+        return outcome
+
+    def enact(self, review_object, latest: Mapping[str, str], outcome: str) -> None:
+        settings = self.settings
+        if outcome == OUTCOME_CHANGES:
+            version_status, task_status = settings.changes_status, settings.changes_task_status
+        else:
+            version_status, task_status = settings.approved_status, settings.approved_task_status
+        version = self.session.query(
+            "select id, version, asset.name, status.name, task_id from AssetVersion"
+            f' where id is "{review_object["version_id"]}"'
+        ).one()
+        label = f"{version['asset']['name']} v{version['version']:03d}"
+        session_name = review_object["review_session"]["name"]
+        content = render_note(label, session_name, latest, outcome, version_status)
+        if settings.note and self.already_applied(version["id"], content):
+            self.count("replay_ignored", "%s: decision %s already applied", label, outcome)
+            return
+        changed = []
+        current = version["status"]["name"] if version["status"] is not None else None
+        if current != version_status:
+            version["status"] = self.session.get("Status", self.status_ids[version_status])
+            changed.append(f"version -> {version_status}")
+        if task_status and version["task_id"]:
+            task = self.session.query(
+                f'select id, status.name from Task where id is "{version["task_id"]}"'
+            ).first()
+            task_current = task["status"]["name"] if task and task["status"] is not None else None
+            if task is not None and task_current != task_status:
+                task["status"] = self.session.get("Status", self.status_ids[task_status])
+                changed.append(f"task -> {task_status}")
+        if settings.note:
+            self.session.create(
+                "Note",
+                {
+                    "content": content,
+                    "author": self.author(),
+                    "parent_id": version["id"],
+                    "parent_type": "AssetVersion",
+                },
+            )
+            changed.append("note")
+        self.session.commit()
+        self.count(
+            f"outcome_{outcome}",
+            "%s in %r: %s (%s)",
+            label,
+            session_name,
+            outcome,
+            ", ".join(changed) or "nothing to change",
+        )
+
+    def already_applied(self, parent_id: str, content: str) -> bool:
+        """True when this plugin's most recent summary on the version is *content*.
+
+        Comparing with the latest summary only (not any) lets a review that goes
+        approved -> changes -> approved again act each time, while a replay, which
+        recomputes the same decision from the same data, finds its own Note on top.
+        """
+        notes = self.session.query(
+            f'select content, date from Note where parent_id is "{parent_id}"'
+        ).all()
+        ours = [note for note in notes if (note["content"] or "").startswith(NOTE_PREFIX)]
+        if not ours:
+            return False
+        newest = max(str(note["date"] or "") for note in ours)
+        return any(note["content"] == content for note in ours if str(note["date"] or "") == newest)
+
+    def author(self):
+        return self.session.query(
+            f'select id from User where username is "{self.session.api_user}"'
+        ).one()
+
+
+# ------------------------------------------------------------------ pluggy glue
+_plugin: VerdictsToStatus | None = None
+
+
+@reviewd.hookimpl
+def reviewd_register(session, registry, arguments):
+    """Validate the arguments against the server, then declare the subscription."""
+    global _plugin
+    plugin = VerdictsToStatus(session, parse_settings(arguments or {}))
+    plugin.validate()
+    registry.subscribe("topic=ftrack.update", plugin.handle)
+    _plugin = plugin
+
+
+@reviewd.hookimpl
+def reviewd_prometheus_collectors():
+    return [_plugin.actions] if _plugin is not None else []

@@ -1,0 +1,486 @@
+"""The daemon's configuration: one table of settings, three layers of sources.
+
+Why a table: every setting has exactly one TOML key, one environment variable and at
+most one flag, one parser and one line of documentation; the loader, the error messages
+and ``docs/operations.md`` all follow from the same rows, so they cannot disagree.
+
+Precedence, lowest first: built-in default < TOML file < environment < command-line
+flags.  The API key never comes from a flag (it would show in ``ps``); it comes from
+``FTRACK_API_KEY`` / ``FTRACK_APIKEY``, a systemd credential
+(``$CREDENTIALS_DIRECTORY/ftrack_api_key``), ``api_key_file`` or, last, the TOML file.
+
+Any invalid value raises :class:`ConfigError` whose message is a single line naming the
+key, the source and the problem; the CLI prints it and exits with 78 (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reviewd.exception import ConfigurationError, register_secret
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+EX_CONFIG = 78
+DEFAULT_CONFIG_FILE = "/etc/reviewd/reviewd.toml"
+CREDENTIAL_NAME = "ftrack_api_key"
+
+
+class ConfigError(ConfigurationError):
+    """A configuration problem: the message is one line naming key, source and fix."""
+
+    def __init__(self, key: str, problem: str, source: str | None = None) -> None:
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{key}: {problem}{where}")
+        self.key = key
+        self.problem = problem
+        self.source = source
+
+
+# ------------------------------------------------------------------ value parsers
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def _parse_positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ValueError(f"must be a whole number >= 1, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    return number
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30``, ``2.5``, ``"500ms"``, ``"10s"``, ``"5m"``, ``"12h"``, ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a duration such as 30, '10s', '5m' or '7d', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"must be a duration such as 30, '10s', '5m' or '7d', got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return seconds
+
+
+def _parse_choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def parse_address(value: Any) -> tuple[str, int] | None:
+    """``"127.0.0.1:9120"`` -> ``("127.0.0.1", 9120)``; ``"off"`` disables the listener."""
+    text = str(value).strip()
+    if text.lower() in ("off", "none", "false", ""):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise ValueError(f"must be HOST:PORT (port 0-65535) or 'off', got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def _parse_server_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return text
+
+
+def _parse_paths(value: Any) -> list[str]:
+    if isinstance(value, str):
+        parts = value.split(os.pathsep)
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise ValueError(f"must be a list of directories, got {value!r}")
+    out = []
+    for part in parts:
+        if not isinstance(part, str):
+            raise ValueError(f"must be a list of directories, got {value!r}")
+        if part.strip():
+            out.append(os.path.expanduser(part.strip()))
+    return out
+
+
+def _parse_str(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"must be text, got {value!r}")
+    return str(value)
+
+
+def _parse_level(value: Any) -> str:
+    return _parse_choice("debug", "info", "warning", "error", "critical")(value)
+
+
+def _parse_non_negative_float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number >= 0, got {value!r}") from None
+    if number < 0 or isinstance(value, bool):
+        raise ValueError(f"must be a number >= 0, got {value!r}")
+    return number
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    key: str  # dotted TOML key, e.g. "routing.concurrency"
+    attr: str  # attribute on Config
+    parse: Callable[[Any], Any]
+    default: Any
+    env: tuple[str, ...] = ()
+    doc: str = ""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server.url", "server_url", _parse_server_url, None, ("FTRACK_SERVER",),
+            "ftrack server URL with scheme (and port). Required unless the embedded server runs."),
+    Setting("server.user", "api_user", _parse_str, None, ("FTRACK_API_USER",),
+            "API user name; defaults to the OS user."),
+    Setting("server.api_key_file", "api_key_file", _parse_str, None, ("REVIEWD_API_KEY_FILE",),
+            "File holding the API key (first line)."),
+    Setting("server.connect_backoff_max", "connect_backoff_max", parse_duration, 60.0,
+            ("REVIEWD_CONNECT_BACKOFF_MAX",),
+            "Cap of the delay between attempts to reach the server at start."),
+    Setting("daemon.state_dir", "state_dir", _parse_str, None, ("REVIEWD_STATE_DIR", "STATE_DIRECTORY"),
+            "Folder for the journal; systemd's $STATE_DIRECTORY, else the user state dir."),
+    Setting("daemon.http", "http", parse_address, ("127.0.0.1", 9120), ("REVIEWD_HTTP",),
+            "Address of /healthz /readyz /metrics /status, HOST:PORT or 'off'."),
+    Setting("daemon.log_level", "log_level", _parse_level, "info", ("REVIEWD_LOG_LEVEL",),
+            "debug, info, warning, error or critical."),
+    Setting("daemon.log_format", "log_format", _parse_choice("auto", "console", "json", "journald"),
+            "auto", ("REVIEWD_LOG_FORMAT",),
+            "console, json, journald, or auto (console in the foreground, journald under "
+            "systemd's journal, JSON otherwise)."),
+    Setting("daemon.grace_period", "grace_period", parse_duration, 30.0, ("REVIEWD_GRACE_PERIOD",),
+            "How long in-flight handlers may run after SIGTERM before the daemon exits."),
+    Setting("daemon.embedded_server", "embedded_server", _parse_bool, False,
+            ("REVIEWD_EMBEDDED_SERVER",), "Run the embedded demo server and connect to it."),
+    Setting("daemon.simulate", "simulate", _parse_non_negative_float, 1.0, ("REVIEWD_SIMULATE",),
+            "Simulated changes per second on the embedded server (0 disables)."),
+    Setting("daemon.watch_plugins", "watch_plugins", _parse_bool, None, ("REVIEWD_WATCH_PLUGINS",),
+            "Reload a plugin when its file changes (default: on in the foreground)."),
+    Setting("journal.backend", "journal_backend", _parse_choice("sqlite", "redis"), "sqlite",
+            ("REVIEWD_JOURNAL_BACKEND",), "sqlite (one host) or redis (not yet available)."),
+    Setting("journal.path", "journal_path", _parse_str, None, ("REVIEWD_JOURNAL",),
+            "SQLite journal file; default STATE_DIR/journal.sqlite3."),
+    Setting("journal.retention", "journal_retention", parse_duration, 7 * 86400.0,
+            ("REVIEWD_JOURNAL_RETENTION",), "How long finished deliveries are kept."),
+    Setting("plugins.paths", "plugin_paths", _parse_paths, None,
+            ("REVIEWD_PLUGIN_PATH", "FTRACK_EVENT_PLUGIN_PATH"),
+            "Plugin directories (os.pathsep-separated in the environment)."),
+    Setting("plugins.strict", "plugin_strict", _parse_bool, False, ("REVIEWD_PLUGIN_STRICT",),
+            "Make any plugin load failure fatal (exit 78)."),
+    Setting("routing.queue_size", "queue_size", _parse_positive_int, 1000, ("REVIEWD_QUEUE_SIZE",),
+            "Per-plugin queue bound; overflow stays in the journal and is fed in later."),
+    Setting("routing.concurrency", "concurrency", _parse_positive_int, 1, ("REVIEWD_CONCURRENCY",),
+            "Worker threads per plugin (1 keeps events in order)."),
+    Setting("routing.soft_timeout", "soft_timeout", parse_duration, 30.0, ("REVIEWD_SOFT_TIMEOUT",),
+            "A handler running longer is logged and counted."),
+    Setting("routing.hard_timeout", "hard_timeout", parse_duration, 300.0, ("REVIEWD_HARD_TIMEOUT",),
+            "A handler running longer marks its plugin stuck (not ready)."),
+    Setting("routing.max_attempts", "max_attempts", _parse_positive_int, 5, ("REVIEWD_MAX_ATTEMPTS",),
+            "Attempts per delivery before it is dead-lettered."),
+    Setting("routing.retry_backoff", "retry_backoff", parse_duration, 1.0, ("REVIEWD_RETRY_BACKOFF",),
+            "First retry delay; doubles per attempt."),
+    Setting("routing.retry_backoff_max", "retry_backoff_max", parse_duration, 60.0,
+            ("REVIEWD_RETRY_BACKOFF_MAX",), "Cap of the retry delay."),
+)
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+_ROUTING_KEYS = {
+    s.key.split(".", 1)[1] for s in SETTINGS if s.key.startswith("routing.")
+}
+# Free-form tables: their contents belong to plugins, not to the daemon.
+_FREE_FORM = ("plugins.arguments", "plugin")
+_PER_PLUGIN_ROUTING = "routing.plugins"
+_SECRET_KEYS = ("server.api_key",)
+
+
+@dataclasses.dataclass
+class Config:
+    """The resolved configuration of one daemon run (immutable by convention)."""
+
+    server_url: str | None = None
+    api_user: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    api_key_file: str | None = None
+    connect_backoff_max: float = 60.0
+    state_dir: str | None = None
+    http: tuple[str, int] | None = ("127.0.0.1", 9120)
+    log_level: str = "info"
+    log_format: str = "auto"
+    grace_period: float = 30.0
+    embedded_server: bool = False
+    simulate: float = 1.0
+    watch_plugins: bool | None = None
+    journal_backend: str = "sqlite"
+    journal_path: str | None = None
+    journal_retention: float = 7 * 86400.0
+    plugin_paths: list[str] | None = None
+    plugin_strict: bool = False
+    plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
+    per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
+    queue_size: int = 1000
+    concurrency: int = 1
+    soft_timeout: float = 30.0
+    hard_timeout: float = 300.0
+    max_attempts: int = 5
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 60.0
+    routing_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    foreground: bool = False
+    config_file: str | None = None
+    sources: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def routing_for(self, plugin: str) -> dict[str, Any]:
+        """Routing settings of one plugin: global values with its overrides on top."""
+        values = {key: getattr(self, key) for key in (
+            "queue_size", "concurrency", "soft_timeout", "hard_timeout", "max_attempts",
+            "retry_backoff", "retry_backoff_max")}
+        values.update(self.routing_overrides.get(plugin, {}))
+        return values
+
+    def public(self) -> dict[str, Any]:
+        """A dict safe to show (status page, check-config): the API key is never included."""
+        out = dataclasses.asdict(self)
+        out.pop("api_key", None)
+        out.pop("sources", None)
+        out["api_key_set"] = bool(self.api_key)
+        return out
+
+
+def _flatten(table: Mapping, prefix: str = "") -> dict[str, Any]:
+    """TOML tables to dotted keys, stopping at free-form tables."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if dotted in _FREE_FORM or dotted == _PER_PLUGIN_ROUTING:
+            flat[dotted] = value
+        elif isinstance(value, Mapping):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """Read a TOML config file into dotted keys; every failure is a ConfigError."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("config", f"file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError("config", f"file {path} is not readable (permission denied)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    return _flatten(data)
+
+
+def _read_key_file(path: str, key: str, source: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = handle.readline().strip()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}", source) from None
+    if not first:
+        raise ConfigError(key, f"{path} is empty", source)
+    return first
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+    foreground: bool = False,
+    require_server: bool = True,
+) -> Config:
+    """Resolve the configuration from file, environment and *flags* (attr -> value).
+
+    *config_file*: an explicit path must exist; without one, ``REVIEWD_CONFIG`` or
+    ``/etc/reviewd/reviewd.toml`` is read when it exists.  *require_server* False skips
+    the server and key checks (tools such as ``reviewd status`` need neither).
+    """
+    flags = dict(flags or {})
+    environ = os.environ if environ is None else environ
+    config = Config(foreground=foreground)
+    sources: dict[str, str] = {}
+
+    path = config_file or environ.get("REVIEWD_CONFIG")
+    if path is None and os.path.exists(DEFAULT_CONFIG_FILE):
+        path = DEFAULT_CONFIG_FILE
+    file_values: dict[str, Any] = read_toml(path) if path else {}
+    config.config_file = path
+
+    for key, value in file_values.items():
+        if key in SETTINGS_BY_KEY or key in _SECRET_KEYS:
+            continue
+        if key == "plugins.arguments":
+            if not isinstance(value, Mapping):
+                raise ConfigError(key, "must be a table", path)
+            config.plugin_arguments = dict(value)
+            continue
+        if key == "plugin":
+            if not isinstance(value, Mapping) or not all(
+                    isinstance(v, Mapping) for v in value.values()):
+                raise ConfigError(key, "must hold one table per plugin, e.g. [plugin.NAME]", path)
+            config.per_plugin_arguments = {str(k): dict(v) for k, v in value.items()}
+            continue
+        if key == _PER_PLUGIN_ROUTING:
+            config.routing_overrides = _parse_overrides(value, path)
+            continue
+        raise ConfigError(key, "unknown setting (check the spelling in docs/operations.md)", path)
+
+    for setting in SETTINGS:
+        value, source = setting.default, "default"
+        if setting.key in file_values:
+            value, source = file_values[setting.key], path
+        for var in setting.env:
+            if environ.get(var, "") != "":
+                value, source = environ[var], f"environment {var}"
+                break
+        if flags.get(setting.attr) is not None:
+            value, source = flags[setting.attr], "command line"
+        if value is not None and source != "default":
+            try:
+                value = setting.parse(value)
+            except ValueError as exc:
+                raise ConfigError(setting.key, str(exc), source) from None
+        setattr(config, setting.attr, value)
+        sources[setting.attr] = source
+
+    config.sources = sources
+    config.api_key, sources["api_key"] = _resolve_api_key(config, file_values, environ, path)
+    if config.api_user is None:
+        try:
+            config.api_user = getpass.getuser()
+            sources["api_user"] = "OS user"
+        except Exception:  # noqa: BLE001 - no passwd entry in some containers
+            config.api_user = None
+    if config.watch_plugins is None:
+        config.watch_plugins = foreground
+    register_secret(config.api_key)
+    validate(config, require_server)
+    return config
+
+
+def _parse_overrides(value: Any, path: str | None) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(_PER_PLUGIN_ROUTING, "must be a table of plugin tables", path)
+    overrides: dict[str, dict[str, Any]] = {}
+    for plugin, table in value.items():
+        key_prefix = f"{_PER_PLUGIN_ROUTING}.{plugin}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(key_prefix, "must be a table", path)
+        parsed = {}
+        for name, raw in table.items():
+            if name not in _ROUTING_KEYS:
+                raise ConfigError(f"{key_prefix}.{name}", "unknown routing setting", path)
+            setting = SETTINGS_BY_KEY[f"routing.{name}"]
+            try:
+                parsed[setting.attr] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{key_prefix}.{name}", str(exc), path) from None
+        overrides[str(plugin)] = parsed
+    return overrides
+
+
+def _resolve_api_key(config: Config, file_values: Mapping[str, Any], environ: Mapping[str, str],
+                     path: str | None) -> tuple[str | None, str]:
+    for var in ("FTRACK_API_KEY", "FTRACK_APIKEY"):
+        if environ.get(var):
+            return environ[var].strip(), f"environment {var}"
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        candidate = os.path.join(credentials, CREDENTIAL_NAME)
+        if os.path.exists(candidate):
+            return _read_key_file(candidate, "server.api_key", "systemd credential"), "credential"
+    if config.api_key_file:
+        source = config.sources.get("api_key_file") or "api_key_file"
+        return _read_key_file(config.api_key_file, "server.api_key_file", source), "api_key_file"
+    value = file_values.get("server.api_key")
+    if value is not None:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError("server.api_key", "must be non-empty text", path)
+        return value.strip(), path or "config"
+    return None, "default"
+
+
+def validate(config: Config, require_server: bool = True) -> None:
+    """Cross-setting rules; a daemon that cannot work must not start."""
+    if config.hard_timeout and config.soft_timeout > config.hard_timeout:
+        raise ConfigError("routing.soft_timeout",
+                          f"({config.soft_timeout:g}s) must not exceed routing.hard_timeout "
+                          f"({config.hard_timeout:g}s)", config.sources.get("soft_timeout"))
+    if config.journal_backend == "redis":
+        raise ConfigError("journal.backend", "redis is not available in this version; use sqlite",
+                          config.sources.get("journal_backend"))
+    if uses_embedded_server(config) or not require_server:
+        return
+    if not config.server_url:
+        raise ConfigError(
+            "server.url",
+            "not set; set FTRACK_SERVER or [server] url in the config file "
+            "(or run `reviewd --foreground` for the embedded demo server)")
+    if not config.api_key:
+        raise ConfigError(
+            "server.api_key",
+            "not set; set FTRACK_API_KEY, server.api_key_file, or a systemd credential "
+            f"named {CREDENTIAL_NAME}")
+    if not config.api_user:
+        raise ConfigError("server.user", "not set and the OS user is unknown; set FTRACK_API_USER")
+
+
+def uses_embedded_server(config: Config) -> bool:
+    """The embedded server runs when asked, or in the foreground when no server is set."""
+    return bool(config.embedded_server or (config.foreground and not config.server_url))
+
+
+def default_state_dir() -> str:
+    import platformdirs
+
+    return platformdirs.user_state_dir("reviewd")
+
+
+def journal_path(config: Config) -> str:
+    """Where the SQLite journal lives for this configuration."""
+    if config.journal_path:
+        return config.journal_path
+    return os.path.join(config.state_dir or default_state_dir(), "journal.sqlite3")

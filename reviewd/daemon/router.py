@@ -1,0 +1,379 @@
+"""Routing journaled deliveries to plugins: one lane (bounded queue + workers) per plugin.
+
+Why lanes: one bad plugin hurts only itself.  A plugin that raises, is slow or hangs
+fills and blocks its own lane; the hub's thread only journals and enqueues, and every
+other plugin keeps its own workers.
+
+Guarantees, given the journal (:mod:`reviewd.daemon.journal`):
+
+* A job is only submitted after its delivery was committed to the journal, so a crash
+  at any point leaves it ``pending`` and it is replayed on the next start.
+* A delivery is marked ``done`` only after every handler of the plugin that matched the
+  event returned; it is never delivered again afterwards (at-least-once, and at most
+  once after completion).
+* A failing delivery is retried with growing delays (the subscription's retry policy,
+  else the configured one) and dead-lettered after the budget; it is never dropped.
+* With concurrency 1 (the default) a plugin sees its events in arrival order: retries
+  happen in place, blocking the lane, rather than reordering.
+* A full queue does not block the hub: the delivery stays ``pending`` in the journal
+  and the lane pulls it back when it has room (``refill``).
+
+Timeouts cannot kill a Python thread, so they are observations: past the *soft* timeout
+a warning and a metric; past the *hard* timeout the plugin is *stuck* (``/readyz`` says
+which handler and for how long) until the handler returns.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import structlog
+
+from reviewd.exception import redact
+
+log = structlog.get_logger("reviewd.router")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaneSettings:
+    """How one plugin's deliveries are run (from config, overlaid by its subscriptions)."""
+
+    queue_size: int = 1000
+    concurrency: int = 1
+    soft_timeout: float = 30.0
+    hard_timeout: float = 300.0
+    max_attempts: int = 5
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 60.0
+    retry_multiplier: float = 2.0
+
+    def retry_delay(self, failures: int) -> float:
+        """Delay before the next attempt after *failures* failed ones (1 = first retry)."""
+        return min(self.retry_backoff_max,
+                   self.retry_backoff * self.retry_multiplier ** max(0, failures - 1))
+
+
+@dataclasses.dataclass
+class Job:
+    """One event for one plugin: the subscribers of that plugin it matched, in order."""
+
+    event: Any
+    event_id: str
+    topic: str
+    plugin: str
+    subscribers: Sequence[Any]
+    attempts: int = 0  # attempts already made (from the journal on replay)
+    settings: LaneSettings | None = None  # per-delivery override (subscription options)
+    finished: set = dataclasses.field(default_factory=set)  # subscribers done this run
+
+
+@dataclasses.dataclass
+class InFlight:
+    job: Job
+    started: float
+    slow_reported: bool = False
+    stuck_reported: bool = False
+
+
+Deliver = Callable[[Any, Any], Any]
+Resolver = Callable[[str, Any], "Job | None"]
+
+
+class Lane:
+    """A plugin's bounded queue and its worker threads."""
+
+    def __init__(self, router: Router, plugin: str, settings: LaneSettings) -> None:
+        self.router = router
+        self.plugin = plugin
+        self.settings = settings
+        self.queue: queue.Queue[Job] = queue.Queue(maxsize=settings.queue_size)
+        self.lock = threading.Lock()
+        self.known: set[str] = set()  # event ids queued or in flight in this lane
+        self.in_flight: dict[int, InFlight] = {}  # worker thread ident -> attempt
+        self.overflowed = False
+        self.stopping = threading.Event()
+        self.stats = {"handled": 0, "succeeded": 0, "failed": 0, "retried": 0,
+                      "dead_lettered": 0, "slow": 0}
+        self.last_error: str | None = None
+        self.stuck_reason: str | None = None
+        self.threads: list[threading.Thread] = []
+        for index in range(settings.concurrency):
+            thread = threading.Thread(target=self._work, name=f"reviewd-{plugin}-{index}",
+                                      daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    # ------------------------------------------------------------------ feeding
+    def submit(self, job: Job) -> bool:
+        """Queue *job* unless already known here; False when the queue is full."""
+        with self.lock:
+            if job.event_id in self.known:
+                return True
+            try:
+                self.queue.put_nowait(job)
+            except queue.Full:
+                self.overflowed = True
+                return False
+            self.known.add(job.event_id)
+            return True
+
+    def refill(self, resolve: Resolver) -> int:
+        """Queue pending deliveries of this plugin from the journal; return how many."""
+        added = 0
+        with self.lock:
+            room = self.queue.maxsize - self.queue.qsize()
+            if room <= 0:
+                return 0
+            limit = room + len(self.known)
+            pending = self.router.journal.pending(self.plugin, limit=limit)
+            # A full page means more may wait in the journal: look again when there is room.
+            self.overflowed = len(pending) >= limit
+            for delivery in pending:
+                if delivery.event_id in self.known:
+                    continue
+                job = resolve(self.plugin, delivery)
+                if job is None:
+                    continue
+                try:
+                    self.queue.put_nowait(job)
+                except queue.Full:
+                    self.overflowed = True
+                    break
+                self.known.add(job.event_id)
+                added += 1
+        if added:
+            self.router.metrics.replayed.labels(plugin=self.plugin).inc(added)
+        return added
+
+    # ------------------------------------------------------------------ working
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                job = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                if self.overflowed and self.router.resolver is not None:
+                    self.refill(self.router.resolver)
+                continue
+            if self.stopping.is_set():
+                # Not started: it stays pending in the journal and replays on next start.
+                self._forget(job)
+                return
+            self._run(job)
+
+    def _forget(self, job: Job) -> None:
+        with self.lock:
+            self.known.discard(job.event_id)
+
+    def _run(self, job: Job) -> None:
+        settings = job.settings or self.settings
+        labels = {"plugin": self.plugin, "topic": job.topic}
+        metrics = self.router.metrics
+        ident = threading.get_ident()
+        while True:
+            self.in_flight[ident] = InFlight(job, time.monotonic())
+            metrics.dispatched.labels(**labels).inc()
+            started = time.perf_counter()
+            error = self._attempt(job)
+            metrics.handler_duration.labels(**labels).observe(time.perf_counter() - started)
+            self._clear_in_flight(ident)
+            job.attempts += 1
+            if error is None:
+                self._finish(job, "done")
+                self.stats["succeeded"] += 1
+                metrics.succeeded.labels(**labels).inc()
+                return
+            self.stats["failed"] += 1
+            self.last_error = error.splitlines()[-1] if error else "error"
+            metrics.failed.labels(**labels).inc()
+            if job.attempts >= settings.max_attempts:
+                self._finish(job, "dead", error)
+                self.stats["dead_lettered"] += 1
+                metrics.dead_lettered.labels(**labels).inc()
+                log.error("delivery dead-lettered", event_id=job.event_id, plugin=self.plugin,
+                          topic=job.topic, attempts=job.attempts, error=self.last_error)
+                return
+            self.router.journal.mark_failed(job.event_id, self.plugin, error)
+            self.stats["retried"] += 1
+            metrics.retried.labels(**labels).inc()
+            delay = settings.retry_delay(job.attempts)
+            log.warning("handler failed, will retry", event_id=job.event_id,
+                        plugin=self.plugin, topic=job.topic, attempt=job.attempts,
+                        max_attempts=settings.max_attempts, retry_in=round(delay, 3),
+                        error=self.last_error)
+            if self.stopping.wait(delay):
+                self._forget(job)  # stays pending in the journal
+                return
+
+    def _attempt(self, job: Job) -> str | None:
+        """Run the plugin's handlers not yet finished for *job*; the error text or None."""
+        event = job.event
+        with structlog.contextvars.bound_contextvars(event_id=job.event_id, plugin=self.plugin):
+            for subscriber in job.subscribers:
+                key = id(subscriber)
+                if key in job.finished:
+                    continue
+                try:
+                    self.router.deliver(event, subscriber)
+                except Exception as exc:  # noqa: BLE001 - a plugin's failure is data here
+                    text = redact("".join(traceback.format_exception(exc)).strip())
+                    log.debug("handler raised", traceback=text)
+                    return text
+                job.finished.add(key)
+                stopped = getattr(event, "is_stopped", None)
+                if callable(stopped) and stopped():
+                    break
+        return None
+
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+        journal = self.router.journal
+        with self.lock:
+            if state == "done":
+                journal.mark_done(job.event_id, self.plugin)
+            else:
+                journal.mark_dead(job.event_id, self.plugin, error or "")
+            self.known.discard(job.event_id)
+        self.stats["handled"] += 1
+
+    def _clear_in_flight(self, ident: int) -> None:
+        flight = self.in_flight.pop(ident, None)
+        if flight is not None and flight.stuck_reported:
+            elapsed = time.monotonic() - flight.started
+            log.warning("stuck handler returned", event_id=flight.job.event_id,
+                        plugin=self.plugin, seconds=round(elapsed, 3))
+        if not any(f.stuck_reported for f in list(self.in_flight.values())):
+            self.stuck_reason = None
+
+    # ------------------------------------------------------------------ watching
+    def check_timeouts(self, now: float) -> None:
+        for flight in list(self.in_flight.values()):
+            settings = flight.job.settings or self.settings
+            elapsed = now - flight.started
+            if settings.soft_timeout and elapsed > settings.soft_timeout and not flight.slow_reported:
+                flight.slow_reported = True
+                self.stats["slow"] += 1
+                self.router.metrics.slow.labels(plugin=self.plugin).inc()
+                log.warning("handler slow", event_id=flight.job.event_id, plugin=self.plugin,
+                            topic=flight.job.topic, seconds=round(elapsed, 3),
+                            soft_timeout=settings.soft_timeout)
+            if settings.hard_timeout and elapsed > settings.hard_timeout:
+                self.stuck_reason = (
+                    f"handler for event {flight.job.event_id} ({flight.job.topic}) running "
+                    f"{elapsed:.1f}s, past the hard timeout of {settings.hard_timeout:g}s")
+                if not flight.stuck_reported:
+                    flight.stuck_reported = True
+                    self.router.metrics.stuck_total.labels(plugin=self.plugin).inc()
+                    log.error("plugin stuck", event_id=flight.job.event_id, plugin=self.plugin,
+                              topic=flight.job.topic, seconds=round(elapsed, 3),
+                              hard_timeout=settings.hard_timeout)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "queue_depth": self.queue.qsize(),
+            "in_flight": len(self.in_flight),
+            "workers": len(self.threads),
+            "stuck": self.stuck_reason,
+            "last_error": self.last_error,
+            **self.stats,
+        }
+
+
+class Router:
+    """All lanes, plus the watcher thread that applies soft and hard timeouts."""
+
+    def __init__(self, journal: Any, deliver: Deliver, metrics: Any,
+                 resolver: Resolver | None = None, check_interval: float = 0.1) -> None:
+        self.journal = journal
+        self.deliver = deliver
+        self.metrics = metrics
+        self.resolver = resolver
+        self.lanes: dict[str, Lane] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(check_interval,),
+                                         name="reviewd-router-watch", daemon=True)
+        self._watcher.start()
+
+    def lane(self, plugin: str, settings: LaneSettings | None = None) -> Lane:
+        """The lane of *plugin*, created with *settings* on first use."""
+        with self._lock:
+            lane = self.lanes.get(plugin)
+            if lane is None:
+                lane = self.lanes[plugin] = Lane(self, plugin, settings or LaneSettings())
+            return lane
+
+    def submit(self, job: Job) -> bool:
+        """Queue *job* on its plugin's lane; False leaves it pending in the journal.
+
+        A plugin without a lane (being reloaded) gets it later through :meth:`refill`.
+        """
+        lane = self.lanes.get(job.plugin)
+        if lane is None or lane.stopping.is_set():
+            return False
+        accepted = lane.submit(job)
+        if not accepted:
+            self.metrics.overflow.labels(plugin=job.plugin).inc()
+        return accepted
+
+    def refill(self, plugins: Iterable[str] | None = None) -> int:
+        """Feed pending journal deliveries to lanes (replay, overflow, operator retry)."""
+        if self.resolver is None:
+            return 0
+        total = 0
+        for name in list(plugins if plugins is not None else self.lanes):
+            lane = self.lanes.get(name)
+            if lane is not None and not lane.stopping.is_set():
+                total += lane.refill(self.resolver)
+        return total
+
+    def stuck(self) -> dict[str, str]:
+        return {name: lane.stuck_reason for name, lane in self.lanes.items() if lane.stuck_reason}
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {name: lane.snapshot() for name, lane in list(self.lanes.items())}
+
+    def remove_lane(self, plugin: str, grace: float) -> bool:
+        """Stop a plugin's lane (unload/reload); queued jobs stay pending in the journal."""
+        with self._lock:
+            lane = self.lanes.pop(plugin, None)
+        if lane is None:
+            return True
+        return _stop_lanes([lane], grace)
+
+    def stop(self, grace: float) -> bool:
+        """Take no more jobs; wait up to *grace* seconds for in-flight ones; True if all ended."""
+        with self._lock:
+            lanes = list(self.lanes.values())
+        finished = _stop_lanes(lanes, grace)
+        self._closed.set()
+        return finished
+
+    def _watch(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            now = time.monotonic()
+            for lane in list(self.lanes.values()):
+                lane.check_timeouts(now)
+
+
+def _stop_lanes(lanes: list[Lane], grace: float) -> bool:
+    for lane in lanes:
+        lane.stopping.set()
+    deadline = time.monotonic() + grace
+    for lane in lanes:
+        for thread in lane.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for lane in lanes for t in lane.threads)
+
+
+def clone_event(event: Any) -> Any:
+    """A private copy per plugin, so ``event.stop()`` in one plugin cannot affect another."""
+    try:
+        return copy.deepcopy(event)
+    except Exception:  # noqa: BLE001 - an uncopyable payload: share it rather than lose it
+        return event

@@ -1,0 +1,471 @@
+"""Execute one ``/api`` batch: every operation or none, plus the changes it made.
+
+Validation happens here, before anything is written, in the order a user needs the
+answer: unknown type, unknown attribute, bad value, immutable attribute, missing
+required attribute.  The whole batch runs in one SQLite transaction, so an error in the
+third operation leaves the first two unwritten.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from reviewd.devserver import errors
+from reviewd.devserver.errors import ApiError
+from reviewd.devserver.schema import schema_hash
+from reviewd.devserver.schema.model import NOT_SET, Attribute, EntityType, Model
+from reviewd.devserver.sql import QueryEngine
+from reviewd.devserver.store import Store, quote
+from reviewd.devserver.updates import Change, parent_chain
+from reviewd.devserver.values import now_text, to_storage
+
+SERVER_VERSION = "4.13.8"
+# Collections whose items cannot outlive their owner: deleting the owner deletes them.
+OWNING_KEYS = {
+    "parent_id",
+    "context_id",
+    "asset_id",
+    "version_id",
+    "review_session_id",
+    "review_session_object_id",
+    "review_session_invitee_id",
+    "in_reply_to_id",
+    "note_id",
+    "component_id",
+    "list_id",
+    "workflow_schema_id",
+    "task_type_schema_id",
+    "schema_id",
+}
+_AUTOMATIC_TIMES = ("created_at", "date")
+
+
+class BatchExecutor:
+    """Runs batches of operations against one store."""
+
+    def __init__(self, model: Model, store: Store, schemas: list[dict]) -> None:
+        self.model = model
+        self.store = store
+        self.schemas = schemas
+        self.schema_hash = schema_hash(schemas)
+        self.queries = QueryEngine(model, store)
+        self._lenient = False
+
+    # ================================================================== entry point
+    def server_information(self) -> dict:
+        return {
+            "version": SERVER_VERSION,
+            "schema_hash": self.schema_hash,
+            "storage_scenario": {"scenario": "ftrack.automatic", "data": {}},
+            "is_timezone_support_enabled": True,
+        }
+
+    def execute(
+        self, batch: list, username: str, lenient: bool = False
+    ) -> tuple[list, list[Change]]:
+        """Run *batch* for *username*; returns (results, changes) or raises ApiError.
+
+        *lenient* (seeding only) fills required plain values the data leaves out, for
+        schema lists from a real server whose server-side defaults are unknown here.
+        """
+        self._lenient = lenient
+        changes: list[Change] = []
+        results = []
+        user_id = self.user_id(username)
+        with self.store.transaction():
+            for index, operation in enumerate(batch, start=1):
+                try:
+                    results.append(self._dispatch(operation, user_id, changes))
+                except ApiError as error:
+                    raise error.with_prefix(_describe(index, len(batch), operation)) from None
+        return results, changes
+
+    def user_id(self, username: str) -> str | None:
+        user_type = self.model.get("User")
+        if user_type is None or "username" not in self.model.tables[user_type.table]:
+            return None
+        rows = self.store.rows_by(user_type, "username", [username])
+        return rows[0].get("id") if rows else None
+
+    def _dispatch(self, operation: Any, user_id: str | None, changes: list[Change]) -> Any:
+        if not isinstance(operation, dict):
+            raise ApiError("InvalidRequestError", "An operation must be a JSON object.")
+        action = operation.get("action")
+        if action == "query_server_information":
+            return self.server_information()
+        if action == "query_schemas":
+            return self.schemas
+        if action == "query":
+            return self.queries.run(operation.get("expression"))
+        if action == "create":
+            return self._create(operation, user_id, changes)
+        if action == "update":
+            return self._update(operation, changes)
+        if action == "delete":
+            return self._delete(operation, changes)
+        if action == "reset_remote":
+            return self._reset_remote(operation, changes)
+        raise ApiError(
+            "UnknownActionError", f"The action {action!r} is not supported by this server."
+        )
+
+    # ================================================================== helpers
+    def _entity_type(self, operation: dict) -> EntityType:
+        name = operation.get("entity_type")
+        entity_type = self.model.get(name) if isinstance(name, str) else None
+        if entity_type is None:
+            raise errors.unknown_type(name)
+        return entity_type
+
+    def _entity_data(self, operation: dict) -> dict:
+        data = operation.get("entity_data", {})
+        if not isinstance(data, dict):
+            raise errors.validation("entity_data must be a JSON object.")
+        return data
+
+    def _key(self, entity_type: EntityType, operation: dict, data: dict | None = None) -> list:
+        key = operation.get("entity_key")
+        if isinstance(key, dict):
+            key = [key.get(k) for k in entity_type.primary_key]
+        if key is None and data is not None:
+            key = [data.get(k) for k in entity_type.primary_key]
+        if not isinstance(key, list) or len(key) != len(entity_type.primary_key):
+            raise errors.validation(
+                f"entity_key must list the primary key {entity_type.primary_key} of {entity_type.id}."
+            )
+        return key
+
+    def _attribute(self, entity_type: EntityType, name: str) -> Attribute:
+        attribute = entity_type.attributes.get(name)
+        if attribute is None:
+            raise errors.unknown_attribute(entity_type.id, name)
+        return attribute
+
+    def _reference_key(self, attribute: Attribute, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            target = self.model.get(value.get("__entity_type__") or attribute.target or "")
+            key_name = target.primary_key[0] if target else "id"
+            if key_name in value:
+                return value[key_name]
+        raise errors.validation(
+            f"{attribute.name}: expected an entity reference or an id, got {value!r}"
+        )
+
+    def _stored_changes(self, entity_type: EntityType, data: dict) -> tuple[dict, dict]:
+        """Split wire *data* into stored columns and collection assignments."""
+        columns: dict[str, Any] = {}
+        collections: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "__entity_type__":
+                continue
+            attribute = self._attribute(entity_type, name)
+            where = f"{entity_type.id}.{name}"
+            if attribute.kind == "scalar":
+                columns[name] = to_storage(attribute.data_type, value, where)
+            elif attribute.kind == "reference":
+                if attribute.fk is None:
+                    raise ApiError(
+                        "ImmutableAttributeError", f"{where} is computed and cannot be set."
+                    )
+                columns[attribute.fk] = self._reference_key(attribute, value)
+            else:
+                collections[name] = value
+        return columns, collections
+
+    def entity_out(self, entity_type: EntityType, row: dict) -> dict:
+        """The wire form of a stored *row* with all its stored scalar attributes."""
+        tree = {
+            name: {}
+            for name, attribute in entity_type.attributes.items()
+            if attribute.kind == "scalar" and not attribute.computed
+        }
+        return self.queries.project([row], tree)[0]
+
+    def _record(
+        self, action: str, entity_type: EntityType, row: dict, changes: dict, out: list
+    ) -> None:
+        parents = parent_chain(self.model, self.store, entity_type, row)
+        out.append(Change(action, entity_type, dict(row), changes, parents))
+
+    # ================================================================== create
+    def _create(self, operation: dict, user_id: str | None, changes: list[Change]) -> dict:
+        entity_type = self._entity_type(operation)
+        data = self._entity_data(operation)
+        for name in data:
+            if name != "__entity_type__":
+                attribute = self._attribute(entity_type, name)
+                if attribute.computed:
+                    raise ApiError(
+                        "ImmutableAttributeError",
+                        f"{entity_type.id}.{name} is computed by the server and cannot be set.",
+                    )
+        columns, collections = self._stored_changes(entity_type, data)
+        key = operation.get("entity_key")
+        if isinstance(key, list) and len(key) == len(entity_type.primary_key):
+            for name, value in zip(entity_type.primary_key, key, strict=True):
+                if value is not None and columns.get(name) is None:
+                    columns[name] = value
+        row = {"__type__": entity_type.id}
+        row.update(columns)
+        self._apply_defaults(entity_type, row, user_id)
+        missing = self._missing_required(entity_type, row)
+        if missing and self._lenient:
+            self._fill_blanks(entity_type, row, missing)
+            missing = self._missing_required(entity_type, row)
+        if missing:
+            raise errors.validation(
+                f"Missing required attribute(s) {', '.join(missing)} for a new {entity_type.id}."
+            )
+        key = [row.get(k) for k in entity_type.primary_key]
+        if self._row_exists(entity_type, key):
+            raise ApiError("DuplicateEntityError", f"{entity_type.id} {key!r} already exists.")
+        self.store.insert(entity_type, row)
+        added = {
+            column: (None, value)
+            for column, value in row.items()
+            if value is not None and column != "__type__" and column not in entity_type.primary_key
+        }
+        self._record("add", entity_type, row, added, changes)
+        self._assign_collections(entity_type, row, collections, changes)
+        return {"action": "create", "data": self.entity_out(entity_type, row)}
+
+    def _row_exists(self, entity_type: EntityType, key: list) -> bool:
+        """True when the table already holds *key*, whatever the row's concrete type."""
+        where = " AND ".join(f"{quote(k)} = ?" for k in entity_type.primary_key)
+        sql = f"SELECT 1 FROM {quote(entity_type.table)} WHERE {where} LIMIT 1"
+        return bool(self.store.select(sql, key))
+
+    def _apply_defaults(self, entity_type: EntityType, row: dict, user_id: str | None) -> None:
+        for name, attribute in entity_type.attributes.items():
+            if attribute.kind != "scalar" or attribute.computed or row.get(name) is not None:
+                continue
+            if attribute.default is not NOT_SET:
+                default = attribute.default
+                if default == "{uid}":
+                    default = str(uuid.uuid4())
+                row[name] = to_storage(attribute.data_type, default, f"{entity_type.id}.{name}")
+            elif name in _AUTOMATIC_TIMES and attribute.data_type == "datetime":
+                row[name] = now_text()
+            elif name == "created_by_id" and user_id:
+                row[name] = user_id
+        for name, value in entity_type.classifiers.items():
+            row[name] = value
+        if "project_id" in self.model.tables[entity_type.table] and row.get("project_id") is None:
+            project = self._project_of(entity_type, row)
+            if project:
+                row["project_id"] = project
+
+    def _project_of(self, entity_type: EntityType, row: dict) -> str | None:
+        """Derive ``project_id`` from the parent, as a real server does for contexts."""
+        if not entity_type.is_context:
+            return None
+        if entity_type.storage == "Show":
+            return row.get("id")
+        context = self.model.get("Context")
+        parent = (
+            self.store.get_row(context, [row.get("parent_id")])
+            if context and row.get("parent_id")
+            else None
+        )
+        if parent is None:
+            return None
+        return parent.get("id") if parent["__type__"] == "Project" else parent.get("project_id")
+
+    @staticmethod
+    def _fill_blanks(entity_type: EntityType, row: dict, missing: list[str]) -> None:
+        blanks = {"string": "", "integer": 0, "number": 0, "boolean": 0, "datetime": now_text()}
+        for name in missing:
+            attribute = entity_type.attributes[name]
+            if attribute.kind == "scalar" and attribute.data_type in blanks:
+                row[name] = blanks[attribute.data_type]
+
+    def _missing_required(self, entity_type: EntityType, row: dict) -> list[str]:
+        missing = []
+        for name in entity_type.required:
+            attribute = entity_type.attributes.get(name)
+            if attribute is None or attribute.computed:
+                continue
+            column = attribute.fk if attribute.kind == "reference" else name
+            if attribute.kind in ("collection", "mapped"):
+                continue
+            if row.get(column) is None:
+                missing.append(name)
+        return missing
+
+    def _assign_collections(
+        self, entity_type: EntityType, row: dict, collections: dict, changes: list[Change]
+    ) -> None:
+        """Setting ``notes`` or ``children`` links each listed item to this entity."""
+        owner_key = row.get(entity_type.primary_key[0])
+        for name, value in collections.items():
+            attribute = entity_type.attributes[name]
+            target = self.model.get(attribute.target or "")
+            if attribute.computed or target is None or attribute.fk is None:
+                raise ApiError("ImmutableAttributeError", f"{entity_type.id}.{name} cannot be set.")
+            if attribute.kind == "mapped" and isinstance(value, dict):
+                self._assign_mapping(entity_type, owner_key, target, value, changes)
+                continue
+            if not isinstance(value, list):
+                raise errors.validation(f"{entity_type.id}.{name}: expected a list of entities.")
+            for item in value:
+                item_type = (
+                    self.model.get((item or {}).get("__entity_type__") or target.id)
+                    if isinstance(item, dict)
+                    else target
+                )
+                if item_type is None:
+                    raise errors.unknown_type((item or {}).get("__entity_type__"))
+                item_key = (
+                    [item.get(k) for k in item_type.primary_key]
+                    if isinstance(item, dict)
+                    else [item]
+                )
+                item_row = self.store.get_row(item_type, item_key)
+                if item_row is None:
+                    raise errors.not_found(item_type.id, item_key)
+                link = {attribute.fk: owner_key}
+                if attribute.polymorphic and "parent_type" in item_row:
+                    link["parent_type"] = entity_type.id
+                link = {k: v for k, v in link.items() if item_row.get(k) != v}
+                if link:
+                    self._write_update(
+                        self.model.types[item_row["__type__"]], item_key, item_row, link, changes
+                    )
+
+    def _assign_mapping(
+        self,
+        owner: EntityType,
+        owner_key: Any,
+        target: EntityType,
+        value: dict,
+        changes: list[Change],
+    ) -> None:
+        for key, item_value in value.items():
+            existing = self.store.get_row(target, [owner_key, key])
+            text = None if item_value is None else str(item_value)
+            if existing is None:
+                row = {
+                    "__type__": target.id,
+                    "parent_id": owner_key,
+                    "parent_type": owner.id,
+                    "key": key,
+                    "value": text,
+                }
+                self.store.insert(target, row)
+                self._record(
+                    "add", target, row, {"key": (None, key), "value": (None, text)}, changes
+                )
+            elif existing.get("value") != text:
+                self._write_update(target, [owner_key, key], existing, {"value": text}, changes)
+
+    def _write_update(
+        self, entity_type: EntityType, key: list, row: dict, columns: dict, changes: list[Change]
+    ) -> dict:
+        self.store.update(entity_type, key, columns)
+        new_row = {**row, **columns}
+        diff = {c: (row.get(c), v) for c, v in columns.items() if row.get(c) != v}
+        if diff:
+            self._record("update", entity_type, new_row, diff, changes)
+        return new_row
+
+    # ================================================================== update
+    def _update(self, operation: dict, changes: list[Change]) -> dict:
+        entity_type = self._entity_type(operation)
+        data = self._entity_data(operation)
+        key = self._key(entity_type, operation, data)
+        row = self.store.get_row(entity_type, key)
+        if row is None:
+            raise errors.not_found(entity_type.id, key)
+        concrete = self.model.types[row["__type__"]]
+        columns, collections = self._stored_changes(concrete, data)
+        for name in data:
+            if name == "__entity_type__":
+                continue
+            attribute = concrete.attributes[name]
+            column = attribute.fk if attribute.kind == "reference" else name
+            protected = attribute.immutable or attribute.computed or name in concrete.primary_key
+            if protected and column in columns and columns[column] != row.get(column):
+                raise ApiError(
+                    "ImmutableAttributeError",
+                    f"{concrete.id}.{name} is immutable and cannot be changed.",
+                )
+        for name, value in concrete.classifiers.items():
+            if name in columns and columns[name] != value:
+                raise ApiError(
+                    "ImmutableAttributeError", f"{concrete.id}.{name} cannot be changed."
+                )
+        columns = {c: v for c, v in columns.items() if row.get(c) != v}
+        if columns:
+            row = self._write_update(concrete, key, row, columns, changes)
+        self._assign_collections(concrete, row, collections, changes)
+        return {"action": "update", "data": self.entity_out(concrete, row)}
+
+    # ================================================================== delete
+    def _delete(self, operation: dict, changes: list[Change]) -> dict:
+        entity_type = self._entity_type(operation)
+        key = self._key(entity_type, operation)
+        row = self.store.get_row(entity_type, key)
+        if row is None:
+            raise errors.not_found(entity_type.id, key)
+        doomed = self._cascade(self.model.types[row["__type__"]], row)
+        for doomed_type, doomed_row in doomed:
+            self._record("remove", doomed_type, doomed_row, {}, changes)
+        for doomed_type, doomed_row in reversed(doomed):
+            self.store.delete(doomed_type, [doomed_row.get(k) for k in doomed_type.primary_key])
+        return {"action": "delete", "data": True}
+
+    def _cascade(self, entity_type: EntityType, row: dict) -> list[tuple[EntityType, dict]]:
+        """*row* and everything that cannot exist without it, parents before children."""
+        found: list[tuple[EntityType, dict]] = [(entity_type, row)]
+        seen = {(entity_type.table, tuple(row.get(k) for k in entity_type.primary_key))}
+        index = 0
+        while index < len(found):
+            owner_type, owner_row = found[index]
+            index += 1
+            owner_key = owner_row.get(owner_type.primary_key[0])
+            for attribute in owner_type.attributes.values():
+                if attribute.kind not in ("collection", "mapped") or attribute.computed:
+                    continue
+                if attribute.fk not in OWNING_KEYS:
+                    continue
+                target = self.model.get(attribute.target or "")
+                if target is None:
+                    continue
+                for child in self.store.rows_by(target, attribute.fk, [owner_key]):
+                    child_type = self.model.types[child["__type__"]]
+                    marker = (child_type.table, tuple(child.get(k) for k in child_type.primary_key))
+                    if marker not in seen:
+                        seen.add(marker)
+                        found.append((child_type, child))
+        return found
+
+    # ================================================================== reset_remote
+    def _reset_remote(self, operation: dict, changes: list[Change]) -> dict:
+        entity_type = self._entity_type(operation)
+        key = self._key(entity_type, operation)
+        row = self.store.get_row(entity_type, key)
+        if row is None:
+            raise errors.not_found(entity_type.id, key)
+        name = operation.get("attribute")
+        attribute = self._attribute(self.model.types[row["__type__"]], name)
+        default = None if attribute.default is NOT_SET else attribute.default
+        if attribute.kind == "scalar" and not attribute.immutable:
+            value = to_storage(attribute.data_type, default, name)
+            row = self._write_update(entity_type, key, row, {name: value}, changes)
+        return {
+            "action": "reset_remote",
+            "data": self.entity_out(self.model.types[row["__type__"]], row),
+        }
+
+
+def _describe(index: int, total: int, operation: Any) -> str:
+    if isinstance(operation, dict):
+        what = " ".join(
+            str(part) for part in (operation.get("action"), operation.get("entity_type")) if part
+        )
+    else:
+        what = type(operation).__name__
+    return f"Operation {index} of {total} ({what or 'no action'}) failed: "

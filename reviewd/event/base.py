@@ -1,0 +1,101 @@
+"""The event mapping handed to subscribers, with ftrack's familiar keys and methods.
+
+``Event`` is a ``dict`` subclass rather than a wrapper around one: expressions match it
+and the codec serialises it with plain dictionary lookups, which keeps the hot dispatch
+path free of Python-level ``__getitem__`` calls.  Keys use ftrack's Python names
+(``in_reply_to_event``); :meth:`Event.to_wire` / :meth:`Event.from_wire` translate to
+and from the server's camelCase ``inReplyToEvent``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Event"]
+
+_WIRE_TO_LOCAL = {"inReplyToEvent": "in_reply_to_event"}
+_LOCAL_TO_WIRE = {local: wire for wire, local in _WIRE_TO_LOCAL.items()}
+
+
+class Event(dict):
+    """One event: ``id``, ``topic``, ``data``, ``source``, ``target``, ``sent``,
+    ``in_reply_to_event``; ``stop()`` ends local dispatch to lower-priority handlers."""
+
+    __slots__ = ("_stopped",)
+
+    def __init__(
+        self,
+        topic: str,
+        id: str | None = None,  # noqa: A002 - ftrack's public argument name
+        data: Mapping | None = None,
+        sent: Any = None,
+        source: Mapping | None = None,
+        target: str = "",
+        in_reply_to_event: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(
+            id=id or uuid.uuid4().hex,
+            data=dict(data) if data is not None else {},
+            topic=topic,
+            sent=sent,
+            source=dict(source) if source is not None else {},
+            target=target or "",
+            in_reply_to_event=in_reply_to_event,
+        )
+        if extra:
+            self.update(extra)
+        self._stopped = False
+
+    # ----------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Stop further local processing of this event (lower-priority handlers)."""
+        self._stopped = True
+
+    def is_stopped(self) -> bool:
+        return self._stopped
+
+    # ----------------------------------------------------------------- wire form
+    @classmethod
+    def from_wire(cls, payload: Mapping) -> Event:
+        """Build an event from its wire form; raise ``ValueError`` if it is not one."""
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"an event must be a JSON object, not {type(payload).__name__}")
+        topic = payload.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("an event needs a non-empty string 'topic'")
+        event = cls.__new__(cls)
+        dict.__init__(event)
+        for key, value in payload.items():
+            event[_WIRE_TO_LOCAL.get(key, key)] = value
+        if not isinstance(event.get("data"), dict):
+            event["data"] = {} if event.get("data") is None else event["data"]
+        if not isinstance(event.get("source"), dict):
+            event["source"] = {}
+        if "id" not in event:
+            event["id"] = uuid.uuid4().hex
+        event.setdefault("target", "")
+        event.setdefault("sent", None)
+        event.setdefault("in_reply_to_event", None)
+        event._stopped = False
+        return event
+
+    def to_wire(self) -> dict:
+        """Return a plain dict in wire form (``inReplyToEvent``), ready for JSON."""
+        return {_LOCAL_TO_WIRE.get(key, key): value for key, value in self.items()}
+
+    # ----------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        return f"<Event {self.get('topic')!r} id={self.get('id')!r}>"
+
+    __str__ = __repr__
+
+    def copy(self) -> Event:
+        duplicate = Event.from_wire(self.to_wire())
+        duplicate._stopped = self._stopped
+        return duplicate
+
+    def __reduce__(self):
+        return (Event.from_wire, (self.to_wire(),))

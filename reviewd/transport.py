@@ -1,0 +1,246 @@
+"""HTTP transport to an ftrack server: authentication, the batch call and the JSON codec.
+
+Everything the Session sends goes through :meth:`ApiClient.call` as one JSON array of
+operations to ``POST {server}/api``.  This module turns every way that can fail (refused
+connection, timeout, proxy error page, server error object) into one of the exceptions in
+:mod:`reviewd.exception`, with a message naming the URL and never the API key.
+
+``requests`` is imported here because talking HTTP is the point of the module; nothing
+heavier is, so that a process can reach a ready Session quickly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+import requests.auth
+
+from reviewd.exception import (
+    AuthenticationError,
+    ConnectionFailedError,
+    ServerError,
+    redact,
+    register_secret,
+)
+
+#: Server exception names that mean "your credentials were refused".
+AUTHENTICATION_EXCEPTIONS = frozenset(
+    {"InvalidCredentialsError", "AuthenticationError", "InvalidCredentials"}
+)
+
+#: How much of a non-JSON body an error message quotes.
+_BODY_EXCERPT = 200
+
+
+class SessionAuthentication(requests.auth.AuthBase):
+    """Attach ``ftrack-api-key`` and ``ftrack-user`` to every request.
+
+    Used for the API and for the event hub's socket.io handshake, so the credentials
+    live in one object.  ``repr`` never shows the key.
+    """
+
+    def __init__(self, api_key: str, api_user: str) -> None:
+        register_secret(api_key)
+        self.api_key = api_key
+        self.api_user = api_user
+
+    def __call__(self, request):
+        request.headers["ftrack-api-key"] = self.api_key
+        request.headers["ftrack-user"] = self.api_user
+        return request
+
+    def headers(self) -> dict[str, str]:
+        """The authentication headers, for transports that are not ``requests``."""
+        return {"ftrack-api-key": self.api_key, "ftrack-user": self.api_user}
+
+    def __repr__(self) -> str:
+        return f"<SessionAuthentication api_user={self.api_user!r}>"
+
+
+# ------------------------------------------------------------------------ JSON codec
+def encode_default(value: Any) -> Any:
+    """``json.dumps`` fallback for the wire types: datetimes, dates and entity-likes.
+
+    Objects that know their wire form expose ``__ftrack_wire__()`` (entities return a
+    reference mapping); anything else is a programming error reported with its type.
+    """
+    if isinstance(value, _dt.datetime):
+        return {"__type__": "datetime", "value": value.isoformat()}
+    if isinstance(value, _dt.date):
+        return {"__type__": "date", "value": value.isoformat()}
+    wire = getattr(value, "__ftrack_wire__", None)
+    if wire is not None:
+        return wire()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"Cannot encode a {type(value).__name__} for the ftrack API.")
+
+
+def encode(data: Any) -> str:
+    """Serialise *data* (operations, values) to the wire JSON text."""
+    return json.dumps(data, default=encode_default, separators=(",", ":"))
+
+
+def decode_typed(mapping: Mapping) -> Any:
+    """Return the Python value of a ``{"__type__": ..., "value": ...}`` wire mapping."""
+    kind = mapping.get("__type__")
+    text = mapping.get("value")
+    if text is None:
+        return None
+    if kind == "datetime":
+        return parse_datetime(text)
+    if kind == "date":
+        return _dt.date.fromisoformat(text[:10])
+    return mapping
+
+
+def parse_datetime(text: str) -> _dt.datetime:
+    """Parse an ISO 8601 datetime as servers send it (``Z`` or offset or naive)."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return _dt.datetime.fromisoformat(text)
+
+
+def decode_value(value: Any) -> Any:
+    """Recursively convert typed wire mappings (datetimes, dates) in plain JSON data.
+
+    Entities are left as mappings: merging them is the Session's job.
+    """
+    if isinstance(value, dict):
+        if "__type__" in value:
+            return decode_typed(value)
+        return {key: decode_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode_value(item) for item in value]
+    return value
+
+
+def decode(text: str | bytes) -> Any:
+    """Parse wire JSON text into plain data with datetimes and dates converted."""
+    return decode_value(json.loads(text))
+
+
+# ------------------------------------------------------------------------ the client
+class ApiClient:
+    """Send batches of operations to ``{server_url}/api`` and return their results.
+
+    One ``requests.Session`` is kept for connection reuse; it is safe to share between
+    threads for this use (one POST at a time per connection from urllib3's pool).
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        auth: SessionAuthentication,
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        timeout: float | None = 60,
+        encoder: Callable[[Any], str] = encode,
+    ) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.url = self.server_url + "/api"
+        self.timeout = timeout
+        self._encode = encoder
+        self._http = requests.Session()
+        self._http.auth = auth
+        self._http.headers.update(
+            {"content-type": "application/json", "accept": "application/json"}
+        )
+        if headers:
+            self._http.headers.update(dict(headers))
+        if cookies:
+            self._http.cookies.update(dict(cookies))
+
+    @property
+    def http(self) -> requests.Session:
+        """The underlying ``requests.Session`` (headers, cookies, adapters)."""
+        return self._http
+
+    def call(self, batch: list[dict], decoder: Callable[[bytes], Any] | None = None) -> list:
+        """POST *batch* and return the decoded JSON result list (one per operation).
+
+        *decoder* parses the body (default ``json.loads``); the Session passes one with an
+        ``object_hook`` that merges entities while the JSON is being parsed.
+
+        Raises :class:`ConnectionFailedError` when the server cannot be reached,
+        :class:`AuthenticationError` when credentials are refused, and
+        :class:`ServerError` for an error object or a body that is not the expected
+        JSON array.  Typed values (datetimes) are left in wire form for the caller.
+        """
+        body = self._encode(batch)
+        try:
+            response = self._http.post(self.url, data=body.encode("utf-8"), timeout=self.timeout)
+        except requests.exceptions.Timeout as exc:
+            raise ConnectionFailedError(
+                redact(f"The ftrack server at {self.server_url} did not answer within "
+                       f"{self.timeout} s ({type(exc).__name__}).")
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectionFailedError(
+                redact(f"Could not connect to the ftrack server at {self.server_url}: "
+                       f"{_reason(exc)}. Check the server URL and that the server is running.")
+            ) from None
+        return self.parse_response(response.status_code, response.content, decoder)
+
+    def parse_response(self, status: int, content: bytes,
+                       decoder: Callable[[bytes], Any] | None = None) -> list:
+        """Turn a raw HTTP answer into the result list or the right exception."""
+        try:
+            result = (decoder or json.loads)(content)
+        except ValueError:
+            excerpt = content[:_BODY_EXCERPT].decode("utf-8", "replace").strip()
+            raise ServerError(
+                redact(f"The ftrack server at {self.server_url} answered HTTP {status} "
+                       f"with a body that is not JSON: {excerpt!r}"),
+                details={"status": status},
+            ) from None
+        if isinstance(result, dict) and "exception" in result:
+            raise server_error(result, self.server_url, status)
+        if not isinstance(result, list):
+            raise ServerError(
+                redact(f"The ftrack server at {self.server_url} answered HTTP {status} with "
+                       f"a {type(result).__name__} where a list of results was expected."),
+                details={"status": status},
+            )
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"<ApiClient {self.url}>"
+
+
+def server_error(error: Mapping, server_url: str = "", status: int | None = None) -> ServerError:
+    """Build the exception for a server error object ``{"exception", "content", ...}``."""
+    name = str(error.get("exception") or "ServerError")
+    content = str(error.get("content") or "")
+    where = f" at {server_url}" if server_url else ""
+    cls = AuthenticationError if name in AUTHENTICATION_EXCEPTIONS else ServerError
+    if cls is AuthenticationError:
+        message = (f"The ftrack server{where} refused the credentials ({name}): {content} "
+                   "Check the API user and API key.")
+    else:
+        message = f"The ftrack server{where} reported {name}: {content}"
+    return cls(
+        redact(message.strip()),
+        details={"status": status, "content": redact(content)},
+        exception_name=name,
+        error_code=error.get("error_code"),
+    )
+
+
+def _reason(exc: Exception) -> str:
+    """A one-line reason for a requests exception, without urllib3's nested reprs."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "No route to host",
+                   "Temporary failure in name resolution", "certificate verify failed",
+                   "Connection reset", "Network is unreachable"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__ + (": " + text[:160] if text else "")

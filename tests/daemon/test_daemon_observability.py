@@ -1,0 +1,160 @@
+"""HTTP endpoints, sd_notify over a real datagram socket, logging redaction, metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import urllib.error
+import urllib.request
+
+import structlog
+
+from reviewd.daemon import logging as daemon_logging
+from reviewd.daemon.http import HttpServer
+from reviewd.daemon.metrics import Metrics
+from reviewd.daemon.systemd import Notifier, watchdog_interval
+from reviewd.exception import register_secret
+
+SECRET = "obs-secret-key-31337"
+
+
+class StaticProbe:
+    """A probe answering from fixed values (the listener is what is under test)."""
+
+    def __init__(self, ready=True):
+        self.ready = ready
+        self.metrics_registry = Metrics()
+
+    def health(self):
+        return True, {"alive": True}
+
+    def readiness(self):
+        if self.ready:
+            return True, {"ready": True, "reasons": []}
+        return False, {"ready": False, "reasons": ["plugin slow is stuck"]}
+
+    def status(self):
+        return {"version": "x", "note": f"key is {SECRET}"}
+
+    def metrics_text(self):
+        return self.metrics_registry.render()
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_http_endpoints_and_redaction():
+    register_secret(SECRET)
+    probe = StaticProbe(ready=False)
+    server = HttpServer(probe, "127.0.0.1", 0).start()
+    try:
+        base = "http://{}:{}".format(*server.address)
+        assert get(base + "/healthz")[0] == 200
+        code, body = get(base + "/readyz")
+        assert code == 503 and json.loads(body)["reasons"] == ["plugin slow is stuck"]
+        probe.ready = True
+        assert get(base + "/readyz")[0] == 200
+        code, body = get(base + "/status")
+        assert code == 200 and SECRET not in body and "***" in body
+        code, body = get(base + "/metrics")
+        assert code == 200 and "reviewd_build_info" in body
+        assert get(base + "/nope")[0] == 404
+    finally:
+        server.stop()
+
+
+def test_snapshot_metrics_are_read_at_scrape_time():
+    metrics = Metrics()
+    state = {"hub_connected": False, "plugins": {"p": {"queue_depth": 3, "in_flight": 1,
+                                                       "stuck": None}}}
+    metrics.add_snapshot(lambda: state)
+    text = metrics.render().decode()
+    assert "reviewd_hub_connected 0.0" in text
+    assert 'reviewd_queue_depth{plugin="p"} 3.0' in text
+    state["hub_connected"] = True
+    state["plugins"]["p"]["stuck"] = "handler running"
+    text = metrics.render().decode()
+    assert "reviewd_hub_connected 1.0" in text
+    assert 'reviewd_plugin_stuck{plugin="p"} 1.0' in text
+
+
+def test_sd_notify_messages_arrive_on_a_datagram_socket(tmp_path):
+    path = str(tmp_path / "notify.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    receiver.settimeout(5)
+    notifier = Notifier(path)
+    assert notifier.ready("ready: 2 plugins")
+    assert notifier.status("hub connected\nline two")
+    assert notifier.watchdog()
+    assert notifier.stopping()
+    messages = [receiver.recv(4096).decode() for _ in range(4)]
+    assert messages == ["READY=1\nSTATUS=ready: 2 plugins", "STATUS=hub connected line two",
+                        "WATCHDOG=1", "STOPPING=1\nSTATUS=stopping"]
+    notifier.close()
+    receiver.close()
+
+
+def test_sd_notify_abstract_socket_and_no_socket():
+    name = f"reviewd-test-{os.getpid()}"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind("\0" + name)
+    receiver.settimeout(5)
+    assert Notifier("@" + name).watchdog()
+    assert receiver.recv(100) == b"WATCHDOG=1"
+    receiver.close()
+    assert Notifier("").ready() is False  # outside systemd: a no-op
+
+
+def test_watchdog_interval(monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_interval() == 5.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert watchdog_interval() is None  # meant for another process
+    monkeypatch.delenv("WATCHDOG_USEC")
+    monkeypatch.delenv("WATCHDOG_PID")
+    assert watchdog_interval() is None
+
+
+def test_json_logs_carry_context_and_never_the_key():
+    register_secret(SECRET)
+    stream = io.StringIO()
+    daemon_logging.configure("debug", "json", stream=stream)
+    try:
+        log = structlog.get_logger("reviewd.test")
+        with structlog.contextvars.bound_contextvars(event_id="ev-1", plugin="p1"):
+            log.info("handled", detail=f"url with {SECRET}")
+            logging.getLogger("some.plugin").warning("stdlib line %s", SECRET)
+            try:
+                raise RuntimeError(f"failed with {SECRET}")
+            except RuntimeError:
+                log.exception("boom")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert len(lines) == 3
+        assert all(line["event_id"] == "ev-1" and line["plugin"] == "p1" for line in lines)
+        assert lines[1]["logger"] == "some.plugin" and lines[1]["level"] == "warning"
+        assert SECRET not in stream.getvalue()
+        assert "***" in lines[0]["detail"]
+    finally:
+        daemon_logging.configure("info", "json")
+
+
+def test_console_format_and_auto_choice():
+    stream = io.StringIO()
+    assert daemon_logging.configure("info", "console", stream=stream) == "console"
+    structlog.get_logger("x").info("hello console")
+    assert "hello console" in stream.getvalue()
+    assert daemon_logging.choose_format("auto", True, {}) == "console"
+    assert daemon_logging.choose_format("auto", False, {}) == "json"
+    if daemon_logging.journald_available():
+        assert daemon_logging.choose_format("auto", False, {"JOURNAL_STREAM": "8:1"}) == "journald"
+    daemon_logging.configure("info", "json")

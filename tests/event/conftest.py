@@ -1,0 +1,31 @@
+"""Fixtures of the event hub tests: a real event server, hubs that always get closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.event.event_harness import EventOnlyServer
+
+
+@pytest.fixture
+def event_server():
+    """The real socket.io event server (fault switches included), heartbeats every 0.5 s."""
+    with EventOnlyServer(heartbeat_interval=0.5, heartbeat_timeout=3.0) as server:
+        yield server
+
+
+@pytest.fixture
+def make_hub():
+    """Build EventHubs for a test and disconnect every one of them afterwards."""
+    from reviewd.event.hub import EventHub
+
+    hubs = []
+
+    def make(server, **options):
+        hub = EventHub(server.url, server.api_user, server.api_key, **options)
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.disconnect(unsubscribe=False, timeout=2.0)

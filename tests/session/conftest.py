@@ -1,0 +1,44 @@
+"""Helpers for the Session tests: sessions bound to the embedded server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+    """Poll *condition* until it is truthy; fail with *message* after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def schema_folder(tmp_path):
+    folder = tmp_path / "schemas"
+    return str(folder)
+
+
+@pytest.fixture
+def connect(schema_folder):
+    """``connect(server, **kwargs)`` → a Session on *server*, closed after the test."""
+    from reviewd.session import Session
+
+    sessions = []
+
+    def make(server, **kwargs):
+        kwargs.setdefault("schema_cache_path", schema_folder)
+        kwargs.setdefault("plugin_paths", [])
+        session = Session(server.url, api_key=server.api_key, api_user=server.api_user, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
