@@ -22,7 +22,7 @@ RUN groupadd --system reviewd \
 WORKDIR /opt/reviewd
 COPY pyproject.toml README.md ./
 COPY reviewd ./reviewd
-RUN pip install . \
+RUN pip install ".[redis]" \
  && mkdir -p /var/lib/reviewd /etc/reviewd/plugins \
  && chown reviewd:reviewd /var/lib/reviewd
 

@@ -9,6 +9,9 @@ matches exactly two of them):
    its own (reviewd under this interpreter, ftrack_api in the peer virtualenv), so the
    clients do not share a GIL with the server.  The rate is taken between the first
    and the last handler call, in the client process.
+   The embedded server (pure Python, same process as nothing else) can be the slower
+   side, so each client's CPU time per streamed event is reported too: its inverse is
+   the rate the client could sustain against a faster server.
 2. **dispatch**: microseconds per event for local dispatch to 50 subscriptions
    (``publish(event, synchronous=True)``, no network), in each client's own process.
 
@@ -57,9 +60,11 @@ if KIND == "reviewd":
         hub.subscribe(expression, handler)
     hub.connect(timeout=30)
     print("ready", hub.id, flush=True)
+    cpu_start = time.process_time()
     deadline = time.time() + 300
     while state["calls"] < 2 * N and time.time() < deadline:
         time.sleep(0.01)
+    cpu = time.process_time() - cpu_start
     hub.disconnect()
 else:
     import ftrack_api
@@ -71,11 +76,13 @@ else:
     for expression in SUBSCRIPTIONS:
         hub.subscribe(expression, handler)
     print("ready", hub.id, flush=True)
+    cpu_start = time.process_time()
     deadline = time.time() + 300
     while state["calls"] < 2 * N and time.time() < deadline:
         hub.wait(0.05)
+    cpu = time.process_time() - cpu_start
 seconds = (state["last"] - state["first"]) if state["first"] is not None else 0.0
-print(json.dumps({"calls": state["calls"], "seconds": seconds}))
+print(json.dumps({"calls": state["calls"], "seconds": seconds, "cpu": cpu}))
 """
 
 DISPATCH_CLIENT = """
@@ -153,7 +160,7 @@ def _stream(server, total: int) -> None:
     asyncio.run_coroutine_threadsafe(run(), events.loop).result(600)
 
 
-def bench_stream(kind: str, total: int) -> float:
+def bench_stream(kind: str, total: int) -> dict:
     from reviewd.devserver import DevServer
     from tests.peer import peer_env, start_peer
 
@@ -185,7 +192,10 @@ def bench_stream(kind: str, total: int) -> float:
                 process.kill()
     if result["calls"] != 2 * total:
         raise RuntimeError(f"{kind}: {result['calls']} handler calls, expected {2 * total}")
-    return (total - 1) / result["seconds"]
+    return {
+        "events_per_second": (total - 1) / result["seconds"],
+        "client_cpu_us_per_event": result["cpu"] / total * 1e6,
+    }
 
 
 def bench_dispatch(kind: str, events: int) -> float:
@@ -212,10 +222,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     options = parser.parse_args(argv)
 
+    streams = {kind: bench_stream(kind, options.events) for kind in ("reviewd", "ftrack_api")}
     figures = {
         "stream_events_per_second": {
-            "reviewd": bench_stream("reviewd", options.events),
-            "ftrack_api": bench_stream("ftrack_api", options.events),
+            kind: figures["events_per_second"] for kind, figures in streams.items()
+        },
+        "stream_client_cpu_us_per_event": {
+            kind: figures["client_cpu_us_per_event"] for kind, figures in streams.items()
         },
         "dispatch_us_per_event_50_subscriptions": {
             "reviewd": bench_dispatch("reviewd", options.dispatch_events),
@@ -224,7 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     stream = figures["stream_events_per_second"]
     dispatch = figures["dispatch_us_per_event_50_subscriptions"]
+    cpu = figures["stream_client_cpu_us_per_event"]
     figures["stream_speedup"] = stream["reviewd"] / stream["ftrack_api"]
+    figures["client_capacity_speedup"] = cpu["ftrack_api"] / cpu["reviewd"]
     figures["dispatch_speedup"] = dispatch["ftrack_api"] / dispatch["reviewd"]
     if options.json:
         print(json.dumps(figures, indent=2))
@@ -233,6 +248,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{'server -> handler, events/s (websocket)':42}"
               f"{stream['reviewd']:>14,.0f}{stream['ftrack_api']:>18,.0f}"
               f"{figures['stream_speedup']:>9.1f}x")
+        print(f"{'client CPU per streamed event, us':42}"
+              f"{cpu['reviewd']:>14.1f}{cpu['ftrack_api']:>18.1f}"
+              f"{figures['client_capacity_speedup']:>9.1f}x")
+        print(f"{'  = client capacity, events/s':42}"
+              f"{1e6 / cpu['reviewd']:>14,.0f}{1e6 / cpu['ftrack_api']:>18,.0f}")
         print(f"{'local dispatch, us/event, 50 subscriptions':42}"
               f"{dispatch['reviewd']:>14.2f}{dispatch['ftrack_api']:>18.2f}"
               f"{figures['dispatch_speedup']:>9.1f}x")

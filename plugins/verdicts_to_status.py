@@ -8,28 +8,33 @@ quorum) approves both.  A Note on the version says who said what, so an artist
 sees why the status moved.
 
 The Note doubles as the record that a decision was applied: events are delivered at
-least once, and a replayed verdict event finds the identical Note and changes
-nothing -- not even a status someone has since moved by hand.
+least once, and a replayed verdict event finds its own identical Note as the newest
+summary and changes nothing -- not even a status someone has since moved by hand.
+Events published while the hub was disconnected reach nobody, so the
+``reviewd_hub_gap`` hook re-weighs every object with a verdict recorded since the gap
+began.
 
 Written as a pluggy plugin (``@reviewd.hookimpl``).  Arguments:
 
-=======================  ======================  =============================================
-argument                 default                 meaning
-=======================  ======================  =============================================
-``changes_status``       ``"Requires changes"``  version status when any verdict asks changes
-``changes_task_status``  ``"In progress"``       task status when any verdict asks changes
-``approved_status``      ``"Approved"``          version status once the quorum approved
-``approved_task_status`` ``"Approved"``          task status once the quorum approved
-``quorum``               ``"all"``               approvals needed: ``"all"`` invitees or an int
-``note``                 ``True``                write the summary Note (and dedupe by it)
-=======================  ======================  =============================================
+========================  ======================  ==============================================
+argument                  default                 meaning
+========================  ======================  ==============================================
+``changes_status``        ``"Requires changes"``  version status when any verdict asks changes
+``changes_task_status``   ``"In progress"``       task status when any verdict asks changes
+``approved_status``       ``"Approved"``          version status once the quorum approved
+``approved_task_status``  ``"Approved"``          task status once the quorum approved
+``quorum``                ``"all"``               approvals needed: ``"all"`` invitees or an int
+``note``                  ``True``                write the summary Note (and dedupe by it)
+========================  ======================  ==============================================
 
 A task status of ``""`` (empty) leaves the task alone.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -46,6 +51,7 @@ REQUIRE_CHANGES = "require_changes"
 OUTCOME_APPROVED = "approved"
 OUTCOME_CHANGES = "changes"
 NOTE_PREFIX = "Review verdicts for "
+RECONCILE_MARGIN = datetime.timedelta(minutes=2)
 
 _VERDICT_SPELLINGS = {
     "approved": APPROVED,
@@ -197,6 +203,9 @@ class VerdictsToStatus:
         self.session = session
         self.settings = settings
         self.status_ids: dict[str, str] = {}
+        #: One decision at a time: the gap hook runs on the daemon's thread while the
+        #: plugin's worker handles live events, and both may weigh the same object.
+        self.deciding = threading.Lock()
         self.actions = Counter(
             f"reviewd_plugin_{PLUGIN_NAME}_actions",
             "What the verdicts-to-status plugin did, by action.",
@@ -226,11 +235,7 @@ class VerdictsToStatus:
             self.apply(verdict_id)
 
     def apply(self, verdict_id: str) -> str | None:
-        """Re-evaluate the object the verdict *verdict_id* belongs to; return the outcome.
-
-        Works from the server's current data, not the event's, so a late or
-        replayed event leads to the same decision as the latest one.
-        """
+        """Re-evaluate the object the verdict *verdict_id* belongs to; return the outcome."""
         verdict = self.session.query(
             "select review_session_object_id from ReviewSessionObjectStatus"
             f' where id is "{verdict_id}"'
@@ -238,11 +243,45 @@ class VerdictsToStatus:
         if verdict is None:
             self.count("skipped_missing", "verdict %s no longer exists; nothing to do", verdict_id)
             return None
-        object_id = verdict["review_session_object_id"]
+        return self.evaluate(verdict["review_session_object_id"])
+
+    def reconcile(self, since: datetime.datetime) -> int:
+        """Re-evaluate every review object with a verdict recorded since *since*.
+
+        Verdict events published while the hub was away reached nobody; the verdicts
+        themselves are on the server.  A margin covers clock skew between hosts;
+        evaluating an object twice is harmless.  Returns how many objects were weighed.
+        """
+        after = (since - RECONCILE_MARGIN).isoformat()
+        rows = self.session.query(
+            "select review_session_object_id from ReviewSessionObjectStatus"
+            f' where created_at after "{after}"'
+        ).all()
+        objects = sorted({row["review_session_object_id"] for row in rows})
+        self.count(
+            "gap_reconciled", "reconciling %d review object(s) after a hub gap", len(objects)
+        )
+        for object_id in objects:
+            self.evaluate(object_id)
+        return len(objects)
+
+    def evaluate(self, object_id: str) -> str | None:
+        """Decide from the server's current verdicts on one review object, and enact it.
+
+        Works from current data, not an event's, so a late or replayed event leads to
+        the same decision as the latest one.
+        """
+        with self.deciding:
+            return self._evaluate(object_id)
+
+    def _evaluate(self, object_id: str) -> str | None:
         review_object = self.session.query(
             "select id, version_id, review_session_id, review_session.name"
             f' from ReviewSessionObject where id is "{object_id}"'
-        ).one()
+        ).first()
+        if review_object is None:
+            self.count("skipped_missing", "review object %s no longer exists", object_id)
+            return None
         invitees = self.session.query(
             "select id, name, email from ReviewSessionInvitee"
             f' where review_session_id is "{review_object["review_session_id"]}"'
@@ -351,6 +390,13 @@ def reviewd_register(session, registry, arguments):
     plugin.validate()
     registry.subscribe("topic=ftrack.update", plugin.handle)
     _plugin = plugin
+
+
+@reviewd.hookimpl
+def reviewd_hub_gap(gap_start):
+    """Verdicts recorded while the hub was disconnected were never delivered: catch up."""
+    if _plugin is not None:
+        _plugin.reconcile(gap_start)
 
 
 @reviewd.hookimpl

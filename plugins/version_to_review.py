@@ -30,6 +30,7 @@ import collections
 import datetime
 import logging
 import string
+import threading
 from collections.abc import Mapping
 
 PLUGIN_NAME = "version_to_review"
@@ -102,6 +103,10 @@ class VersionToReview:
         #: What the plugin did, by action: a classic plugin has no metrics hook, so the
         #: totals ride along in each log line instead.
         self.counts: collections.Counter = collections.Counter()
+        #: Why the plugin cannot work (a late configuration error), else None.
+        self.problem: str | None = None
+        #: With concurrency > 1, two workers must not both create today's session.
+        self.deciding = threading.Lock()
 
     def count(self, action: str, message: str, *args) -> None:
         self.counts[action] += 1
@@ -116,7 +121,17 @@ class VersionToReview:
                 f"known statuses: {', '.join(sorted(s['name'] for s in statuses))}"
             )
 
+    def validate_when_ready(self, event) -> None:
+        """Late check for a Session still being built at ``register()`` time."""
+        try:
+            self.validate()
+        except ValueError as error:
+            self.problem = str(error)
+            log.error("%s; the plugin is disabled", error)
+
     def handle(self, event) -> None:
+        if self.problem:
+            return
         for entity in (event.get("data") or {}).get("entities") or []:
             if status_entered(entity) and entity.get("entityId"):
                 self.consider(entity["entityId"])
@@ -124,6 +139,10 @@ class VersionToReview:
     def consider(self, version_id: str) -> str | None:
         """Add the version to the current session if its status (now) is the trigger;
         return the review session's id when the version is (or stays) in one."""
+        with self.deciding:
+            return self._consider(version_id)
+
+    def _consider(self, version_id: str) -> str | None:
         version = self.session.query(
             "select id, version, asset_id, asset.name, status.name, task.project_id"
             f' from AssetVersion where id is "{version_id}"'
@@ -222,10 +241,16 @@ class VersionToReview:
 def register(
     session, status="Pending Review", name_pattern="Dailies {date}", replace_previous=True
 ):
-    """Classic ftrack entry point: validate, then subscribe on the session's event hub.
+    """Classic ftrack entry point: check the arguments, then subscribe on the event hub.
 
     No ``**kwargs``: the plugin loader then drops (and names in a warning) arguments
     meant for other plugins instead of this function silently swallowing typos.
+
+    The status name is checked against the server at once when the session is ready
+    (the daemon registers plugins on a ready session).  A plain ``Session`` runs
+    ``register()`` while it is still being built, before it can query; then the check
+    waits for ``ftrack.api.session.ready`` and a bad name disables the plugin with an
+    error in the log.
     """
     if not isinstance(replace_previous, bool):
         raise ValueError(f"{PLUGIN_NAME}: argument replace_previous must be true or false")
@@ -234,6 +259,9 @@ def register(
     plugin = VersionToReview(
         session, status.strip(), check_name_pattern(name_pattern), replace_previous
     )
-    plugin.validate()
+    if getattr(session, "types", None):
+        plugin.validate()
+    else:
+        session.event_hub.subscribe("topic=ftrack.api.session.ready", plugin.validate_when_ready)
     session.event_hub.subscribe("topic=ftrack.update", plugin.handle)
     return plugin

@@ -115,16 +115,24 @@ class Entity:
             raise KeyError(
                 f"{self.entity_type} has no attribute {name!r}."
             )
-        if self._state is not CREATED and self._state is not DELETED:
-            if self._session._lower_caches and self._session._load_from_lower(self, name):
-                return self[name]
-            self._session._auto_populate(self, name)
-            value = self._remote.get(name, NOT_SET)
-            if value is not NOT_SET:
-                return self._wrap(name) if value.__class__ is list else value
+        value = self._fetch(name)
+        if value is not NOT_SET:
+            return self._wrap(name) if value.__class__ is list else value
         if attribute.kind in (COLLECTION, MAPPED) and self._state is CREATED:
             return self._wrap(name)
         return NOT_SET
+
+    def _fetch(self, name: str) -> Any:
+        """The raw remote value of *name*, loading it from caches or the server if allowed.
+
+        New and deleted entities have nothing on the server to load.
+        """
+        if self._state is CREATED or self._state is DELETED:
+            return NOT_SET
+        session = self._session
+        if not (session._lower_caches and session._load_from_lower(self, name)):
+            session._auto_populate(self, name)
+        return self._remote.get(name, NOT_SET)
 
     def _wrap(self, name: str):
         attribute = self._attributes().get(name)
@@ -148,8 +156,7 @@ class Entity:
         else:
             value = self._remote.get(name, NOT_SET)
             if value is NOT_SET:
-                self[name]  # populate if allowed
-                value = self._remote.get(name, NOT_SET)
+                value = self._fetch(name)
         return value if isinstance(value, list) else []
 
     def __setitem__(self, name: str, value: Any) -> None:

@@ -37,7 +37,6 @@ from reviewd.entity import _NO_LOCAL, Entity
 from reviewd.exception import (
     Error,
     ImmutableAttributeError,
-    InvalidStateError,
     MultipleResultsFoundError,
     NoResultFoundError,
     SessionClosedError,
@@ -162,7 +161,9 @@ class Session:
             check_server_version(self._server_information.get("version"))
 
             if plugin_paths is None:
-                plugin_paths = os.environ.get("FTRACK_EVENT_PLUGIN_PATH", "").split(os.pathsep)
+                plugin_paths = os.environ.get("FTRACK_EVENT_PLUGIN_PATH", "")
+            if isinstance(plugin_paths, str):
+                plugin_paths = plugin_paths.split(os.pathsep)
             self._plugin_paths = [path for path in plugin_paths if path]
             if self._plugin_paths:
                 self._discover_plugins(plugin_arguments)
@@ -175,6 +176,7 @@ class Session:
             self.schemas = load_schemas(self._call, self._server_information,
                                         self._schema_cache_path)
             self.types = build_types(self.schemas, self._construct_entity_type)
+            self._publish_local("ftrack.api.session.configure-location", {"session": self})
             self._publish_local("ftrack.api.session.ready", {"session": self})
         except BaseException:
             self.close()
@@ -305,7 +307,8 @@ class Session:
         if self._event_hub is None:
             return None
         results = self._publish_local(
-            "ftrack.api.session.construct-entity-type", {"schema": schema, "schemas": None}
+            "ftrack.api.session.construct-entity-type",
+            {"schema": schema, "schemas": self.schemas},
         )
         for result in results:
             if result is not None:
@@ -973,4 +976,4 @@ def _criterion(key: str, value: Any) -> str:
     return f"{key} is {_literal(value)}"
 
 
-__all__ = ["Session", "SessionAuthentication", "InvalidStateError"]
+__all__ = ["Session", "SessionAuthentication"]

@@ -245,11 +245,12 @@ def journal(args: argparse.Namespace) -> int:
 
     config = _load(args, require_server=False)
     path = config_module.journal_path(config)
-    if not os.path.exists(path):
+    redis = config.journal_backend == "redis"
+    if not redis and not os.path.exists(path):
         sys.stderr.write(f"reviewd: no journal at {path} (set --journal or journal.path)\n")
         return EX_CONFIG
     try:
-        store = open_journal(path)
+        store = open_journal(path, config)
     except JournalError as exc:
         sys.stderr.write(f"reviewd: {exc}\n")
         return 73

@@ -196,7 +196,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("daemon.watch_plugins", "watch_plugins", _parse_bool, None, ("REVIEWD_WATCH_PLUGINS",),
             "Reload a plugin when its file changes (default: on in the foreground)."),
     Setting("journal.backend", "journal_backend", _parse_choice("sqlite", "redis"), "sqlite",
-            ("REVIEWD_JOURNAL_BACKEND",), "sqlite (one host) or redis (not yet available)."),
+            ("REVIEWD_JOURNAL_BACKEND",),
+            "sqlite (one host) or redis (Redis Streams: several hosts share the work)."),
+    Setting("journal.redis_url", "redis_url", _parse_str, None, ("REVIEWD_REDIS_URL",),
+            "Redis URL for the redis backend, e.g. redis://redis:6379/0."),
+    Setting("journal.redis_prefix", "redis_prefix", _parse_str, "reviewd",
+            ("REVIEWD_REDIS_PREFIX",), "Key prefix in Redis; hosts sharing work use the same."),
+    Setting("journal.consumer", "consumer", _parse_str, None, ("REVIEWD_CONSUMER",),
+            "This host's consumer name in Redis (default: the host name); keep it stable."),
+    Setting("journal.claim_idle", "claim_idle", parse_duration, 60.0, ("REVIEWD_CLAIM_IDLE",),
+            "Redis: deliveries a host stopped touching for this long are taken over."),
     Setting("journal.path", "journal_path", _parse_str, None, ("REVIEWD_JOURNAL",),
             "SQLite journal file; default STATE_DIR/journal.sqlite3."),
     Setting("journal.retention", "journal_retention", parse_duration, 7 * 86400.0,
@@ -206,6 +215,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Plugin directories (os.pathsep-separated in the environment)."),
     Setting("plugins.strict", "plugin_strict", _parse_bool, False, ("REVIEWD_PLUGIN_STRICT",),
             "Make any plugin load failure fatal (exit 78)."),
+    Setting("plugins.allow_world_writable", "plugin_allow_world_writable", _parse_bool, False,
+            ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
+            "Load plugins from world-writable paths (refused by default: anyone could add code)."),
+    Setting("plugins.ftrack_api_compat", "plugin_ftrack_api_compat", _parse_bool, True,
+            ("REVIEWD_FTRACK_API_COMPAT",),
+            "Let unchanged ftrack plugins `import ftrack_api` (when the real one is absent)."),
     Setting("routing.queue_size", "queue_size", _parse_positive_int, 1000, ("REVIEWD_QUEUE_SIZE",),
             "Per-plugin queue bound; overflow stays in the journal and is fed in later."),
     Setting("routing.concurrency", "concurrency", _parse_positive_int, 1, ("REVIEWD_CONCURRENCY",),
@@ -249,10 +264,16 @@ class Config:
     simulate: float = 1.0
     watch_plugins: bool | None = None
     journal_backend: str = "sqlite"
+    redis_url: str | None = None
+    redis_prefix: str = "reviewd"
+    consumer: str | None = None
+    claim_idle: float = 60.0
     journal_path: str | None = None
     journal_retention: float = 7 * 86400.0
     plugin_paths: list[str] | None = None
     plugin_strict: bool = False
+    plugin_allow_world_writable: bool = False
+    plugin_ftrack_api_compat: bool = True
     plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
     per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
     queue_size: int = 1000
@@ -449,9 +470,9 @@ def validate(config: Config, require_server: bool = True) -> None:
         raise ConfigError("routing.soft_timeout",
                           f"({config.soft_timeout:g}s) must not exceed routing.hard_timeout "
                           f"({config.hard_timeout:g}s)", config.sources.get("soft_timeout"))
-    if config.journal_backend == "redis":
-        raise ConfigError("journal.backend", "redis is not available in this version; use sqlite",
-                          config.sources.get("journal_backend"))
+    if config.journal_backend == "redis" and not config.redis_url:
+        raise ConfigError("journal.redis_url", "must be set when journal.backend is redis "
+                          "(e.g. redis://127.0.0.1:6379/0)", config.sources.get("journal_backend"))
     if uses_embedded_server(config) or not require_server:
         return
     if not config.server_url:

@@ -131,6 +131,9 @@ class Lane:
             room = self.queue.maxsize - self.queue.qsize()
             if room <= 0:
                 return 0
+            if self.router.pull:
+                # Shared work: take a small batch so that other hosts get their share.
+                room = min(room, 2 * len(self.threads))
             limit = room + len(self.known)
             pending = self.router.journal.pending(self.plugin, limit=limit)
             # A full page means more may wait in the journal: look again when there is room.
@@ -148,7 +151,7 @@ class Lane:
                     break
                 self.known.add(job.event_id)
                 added += 1
-        if added:
+        if added and not self.router.pull:
             self.router.metrics.replayed.labels(plugin=self.plugin).inc(added)
         return added
 
@@ -158,14 +161,27 @@ class Lane:
             try:
                 job = self.queue.get(timeout=0.2)
             except queue.Empty:
-                if self.overflowed and self.router.resolver is not None:
-                    self.refill(self.router.resolver)
+                pull = self.overflowed or self.router.pull
+                if pull and self.router.resolver is not None and not self.stopping.is_set():
+                    try:
+                        self.refill(self.router.resolver)
+                    except Exception as exc:  # noqa: BLE001 - journal unreachable: wait
+                        log.error("reading the journal failed", plugin=self.plugin,
+                                  error=redact(str(exc)))
+                        self.stopping.wait(1.0)
                 continue
             if self.stopping.is_set():
                 # Not started: it stays pending in the journal and replays on next start.
                 self._forget(job)
                 return
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception as exc:  # noqa: BLE001 - journal write failed: keep the worker
+                log.error("recording a delivery's outcome failed; it stays pending",
+                          event_id=job.event_id, plugin=self.plugin, error=redact(str(exc)))
+                self.in_flight.pop(threading.get_ident(), None)
+                self._forget(job)
+                self.stopping.wait(1.0)
 
     def _forget(self, job: Job) -> None:
         with self.lock:
@@ -293,6 +309,8 @@ class Router:
         self.deliver = deliver
         self.metrics = metrics
         self.resolver = resolver
+        # A shared journal (Redis) hands out work: idle lanes pull instead of waiting.
+        self.pull = not getattr(journal, "dispatch_local", True)
         self.lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -332,25 +350,37 @@ class Router:
                 total += lane.refill(self.resolver)
         return total
 
+    def keepalive(self) -> None:
+        """Tell a shared journal this host still holds its queued and running deliveries."""
+        touch = getattr(self.journal, "touch", None)
+        if touch is None:
+            return
+        for name, lane in list(self.lanes.items()):
+            with lane.lock:
+                known = list(lane.known)
+            if known:
+                touch(name, known)
+
     def stuck(self) -> dict[str, str]:
         return {name: lane.stuck_reason for name, lane in self.lanes.items() if lane.stuck_reason}
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: lane.snapshot() for name, lane in list(self.lanes.items())}
 
-    def remove_lane(self, plugin: str, grace: float) -> bool:
+    def remove_lane(self, plugin: str, grace: float,
+                    tick: Callable[[], None] | None = None) -> bool:
         """Stop a plugin's lane (unload/reload); queued jobs stay pending in the journal."""
         with self._lock:
             lane = self.lanes.pop(plugin, None)
         if lane is None:
             return True
-        return _stop_lanes([lane], grace)
+        return _stop_lanes([lane], grace, tick)
 
-    def stop(self, grace: float) -> bool:
+    def stop(self, grace: float, tick: Callable[[], None] | None = None) -> bool:
         """Take no more jobs; wait up to *grace* seconds for in-flight ones; True if all ended."""
         with self._lock:
             lanes = list(self.lanes.values())
-        finished = _stop_lanes(lanes, grace)
+        finished = _stop_lanes(lanes, grace, tick)
         self._closed.set()
         return finished
 
@@ -361,14 +391,22 @@ class Router:
                 lane.check_timeouts(now)
 
 
-def _stop_lanes(lanes: list[Lane], grace: float) -> bool:
+def _stop_lanes(lanes: list[Lane], grace: float,
+                tick: Callable[[], None] | None = None) -> bool:
+    """Stop *lanes* and wait up to *grace* seconds, calling *tick* about once a second
+    (the supervisor keeps systemd's watchdog fed while it waits)."""
     for lane in lanes:
         lane.stopping.set()
     deadline = time.monotonic() + grace
-    for lane in lanes:
-        for thread in lane.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(t.is_alive() for lane in lanes for t in lane.threads)
+    threads = [t for lane in lanes for t in lane.threads]
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(max(0.0, min(1.0, deadline - time.monotonic())))
+                break
+        if tick is not None:
+            tick()
+    return not any(t.is_alive() for t in threads)
 
 
 def clone_event(event: Any) -> Any:

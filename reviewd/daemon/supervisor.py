@@ -97,6 +97,7 @@ class Daemon:
         self._plugin_mtimes: dict[str, float] = {}
         self._journal_error: str | None = None
         self._journal_closed = False
+        self._dispatch_local = True
         self._connect_attempts = 0
         self._removers: list[Callable[[], None]] = []
         self._lane_lock = threading.RLock()
@@ -136,19 +137,27 @@ class Daemon:
             return self._shutdown()
         except StartupAborted:
             log.info("stop requested during startup")
-            self._shutdown()
-            return EX_OK
+            return self._shutdown()
         except ConfigError as exc:
-            self._fail(str(exc))
-            self._shutdown()
-            return EX_CONFIG
+            return self._abort(f"configuration error: {exc}", EX_CONFIG)
+        except Exception as exc:  # noqa: BLE001 - report in one line, details in the log
+            log.exception("unexpected error")
+            return self._abort(f"unexpected error: {type(exc).__name__}: {exc}", 1)
         finally:
             self.notifier.close()
 
-    def _fail(self, message: str) -> None:
+    def _abort(self, message: str, code: int) -> int:
+        """Stop what started, then end with one line naming the problem (the last line)."""
         self.last_error = redact(message)
-        log.error("cannot start", error=self.last_error)
+        log.error("cannot continue", error=self.last_error)
+        try:
+            self._shutdown(code)
+        except Exception:  # noqa: BLE001
+            log.exception("shutdown after an error failed")
+        sys.stderr.flush()
         sys.stderr.write(f"reviewd: {self.last_error}\n")
+        sys.stderr.flush()
+        return code
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -162,16 +171,16 @@ class Daemon:
             try:
                 self.http = HttpServer(self, host, port).start()
             except OSError as exc:
-                self._fail(f"daemon.http: cannot listen on {host}:{port}: {exc.strerror}")
-                return EX_CONFIG
+                raise ConfigError("daemon.http",
+                                  f"cannot listen on {host}:{port}: {exc.strerror}") from None
             log.info("http listening", address="{}:{}".format(*self.http.address))
         self._set_state("opening the journal")
         try:
-            self.journal = open_journal(self._journal_path())
+            self.journal = open_journal(self._journal_path(), self.config)
         except JournalError as exc:
-            self._fail(f"journal.path: {exc}")
-            return EX_CANTCREAT
+            return self._abort(f"journal.path: {exc}", EX_CANTCREAT)
         log.info("journal open", path=self.journal.path, **self.journal.counts())
+        self._dispatch_local = getattr(self.journal, "dispatch_local", True)
         self.router = Router(self.journal, self._deliver, self.metrics, resolver=self._resolve)
         if config_module.uses_embedded_server(config):
             self._start_embedded_server()
@@ -192,6 +201,8 @@ class Daemon:
         return None
 
     def _journal_path(self) -> str:
+        if self.config.journal_backend == "redis":
+            return ""
         if self.config.journal_path:
             return self.config.journal_path
         if config_module.uses_embedded_server(self.config):
@@ -267,7 +278,9 @@ class Daemon:
         paths = list(config.plugin_paths or [])
         host = PluginHost(self.session, paths=paths, arguments=config.plugin_arguments,
                           plugin_arguments=config.per_plugin_arguments,
-                          strict=config.plugin_strict)
+                          strict=config.plugin_strict,
+                          allow_world_writable=config.plugin_allow_world_writable,
+                          ftrack_api_compat=config.plugin_ftrack_api_compat)
         try:
             host.load_all()
         except PluginError as exc:
@@ -380,8 +393,10 @@ class Daemon:
                 log.info("duplicate event ignored", event_id=event_id, plugin=plugin)
                 continue
             self.metrics.journaled.labels(**labels).inc()
-            if not self._accepting:
-                continue  # stopping: it stays pending in the journal for the next start
+            if not self._accepting or not self._dispatch_local:
+                # Stopping: it stays pending for the next start.  Shared (Redis) journal:
+                # whichever host's lane pulls it first handles it.
+                continue
             job = Job(clone_event(event), event_id, topic, plugin, subs)
             self.router.submit(job)
 
@@ -449,7 +464,8 @@ class Daemon:
             while not self._gaps.empty():
                 self._handle_gap(*self._gaps.get())
             if now >= next_refill:
-                self.router.refill()
+                self._housekeep(self.router.keepalive)
+                self._housekeep(self.router.refill)
                 next_refill = now + REFILL_EVERY
             if now >= next_prune:
                 self._prune()
@@ -469,6 +485,21 @@ class Daemon:
                 next_watchdog = now + watchdog_every
             self._wake.wait(TICK)
             self._wake.clear()
+
+    def _tick(self) -> None:
+        """While the main loop waits on something long (draining, reloading): still alive."""
+        self._heartbeat = time.monotonic()
+        if self.notifier.watchdog_interval and self.health()[0]:
+            self.notifier.watchdog()
+
+    def _housekeep(self, task: Callable[[], Any]) -> None:
+        """Run a periodic task; a failure (journal unreachable) is logged, not fatal."""
+        try:
+            task()
+        except Exception as exc:  # noqa: BLE001
+            self.last_error = redact(f"{getattr(task, '__name__', 'task')} failed: {exc}")
+            log.error("housekeeping failed", task=getattr(task, "__name__", "task"),
+                      error=self.last_error)
 
     def _handle_gap(self, start: float, end: float) -> None:
         seconds = max(0.0, end - start)
@@ -533,7 +564,7 @@ class Daemon:
     def reload_plugin(self, name: str) -> bool:
         """Drain *name*'s lane, re-import the plugin, open a new lane and refill it."""
         with self._lane_lock:
-            self.router.remove_lane(name, self.config.grace_period)
+            self.router.remove_lane(name, self.config.grace_period, self._tick)
             self.metrics.remove_plugin_collectors(name)
             try:
                 record = self.host.reload(name)
@@ -607,7 +638,7 @@ class Daemon:
 
         with self._lane_lock:
             for name in list(self.router.lanes):
-                self.router.remove_lane(name, self.config.grace_period)
+                self.router.remove_lane(name, self.config.grace_period, self._tick)
                 self.metrics.remove_plugin_collectors(name)
             self._log_hook_errors("reviewd_stopping", self.host.stopping())
             for name in [r.name for r in self.host.plugins]:
@@ -619,8 +650,9 @@ class Daemon:
             config = self.config
             host = PluginHost(self.session, paths=list(config.plugin_paths or []),
                               arguments=config.plugin_arguments,
-                              plugin_arguments=config.per_plugin_arguments,
-                              strict=False)
+                              plugin_arguments=config.per_plugin_arguments, strict=False,
+                              allow_world_writable=config.plugin_allow_world_writable,
+                              ftrack_api_compat=config.plugin_ftrack_api_compat)
             host.load_all()
             self.host = host
             for name in host.loaded:
@@ -630,17 +662,16 @@ class Daemon:
             self._log_hook_errors("reviewd_started", host.started())
 
     # ================================================================== stop
-    def _shutdown(self) -> int:
+    def _shutdown(self, code: int = EX_OK) -> int:
         self.ready = False
         self.state = "stopping"
         self.notifier.stopping("stopping: finishing in-flight handlers")
         log.info("stopping", grace_period=self.config.grace_period)
         self._accepting = False
-        code = EX_OK
         if self.host is not None:
             self._log_hook_errors("reviewd_stopping", self.host.stopping())
         if self.router is not None:
-            finished = self.router.stop(self.config.grace_period)
+            finished = self.router.stop(self.config.grace_period, self._tick)
             if not finished:
                 unfinished = {name: lane.snapshot()["in_flight"]
                               for name, lane in self.router.lanes.items()

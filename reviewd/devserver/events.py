@@ -297,7 +297,7 @@ class EventServer:
 
     @staticmethod
     def _is_heartbeat(text: str) -> bool:
-        return text == "2::" or text == "2" or text.startswith("2::")
+        return text == "2" or text.startswith("2:")
 
     async def _writer(self, conn: _Connection) -> None:
         """Write queued frames in order; the only task that writes to the socket."""

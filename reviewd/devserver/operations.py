@@ -311,21 +311,7 @@ class BatchExecutor:
             if not isinstance(value, list):
                 raise errors.validation(f"{entity_type.id}.{name}: expected a list of entities.")
             for item in value:
-                item_type = (
-                    self.model.get((item or {}).get("__entity_type__") or target.id)
-                    if isinstance(item, dict)
-                    else target
-                )
-                if item_type is None:
-                    raise errors.unknown_type((item or {}).get("__entity_type__"))
-                item_key = (
-                    [item.get(k) for k in item_type.primary_key]
-                    if isinstance(item, dict)
-                    else [item]
-                )
-                item_row = self.store.get_row(item_type, item_key)
-                if item_row is None:
-                    raise errors.not_found(item_type.id, item_key)
+                item_type, item_key, item_row = self._collection_item(target, item)
                 link = {attribute.fk: owner_key}
                 if attribute.polymorphic and "parent_type" in item_row:
                     link["parent_type"] = entity_type.id
@@ -334,6 +320,20 @@ class BatchExecutor:
                     self._write_update(
                         self.model.types[item_row["__type__"]], item_key, item_row, link, changes
                     )
+
+    def _collection_item(self, target: EntityType, item: Any) -> tuple[EntityType, list, dict]:
+        """Resolve one element of a collection assignment (a reference or a bare id)."""
+        if isinstance(item, dict):
+            item_type = self.model.get(item.get("__entity_type__") or target.id)
+            if item_type is None:
+                raise errors.unknown_type(item.get("__entity_type__"))
+            item_key = [item.get(k) for k in item_type.primary_key]
+        else:
+            item_type, item_key = target, [item]
+        item_row = self.store.get_row(item_type, item_key)
+        if item_row is None:
+            raise errors.not_found(item_type.id, item_key)
+        return item_type, item_key, item_row
 
     def _assign_mapping(
         self,
@@ -444,21 +444,36 @@ class BatchExecutor:
 
     # ================================================================== reset_remote
     def _reset_remote(self, operation: dict, changes: list[Change]) -> dict:
+        """Reset one attribute of an entity to its default (``reset_type`` names it).
+
+        Real servers know a fixed list of reset types (``thumbnail`` and others); here any
+        mutable attribute can be reset: a reference to nothing, a value to its default.
+        """
         entity_type = self._entity_type(operation)
-        key = self._key(entity_type, operation)
+        key = operation.get("entity_key")
+        key = [key] if isinstance(key, str) else self._key(entity_type, operation)
         row = self.store.get_row(entity_type, key)
         if row is None:
             raise errors.not_found(entity_type.id, key)
-        name = operation.get("attribute")
-        attribute = self._attribute(self.model.types[row["__type__"]], name)
-        default = None if attribute.default is NOT_SET else attribute.default
-        if attribute.kind == "scalar" and not attribute.immutable:
-            value = to_storage(attribute.data_type, default, name)
-            row = self._write_update(entity_type, key, row, {name: value}, changes)
-        return {
-            "action": "reset_remote",
-            "data": self.entity_out(self.model.types[row["__type__"]], row),
-        }
+        concrete = self.model.types[row["__type__"]]
+        name = operation.get("reset_type") or operation.get("attribute")
+        attribute = self._attribute(concrete, str(name))
+        if (
+            attribute.immutable
+            or attribute.computed
+            or attribute.kind not in ("scalar", "reference")
+        ):
+            raise ApiError("ImmutableAttributeError", f"{concrete.id}.{name} cannot be reset.")
+        if attribute.kind == "reference":
+            column, value = attribute.fk, None
+        else:
+            default = None if attribute.default is NOT_SET else attribute.default
+            if default == "{uid}":
+                default = str(uuid.uuid4())
+            column, value = name, to_storage(attribute.data_type, default, str(name))
+        if row.get(column) != value:
+            row = self._write_update(concrete, key, row, {column: value}, changes)
+        return {"action": "reset_remote", "data": self.entity_out(concrete, row)}
 
 
 def _describe(index: int, total: int, operation: Any) -> str:

@@ -49,9 +49,11 @@ class QueryEngine:
         columns = self.needed_columns(entity_type, tree)
         rows = [dict(zip(columns, row, strict=True)) for row in self.store.select(sql, params)]
         next_offset = None
-        if limit is not None and len(rows) > limit:
+        if limit is not None and len(rows) > limit and limit > 0:
             rows = rows[:limit]
             next_offset = query.offset + limit
+        elif limit == 0:
+            rows = []
         data = self.project(rows, tree)
         return {"action": "query", "data": data, "metadata": {"next": {"offset": next_offset}}}
 
@@ -119,7 +121,18 @@ class QueryEngine:
         if isinstance(node, Not):
             return "NOT (" + self._criteria(entity_type, alias, node.item, params) + ")"
         if isinstance(node, Condition):
-            return self._condition(entity_type, alias, node.path, node, params)
+            try:
+                return self._condition(entity_type, alias, node.path, node, params)
+            except ApiError as error:
+                if "position" in error.content:
+                    raise
+                # Name where in the expression the criterion is, as parse errors do.
+                raise ApiError(
+                    error.exception,
+                    f"{error.content} (criterion '{'.'.join(node.path)} {node.operator}' "
+                    f"at position {node.position})",
+                    status=error.status,
+                ) from None
         raise ApiError("ParseError", "Unsupported query criteria.")
 
     def _attribute(self, entity_type: EntityType, name: str) -> Attribute:

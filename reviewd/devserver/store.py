@@ -42,6 +42,11 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
         self._in_transaction = False
         self._create_tables()
+        # Credentials are checked on the event loop for every request and handshake; a
+        # copy in memory keeps that check from waiting on a long batch holding the lock.
+        self._api_keys: dict[str, str] = dict(
+            self.conn.execute("SELECT username, api_key FROM __credentials").fetchall()
+        )
 
     # ------------------------------------------------------------------ schema
     def _create_tables(self) -> None:
@@ -191,14 +196,11 @@ class Store:
                 "ON CONFLICT(username) DO UPDATE SET api_key = excluded.api_key",
                 (username, api_key),
             )
+            self._api_keys[username] = api_key
         return api_key
 
     def api_key_of(self, username: str) -> str | None:
-        with self.lock:
-            row = self.conn.execute(
-                "SELECT api_key FROM __credentials WHERE username = ?", (username,)
-            ).fetchone()
-        return row[0] if row else None
+        return self._api_keys.get(username)
 
     def authenticate(self, username: str | None, api_key: str | None) -> bool:
         """True when *api_key* is the key stored for *username* (constant-time compare)."""

@@ -1,0 +1,8 @@
+"""ftrack-compatible events: the hub, the event mapping, expressions and the wire codec.
+
+Modules, each with one job: ``base`` (:class:`~reviewd.event.base.Event`),
+``expression`` (subscription/target matcher, pure), ``packet`` (socket.io 0.9 codec,
+pure), ``subscriber``, ``backoff``, ``connection`` (one socket.io session) and ``hub``
+(:class:`~reviewd.event.hub.EventHub`).  Nothing is imported here so that the embedded
+server can import the two pure modules without pulling in the client.
+"""

@@ -67,18 +67,21 @@ class Event(dict):
         if not isinstance(topic, str) or not topic:
             raise ValueError("an event needs a non-empty string 'topic'")
         event = cls.__new__(cls)
-        dict.__init__(event)
-        for key, value in payload.items():
-            event[_WIRE_TO_LOCAL.get(key, key)] = value
-        if not isinstance(event.get("data"), dict):
-            event["data"] = {} if event.get("data") is None else event["data"]
-        if not isinstance(event.get("source"), dict):
+        dict.__init__(event, payload)  # one C-level copy; then fix up the few odd keys
+        if "inReplyToEvent" in event:
+            event["in_reply_to_event"] = event.pop("inReplyToEvent")
+        else:
+            event.setdefault("in_reply_to_event", None)
+        if event.get("data") is None:
+            event["data"] = {}
+        if event.get("source").__class__ is not dict:
             event["source"] = {}
         if "id" not in event:
             event["id"] = uuid.uuid4().hex
-        event.setdefault("target", "")
-        event.setdefault("sent", None)
-        event.setdefault("in_reply_to_event", None)
+        if "target" not in event:
+            event["target"] = ""
+        if "sent" not in event:
+            event["sent"] = None
         event._stopped = False
         return event
 

@@ -430,6 +430,31 @@ def _match_everything(candidate: Mapping) -> bool:
     return True
 
 
+def _bind(node, key: str, value: str):
+    """Simplify *node* knowing that ``candidate[key] == value``: True, False or a tree."""
+    if isinstance(node, _Condition):
+        if node.key == key:
+            return _compile_condition(node)({key: value})
+        return node
+    if isinstance(node, _Not):
+        child = _bind(node.child, key, value)
+        return (not child) if isinstance(child, bool) else _Not(child)
+    absorbing = isinstance(node, _Any)  # True absorbs "or", False absorbs "and"
+    kept = []
+    for child in node.children:
+        child = _bind(child, key, value)
+        if isinstance(child, bool):
+            if child is absorbing:
+                return absorbing
+            continue
+        kept.append(child)
+    if not kept:
+        return not absorbing
+    if len(kept) == 1:
+        return kept[0]
+    return _Any(kept) if absorbing else _All(kept)
+
+
 class Expression:
     """A compiled expression; ``match(candidate)`` tests an event or subscriber metadata.
 
@@ -438,12 +463,27 @@ class Expression:
     and skip most matchers without calling them.
     """
 
-    __slots__ = ("text", "match", "topics")
+    __slots__ = ("text", "match", "topics", "_tree")
 
-    def __init__(self, text: str, match: _Matcher, topics: frozenset[str] | None) -> None:
+    def __init__(
+        self, text: str, match: _Matcher, topics: frozenset[str] | None, tree: object = True
+    ) -> None:
         self.text = text
         self.match = match
         self.topics = topics
+        self._tree = tree
+
+    def bind(self, key: str, value: str) -> bool | _Matcher:
+        """Partially evaluate for candidates whose top-level *key* equals the string *value*.
+
+        Returns ``True`` (every such candidate matches), ``False`` (none does) or a
+        smaller matcher for the rest of the expression.  A dispatcher binds ``topic``
+        once per topic and then, for most subscriptions, calls nothing at all per event.
+        """
+        if "." in key:
+            raise ValueError("bind() takes a top-level key")
+        bound = _bind(self._tree, key, value) if not isinstance(self._tree, bool) else True
+        return bound if isinstance(bound, bool) else _compile(bound)
 
     def __repr__(self) -> str:
         return f"<Expression {self.text!r}>"
@@ -460,7 +500,7 @@ def _parse_cached(text: str) -> Expression:
     if not text.strip():
         return Expression(text, _match_everything, None)
     tree = _Parser(text).parse()
-    return Expression(text, _compile(tree), _required_topics(tree))
+    return Expression(text, _compile(tree), _required_topics(tree), tree)
 
 
 def parse(text: str) -> Expression:

@@ -182,6 +182,7 @@ class EventHub:
         self._ready_event = threading.Event()
         self._fatal: BaseException | None = None
         self._threads: list[threading.Thread] = []
+        self._previous_threads: list[threading.Thread] = []
         self._listeners: list[tuple[Callable | None, Callable | None]] = []
         self._dispatch_hook: Callable[[Event, list[Subscriber]], Any] | None = None
         self._next_housekeeping = 0.0
@@ -275,6 +276,11 @@ class EventHub:
         self._ready_event.wait(max(0.0, min(deadline - time.monotonic(), 10.0)))
 
     def _start(self) -> None:
+        # Threads of a previous run that outlived disconnect()'s timeout (stuck in a
+        # handshake) must end before the stop flag is cleared for the new run.
+        for thread in self._previous_threads:
+            thread.join(self._connect_timeout + 5.0)
+        self._previous_threads = []
         self._running = True
         self._fatal = None
         self._incoming.clear()
@@ -339,6 +345,7 @@ class EventHub:
         for thread in dispatch_threads:
             if thread is not current:
                 thread.join(max(0.1, deadline - time.monotonic()))
+        self._previous_threads = [t for t in self._threads if t.is_alive() and t is not current]
         self._threads = []
         self._stopped.set()
 
@@ -382,8 +389,9 @@ class EventHub:
         return remove
 
     def set_dispatch_hook(self, fn: Callable[[Event, list[Subscriber]], Any] | None) -> None:
-        """Receive every event that matched at least one subscriber *instead of* the hub
-        calling the callbacks: ``fn(event, subscribers)`` (priority order), on the
+        """Receive every event *instead of* the hub calling the callbacks:
+        ``fn(event, subscribers)`` with the subscribers it matched in priority order
+        (possibly none, e.g. ``ftrack.meta.connected`` with no listener), on the
         dispatch thread.  The daemon journals the event and later calls
         :meth:`deliver` for each subscriber.  ``None`` restores inline dispatch.
         Synchronous (local) publishing is not affected.
@@ -480,11 +488,14 @@ class EventHub:
     # ================================================================== publishing
     def _prepare_event(self, event: Event) -> None:
         source = event.get("source")
-        if not isinstance(source, dict):
-            source = event["source"] = {}
-        source.setdefault("id", self.id)
-        source.setdefault("user", {"username": self._api_user})
-        source.setdefault("host", self._host)
+        if source.__class__ is not dict:
+            source = event["source"] = dict(source) if isinstance(source, Mapping) else {}
+        if "id" not in source:
+            source["id"] = self.id
+        if "user" not in source:
+            source["user"] = {"username": self._api_user}
+        if "host" not in source:
+            source["host"] = self._host
 
     def _frame(self, event: Event, on_ack: Any) -> tuple[str, int, Any]:
         """Encode *event* as an event packet that asks for an acknowledgement."""
@@ -553,9 +564,16 @@ class EventHub:
 
     def publish_reply(self, source_event: Mapping, data: Any, source: Mapping | None = None) -> None:
         """Publish *data* as a reply to *source_event* (targeted at its publisher)."""
+        origin = source_event.get("source") if isinstance(source_event, Mapping) else None
+        origin_id = origin.get("id") if isinstance(origin, Mapping) else None
+        if not origin_id:
+            raise EventHubError(
+                f"cannot reply to event {source_event.get('id')!r}: it has no source id to "
+                "target the reply at"
+            )
         reply = Event(REPLY_TOPIC, data=None)
         reply["data"] = data
-        reply["target"] = f"id={source_event['source']['id']}"
+        reply["target"] = f"id={origin_id}"
         reply["in_reply_to_event"] = source_event["id"]
         if source is not None:
             reply["source"] = dict(source)
@@ -722,6 +740,9 @@ class EventHub:
             on_frame(connection, recv())
 
     def _on_frame(self, connection: Connection, text: str) -> None:
+        if text.startswith("5:::"):  # the hot path: an event that wants no ack
+            self._on_event_payload(text[4:])
+            return
         try:
             packet = _packet.decode(text)
         except _packet.PacketError as error:
@@ -751,7 +772,14 @@ class EventHub:
 
     def _on_event_packet(self, connection: Connection, packet: _packet.Packet) -> None:
         try:
-            name, args = _packet.parse_event(packet)
+            self._on_event_payload(packet.data)
+        finally:
+            if packet.ack_requested:
+                connection.send(_packet.encode(_packet.ack(packet.id)))
+
+    def _on_event_payload(self, data: str) -> None:
+        try:
+            name, args = _packet.parse_event(_packet.Packet(_packet.PacketType.EVENT, data=data))
             if name != EVENT_NAME:
                 log.debug("ignoring socket.io event %r", name)
                 return
@@ -761,9 +789,6 @@ class EventHub:
         except (ValueError, _packet.PacketError) as error:
             self._malformed(error)
             return
-        finally:
-            if packet.ack_requested:
-                connection.send(_packet.encode(_packet.ack(packet.id)))
         self._counters["received"] += 1
         if event["topic"] == REPLY_TOPIC:
             reply_to = event.get("in_reply_to_event")
@@ -908,27 +933,40 @@ class EventHub:
             self._handle(event)
             return
         matched = self._matching(event)
-        if matched:
-            try:
-                hook(event, matched)
-            except Exception:
-                log.exception("dispatch hook failed for event %s (%s)", event.get("id"),
-                              event.get("topic"))
+        try:
+            hook(event, matched)
+        except Exception:
+            log.exception("dispatch hook failed for event %s (%s)", event.get("id"),
+                          event.get("topic"))
 
     def _candidates(self, topic: Any) -> tuple:
+        """Subscribers that may match events of *topic*, each with what is left to check.
+
+        Built once per topic (and again after every subscribe/unsubscribe): each
+        subscription is partially evaluated with the topic known, so a subscription to
+        exactly this topic needs no check per event (``None``), one that can never
+        match is left out, and the rest keep only their non-topic conditions.
+        """
+        if topic.__class__ is not str:
+            with self._lock:
+                return tuple((entry, entry.expression.match) for entry in self._subscribers)
         cached = self._topic_cache.get(topic)
         if cached is not None:
             return cached
         with self._lock:
-            candidates = tuple(
-                (entry, entry.expression.match)
-                for entry in self._subscribers
-                if entry.expression.topics is None or topic in entry.expression.topics
-            )
+            candidates = []
+            for entry in self._subscribers:
+                topics = entry.expression.topics
+                if topics is not None and topic not in topics:
+                    continue
+                remainder = entry.expression.bind("topic", topic)
+                if remainder is False:
+                    continue
+                candidates.append((entry, None if remainder is True else remainder))
             if len(self._topic_cache) >= _TOPIC_CACHE_LIMIT:
                 self._topic_cache = {}
-            self._topic_cache[topic] = candidates
-        return candidates
+            self._topic_cache[topic] = cached = tuple(candidates)
+        return cached
 
     def _matching(self, event: Event) -> list[Subscriber]:
         candidates = self._candidates(event.get("topic"))
@@ -943,8 +981,8 @@ class EventHub:
                           event.get("id"), error)
                 return []
             return [entry for entry, match in candidates
-                    if match(event) and target_match(entry.metadata)]
-        return [entry for entry, match in candidates if match(event)]
+                    if (match is None or match(event)) and target_match(entry.metadata)]
+        return [entry for entry, match in candidates if match is None or match(event)]
 
     def _handle(self, event: Event, synchronous: bool = False) -> list:
         """Call matching callbacks in priority order; return their results."""

@@ -378,3 +378,36 @@ def test_second_signal_exits_at_once_and_keeps_the_delivery_pending(tmp_path, de
     states = [row[0] for row in db.execute("SELECT state FROM deliveries")]
     db.close()
     assert states == ["pending"]
+
+
+def test_sighup_applies_new_plugin_paths_and_refuses_a_broken_config(tmp_path, devserver):
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_plugin(first, "alpha", VERSIONED.replace("{version}", "alpha"))
+    write_plugin(second, "beta", VERSIONED.replace("{version}", "beta"))
+    config = tmp_path / "reviewd.toml"
+    config.write_text(f'[plugins]\npaths = ["{first}"]\n')
+    daemon = DaemonProcess(tmp_path, ["--config", str(config)], env=service_env(devserver))
+    try:
+        assert sorted(daemon.wait_ready()["plugins"]) == ["alpha"]
+
+        config.write_text("[routing]\nconcurrency = 0\n")
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: any(r.get("event", "").startswith("reload refused")
+                             for r in daemon.log_records()))
+        assert sorted(daemon.status()["plugins"]) == ["alpha"]
+
+        config.write_text(f'[plugins]\npaths = ["{first}", "{second}"]\n')
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: sorted(daemon.status().get("plugins", {})) == ["alpha", "beta"],
+                 message="the new plugin path to be loaded")
+        daemon.wait_ready()
+        wait_subscribed(devserver, "test.reload")
+        wait_for(lambda: sum("test.reload" in s["subscription"]
+                             for c in devserver.events.connections()
+                             for s in c["subscribers"]) == 2)
+        devserver.emit("test.reload", {})
+        wait_for(lambda: sorted(lines_of(first / "versions.txt") + lines_of(second / "versions.txt"))
+                 == ["alpha", "beta"])
+        assert daemon.status()["hub"]["reconnects"] == 0
+    finally:
+        assert daemon.stop() == 0, daemon.output()

@@ -202,3 +202,23 @@ def test_api_key_never_appears_in_logs_metrics_or_status(tmp_path):
     with open(journal, "rb") as handle:
         assert key.encode() not in handle.read()
     assert os.path.getsize(journal) > 0
+
+
+def test_refused_credentials_exit_78_with_one_line(tmp_path, devserver):
+    env = service_env(devserver, FTRACK_API_KEY="wrong-key-" + uuid.uuid4().hex)
+    daemon = DaemonProcess(tmp_path, [], env=env)
+    assert daemon.proc.wait(60) == 78
+    last = daemon.stderr_path.read_text().strip().splitlines()[-1]
+    assert last.startswith("reviewd: configuration error: server.api_key: the server refused")
+    assert env["FTRACK_API_KEY"] not in daemon.output()
+
+
+def test_http_address_in_use_exits_78(tmp_path, devserver):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        daemon = DaemonProcess(tmp_path, ["--http", f"127.0.0.1:{port}"],
+                               env=service_env(devserver))
+        assert daemon.proc.wait(60) == 78
+    assert f"daemon.http: cannot listen on 127.0.0.1:{port}" in daemon.output()

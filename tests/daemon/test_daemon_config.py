@@ -109,6 +109,7 @@ def test_loaded_key_is_registered_as_secret():
          "hard_timeout"),
         ('[routing.plugins.p]\nspeed = 3\n', {}, "routing.plugins.p.speed", "unknown"),
         ('[server\n', {}, "config", "not valid TOML"),
+        ('[journal]\nbackend = "redis"\n', {}, "journal.redis_url", "must be set"),
     ],
 )
 def test_invalid_values_name_the_key_in_one_line(tmp_path, toml, env, key, words):
@@ -216,3 +217,20 @@ def test_cli_journal_without_a_journal_file(tmp_path):
     result = run_cli("journal", "list", "--journal", str(tmp_path / "absent.sqlite3"))
     assert result.returncode == 78
     assert "no journal at" in result.stderr
+
+
+def test_cli_unusable_journal_path_exits_73(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("--http", "off", "--journal", str(blocker / "journal.sqlite3"),
+                     env={"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "abcd-1234",
+                          "REVIEWD_LOG_FORMAT": "json"})
+    assert result.returncode == 73
+    assert result.stderr.strip().splitlines()[-1].startswith("reviewd: journal.path: cannot open")
+
+
+def test_cli_dispatches_devserver_and_plugins():
+    for command, words in (("devserver", "reviewd devserver"), ("plugins", "reviewd plugins")):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert words in result.stdout

@@ -94,3 +94,14 @@ def test_dockerfile_promises():
     assert "redis" in compose and "reviewd-state:/var/lib/reviewd" in compose
     drop_in = (REPO / "deploy/reviewd.service.d/plugins.conf.example").read_text()
     assert drop_in.startswith("#") and "[Service]" in drop_in
+
+
+def test_operations_doc_covers_every_setting_and_metric():
+    text = (REPO / "docs/operations.md").read_text()
+    for setting in cfg.SETTINGS:
+        assert f"`{setting.key}`" in text, setting.key
+        for var in setting.env:
+            assert f"`{var}`" in text, var
+    for name in exported_metric_names():
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert f"`{base}`" in text or f"`{name}`" in text, name

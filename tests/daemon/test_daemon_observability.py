@@ -17,6 +17,7 @@ from reviewd.daemon.http import HttpServer
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.systemd import Notifier, watchdog_interval
 from reviewd.exception import register_secret
+from tests.conftest import require
 
 SECRET = "obs-secret-key-31337"
 
@@ -158,3 +159,28 @@ def test_console_format_and_auto_choice():
     if daemon_logging.journald_available():
         assert daemon_logging.choose_format("auto", False, {"JOURNAL_STREAM": "8:1"}) == "journald"
     daemon_logging.configure("info", "json")
+
+
+def test_journald_handler_sends_structured_fields():
+    require(daemon_logging.journald_available(), "systemd-python is not installed")
+    register_secret(SECRET)
+    sent = []
+    handler = daemon_logging.JournaldHandler()
+    handler._send = lambda message, **fields: sent.append((message, fields))
+    handler.setFormatter(daemon_logging.RedactingFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars,
+                           structlog.stdlib.add_log_level, daemon_logging.redact_processor],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer()]))
+    logger = logging.getLogger("journald.test")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        with structlog.contextvars.bound_contextvars(event_id="ev-9", plugin="p9"):
+            logger.error("failed with %s", SECRET)
+    finally:
+        logger.removeHandler(handler)
+    message, fields = sent[0]
+    assert message == "failed with ***"
+    assert fields["PRIORITY"] == "3" and fields["EVENT_ID"] == "ev-9"
+    assert fields["PLUGIN"] == "p9" and fields["SYSLOG_IDENTIFIER"] == "reviewd"

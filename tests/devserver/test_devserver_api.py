@@ -346,3 +346,35 @@ def test_deleting_a_context_deletes_its_descendants(api):
     assert not api.query("select id from Asset where parent.parent.name is SQ020")
     assert count(api, "AssetVersion") < versions_before
     assert api.query("select id from Shot where parent.name is SQ010")  # siblings untouched
+
+
+def test_reset_remote_resets_an_attribute_to_its_default(api):
+    api.call(
+        [
+            {
+                "action": "update",
+                "entity_type": "Shot",
+                "entity_key": [SHOT],
+                "entity_data": {"bid": 40, "thumbnail_id": "some-component"},
+            }
+        ]
+    )
+    (reset,) = api.call(
+        [
+            {
+                "action": "reset_remote",
+                "reset_type": "thumbnail",
+                "entity_type": "Shot",
+                "entity_key": SHOT,
+            }
+        ]
+    )
+    assert reset["data"]["thumbnail_id"] is None
+    (reset,) = api.call(
+        [{"action": "reset_remote", "reset_type": "bid", "entity_type": "Shot", "entity_key": SHOT}]
+    )
+    assert reset["data"]["bid"] == 0
+    refused = api.call(
+        [{"action": "reset_remote", "reset_type": "id", "entity_type": "Shot", "entity_key": SHOT}]
+    )
+    assert_error(refused, "ImmutableAttributeError", "id")

@@ -136,3 +136,49 @@ def test_official_client_with_fixture_schema(fixtures_dir, peer_python, tmp_path
         assert result["project"] == "Demo Production" and result["status"]
         (shot,) = Api(server).query(f"select description from Shot where id is {result['shot']}")
         assert shot["description"] == "set through the fixture schema"
+
+
+METADATA_AND_CREATE = r"""
+import json, sys
+import ftrack_api
+session = ftrack_api.Session(schema_cache_path=sys.argv[1])
+shot = session.query("Shot where name is SH010 and parent.name is SQ010").one()
+out = {"before": dict(shot["metadata"])}
+shot["metadata"]["camera"] = "cam_A"
+shot["metadata"]["frame_range"] = "1001-1100"
+sequence = session.query("Sequence where name is SQ020").one()
+created = session.create("Shot", {
+    "name": "SH040", "parent": sequence,
+    "status": session.query("Status where name is Ready").one(),
+    "type": session.query("Type where name is Generic").one()})
+session.commit()
+fresh = ftrack_api.Session(schema_cache_path=sys.argv[1])
+out["after"] = dict(fresh.get("Shot", shot["id"])["metadata"])
+new_shot = fresh.get("Shot", created["id"])
+out["created"] = [new_shot["name"], new_shot["project_id"], new_shot["object_type_id"]]
+out["children"] = sorted(c["name"] for c in fresh.get("Sequence", sequence["id"])["children"])
+schema = fresh.query("select project_schema from Project").one()["project_schema"]
+out["task_statuses"] = [s["name"] for s in schema.get_statuses("Task")]
+out["task_types"] = [t["name"] for t in schema.get_types("Task")]
+out["shot_statuses"] = [s["name"] for s in schema.get_statuses("Shot")]
+print(json.dumps(out))
+"""
+
+
+def test_official_client_metadata_and_create_with_references(devserver, peer_python, tmp_path):
+    result = run_peer(METADATA_AND_CREATE, env=peer_env(devserver), args=[str(tmp_path)])
+    assert result["before"] == {"frame_range": "1001-1060"}
+    assert result["after"] == {"frame_range": "1001-1100", "camera": "cam_A"}
+    project = Api(devserver).query("select id from Project")[0]["id"]
+    assert result["created"] == ["SH040", project, "bad911de-3bd6-47b9-8b46-3476e237cb36"]
+    assert result["children"] == ["SH010", "SH020", "SH030", "SH040"]
+    # the workflow entities ProjectSchema.get_statuses()/get_types() walk
+    assert "Pending Review" in result["task_statuses"] and len(result["task_statuses"]) == 8
+    assert "Compositing" in result["task_types"]
+    assert result["shot_statuses"] == [
+        "Not started",
+        "In progress",
+        "Approved",
+        "On hold",
+        "Omitted",
+    ]

@@ -247,3 +247,16 @@ def test_many_to_many_workflow_statuses(shared_api):
         "select name from WorkflowSchema where statuses any (name is Approved)"
     )
     assert len(flows) == 2
+
+
+def test_limit_zero_returns_nothing_and_ends_paging(shared_api):
+    reply = shared_api.query_reply("select id from Shot limit 0")
+    assert reply["data"] == [] and reply["metadata"]["next"]["offset"] is None
+
+
+def test_unknown_attribute_in_criteria_names_its_position(shared_api):
+    reply = shared_api.call(
+        [{"action": "query", "expression": "select id from Task where parent.warp is 1"}]
+    )
+    assert reply["exception"] == "UnknownAttributeError"
+    assert "'warp'" in reply["content"] and "position 26" in reply["content"]

@@ -190,3 +190,12 @@ def test_cli_refuses_a_missing_schema_file_with_exit_78(tmp_path):
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 78
     assert "cannot read schema file" in stderr and "Traceback" not in stderr
+
+
+def test_a_busy_port_fails_start_cleanly(devserver):
+    other = DevServer(port=devserver.port)
+    with pytest.raises(OSError):
+        other.start()
+    assert not other.running
+    other.stop()  # harmless after a failed start
+    assert Api(devserver).query("select id from Project")  # the first one is unaffected

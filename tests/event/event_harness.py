@@ -45,14 +45,16 @@ class EventOnlyServer:
     """The real event server on 127.0.0.1 in a background thread."""
 
     def __init__(self, heartbeat_interval: float = 10.0, heartbeat_timeout: float = 25.0,
-                 port: int = 0) -> None:
+                 port: int = 0, ssl_context=None) -> None:
         from reviewd.devserver.events import EventServer
 
         self.api_user = API_USER
         self.api_key = API_KEY
         self.host = "127.0.0.1"
         self.port = port or free_port()
-        self.url = f"http://{self.host}:{self.port}"
+        self._ssl_context = ssl_context
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
         self.events = EventServer(
             lambda user, key: user == API_USER and key == API_KEY,
             heartbeat_interval=heartbeat_interval,
@@ -86,7 +88,8 @@ class EventOnlyServer:
             self.events.add_routes(app)
             self._runner = web.AppRunner(app, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+            site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                               ssl_context=self._ssl_context)
             loop.run_until_complete(site.start())
         except BaseException as error:  # reported to start()
             self._error = error

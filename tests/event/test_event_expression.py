@@ -249,3 +249,40 @@ def test_expression_parse_grammar_fragments_raise_only_parse_error(text):
         return
     candidate = {"topic": "a b", "data": {"x": 1}}
     assert compiled.match(candidate) in (True, False)
+
+
+def _bound_result(compiled, candidate):
+    remainder = compiled.bind("topic", candidate["topic"])
+    return remainder if isinstance(remainder, bool) else remainder(candidate)
+
+
+@pytest.mark.parametrize(("text", "candidate", "expected"),
+                         [case for case in CASES if isinstance(case[1].get("topic"), str)])
+def test_expression_bind_topic_agrees_with_match(text, candidate, expected):
+    assert _bound_result(parse(text), candidate) is expected
+
+
+def test_expression_bind_simplifies():
+    assert parse("topic=a").bind("topic", "a") is True
+    assert parse("topic=a").bind("topic", "b") is False
+    assert parse("topic=a*").bind("topic", "xay") is True
+    assert parse("not topic=a").bind("topic", "a") is False
+    assert parse("topic=a or data.x=1").bind("topic", "a") is True
+    assert parse("").bind("topic", "a") is True
+    remainder = parse("topic=a and data.x=1").bind("topic", "a")
+    assert remainder({"data": {"x": "1"}}) and not remainder({"data": {"x": "2"}})
+    with pytest.raises(ValueError):
+        parse("topic=a").bind("data.x", "1")
+
+
+@given(st.lists(_ALPHABET, max_size=25).map("".join),
+       st.sampled_from(["a b", "topic", "x", "q", "1", ""]),
+       st.sampled_from([{}, {"x": 1}, {"x": "1"}, {"x": "a b"}]))
+@settings(max_examples=400)
+def test_expression_bind_agrees_with_match_property(text, topic, data):
+    try:
+        compiled = parse(text)
+    except ParseError:
+        return
+    candidate = {"topic": topic, "data": data}
+    assert _bound_result(compiled, candidate) == compiled.match(candidate)

@@ -176,3 +176,8 @@ def test_hub_rejects_an_unusable_server_url():
 def test_hub_rejects_a_malformed_server_url(url):
     with pytest.raises(ValueError, match="server_url"):
         EventHub(url, "u", "k")
+
+
+def test_hub_reply_to_an_event_without_source_fails_clearly(hub):
+    with pytest.raises(EventHubError, match="no source id"):
+        hub.publish_reply({"id": "e1", "topic": "a", "source": {}}, {"x": 1})

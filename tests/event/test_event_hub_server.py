@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -102,9 +103,16 @@ def test_hub_dispatch_hook_replaces_callbacks_and_deliver_runs_them(event_server
     high = hub.subscribe("topic=studio.hooked", lambda e: calls.append("high") or {"ok": True},
                          priority=5)
     hub.subscribe("topic=studio.other", lambda e: calls.append("other"))
-    hooked = []
-    hub.set_dispatch_hook(lambda event, subscribers: hooked.append((event, subscribers)))
+    hooked, meta = [], []
+
+    def hook(event, subscribers):
+        (meta if event["topic"].startswith("ftrack.meta.") else hooked).append(
+            (event, subscribers))
+
+    hub.set_dispatch_hook(hook)
     hub.connect(timeout=10)
+    wait_for(lambda: meta, message="meta.connected through the hook")
+    assert meta[0][0]["topic"] == "ftrack.meta.connected" and meta[0][1] == []
 
     event_server.emit("studio.hooked", {"n": 1})
     wait_for(lambda: hooked, message="the hook")
@@ -321,3 +329,26 @@ def test_hub_inline_dispatch_runs_on_the_reader_thread_when_asked(event_server, 
     event_server.emit("studio.inline")
     wait_for(lambda: names, message="inline event")
     assert names[0].startswith("reviewd-hub-conn")
+
+
+def test_hub_never_logs_the_api_key(event_server, caplog):
+    wrong = "wrong-key-that-must-stay-hidden"
+    with caplog.at_level(logging.DEBUG):
+        refused = EventHub(event_server.url, event_server.api_user, wrong)
+        with pytest.raises(EventHubConnectionError) as info:
+            refused.connect(timeout=5)
+        hub = EventHub(event_server.url, event_server.api_user, event_server.api_key)
+        hub.subscribe("topic=studio.secret", lambda e: {"ok": 1})
+        hub.connect(timeout=10)
+        event_server.emit("studio.secret", wait_reply=5)
+        event_server.faults.drop_all()
+        wait_for(lambda: any(a.outcome.startswith("lost") for a in hub.connection_attempts),
+                 message="the drop")
+        wait_for(lambda: hub.subscribed, timeout=10, message="reconnect")
+        hub.disconnect()
+    text = caplog.text + str(info.value) + repr(hub) + repr(refused) + str(hub.stats())
+    # The logs did record the refusal, the connection and the drop (so the check bites).
+    assert "401" in caplog.text and "connected to the event server" in caplog.text
+    assert "connection lost" in caplog.text
+    assert wrong not in text
+    assert event_server.api_key not in text

@@ -243,7 +243,10 @@ def test_auto_connect_event_hub_queues_until_connected(devserver_session, connec
     publisher.event_hub.publish(Event("reviewd.test.session-hub", data={"n": 1}))
     wait_for(lambda: received, timeout=15, message="queued event never arrived")
     assert received[0]["data"] == {"n": 1}
-    assert publisher.event_hub.connected
+    hub = publisher.event_hub
+    assert hub.connected
+    publisher.close()
+    assert not hub.connected, "close() disconnects the hub"
 
 
 def test_without_auto_connect_only_local_events(devserver_session, connect):

@@ -14,6 +14,7 @@ from reviewd.exception import (
     NoResultFoundError,
     NotFoundError,
     ServerError,
+    UnrecognisedEntityTypeError,
 )
 from reviewd.symbol import CREATED, DELETED, MODIFIED, NOT_SET
 
@@ -180,6 +181,29 @@ def test_collections_and_mapped_collections(devserver, connect):
     assert dict(again["metadata"]) == {"frame_range": "1001-1100", "handles": "8"}
 
 
+def test_new_entity_collections_are_empty_and_appendable(devserver, connect):
+    session = connect(devserver)
+    user = session.query(f'User where username is "{devserver.api_user}"').one()
+    version = session.query("AssetVersion").first()
+    note = session.create("Note", {"content": "parent", "user_id": user["id"],
+                                   "parent_id": version["id"], "parent_type": "AssetVersion"})
+    assert list(note["replies"]) == [] and note["category"] is NOT_SET
+    before = devserver.action_counts["query"]
+    assert dict(note["metadata"]) == {}
+    assert devserver.action_counts["query"] == before, "nothing to fetch for a new entity"
+    notes = version["notes"]
+    count = len(notes)
+    notes.append(note)
+    assert len(version["notes"]) == count + 1 and note in version["notes"]
+    with pytest.raises(ValueError, match="already in"):
+        version["notes"].append(note)
+    with pytest.raises(TypeError, match="holds entities"):
+        version["notes"] = ["not an entity"]
+    session.commit()
+    fresh = connect(devserver, schema_cache_path=False)
+    assert note["id"] in [n["id"] for n in fresh.get("AssetVersion", version["id"])["notes"]]
+
+
 def test_ensure_creates_then_finds(devserver, connect):
     session = connect(devserver)
     created = session.ensure("NoteCategory", {"name": "Supervisor", "color": "#ff0000"},
@@ -201,11 +225,16 @@ def test_attribute_errors_are_clear(devserver_session, connect):
         task["id"] = "x"
     with pytest.raises(TypeError, match="references an entity"):
         task["status"] = "In progress"
+    with pytest.raises(KeyError, match="no attribute 'bogus'"):
+        session.create("Note", {"content": "x", "bogus": 1})
+    with pytest.raises(ValueError, match="primary key value"):
+        session.create("Metadata", {"value": "no key"})
+    with pytest.raises(UnrecognisedEntityTypeError):
+        session.create("NoSuchType", {})
     assert not session.recorded_operations, "bad input records nothing"
+    assert session.created == [] and session.modified == []
     with pytest.raises(ValueError, match="primary key"):
         session.get("Task", ["a", "b"])
-    from reviewd.exception import UnrecognisedEntityTypeError
-
     with pytest.raises(UnrecognisedEntityTypeError, match="Nope"):
         session.query("Nope")
 

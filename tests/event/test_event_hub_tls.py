@@ -1,0 +1,74 @@
+"""TLS: verification on by default, ``verify=False``, a CA bundle path, REQUESTS_CA_BUNDLE."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+
+import pytest
+
+from reviewd.exception import EventHubConnectionError
+from tests.conftest import require
+from tests.event.event_harness import EventOnlyServer
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    require(shutil.which("openssl") is not None, "openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    with EventOnlyServer(heartbeat_interval=0.5, heartbeat_timeout=3.0,
+                         ssl_context=context) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_bundle(monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+
+def _round_trip(hub, server):
+    seen = []
+    hub.subscribe("topic=studio.tls", seen.append)
+    hub.connect(timeout=10)
+    server.emit("studio.tls")
+    from tests.event.event_harness import wait_for
+
+    wait_for(lambda: seen, message="an event over TLS")
+
+
+def test_hub_refuses_an_unknown_certificate_by_default(tls_server, make_hub):
+    hub = make_hub(tls_server)
+    with pytest.raises(EventHubConnectionError, match="(?i)certificate"):
+        hub.connect(timeout=1.5)
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+def test_hub_connects_over_tls_with_verification_off(tls_server, make_hub):
+    assert tls_server.url.startswith("https://")
+    _round_trip(make_hub(tls_server, verify=False), tls_server)
+
+
+def test_hub_trusts_a_ca_bundle_given_as_verify(tls_server, make_hub, certificate):
+    _round_trip(make_hub(tls_server, verify=str(certificate[0])), tls_server)
+
+
+def test_hub_honours_requests_ca_bundle(tls_server, make_hub, certificate, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    _round_trip(make_hub(tls_server), tls_server)
