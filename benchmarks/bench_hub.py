@@ -9,9 +9,9 @@ matches exactly two of them):
    its own (reviewd under this interpreter, ftrack_api in the peer virtualenv), so the
    clients do not share a GIL with the server.  The rate is taken between the first
    and the last handler call, in the client process.
-   The embedded server (pure Python, same process as nothing else) can be the slower
-   side, so each client's CPU time per streamed event is reported too: its inverse is
-   the rate the client could sustain against a faster server.
+   The embedded server (pure Python) can be the slower side, so each client's CPU
+   time per streamed event is reported too: its inverse is the rate the client could
+   sustain against a faster server.
 2. **dispatch**: microseconds per event for local dispatch to 50 subscriptions
    (``publish(event, synchronous=True)``, no network), in each client's own process.
 

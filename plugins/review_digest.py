@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -197,31 +196,34 @@ class ReviewDigest:
         digest = self.collect(review_id)
         if digest is None:
             return {"success": False, "message": f"Review session {review_id} not found."}
-        markdown = render_markdown(digest)
+        try:
+            places = self.deliver(review_id, digest, render_markdown(digest))
+        except OSError as error:  # file or webhook: tell the user, who can launch again
+            self.count("delivery_failed", "digest of %s not delivered: %s", review_id, error)
+            return {
+                "success": False,
+                "message": f"Digest not delivered: {error}. Launch again to retry.",
+            }
+        return {"success": True, "message": self.message(digest, places)}
+
+    def deliver(self, review_id: str, digest: Mapping, markdown: str) -> list[str]:
+        """Write, post and attach the digest; return where it went.
+
+        The Note comes last because it marks the digest as delivered: a launch that
+        finds it unchanged posts nothing, and one that failed before it retries all.
+        """
         places = []
         if self.settings.folder:
-            path = os.path.join(
-                self.settings.folder, file_name(digest["review_session"]["name"], review_id)
-            )
+            name = file_name(digest["review_session"]["name"], review_id)
+            path = os.path.join(self.settings.folder, name)
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(markdown)
             places.append(f"file {path}")
         if self.settings.note and self.latest_digest(review_id) == markdown:
             self.count("replay_ignored", "digest of %s unchanged; not posted again", review_id)
-            places.insert(0, "note unchanged since the last digest")
-            return {"success": True, "message": self.message(digest, places)}
+            return ["note unchanged since the last digest", *places]
         if self.settings.webhook_url:
-            try:
-                status = self.post(webhook_payload(digest, markdown))
-            except (OSError, urllib.error.URLError) as error:
-                self.count(
-                    "webhook_failed", "webhook %s failed: %s", self.settings.webhook_url, error
-                )
-                return {
-                    "success": False,
-                    "message": f"Digest not delivered: webhook {self.settings.webhook_url} "
-                    f"failed ({error}). Launch again to retry.",
-                }
+            status = self.post(webhook_payload(digest, markdown))
             places.append(f"webhook {self.settings.webhook_url} (HTTP {status})")
         if self.settings.note:
             self.session.create(
@@ -236,7 +238,7 @@ class ReviewDigest:
             self.session.commit()
             places.insert(0, "note on the review session")
         self.count("digest_delivered", "digest of %s delivered: %s", review_id, places)
-        return {"success": True, "message": self.message(digest, places)}
+        return places
 
     @staticmethod
     def message(digest: Mapping, places: list[str]) -> str:
@@ -329,8 +331,11 @@ class ReviewDigest:
             headers={"content-type": "application/json", "user-agent": "reviewd-review-digest"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=self.settings.webhook_timeout) as response:
-            return response.status
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.webhook_timeout) as reply:
+                return reply.status
+        except OSError as error:  # URLError, HTTPError (4xx/5xx), timeouts
+            raise OSError(f"webhook {self.settings.webhook_url} failed ({error})") from error
 
     def author(self):
         return self.session.query(

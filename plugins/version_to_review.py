@@ -156,14 +156,19 @@ class VersionToReview:
             return None
         name = session_name(self.name_pattern, datetime.date.today(), project["name"])
         review = self.review_session(name, project)
+        self.place(version, review, label, name)
+        return review["id"]
+
+    def place(self, version, review, label: str, name: str) -> None:
+        """Add *version* to *review* as :func:`plan_membership` decides, and commit."""
+        version_id = version["id"]
         objects = self.session.query(
             "select id, version_id, asset_version.version, asset_version.asset_id, sort_order"
             f' from ReviewSessionObject where review_session_id is "{review["id"]}"'
         ).all()
         if any(o["version_id"] == version_id for o in objects):
-            self.session.commit()  # a session created above is kept
             self.count("already_present", "%s is already in %r", label, name)
-            return review["id"]
+            return
         same_asset = {
             o["id"]: o["asset_version"]["version"]
             for o in objects
@@ -174,9 +179,8 @@ class VersionToReview:
             version_id, version["version"], same_asset, self.replace_previous
         )
         if not add:
-            self.session.commit()
             self.count("newer_present", "%s not added: %r shows a newer version", label, name)
-            return review["id"]
+            return
         for review_object in objects:
             if review_object["id"] in remove:
                 self.session.delete(review_object)
@@ -195,7 +199,6 @@ class VersionToReview:
         self.count(
             "added", "%s added to %r, replacing %d older version(s)", label, name, len(remove)
         )
-        return review["id"]
 
     def project_of(self, version):
         project_id = version["task"]["project_id"] if version["task"] is not None else None

@@ -138,7 +138,7 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
     handler.set_name("reviewd")
     root = logging.getLogger()
     for old in list(root.handlers):
-        if old.get_name() == "reviewd" or not isinstance(old, logging.NullHandler):
+        if old.get_name() == "reviewd":  # ours from a previous configure(): replace it
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())

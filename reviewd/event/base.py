@@ -38,10 +38,11 @@ class Event(dict):
     ) -> None:
         super().__init__(
             id=id or uuid.uuid4().hex,
-            data=dict(data) if data is not None else {},
+            # Kept as given (not copied), as ftrack does: callers may keep a reference.
+            data=data if data is not None else {},
             topic=topic,
             sent=sent,
-            source=dict(source) if source is not None else {},
+            source=source if source is not None else {},
             target=target or "",
             in_reply_to_event=in_reply_to_event,
         )

@@ -351,6 +351,18 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
     if len(parts) == 2:
         first, second = parts
+        if node.op == "=" and not wildcard:
+
+            def match(candidate: Mapping) -> bool:
+                try:
+                    found = candidate[first][second]
+                except _LOOKUP_ERRORS:
+                    return False
+                if found.__class__ is str:
+                    return found == value
+                return judge(found)
+
+            return match
 
         def match(candidate: Mapping) -> bool:
             try:

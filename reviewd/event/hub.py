@@ -183,6 +183,7 @@ class EventHub:
         self._fatal: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self._previous_threads: list[threading.Thread] = []
+        self._ever_started = False
         self._listeners: list[tuple[Callable | None, Callable | None]] = []
         self._dispatch_hook: Callable[[Event, list[Subscriber]], Any] | None = None
         self._next_housekeeping = 0.0
@@ -282,6 +283,7 @@ class EventHub:
             thread.join(self._connect_timeout + 5.0)
         self._previous_threads = []
         self._running = True
+        self._ever_started = True
         self._fatal = None
         self._incoming.clear()
         self._stop.clear()
@@ -362,6 +364,11 @@ class EventHub:
         Callbacks run on the hub's dispatch thread whether or not anyone waits; this
         keeps an ftrack-style ``session.event_hub.wait()`` script alive.
         """
+        if not self._running and not self._ever_started:
+            raise EventHubConnectionError(
+                "the event hub was never connected, so no events can arrive; call "
+                "connect() first (or publish with synchronous=True for local events)"
+            )
         if duration is not None and duration <= 0:
             return
         self._stopped.wait(duration)
@@ -525,6 +532,9 @@ class EventHub:
         "ignore"`` swallows errors such as content that cannot be serialised.
         """
         try:
+            if synchronous and event.__class__ is Event:  # the local hot path
+                self._prepare_event(event)
+                return self._handle(event, synchronous=True)
             return self._publish(event, synchronous, on_reply)
         except Exception:
             if on_error == "ignore":
@@ -779,7 +789,7 @@ class EventHub:
 
     def _on_event_payload(self, data: str) -> None:
         try:
-            name, args = _packet.parse_event(_packet.Packet(_packet.PacketType.EVENT, data=data))
+            name, args = _packet.parse_event_data(data)
             if name != EVENT_NAME:
                 log.debug("ignoring socket.io event %r", name)
                 return
@@ -1002,7 +1012,7 @@ class EventHub:
                     except Exception:
                         log.exception("could not publish the reply of subscriber %s to event %s",
                                       entry.id, event.get("id"))
-            if event.is_stopped():
+            if event._stopped:  # is_stopped() without a method call on the hot path
                 break
         return results
 

@@ -23,6 +23,7 @@ __all__ = [
     "decode",
     "event",
     "parse_event",
+    "parse_event_data",
     "ack",
     "parse_ack",
     "parse_handshake",
@@ -125,20 +126,26 @@ def parse_event(packet: Packet) -> tuple[str, list]:
     """Return ``(name, args)`` of an event packet; raise :class:`PacketError` if malformed."""
     if packet.type != PacketType.EVENT:
         raise PacketError(f"not an event packet (type {int(packet.type)})", packet.data)
+    return parse_event_data(packet.data)
+
+
+def parse_event_data(data: str) -> tuple[str, list]:
+    """Return ``(name, args)`` from the data part of an event packet (the hot path of a
+    receiver that has already recognised the ``5:::`` prefix)."""
     try:
-        payload = json.loads(packet.data)
+        payload = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise PacketError(f"event data is not JSON ({exc})", packet.data) from None
-    if not isinstance(payload, dict):
-        raise PacketError("event data is not a JSON object", packet.data)
+        raise PacketError(f"event data is not JSON ({exc})", data) from None
+    if payload.__class__ is not dict:
+        raise PacketError("event data is not a JSON object", data)
     name = payload.get("name")
-    if not isinstance(name, str):
-        raise PacketError("event data has no string 'name'", packet.data)
-    args = payload.get("args", [])
+    if name.__class__ is not str:
+        raise PacketError("event data has no string 'name'", data)
+    args = payload.get("args")
     if args is None:
-        args = []
-    if not isinstance(args, list):
-        raise PacketError("event 'args' is not a list", packet.data)
+        return name, []
+    if args.__class__ is not list:
+        raise PacketError("event 'args' is not a list", data)
     return name, args
 
 

@@ -411,3 +411,61 @@ def test_sighup_applies_new_plugin_paths_and_refuses_a_broken_config(tmp_path, d
         assert daemon.status()["hub"]["reconnects"] == 0
     finally:
         assert daemon.stop() == 0, daemon.output()
+
+
+ANSWERS = """
+    def register(session, **kwargs):
+        def answer(event):
+            return {"answer": event["data"]["question"] * 2}
+        session.event_hub.subscribe("topic=test.ask", answer)
+"""
+
+
+def test_handler_return_values_become_replies(tmp_path, devserver):
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "answers", ANSWERS)
+    daemon = DaemonProcess(tmp_path, [], env=service_env(
+        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins)))
+    try:
+        daemon.wait_ready()
+        wait_subscribed(devserver, "test.ask")
+        reply = devserver.emit("test.ask", {"question": 21}, wait_reply=20)
+        assert reply is not None and reply["data"] == {"answer": 42}
+        assert (reply.get("inReplyToEvent") or reply.get("in_reply_to_event"))
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+LOCAL = """
+    import os
+    import threading
+
+    import reviewd
+    from reviewd.event.base import Event
+
+    HERE = os.path.dirname(os.path.abspath(__file__))
+
+    @reviewd.hookimpl
+    def reviewd_register(session, registry, arguments, name):
+        registry.subscribe("topic=test.local", lambda event: threading.current_thread().name)
+
+    @reviewd.hookimpl
+    def reviewd_started(session):
+        results = session.event_hub.publish(Event("test.local"), synchronous=True)
+        with open(os.path.join(HERE, "local.txt"), "w") as handle:
+            handle.write(" ".join(results) + " caller=" + threading.current_thread().name)
+"""
+
+
+def test_synchronous_local_events_run_inline_and_skip_the_journal(tmp_path, devserver):
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "local", LOCAL)
+    daemon = DaemonProcess(tmp_path, [], env=service_env(
+        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins)))
+    try:
+        status = daemon.wait_ready()
+        handler_thread, caller = (plugins / "local.txt").read_text().split(" caller=")
+        assert handler_thread == caller  # run inline on the publisher's thread
+        assert status["journal"]["pending"] + status["journal"]["done"] == 0
+    finally:
+        assert daemon.stop() == 0, daemon.output()

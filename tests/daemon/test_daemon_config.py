@@ -11,7 +11,7 @@ import pytest
 from reviewd.daemon import config as cfg
 from reviewd.exception import redact
 
-BASE_ENV = {"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "k-env-0001",
+BASE_ENV = {"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "cfgtest-k-env-0001",
             "FTRACK_API_USER": "jane"}
 
 
@@ -26,7 +26,7 @@ def test_precedence_file_then_environment_then_flags(tmp_path):
 [server]
 url = "http://file.example:8080/"
 user = "file-user"
-api_key = "file-key-123"
+api_key = "cfgtest-file-key-123"
 [routing]
 concurrency = 2
 soft_timeout = "10s"
@@ -35,15 +35,15 @@ hard_timeout = "2m"
     config = cfg.load(environ={}, config_file=path)
     assert config.server_url == "http://file.example:8080"  # trailing slash stripped
     assert config.api_user == "file-user"
-    assert config.api_key == "file-key-123"
+    assert config.api_key == "cfgtest-file-key-123"
     assert (config.concurrency, config.soft_timeout, config.hard_timeout) == (2, 10.0, 120.0)
 
     env = {"FTRACK_SERVER": "http://env.example", "REVIEWD_CONCURRENCY": "3",
-           "FTRACK_API_KEY": "env-key-456"}
+           "FTRACK_API_KEY": "cfgtest-env-key-456"}
     config = cfg.load(environ=env, config_file=path)
     assert config.server_url == "http://env.example"
     assert config.concurrency == 3
-    assert config.api_key == "env-key-456"
+    assert config.api_key == "cfgtest-env-key-456"
     assert config.sources["concurrency"] == "environment REVIEWD_CONCURRENCY"
 
     config = cfg.load(flags={"concurrency": 4, "log_level": "debug"}, environ=env,
@@ -77,17 +77,17 @@ def test_plugin_paths_from_ftrack_variable(tmp_path):
 
 
 def test_api_key_file_and_systemd_credential(tmp_path):
-    key_file = write(tmp_path, "from-file-key\n", "key")
+    key_file = write(tmp_path, "cfgtest-from-file-key\n", "key")
     env = {"FTRACK_SERVER": "http://x", "REVIEWD_API_KEY_FILE": key_file}
-    assert cfg.load(environ=env).api_key == "from-file-key"
+    assert cfg.load(environ=env).api_key == "cfgtest-from-file-key"
 
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "ftrack_api_key").write_text("credential-key\n")
+    (creds / "ftrack_api_key").write_text("cfgtest-credential-key\n")
     env["CREDENTIALS_DIRECTORY"] = str(creds)
-    assert cfg.load(environ=env).api_key == "credential-key"
-    env["FTRACK_API_KEY"] = "env-wins-key"
-    assert cfg.load(environ=env).api_key == "env-wins-key"
+    assert cfg.load(environ=env).api_key == "cfgtest-credential-key"
+    env["FTRACK_API_KEY"] = "cfgtest-env-wins-key"
+    assert cfg.load(environ=env).api_key == "cfgtest-env-wins-key"
 
 
 def test_loaded_key_is_registered_as_secret():
@@ -123,7 +123,7 @@ def test_invalid_values_name_the_key_in_one_line(tmp_path, toml, env, key, words
 
 
 def test_missing_server_is_an_error_as_a_service_but_not_in_the_foreground():
-    env = {"FTRACK_API_KEY": "abcd1234"}
+    env = {"FTRACK_API_KEY": "cfgtest-abcd1234"}
     with pytest.raises(cfg.ConfigError, match=r"^server\.url: not set"):
         cfg.load(environ=env)
     config = cfg.load(environ={}, foreground=True)
@@ -223,7 +223,7 @@ def test_cli_unusable_journal_path_exits_73(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     result = run_cli("--http", "off", "--journal", str(blocker / "journal.sqlite3"),
-                     env={"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "abcd-1234",
+                     env={"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "cfgtest-abcd-1234",
                           "REVIEWD_LOG_FORMAT": "json"})
     assert result.returncode == 73
     assert result.stderr.strip().splitlines()[-1].startswith("reviewd: journal.path: cannot open")

@@ -66,7 +66,7 @@ def test_dashboard_and_alerts_use_only_exported_metrics():
 
 def test_example_config_and_env_file_are_valid(tmp_path):
     key = tmp_path / "key"
-    key.write_text("example-key\n")
+    key.write_text("deploytest-example-key\n")
     config = cfg.load(environ={"REVIEWD_API_KEY_FILE": str(key)},
                       config_file=str(REPO / "deploy/reviewd.toml.example"))
     assert config.routing_for("review_digest")["hard_timeout"] == 900

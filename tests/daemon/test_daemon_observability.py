@@ -10,6 +10,7 @@ import socket
 import urllib.error
 import urllib.request
 
+import pytest
 import structlog
 
 from reviewd.daemon import logging as daemon_logging
@@ -20,6 +21,19 @@ from reviewd.exception import register_secret
 from tests.conftest import require
 
 SECRET = "obs-secret-key-31337"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """These tests configure process-wide logging; put it back for other tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 class StaticProbe:
@@ -130,23 +144,20 @@ def test_json_logs_carry_context_and_never_the_key():
     register_secret(SECRET)
     stream = io.StringIO()
     daemon_logging.configure("debug", "json", stream=stream)
-    try:
-        log = structlog.get_logger("reviewd.test")
-        with structlog.contextvars.bound_contextvars(event_id="ev-1", plugin="p1"):
-            log.info("handled", detail=f"url with {SECRET}")
-            logging.getLogger("some.plugin").warning("stdlib line %s", SECRET)
-            try:
-                raise RuntimeError(f"failed with {SECRET}")
-            except RuntimeError:
-                log.exception("boom")
-        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-        assert len(lines) == 3
-        assert all(line["event_id"] == "ev-1" and line["plugin"] == "p1" for line in lines)
-        assert lines[1]["logger"] == "some.plugin" and lines[1]["level"] == "warning"
-        assert SECRET not in stream.getvalue()
-        assert "***" in lines[0]["detail"]
-    finally:
-        daemon_logging.configure("info", "json")
+    log = structlog.get_logger("reviewd.test")
+    with structlog.contextvars.bound_contextvars(event_id="ev-1", plugin="p1"):
+        log.info("handled", detail=f"url with {SECRET}")
+        logging.getLogger("some.plugin").warning("stdlib line %s", SECRET)
+        try:
+            raise RuntimeError(f"failed with {SECRET}")
+        except RuntimeError:
+            log.exception("boom")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 3
+    assert all(line["event_id"] == "ev-1" and line["plugin"] == "p1" for line in lines)
+    assert lines[1]["logger"] == "some.plugin" and lines[1]["level"] == "warning"
+    assert SECRET not in stream.getvalue()
+    assert "***" in lines[0]["detail"]
 
 
 def test_console_format_and_auto_choice():
@@ -158,7 +169,6 @@ def test_console_format_and_auto_choice():
     assert daemon_logging.choose_format("auto", False, {}) == "json"
     if daemon_logging.journald_available():
         assert daemon_logging.choose_format("auto", False, {"JOURNAL_STREAM": "8:1"}) == "journald"
-    daemon_logging.configure("info", "json")
 
 
 def test_journald_handler_sends_structured_fields():

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 
 import pytest
@@ -86,7 +85,14 @@ def test_a_dead_hosts_entries_are_taken_over_unless_touched(redis_url):
     held = a.pending("p")
     assert len(held) == 3
     assert b.pending("p") == []  # all held by host-a
-    time.sleep(0.4)  # host-a stays silent past claim_idle (the thing under test is time)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+
+    def all_idle():  # host-a stays silent until every entry is past claim_idle
+        entries = client.xpending_range(f"{prefix}:stream:p", "reviewd", "-", "+", 10)
+        return len(entries) == 3 and all(e["time_since_delivered"] > 300 for e in entries)
+    wait_for(all_idle, timeout=10, message="host-a's entries to be idle past claim_idle")
     a.touch("p", ["r0000"])  # host-a still works on this one
     taken = b.pending("p")
     assert [d.event_id for d in taken] == ["r0001", "r0002"]

@@ -121,7 +121,7 @@ def test_hub_notices_silent_socket_by_missing_heartbeats(make_hub):
         noticed_after = lost[0][0] - paused_at
         assert "presumed dead" in lost[0][1]
         # Silence is measured from the last frame, which came before the pause.
-        assert noticed_after <= dead_after(1.5) + 0.5
+        assert noticed_after <= dead_after(1.5) + 1.0  # scheduling slack on a busy host
         server.faults.resume_heartbeats()
         _emit_until_received(server, seen, "studio.alive", timeout=10)
         assert hub.connected

@@ -181,3 +181,28 @@ def test_hub_rejects_a_malformed_server_url(url):
 def test_hub_reply_to_an_event_without_source_fails_clearly(hub):
     with pytest.raises(EventHubError, match="no source id"):
         hub.publish_reply({"id": "e1", "topic": "a", "source": {}}, {"x": 1})
+
+
+def test_hub_topic_cache_follows_subscribe_and_unsubscribe(hub):
+    calls = []
+    hub.subscribe("topic=a", lambda e: calls.append("first"))
+    hub.publish(Event("a"), synchronous=True)  # builds the cached candidates for "a"
+    second = hub.subscribe("topic=a or topic=b", lambda e: calls.append("second"))
+    hub.publish(Event("a"), synchronous=True)
+    hub.unsubscribe(second)
+    hub.publish(Event("a"), synchronous=True)
+    assert calls == ["first", "first", "second", "first"]
+
+
+def test_hub_event_with_odd_topic_is_matched_without_cache(hub):
+    calls = []
+    hub.subscribe("data.x=1", calls.append)
+    hub.subscribe("topic=a", calls.append)
+    event = Event("a", data={"x": "1"})
+    event["topic"] = ["not", "a", "string"]
+    assert len(hub.publish(event, synchronous=True)) == 1
+
+
+def test_hub_wait_without_connect_explains_itself(hub):
+    with pytest.raises(EventHubConnectionError, match="connect"):
+        hub.wait(0.1)

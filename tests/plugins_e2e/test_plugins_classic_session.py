@@ -9,7 +9,7 @@ import logging
 import os
 
 from reviewd import Session
-from tests.plugins_e2e.conftest import fresh_session
+from tests.plugins_e2e.harness import fresh_session
 from tests.plugins_e2e.helpers import PLUGINS_DIR, wait_for
 
 PLUGIN = os.path.join(PLUGINS_DIR, "version_to_review.py")

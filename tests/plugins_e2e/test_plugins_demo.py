@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.plugins_e2e.conftest import REVIEWD, free_port
+from tests.plugins_e2e.harness import REVIEWD, free_port
 from tests.plugins_e2e.helpers import PLUGINS_DIR, wait_for
 
 pytestmark = pytest.mark.slow

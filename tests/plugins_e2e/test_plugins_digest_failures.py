@@ -3,7 +3,7 @@ pointing at a port where nothing listens."""
 
 from __future__ import annotations
 
-from tests.plugins_e2e.conftest import free_port, fresh_session
+from tests.plugins_e2e.harness import free_port, fresh_session
 from tests.plugins_e2e.helpers import load_plugin_module
 
 digest = load_plugin_module("review_digest")

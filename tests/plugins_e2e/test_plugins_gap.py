@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from tests.plugins_e2e.conftest import fresh_session
+from tests.plugins_e2e.harness import fresh_session
 from tests.plugins_e2e.helpers import wait_for
 
 pytestmark = pytest.mark.slow

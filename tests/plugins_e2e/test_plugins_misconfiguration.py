@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugins_e2e.conftest import fresh_session
+from tests.plugins_e2e.harness import fresh_session
 from tests.plugins_e2e.helpers import PLUGINS_DIR
 
 ALL = {"verdicts_to_status", "version_to_review", "review_digest", "status_rollup"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugins_e2e.conftest import emit, fresh_session, readme_examples
+from tests.plugins_e2e.harness import emit, fresh_session, readme_examples
 from tests.plugins_e2e.helpers import wait_for
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from tests.plugins_e2e.conftest import emit, fresh_session, redeliver
+from tests.plugins_e2e.harness import emit, fresh_session, redeliver
 from tests.plugins_e2e.helpers import wait_for
 
 pytestmark = pytest.mark.slow
