@@ -30,7 +30,6 @@ argument            default            meaning
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import urllib.parse
@@ -38,16 +37,21 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from prometheus_client import Counter
-
 import reviewd
 from reviewd.exception import PluginError
+from reviewd.plugin_helpers import (
+    ActionLog,
+    current_user,
+    newest_notes,
+    object_verdicts,
+    plugin_logger,
+)
 
 PLUGIN_NAME = "review_digest"
 ACTION_IDENTIFIER = "reviewd.review-digest"
 ACTION_LABEL = "Review digest"
 NOTE_PREFIX = "# Review digest: "
-log = logging.getLogger(f"reviewd.plugins.{PLUGIN_NAME}")
+log = plugin_logger(PLUGIN_NAME)
 
 
 # ------------------------------------------------------------------ arguments (pure)
@@ -165,16 +169,9 @@ class ReviewDigest:
     def __init__(self, session, settings: Settings) -> None:
         self.session = session
         self.settings = settings
-        self.actions = Counter(
-            f"reviewd_plugin_{PLUGIN_NAME}_actions",
-            "What the review-digest plugin did, by action.",
-            ["action"],
-            registry=None,
+        self.actions = ActionLog(
+            PLUGIN_NAME, "What the review-digest plugin did, by action.", logger=log
         )
-
-    def count(self, action: str, message: str, *args) -> None:
-        self.actions.labels(action).inc()
-        log.info(message, *args)
 
     def discover(self, event):
         if selected_review_session(event) is None:
@@ -199,7 +196,9 @@ class ReviewDigest:
         try:
             places = self.deliver(review_id, digest, render_markdown(digest))
         except OSError as error:  # file or webhook: tell the user, who can launch again
-            self.count("delivery_failed", "digest of %s not delivered: %s", review_id, error)
+            self.actions.count(
+                "delivery_failed", "digest of %s not delivered: %s", review_id, error
+            )
             return {
                 "success": False,
                 "message": f"Digest not delivered: {error}. Launch again to retry.",
@@ -219,8 +218,10 @@ class ReviewDigest:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(markdown)
             places.append(f"file {path}")
-        if self.settings.note and self.latest_digest(review_id) == markdown:
-            self.count("replay_ignored", "digest of %s unchanged; not posted again", review_id)
+        if self.settings.note and markdown in newest_notes(self.session, review_id, NOTE_PREFIX):
+            self.actions.count(
+                "replay_ignored", "digest of %s unchanged; not posted again", review_id
+            )
             return ["note unchanged since the last digest", *places]
         if self.settings.webhook_url:
             status = self.post(webhook_payload(digest, markdown))
@@ -230,14 +231,14 @@ class ReviewDigest:
                 "Note",
                 {
                     "content": markdown,
-                    "author": self.author(),
+                    "author": current_user(self.session),
                     "parent_id": review_id,
                     "parent_type": "ReviewSession",
                 },
             )
             self.session.commit()
             places.insert(0, "note on the review session")
-        self.count("digest_delivered", "digest of %s delivered: %s", review_id, places)
+        self.actions.count("digest_delivered", "digest of %s delivered: %s", review_id, places)
         return places
 
     @staticmethod
@@ -288,17 +289,8 @@ class ReviewDigest:
 
     def verdicts(self, object_id: str, names: Mapping[str, str]) -> list[dict]:
         """Each invitee's latest verdict on the object, sorted by invitee name."""
-        rows = self.session.query(
-            "select status, created_at, review_session_invitee_id from ReviewSessionObjectStatus"
-            f' where review_session_object_id is "{object_id}"'
-        ).all()
-        latest: dict[str, tuple[str, str]] = {}
-        for row in rows:
-            invitee = names.get(row["review_session_invitee_id"]) or "unknown invitee"
-            at = str(row["created_at"] or "")
-            if invitee not in latest or at >= latest[invitee][0]:
-                latest[invitee] = (at, normalise_verdict(row["status"]))
-        return [{"invitee": k, "verdict": latest[k][1]} for k in sorted(latest)]
+        latest = object_verdicts(self.session, object_id, names)
+        return [{"invitee": k, "verdict": latest[k]} for k in sorted(latest)]
 
     def notes(self, version_id: str, object_id: str) -> list[dict]:
         """Notes written on the version or on its entry in the session, oldest first."""
@@ -315,15 +307,6 @@ class ReviewDigest:
             for note in rows
         ]
 
-    def latest_digest(self, review_id: str) -> str | None:
-        notes = self.session.query(
-            f'select content, date from Note where parent_id is "{review_id}"'
-        ).all()
-        ours = [n for n in notes if (n["content"] or "").startswith(NOTE_PREFIX)]
-        if not ours:
-            return None
-        return max(ours, key=lambda n: str(n["date"] or ""))["content"]
-
     def post(self, payload: dict) -> int:
         request = urllib.request.Request(
             self.settings.webhook_url,
@@ -336,16 +319,6 @@ class ReviewDigest:
                 return reply.status
         except OSError as error:  # URLError, HTTPError (4xx/5xx), timeouts
             raise OSError(f"webhook {self.settings.webhook_url} failed ({error})") from error
-
-    def author(self):
-        return self.session.query(
-            f'select id from User where username is "{self.session.api_user}"'
-        ).one()
-
-
-def normalise_verdict(status: str | None) -> str:
-    key = (status or "").strip().lower().replace(" ", "_").replace("-", "_")
-    return {"requires_changes": "require_changes"}.get(key, key)
 
 
 # ------------------------------------------------------------------ pluggy glue
@@ -367,4 +340,4 @@ def reviewd_register(session, registry, arguments):
 
 @reviewd.hookimpl
 def reviewd_prometheus_collectors():
-    return [_plugin.actions] if _plugin is not None else []
+    return _plugin.actions.collectors() if _plugin is not None else []

@@ -22,17 +22,21 @@ argument           default            meaning
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import Counter
-
 import reviewd
 from reviewd.exception import PluginError
+from reviewd.plugin_helpers import (
+    ActionLog,
+    event_entities,
+    plugin_logger,
+    resolve_statuses,
+    status_changed,
+)
 
 PLUGIN_NAME = "status_rollup"
-log = logging.getLogger(f"reviewd.plugins.{PLUGIN_NAME}")
+log = plugin_logger(PLUGIN_NAME)
 
 
 # ------------------------------------------------------------------ arguments (pure)
@@ -104,13 +108,9 @@ def rollup(
 def changed_task_parents(event: Mapping) -> list[str]:
     """Parent ids of tasks whose status changed, or that were added or removed."""
     parents = []
-    for entity in (event.get("data") or {}).get("entities") or []:
-        if entity.get("entity_type") != "Task":
-            continue
+    for entity in event_entities(event, "Task", actions=None):
         action = entity.get("action")
-        keys = set(entity.get("keys") or []) | set(entity.get("changes") or {})
-        status_changed = bool(keys & {"statusid", "status_id"})
-        if (action == "update" and status_changed) or action in ("add", "remove", "delete"):
+        if (action == "update" and status_changed(entity)) or action in ("add", "remove", "delete"):
             parent = entity.get("parentId")
             if parent and parent not in parents:
                 parents.append(parent)
@@ -123,28 +123,13 @@ class StatusRollup:
         self.session = session
         self.settings = settings
         self.status_ids: dict[str, str] = {}
-        self.actions = Counter(
-            f"reviewd_plugin_{PLUGIN_NAME}_actions",
-            "What the status roll-up plugin did, by action.",
-            ["action"],
-            registry=None,
+        self.actions = ActionLog(
+            PLUGIN_NAME, "What the status roll-up plugin did, by action.", logger=log
         )
-
-    def count(self, action: str, message: str, *args) -> None:
-        self.actions.labels(action).inc()
-        log.info(message, *args)
 
     def validate(self) -> None:
         """Resolve every status name now: a typo is a load-time error, not a silent no-op."""
-        for argument, name in self.settings.status_names().items():
-            status = self.session.query(f'select id from Status where name is "{name}"').first()
-            if status is None:
-                statuses = self.session.query("select name from Status").all()
-                raise PluginError(
-                    f"{PLUGIN_NAME}: argument {argument}: unknown status {name!r}; "
-                    f"known statuses: {', '.join(sorted(s['name'] for s in statuses))}"
-                )
-            self.status_ids[name] = status["id"]
+        self.status_ids = resolve_statuses(self.session, PLUGIN_NAME, self.settings.status_names())
 
     def handle(self, event) -> None:
         for parent_id in changed_task_parents(event):
@@ -160,7 +145,7 @@ class StatusRollup:
             return None
         kind = parent["object_type"]["name"] if parent["object_type"] else ""
         if self.settings.parent_types and kind not in self.settings.parent_types:
-            self.count(
+            self.actions.count(
                 "ignored_type", "%s %s is not rolled up (parent_types)", kind, parent["name"]
             )
             return None
@@ -170,11 +155,11 @@ class StatusRollup:
         current = parent["status"]["name"] if parent["status"] else None
         target = rollup((t["status"]["name"] for t in tasks if t["status"]), current, self.settings)
         if target is None:
-            self.count("unchanged", "%s %s stays %s", kind, parent["name"], current)
+            self.actions.count("unchanged", "%s %s stays %s", kind, parent["name"], current)
             return None
         parent["status"] = self.session.get("Status", self.status_ids[target])
         self.session.commit()
-        self.count("rolled_up", "%s %s: %s -> %s", kind, parent["name"], current, target)
+        self.actions.count("rolled_up", "%s %s: %s -> %s", kind, parent["name"], current, target)
         return target
 
 
@@ -193,4 +178,4 @@ def reviewd_register(session, registry, arguments):
 
 @reviewd.hookimpl
 def reviewd_prometheus_collectors():
-    return [_plugin.actions] if _plugin is not None else []
+    return _plugin.actions.collectors() if _plugin is not None else []

@@ -33,33 +33,35 @@ A task status of ``""`` (empty) leaves the task alone.
 from __future__ import annotations
 
 import datetime
-import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from prometheus_client import Counter
 
 import reviewd
 from reviewd.exception import PluginError
+from reviewd.plugin_helpers import (
+    APPROVED,
+    REQUIRE_CHANGES,
+    ActionLog,
+    current_user,
+    event_entities,
+    newest_notes,
+    object_verdicts,
+    plugin_logger,
+    resolve_statuses,
+)
+
+# Re-exported: the verdict model this plugin decides on, next to decide() and render_note().
+from reviewd.plugin_helpers import Verdict as Verdict
+from reviewd.plugin_helpers import latest_verdicts as latest_verdicts
 
 PLUGIN_NAME = "verdicts_to_status"
-log = logging.getLogger(f"reviewd.plugins.{PLUGIN_NAME}")
+log = plugin_logger(PLUGIN_NAME)
 
-APPROVED = "approved"
-REQUIRE_CHANGES = "require_changes"
 OUTCOME_APPROVED = "approved"
 OUTCOME_CHANGES = "changes"
 NOTE_PREFIX = "Review verdicts for "
 RECONCILE_MARGIN = datetime.timedelta(minutes=2)
-
-_VERDICT_SPELLINGS = {
-    "approved": APPROVED,
-    "approve": APPROVED,
-    "require_changes": REQUIRE_CHANGES,
-    "requires_changes": REQUIRE_CHANGES,
-    "changes_requested": REQUIRE_CHANGES,
-}
 
 
 # ------------------------------------------------------------------ arguments (pure)
@@ -127,31 +129,6 @@ def parse_quorum(value: object) -> int | None:
 
 
 # ------------------------------------------------------------------ decisions (pure)
-@dataclass(frozen=True)
-class Verdict:
-    """One invitee's verdict as recorded; ``at`` sorts chronologically (ISO text)."""
-
-    invitee: str
-    status: str
-    at: str = ""
-
-
-def normalise_verdict(status: str | None) -> str:
-    """Map the spellings seen in the wild onto ``approved`` / ``require_changes``."""
-    key = (status or "").strip().lower().replace(" ", "_").replace("-", "_")
-    return _VERDICT_SPELLINGS.get(key, key)
-
-
-def latest_verdicts(verdicts: Iterable[Verdict]) -> dict[str, str]:
-    """Each invitee's most recent verdict: a reviewer who changes their mind counts once."""
-    latest: dict[str, Verdict] = {}
-    for verdict in verdicts:
-        known = latest.get(verdict.invitee)
-        if known is None or verdict.at >= known.at:
-            latest[verdict.invitee] = verdict
-    return {invitee: normalise_verdict(v.status) for invitee, v in latest.items()}
-
-
 def decide(latest: Mapping[str, str], invitee_count: int, quorum: int | None) -> str | None:
     """The outcome the verdicts imply, or ``None`` while the review is still open.
 
@@ -185,15 +162,11 @@ def render_note(
 # ------------------------------------------------------------------ ftrack side
 def review_status_entities(event: Mapping) -> list[str]:
     """Ids of ReviewSessionObjectStatus entities added or updated in an ftrack.update."""
-    ids = []
-    for entity in (event.get("data") or {}).get("entities") or []:
-        kind = entity.get("entity_type") or ""
-        legacy = (entity.get("entityType") or "").lower()
-        if kind != "ReviewSessionObjectStatus" and legacy != "reviewsessionobjectstatus":
-            continue
-        if entity.get("action") in ("add", "update") and entity.get("entityId"):
-            ids.append(entity["entityId"])
-    return ids
+    return [
+        entity["entityId"]
+        for entity in event_entities(event, "ReviewSessionObjectStatus")
+        if entity.get("entityId")
+    ]
 
 
 class VerdictsToStatus:
@@ -206,29 +179,14 @@ class VerdictsToStatus:
         #: One decision at a time: the gap hook runs on the daemon's thread while the
         #: plugin's worker handles live events, and both may weigh the same object.
         self.deciding = threading.Lock()
-        self.actions = Counter(
-            f"reviewd_plugin_{PLUGIN_NAME}_actions",
-            "What the verdicts-to-status plugin did, by action.",
-            ["action"],
-            registry=None,
+        #: Every decision is both a metric and a log line.
+        self.actions = ActionLog(
+            PLUGIN_NAME, "What the verdicts-to-status plugin did, by action.", logger=log
         )
-
-    def count(self, action: str, message: str, *args) -> None:
-        """Count *action* and log *message*: every decision is both a metric and a line."""
-        self.actions.labels(action).inc()
-        log.info(message, *args)
 
     def validate(self) -> None:
         """Resolve every configured status name now: a typo is a load-time error."""
-        for argument, name in self.settings.status_names().items():
-            status = self.session.query(f'select id from Status where name is "{name}"').first()
-            if status is None:
-                statuses = self.session.query("select name from Status").all()
-                raise PluginError(
-                    f"{PLUGIN_NAME}: argument {argument}: unknown status {name!r}; "
-                    f"known statuses: {', '.join(sorted(s['name'] for s in statuses))}"
-                )
-            self.status_ids[name] = status["id"]
+        self.status_ids = resolve_statuses(self.session, PLUGIN_NAME, self.settings.status_names())
 
     def handle(self, event) -> None:
         for verdict_id in review_status_entities(event):
@@ -241,7 +199,9 @@ class VerdictsToStatus:
             f' where id is "{verdict_id}"'
         ).first()
         if verdict is None:
-            self.count("skipped_missing", "verdict %s no longer exists; nothing to do", verdict_id)
+            self.actions.count(
+                "skipped_missing", "verdict %s no longer exists; nothing to do", verdict_id
+            )
             return None
         return self.evaluate(verdict["review_session_object_id"])
 
@@ -258,7 +218,7 @@ class VerdictsToStatus:
             f' where created_at after "{after}"'
         ).all()
         objects = sorted({row["review_session_object_id"] for row in rows})
-        self.count(
+        self.actions.count(
             "gap_reconciled", "reconciling %d review object(s) after a hub gap", len(objects)
         )
         for object_id in objects:
@@ -280,28 +240,17 @@ class VerdictsToStatus:
             f' from ReviewSessionObject where id is "{object_id}"'
         ).first()
         if review_object is None:
-            self.count("skipped_missing", "review object %s no longer exists", object_id)
+            self.actions.count("skipped_missing", "review object %s no longer exists", object_id)
             return None
         invitees = self.session.query(
             "select id, name, email from ReviewSessionInvitee"
             f' where review_session_id is "{review_object["review_session_id"]}"'
         ).all()
         names = {invitee["id"]: invitee["name"] or invitee["email"] for invitee in invitees}
-        recorded = self.session.query(
-            "select status, created_at, review_session_invitee_id from ReviewSessionObjectStatus"
-            f' where review_session_object_id is "{object_id}"'
-        ).all()
-        latest = latest_verdicts(
-            Verdict(
-                invitee=names.get(row["review_session_invitee_id"]) or "unknown invitee",
-                status=row["status"],
-                at=str(row["created_at"] or ""),
-            )
-            for row in recorded
-        )
+        latest = object_verdicts(self.session, object_id, names)
         outcome = decide(latest, len(invitees), self.settings.quorum)
         if outcome is None:
-            self.count("undecided", "review object %s still open: %s", object_id, latest)
+            self.actions.count("undecided", "review object %s still open: %s", object_id, latest)
             return None
         self.enact(review_object, latest, outcome)
         return outcome
@@ -320,7 +269,7 @@ class VerdictsToStatus:
         session_name = review_object["review_session"]["name"]
         content = render_note(label, session_name, latest, outcome, version_status)
         if settings.note and self.already_applied(version["id"], content):
-            self.count("replay_ignored", "%s: decision %s already applied", label, outcome)
+            self.actions.count("replay_ignored", "%s: decision %s already applied", label, outcome)
             return
         changed = []
         current = version["status"]["name"] if version["status"] is not None else None
@@ -340,14 +289,14 @@ class VerdictsToStatus:
                 "Note",
                 {
                     "content": content,
-                    "author": self.author(),
+                    "author": current_user(self.session),
                     "parent_id": version["id"],
                     "parent_type": "AssetVersion",
                 },
             )
             changed.append("note")
         self.session.commit()
-        self.count(
+        self.actions.count(
             f"outcome_{outcome}",
             "%s in %r: %s (%s)",
             label,
@@ -363,19 +312,7 @@ class VerdictsToStatus:
         approved -> changes -> approved again act each time, while a replay, which
         recomputes the same decision from the same data, finds its own Note on top.
         """
-        notes = self.session.query(
-            f'select content, date from Note where parent_id is "{parent_id}"'
-        ).all()
-        ours = [note for note in notes if (note["content"] or "").startswith(NOTE_PREFIX)]
-        if not ours:
-            return False
-        newest = max(str(note["date"] or "") for note in ours)
-        return any(note["content"] == content for note in ours if str(note["date"] or "") == newest)
-
-    def author(self):
-        return self.session.query(
-            f'select id from User where username is "{self.session.api_user}"'
-        ).one()
+        return content in newest_notes(self.session, parent_id, NOTE_PREFIX)
 
 
 # ------------------------------------------------------------------ pluggy glue
@@ -401,4 +338,4 @@ def reviewd_hub_gap(gap_start):
 
 @reviewd.hookimpl
 def reviewd_prometheus_collectors():
-    return [_plugin.actions] if _plugin is not None else []
+    return _plugin.actions.collectors() if _plugin is not None else []

@@ -11,8 +11,9 @@ Idempotent because it looks before it writes: a replayed event finds the version
 already in the session (or a newer version of its asset there) and does nothing.
 
 Written as a classic ftrack plugin -- ``register(session, **kwargs)`` subscribing on
-``session.event_hub`` -- so it runs unchanged under ftrack's own event listener too.
-Arguments:
+``session.event_hub`` -- so it runs unchanged under ftrack's own event listener too
+(with the ``reviewd`` package importable: it uses :mod:`reviewd.plugin_helpers`, which
+needs nothing of the daemon).  Arguments:
 
 ====================  ====================  ==================================================
 argument              default               meaning
@@ -26,16 +27,23 @@ argument              default               meaning
 
 from __future__ import annotations
 
-import collections
 import datetime
-import logging
 import string
 import threading
 from collections.abc import Mapping
 
+from reviewd.plugin_helpers import (
+    ActionLog,
+    current_user,
+    entity_is,
+    plugin_logger,
+    resolve_statuses,
+    status_changed,
+)
+
 PLUGIN_NAME = "version_to_review"
 PLACEHOLDERS = ("date", "project")
-log = logging.getLogger(f"reviewd.plugins.{PLUGIN_NAME}")
+log = plugin_logger(PLUGIN_NAME)
 
 
 # ------------------------------------------------------------------ decisions (pure)
@@ -81,14 +89,11 @@ def plan_membership(
 
 def status_entered(event_entity: Mapping) -> bool:
     """Did this ftrack.update entity (an AssetVersion) get a status just now?"""
-    kind = event_entity.get("entity_type") or ""
-    legacy = (event_entity.get("entityType") or "").lower()
-    if kind != "AssetVersion" and legacy != "assetversion":
-        return False
-    if event_entity.get("action") not in ("add", "update"):
-        return False
-    keys = set(event_entity.get("keys") or []) | set(event_entity.get("changes") or {})
-    return bool(keys & {"statusid", "status_id"})
+    return (
+        entity_is(event_entity, "AssetVersion")
+        and event_entity.get("action") in ("add", "update")
+        and status_changed(event_entity)
+    )
 
 
 # ------------------------------------------------------------------ ftrack side
@@ -101,25 +106,16 @@ class VersionToReview:
         self.name_pattern = name_pattern
         self.replace_previous = replace_previous
         #: What the plugin did, by action: a classic plugin has no metrics hook, so the
-        #: totals ride along in each log line instead.
-        self.counts: collections.Counter = collections.Counter()
+        #: totals ride along in each log line instead (an ActionLog without a metric).
+        self.actions = ActionLog(PLUGIN_NAME, logger=log)
         #: Why the plugin cannot work (a late configuration error), else None.
         self.problem: str | None = None
         #: With concurrency > 1, two workers must not both create today's session.
         self.deciding = threading.Lock()
 
-    def count(self, action: str, message: str, *args) -> None:
-        self.counts[action] += 1
-        log.info(message + " [%s total: %d]", *args, action, self.counts[action])
-
     def validate(self) -> None:
-        found = self.session.query(f'select id from Status where name is "{self.status}"').first()
-        if found is None:
-            statuses = self.session.query("select name from Status").all()
-            raise ValueError(
-                f"{PLUGIN_NAME}: argument status: unknown status {self.status!r}; "
-                f"known statuses: {', '.join(sorted(s['name'] for s in statuses))}"
-            )
+        """Check the status name against the server (ValueError, as register() raises)."""
+        resolve_statuses(self.session, PLUGIN_NAME, {"status": self.status}, error=ValueError)
 
     def validate_when_ready(self, event) -> None:
         """Late check for a Session still being built at ``register()`` time."""
@@ -152,7 +148,7 @@ class VersionToReview:
         label = f"{version['asset']['name']} v{version['version']:03d}"
         project = self.project_of(version)
         if project is None:
-            self.count("no_project", "%s belongs to no project; not added", label)
+            self.actions.count("no_project", "%s belongs to no project; not added", label)
             return None
         name = session_name(self.name_pattern, datetime.date.today(), project["name"])
         review = self.review_session(name, project)
@@ -167,7 +163,7 @@ class VersionToReview:
             f' from ReviewSessionObject where review_session_id is "{review["id"]}"'
         ).all()
         if any(o["version_id"] == version_id for o in objects):
-            self.count("already_present", "%s is already in %r", label, name)
+            self.actions.count("already_present", "%s is already in %r", label, name)
             return
         same_asset = {
             o["id"]: o["asset_version"]["version"]
@@ -179,7 +175,9 @@ class VersionToReview:
             version_id, version["version"], same_asset, self.replace_previous
         )
         if not add:
-            self.count("newer_present", "%s not added: %r shows a newer version", label, name)
+            self.actions.count(
+                "newer_present", "%s not added: %r shows a newer version", label, name
+            )
             return
         for review_object in objects:
             if review_object["id"] in remove:
@@ -196,7 +194,7 @@ class VersionToReview:
             },
         )
         self.session.commit()
-        self.count(
+        self.actions.count(
             "added", "%s added to %r, replacing %d older version(s)", label, name, len(remove)
         )
 
@@ -222,10 +220,10 @@ class VersionToReview:
         if found is not None:
             return found
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        author = self.session.query(
-            f'select id from User where username is "{self.session.api_user}"'
-        ).one()
-        self.count("session_created", "creating review session %r in %s", name, project["name"])
+        author = current_user(self.session)
+        self.actions.count(
+            "session_created", "creating review session %r in %s", name, project["name"]
+        )
         return self.session.create(
             "ReviewSession",
             {

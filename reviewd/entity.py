@@ -8,7 +8,10 @@ when auto-population is off.  Merging query results writes ``_remote`` directly,
 is what keeps decoding 10,000 entities cheap: no per-attribute objects on that path.
 
 The session owns one object per (entity type, primary key) — its identity map — so two
-reads of the same server entity give the same Python object.
+reads of the same server entity give the same Python object.  That object is shared by
+every thread using the session: ``_local`` holds the pending values of all threads (the
+latest one per attribute), while which thread set which value, and so what each thread's
+commit or rollback does to them, is the session's bookkeeping (see ``reviewd.session``).
 """
 
 from __future__ import annotations

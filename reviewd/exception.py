@@ -113,6 +113,16 @@ class ReplyTimeoutError(EventHubError):
     default_message = "No reply arrived before the timeout."
 
 
+class NotUniqueError(EventHubError):
+    """A value that must be unique is already in use (a subscriber id on the hub).
+
+    A subclass of :class:`EventHubError` so that code catching the hub's generic error
+    keeps working; ftrack_api has an error of the same name for the same refusal.
+    """
+
+    default_message = "The value is already in use."
+
+
 # ParseError lives in reviewd.event.expression (a pure module the devserver shares) and
 # is re-exported here lazily to keep that module free of imports from this package.
 

@@ -13,12 +13,17 @@ with the old and new value for updates.  ``commit`` sends them as one batch that
 - an update that ends where it started (new value equal to the original old value) is
   dropped, and payloads left empty are skipped.
 
+Operations are recorded per thread: a :class:`UnitOfWork` holds one thread's operations
+and the bookkeeping the Session needs to commit or roll back only that thread's work
+(see "Threads" in :mod:`reviewd.session`).
+
 Pure code: it knows nothing about entities beyond two callables handed in.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -111,6 +116,66 @@ class Operations:
 
     def __repr__(self) -> str:
         return f"<Operations {len(self)}>"
+
+
+class UnitOfWork:
+    """One thread's pending changes: its recorded operations and what it changed locally.
+
+    A Session shared between threads (the daemon's plugin workers) gives each thread its
+    own unit, as SQLAlchemy's ``scoped_session`` gives each thread its own Session, so
+    that one thread's ``commit()`` or ``rollback()`` never sends or throws away another
+    thread's half-made changes.  The unit only *records*; the Session, which knows
+    entities, decides what committing or rolling back means for their values.  It is
+    read and changed under the Session's lock.
+    """
+
+    __slots__ = ("operations", "entities", "names", "_thread", "__weakref__")
+
+    def __init__(self, thread: threading.Thread | None = None) -> None:
+        self.operations = Operations()
+        #: ``id(entity) -> entity`` for every entity this thread created, changed or
+        #: deleted, in first-touch order (the order of ``session.created`` etc.).
+        self.entities: dict[int, Any] = {}
+        #: ``id(entity) -> names`` of the attributes whose local value this thread set.
+        self.names: dict[int, set[str]] = {}
+        self._thread = weakref.ref(thread or threading.current_thread())
+
+    def touch(self, entity: Any, name: str | None = None) -> None:
+        """Note that this thread changed *entity* (and its attribute *name*)."""
+        key = id(entity)
+        if key not in self.entities:
+            self.entities[key] = entity
+        if name is not None:
+            names = self.names.get(key)
+            if names is None:
+                self.names[key] = {name}
+            else:
+                names.add(name)
+
+    def clear(self) -> None:
+        """Forget everything recorded (after a commit or a rollback)."""
+        self.operations.clear()
+        self.entities.clear()
+        self.names.clear()
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything is recorded (operations or local changes)."""
+        return bool(self.operations) or bool(self.entities)
+
+    @property
+    def thread_alive(self) -> bool:
+        thread = self._thread()
+        return thread is not None and thread.is_alive()
+
+    @property
+    def thread_name(self) -> str:
+        thread = self._thread()
+        return thread.name if thread is not None else "(ended)"
+
+    def __repr__(self) -> str:
+        return (f"<UnitOfWork thread={self.thread_name!r} operations={len(self.operations)} "
+                f"entities={len(self.entities)}>")
 
 
 def _values(value: Any) -> Iterable:

@@ -13,8 +13,28 @@ plugins port unchanged.  What differs is how the work is done:
 - **One object per entity.** The memory layer of :attr:`Session.cache` is the identity
   map, keyed by ``(entity_type, *primary_key)``; persistent lower layers (if configured)
   are keyed by ``cache_key_maker.key((entity_type, [primary key values]))``.
-- **Shareable between threads.** Merging, recording and committing hold one re-entrant
-  lock; the ``auto_populate`` and ``record_operations`` flags are per thread.
+- **Shareable between threads.** Merging and recording hold one re-entrant lock; the
+  ``auto_populate`` and ``record_operations`` flags are per thread, and so is the unit
+  of work (below).
+
+Threads
+-------
+The daemon shares one Session among its plugin workers, so the unit of work is per
+thread, like SQLAlchemy's ``scoped_session``: each thread records its own operations
+(:attr:`Session.recorded_operations`, :attr:`~Session.created`, :attr:`~Session.modified`
+and :attr:`~Session.deleted` show the calling thread's), :meth:`Session.commit` sends and
+clears only the calling thread's operations and :meth:`Session.rollback` discards only
+them, reverting only the local values that thread set and forgetting only the entities
+it created.  One plugin's failed commit or rollback therefore never sends or loses
+another plugin's half-made changes.
+
+The identity map stays shared: an entity is one object for every thread, so a local
+value one thread sets is *visible to all threads* until that thread commits or rolls it
+back.  When two threads set the same attribute the later value is the one read; if the
+later thread rolls back, the earlier thread's pending value comes back.  Change an
+entity created by another thread only after that thread has committed it.  Operations
+of a thread that ends without committing stay recorded (and its local values visible)
+until :meth:`Session.close`, which warns about them.
 """
 
 from __future__ import annotations
@@ -28,7 +48,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from reviewd.attribute import COLLECTION, MAPPED
@@ -48,6 +68,7 @@ from reviewd.operation import (
     CreateEntityOperation,
     DeleteEntityOperation,
     Operations,
+    UnitOfWork,
     UpdateEntityOperation,
     optimise,
 )
@@ -59,7 +80,13 @@ from reviewd.schema import (
     load_schemas,
 )
 from reviewd.symbol import CREATED, DELETED, MODIFIED, NOT_SET
-from reviewd.transport import ApiClient, SessionAuthentication, decode_typed, encode_default
+from reviewd.transport import (
+    ApiClient,
+    CallInfo,
+    SessionAuthentication,
+    decode_typed,
+    encode_default,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +132,17 @@ class Session:
         self._closed = True  # until construction succeeds; close() is then a no-op
         self._client = None
         self._event_hub = None
+        self._lock = threading.RLock()
+        self._thread = threading.local()
+        # The per-thread units of work (see "Threads" above).  A unit is listed while
+        # its thread lives or while it holds unsaved work, so that close() can warn.
+        self._units: list[UnitOfWork] = []
+        # (id(entity), attribute) -> [(unit, value), ...]: which threads hold a local
+        # value for the attribute, latest last (the one read).  Entities are kept alive
+        # by their units while listed here, so their ids stay valid.
+        self._claims: dict[tuple[int, str], list[tuple[UnitOfWork, Any]]] = {}
+        self._creators: dict[int, UnitOfWork] = {}   # id(entity) -> unit that created it
+        self._deleters: dict[int, UnitOfWork] = {}   # id(entity) -> unit that deleted it
         server_url = _required(server_url, "server_url", ("FTRACK_SERVER",))
         api_key = _required(api_key, "api_key", ("FTRACK_API_KEY", "FTRACK_APIKEY"))
         register_secret(api_key)
@@ -126,12 +164,8 @@ class Session:
         self._cookies = dict(cookies or {})
         self._timeout = timeout
 
-        self._lock = threading.RLock()
-        self._thread = threading.local()
         self._default_auto_populate = bool(auto_populate)
         self._default_record_operations = True
-        self.recorded_operations = Operations()
-        self._dirty: dict[int, Entity] = {}
 
         # Cache: the memory layer is the identity map.
         self.cache_key_maker = cache_key_maker if cache_key_maker is not None else StringKeyMaker()
@@ -324,6 +358,19 @@ class Session:
     def call(self, data: list[dict]) -> list:
         """Send raw operations; entities in the results are merged and returned live."""
         return self._call(list(data), merge=True)
+
+    def add_call_listener(self, callback: Callable[[CallInfo], Any]) -> Callable[[], None]:
+        """Call ``callback(info)`` after every HTTP call to ``/api``; return its remover.
+
+        *info* is a :class:`~reviewd.transport.CallInfo` (``actions``, ``duration``,
+        ``error``, ``status``).  The callback runs in the thread that made the call,
+        after the answer was parsed and before the caller sees the result or error, so
+        it must be quick and thread-safe; one that raises is logged and ignored.  This
+        is the hook for metrics (the daemon's API request duration and error counts).
+        Calling the returned function again is harmless.
+        """
+        self._check_open()
+        return self._client.add_call_listener(callback)
 
     # -------------------------------------------------------------- merging (hot path)
     def _merge_value(self, value: Any, write_lower: bool = True) -> Any:
@@ -695,14 +742,18 @@ class Session:
                 f"Cannot create {cls.entity_type} without primary key value(s) "
                 f"{', '.join(missing)}."
             )
+        unit = self._unit()
         with self._lock:
             entity._local = values
             entity._state = CREATED
             key = (cls.entity_type, *[values[name] for name in cls.primary_key_attributes])
             self._identity[key] = entity
-            self._dirty[id(entity)] = entity
+            self._creators[id(entity)] = unit
+            unit.touch(entity)
+            for name, value in values.items():
+                self._claim(unit, entity, name, value)
             if self.record_operations:
-                self.recorded_operations.push(CreateEntityOperation(
+                unit.operations.push(CreateEntityOperation(
                     cls.entity_type,
                     {name: values[name] for name in cls.primary_key_attributes},
                     dict(values),
@@ -720,6 +771,7 @@ class Session:
                     f"Set the primary key {name!r} of a new {entity.entity_type} in "
                     "session.create(), not afterwards."
                 )
+        unit = self._unit()
         with self._lock:
             local = entity._local
             if local and name in local:
@@ -731,9 +783,9 @@ class Session:
             local[name] = value
             if entity._state is None:
                 entity._state = MODIFIED
-            self._dirty[id(entity)] = entity
+            self._claim(unit, entity, name, value)
             if self.record_operations:
-                self.recorded_operations.push(UpdateEntityOperation(
+                unit.operations.push(UpdateEntityOperation(
                     entity.entity_type,
                     dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False)),
                     name, old, value,
@@ -746,72 +798,199 @@ class Session:
             raise TypeError(f"delete() takes an entity, not {type(entity).__name__}.")
         if entity._state is DELETED:
             return
+        unit = self._unit()
         with self._lock:
             if self.record_operations:
-                self.recorded_operations.push(DeleteEntityOperation(
+                unit.operations.push(DeleteEntityOperation(
                     entity.entity_type,
                     dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False)),
                 ))
-            self._dirty[id(entity)] = entity
+            unit.touch(entity)
+            self._deleters[id(entity)] = unit
             entity._state = DELETED
+
+    def _touched(self, state, owners: dict[int, UnitOfWork] | None = None) -> list[Entity]:
+        """This thread's changed entities in *state* (and owned by it in *owners*)."""
+        unit = self._current_unit()
+        if unit is None:
+            return []
+        with self._lock:
+            return [entity for key, entity in unit.entities.items()
+                    if entity._state is state and (owners is None or owners.get(key) is unit)]
 
     @property
     def created(self) -> list[Entity]:
-        return [e for e in list(self._dirty.values()) if e._state is CREATED]
+        """Entities this thread created and has not committed yet."""
+        return self._touched(CREATED, self._creators)
 
     @property
     def modified(self) -> list[Entity]:
-        return [e for e in list(self._dirty.values()) if e._state is MODIFIED]
+        """Entities with local changes made by this thread (see "Threads" above)."""
+        return self._touched(MODIFIED)
 
     @property
     def deleted(self) -> list[Entity]:
-        return [e for e in list(self._dirty.values()) if e._state is DELETED]
+        """Entities this thread marked for deletion and has not committed yet."""
+        return self._touched(DELETED, self._deleters)
 
     # -------------------------------------------------------------- unit of work
-    def commit(self) -> None:
-        """Send all recorded operations as one optimised batch and merge the results.
+    def _current_unit(self) -> UnitOfWork | None:
+        """The calling thread's unit of work, or None if it never changed anything."""
+        return getattr(self._thread, "unit", None)
 
+    def _unit(self) -> UnitOfWork:
+        """The calling thread's unit of work, created on first use."""
+        unit = getattr(self._thread, "unit", None)
+        if unit is None:
+            unit = UnitOfWork()
+            with self._lock:
+                # Units of ended threads with nothing left to save are dropped here, so
+                # that short-lived threads do not accumulate.
+                self._units = [u for u in self._units if u.thread_alive or u.pending]
+                self._units.append(unit)
+            self._thread.unit = unit
+        return unit
+
+    @property
+    def recorded_operations(self) -> Operations:
+        """The operations this thread recorded and has not committed yet."""
+        return self._unit().operations
+
+    def _claim(self, unit: UnitOfWork, entity: Entity, name: str, value: Any) -> None:
+        """Record that *unit*'s thread set the local value of *name* (under the lock)."""
+        key = (id(entity), name)
+        stack = self._claims.get(key)
+        if stack is None:
+            self._claims[key] = [(unit, value)]
+        elif stack[-1][0] is unit:  # setting again what this thread set last: no new claim
+            stack[-1] = (unit, value)
+            return
+        else:
+            for index, (owner, _) in enumerate(stack):
+                if owner is unit:
+                    del stack[index]
+                    break
+            stack.append((unit, value))
+        unit.touch(entity, name)
+
+    def _release(self, unit: UnitOfWork, entity: Entity, *, commit: bool,
+                 detached: bool = False) -> None:
+        """Withdraw *unit*'s local values of *entity* (under the lock).
+
+        Committed values become remote ones.  An attribute another thread also set keeps
+        that thread's latest value as its local value; otherwise its local value goes.
+        """
+        key = id(entity)
+        names = unit.names.get(key)
+        if not names:
+            return
+        claims = self._claims
+        for name in names:
+            stack = claims.get((key, name))
+            if not stack:
+                continue
+            mine = _UNCLAIMED
+            for index, (owner, value) in enumerate(stack):
+                if owner is unit:
+                    mine = value
+                    del stack[index]
+                    break
+            if not stack:
+                del claims[(key, name)]
+            if detached:
+                continue
+            if commit and mine is not _UNCLAIMED:
+                entity._remote[name] = mine
+            local = entity._local
+            if stack:
+                if local is _NO_LOCAL:
+                    entity._local = local = {}
+                local[name] = stack[-1][1]
+            elif local is not _NO_LOCAL:
+                local.pop(name, None)
+
+    def _settle(self, entity: Entity, undelete: bool = False) -> None:
+        """Recompute *entity*'s state after a unit let go of it (under the lock)."""
+        if entity._state is DELETED and not undelete:
+            return  # deleted by this or another thread, or detached
+        key = id(entity)
+        if key in self._deleters:
+            entity._state = DELETED
+        elif key in self._creators:
+            entity._state = CREATED
+        elif entity._local:
+            entity._state = MODIFIED
+        else:
+            entity._local = _NO_LOCAL
+            entity._state = None
+
+    def commit(self) -> None:
+        """Send this thread's recorded operations as one optimised batch; merge results.
+
+        Only the calling thread's operations are sent and cleared (see "Threads" above).
         On failure nothing local changes: the operations stay recorded so that the
         caller can fix something and commit again, or :meth:`rollback`.
         """
         self._check_open()
+        unit = self._current_unit()
+        if unit is None or not unit.pending:
+            return
         with self._lock:
-            operations = self.recorded_operations.snapshot()
+            operations = unit.operations.snapshot()
             batch = optimise(operations, identity_of=_identity_of_value)
-            results = self._call(batch) if batch else []
-            self.recorded_operations.clear()
-            dirty = list(self._dirty.values())
-            self._dirty.clear()
-            for entity in dirty:
-                if entity._state is DELETED:
+        # The lock is not held during the round trip: other threads keep working.
+        results = self._call(batch) if batch else []
+        with self._lock:
+            creators, deleters = self._creators, self._deleters
+            for key, entity in list(unit.entities.items()):
+                if deleters.get(key) is unit:
                     self._forget(entity)
+                    self._release(unit, entity, commit=False, detached=True)
+                    del deleters[key]
+                    if creators.get(key) is unit:
+                        del creators[key]
                     continue
-                if entity._local:
-                    entity._remote.update(entity._local)
-                entity._local = _NO_LOCAL
-                entity._state = None
+                self._release(unit, entity, commit=True)
+                if creators.get(key) is unit:
+                    del creators[key]
+                self._settle(entity)
+            unit.clear()
             # Server values last: they may normalise what was sent.
             for payload, result in zip(batch, results, strict=False):
                 if payload["action"] in ("create", "update") and isinstance(result, dict):
                     self._merge_value(result.get("data"))
 
     def rollback(self) -> None:
-        """Discard recorded operations and local changes; forget uncommitted entities."""
+        """Discard this thread's operations and local changes; forget what it created.
+
+        Only the calling thread's work is undone (see "Threads" above): local values
+        other threads set stay, and an attribute this thread overwrote gets the other
+        thread's pending value back.
+        """
         self._check_open()
+        unit = self._current_unit()
+        if unit is None:
+            return
         with self._lock:
-            self.recorded_operations.clear()
-            dirty = list(self._dirty.values())
-            self._dirty.clear()
-            for entity in dirty:
-                if entity._state is CREATED:
+            creators, deleters = self._creators, self._deleters
+            for key, entity in list(unit.entities.items()):
+                if deleters.get(key) is unit:
+                    del deleters[key]
+                    undelete = True
+                else:
+                    undelete = False
+                if creators.get(key) is unit:
+                    del creators[key]
                     # Detached: its values stay readable, it can no longer be changed.
                     self._forget(entity)
+                    self._release(unit, entity, commit=False, detached=True)
                     entity._remote = dict(entity._local)
                     entity._local = _NO_LOCAL
                     entity._state = DELETED
                     continue
-                entity._local = _NO_LOCAL
-                entity._state = None
+                self._release(unit, entity, commit=False)
+                self._settle(entity, undelete=undelete)
+            unit.clear()
 
     def _forget(self, entity: Entity) -> None:
         values = entity._local if entity._local else entity._remote
@@ -826,7 +1005,11 @@ class Session:
                     cache.remove(cache_key)
 
     def reset(self) -> None:
-        """Forget everything local: operations, changes and the memory cache."""
+        """Roll back this thread's work and empty the shared memory cache.
+
+        Other threads' recorded operations are left alone (they name entities by key,
+        so they still commit); their entity objects are no longer in the cache.
+        """
         self._check_open()
         with self._lock:
             self.rollback()
@@ -840,17 +1023,25 @@ class Session:
         """
         if self._closed and self._client is None:
             return
-        pending = len(self.recorded_operations) if hasattr(self, "recorded_operations") else 0
+        with self._lock:
+            units, self._units = list(self._units), []
+            pending = sum(len(unit.operations) for unit in units)
+            threads = sum(1 for unit in units if unit.operations)
+            for unit in units:
+                unit.clear()
+            self._claims.clear()
+            self._creators.clear()
+            self._deleters.clear()
         if pending:
+            where = f" from {threads} threads" if threads > 1 else ""
             message = (f"Closing the session for {self._server_url} with {pending} unsaved "
-                       "operation(s); they are discarded. Call commit() first to keep them.")
+                       f"operation(s){where}; they are discarded. Call commit() first to "
+                       "keep them.")
             logger.warning(message)
             warnings.warn(message, UserWarning, stacklevel=2)
-            self.recorded_operations.clear()
         self._closed = True
         if hasattr(self, "_memory"):
             self._memory.clear()
-            self._dirty.clear()
         client, self._client = self._client, None
         if client is not None:
             client.close()
@@ -898,6 +1089,10 @@ class Session:
 
 
 # ------------------------------------------------------------------ helpers
+#: Marks "this unit held no local value for the attribute" in :meth:`Session._release`.
+_UNCLAIMED = object()
+
+
 def _new_id() -> str:
     import uuid  # imported on first create, not at start-up
 

@@ -11,8 +11,12 @@ heavier is, so that a process can reach a ready Session quickly.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
+import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +38,25 @@ AUTHENTICATION_EXCEPTIONS = frozenset(
 
 #: How much of a non-JSON body an error message quotes.
 _BODY_EXCERPT = 200
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What a call listener learns about one HTTP call to ``/api``.
+
+    ``actions`` are the batch's operation actions in order (``("query", "query")``),
+    ``duration`` the seconds from sending the request to having its whole body (the
+    time spent decoding and merging the answer is not included), ``error`` the
+    exception the call raises (``None`` on success) and ``status`` the HTTP status code
+    (``None`` when no answer arrived).  Nothing here holds the API key.
+    """
+
+    actions: tuple[str, ...]
+    duration: float
+    error: BaseException | None
+    status: int | None
 
 
 class SessionAuthentication(requests.auth.AuthBase):
@@ -155,6 +178,48 @@ class ApiClient:
             self._http.headers.update(dict(headers))
         if cookies:
             self._http.cookies.update(dict(cookies))
+        # Replaced, never mutated, so that call() reads it without taking the lock.
+        self._listeners: tuple[Callable[[CallInfo], Any], ...] = ()
+        self._listeners_lock = threading.Lock()
+
+    def add_call_listener(self, callback: Callable[[CallInfo], Any]) -> Callable[[], None]:
+        """Call ``callback(info)`` after every call (see :class:`CallInfo`); return a remover.
+
+        The callback runs in the calling thread; an exception from it is logged and
+        ignored, so a broken metrics hook never breaks an API call.
+        """
+        if not callable(callback):
+            raise TypeError(
+                f"add_call_listener() takes a callable, not {type(callback).__name__}."
+            )
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, callback)
+
+        def remove() -> None:
+            with self._listeners_lock:
+                listeners = list(self._listeners)
+                for index, listener in enumerate(listeners):
+                    if listener is callback:
+                        del listeners[index]
+                        self._listeners = tuple(listeners)
+                        return
+
+        return remove
+
+    def _notify(self, batch: list, duration: float, error: BaseException | None,
+                status: int | None) -> None:
+        info = CallInfo(
+            tuple(str(operation.get("action", "")) if isinstance(operation, Mapping) else ""
+                  for operation in batch),
+            duration, error, status,
+        )
+        for listener in self._listeners:
+            try:
+                listener(info)
+            except Exception as exc:
+                logger.warning("An API call listener (%s) failed and was ignored: %s: %s",
+                               getattr(listener, "__qualname__", type(listener).__name__),
+                               type(exc).__name__, redact(str(exc))[:300])
 
     @property
     def http(self) -> requests.Session:
@@ -173,6 +238,23 @@ class ApiClient:
         JSON array.  Typed values (datetimes) are left in wire form for the caller.
         """
         body = self._encode(batch)
+        if not self._listeners:
+            return self._post_and_parse(body, decoder)
+        started = time.perf_counter()
+        timing: list = []
+        try:
+            result = self._post_and_parse(body, decoder, timing)
+        except BaseException as exc:
+            status, received = timing if timing else (None, time.perf_counter())
+            self._notify(batch, received - started, exc, status)
+            raise
+        status, received = timing
+        self._notify(batch, received - started, None, status)
+        return result
+
+    def _post_and_parse(self, body: str, decoder: Callable[[bytes], Any] | None,
+                        timing: list | None = None) -> list:
+        """POST *body*; on an answer, append ``(status, perf_counter())`` to *timing*."""
         try:
             response = self._http.post(self.url, data=body.encode("utf-8"), timeout=self.timeout)
         except requests.exceptions.Timeout as exc:
@@ -185,7 +267,10 @@ class ApiClient:
                 redact(f"Could not connect to the ftrack server at {self.server_url}: "
                        f"{_reason(exc)}. Check the server URL and that the server is running.")
             ) from None
-        return self.parse_response(response.status_code, response.content, decoder)
+        content = response.content
+        if timing is not None:
+            timing.extend((response.status_code, time.perf_counter()))
+        return self.parse_response(response.status_code, content, decoder)
 
     def parse_response(self, status: int, content: bytes,
                        decoder: Callable[[bytes], Any] | None = None) -> list:

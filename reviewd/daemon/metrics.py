@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reviewd import __version__
+from reviewd.daemon.api_metrics import ApiMetrics
 
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -74,6 +75,7 @@ class Metrics:
                                         "server).", ["outcome"], registry=r)
         self.reloads = Counter("reviewd_reloads", "Configuration and plugin reloads.",
                                ["outcome"], registry=r)
+        self.api = ApiMetrics(r)
         build = Gauge("reviewd_build_info", "Version of the running daemon.", ["version"],
                       registry=r)
         build.labels(version=__version__).set(1)

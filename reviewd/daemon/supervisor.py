@@ -10,7 +10,8 @@ says what is missing until the last one):
 1. configuration (done by the CLI), 2. logging (CLI), 3. HTTP listener (not ready),
 4. journal, 5. embedded server when configured, 6. Session — retried with capped
 exponential backoff while the server cannot be reached (the daemon waits, it does not
-exit), 7. plugins, 8. replay of unfinished deliveries, 9. event hub connected,
+exit), 7. plugins (then the Session's configure-location/ready events to them,
+see :mod:`reviewd.daemon.lifecycle`), 8. replay of unfinished deliveries, 9. event hub connected,
 10. ready (``READY=1`` to systemd).
 
 Event flow: the hub's dispatch hook hands every matched event to :meth:`_on_events`,
@@ -38,13 +39,16 @@ import structlog
 
 from reviewd import __version__
 from reviewd.daemon import config as config_module
+from reviewd.daemon import embedded
 from reviewd.daemon import logging as daemon_logging
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.journal import JournalError, open_journal
+from reviewd.daemon.lifecycle import publish_session_events
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.router import Job, LaneSettings, Router, clone_event
 from reviewd.daemon.systemd import Notifier
+from reviewd.daemon.watch import Fingerprint, fingerprint
 from reviewd.exception import AuthenticationError, PluginError, redact, register_secret
 
 log = structlog.get_logger("reviewd.supervisor")
@@ -94,7 +98,7 @@ class Daemon:
         self._gap_stats = {"count": 0, "seconds": 0.0, "last": None}
         self._reconnects = 0
         self._accepting = True
-        self._plugin_mtimes: dict[str, float] = {}
+        self._plugin_mtimes: dict[str, Fingerprint] = {}
         self._journal_error: str | None = None
         self._journal_closed = False
         self._dispatch_local = True
@@ -222,7 +226,15 @@ class Daemon:
         self.config.api_user = self.devserver.api_user
         self.config.api_key = self.devserver.api_key
         register_secret(self.config.api_key)
-        log.info("embedded server running", url=self.devserver.url, simulate=rate)
+        if self._temp_dir is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="reviewd-embedded-")
+        credentials = embedded.write_credentials(self._temp_dir, self.devserver.url,
+                                                 self.devserver.api_user, self.config.api_key)
+        log.info("embedded server running", url=self.devserver.url, simulate=rate,
+                 credentials_file=credentials)
+        # The command is the message itself so that the console shows it unquoted,
+        # ready to copy; it names the file, never the key.
+        log.info(f"{embedded.HINT_PREFIX}{embedded.try_command(credentials)}")
         if self.config.plugin_paths is None and self.config.foreground:
             local = os.path.join(os.getcwd(), "plugins")
             if os.path.isdir(local):
@@ -260,6 +272,9 @@ class Daemon:
                 delay = min(delay * 2, max(config.connect_backoff_max, 0.5))
                 continue
             self.metrics.session_attempts.labels(outcome="ok").inc()
+            remove = self.metrics.api.attach(self.session)
+            if remove is not None:
+                self._removers.append(remove)
             self.hub = self.session.event_hub
             log.info("session ready", server=config.server_url,
                      server_version=self.session.server_version)
@@ -297,6 +312,7 @@ class Daemon:
             else:
                 log.error("plugin failed to load", plugin=record.name, source=record.source,
                           error=record.error)
+        publish_session_events(self.session, host)
         self._register_collectors()
         self._remember_mtimes()
 
@@ -526,36 +542,17 @@ class Daemon:
             log.info("journal pruned", deliveries=removed)
 
     # ================================================================== reload
-    def _plugin_files(self, path: str | None) -> list[str]:
-        if not path:
-            return []
-        if os.path.isfile(path):
-            return [path]
-        files = []
-        for base, _dirs, names in os.walk(path):
-            files.extend(os.path.join(base, n) for n in names if n.endswith(".py"))
-        return files
-
-    def _mtime_of(self, path: str | None) -> float:
-        stamps = []
-        for name in self._plugin_files(path):
-            try:
-                stamps.append(os.stat(name).st_mtime_ns)
-            except OSError:
-                pass
-        return max(stamps or [0])
-
     def _remember_mtimes(self) -> None:
         if self.host is None:
             return
-        self._plugin_mtimes = {r.name: self._mtime_of(r.path) for r in self.host.plugins
+        self._plugin_mtimes = {r.name: fingerprint(r.path) for r in self.host.plugins
                                if r.path}
 
     def _reload_changed_plugins(self) -> None:
         for record in list(self.host.plugins if self.host else []):
             if not record.path:
                 continue
-            stamp = self._mtime_of(record.path)
+            stamp = fingerprint(record.path)
             if stamp != self._plugin_mtimes.get(record.name):
                 self._plugin_mtimes[record.name] = stamp
                 log.info("plugin file changed; reloading", plugin=record.name, path=record.path)
@@ -577,6 +574,7 @@ class Daemon:
                 return False
             if record.loaded:
                 self._open_lane(name)
+                publish_session_events(self.session, self.host, [name])
                 self.router.refill([name])
                 self._register_collectors(only=name)
                 log.info("plugin reloaded", plugin=name,
@@ -657,6 +655,7 @@ class Daemon:
             self.host = host
             for name in host.loaded:
                 self._open_lane(name)
+            publish_session_events(self.session, host)
             self._register_collectors()
             self.router.refill()
             self._log_hook_errors("reviewd_started", host.started())

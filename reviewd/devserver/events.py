@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from reviewd.devserver.faults import Faults
+from reviewd.devserver.routing import SubscriptionIndex
 from reviewd.event import expression as expressions
 from reviewd.event import packet as packets
 
@@ -112,16 +113,6 @@ class _Connection:
         if transport is not None:
             transport.abort()
 
-    def wants(self, event: dict, target: Any) -> bool:
-        """Whether any subscriber here should receive *event* (targeted by *target*)."""
-        for subscriber in self.subscribers.values():
-            if not subscriber.expression.match(event):
-                continue
-            if target is not None and not target.match(subscriber.metadata):
-                continue
-            return True
-        return False
-
 
 class EventRefused(ValueError):
     """A published event or meta request the server refuses; the ack carries the text."""
@@ -161,6 +152,9 @@ class EventServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_sids: dict[str, tuple[str, float]] = {}
         self._connections: dict[str, _Connection] = {}
+        #: Every subscriber of every connection, filed by topic; kept in step with
+        #: ``_Connection.subscribers`` by _subscribe, _unsubscribe and _forget.
+        self._index = SubscriptionIndex()
         self._reply_waiters: dict[str, asyncio.Future] = {}
         self._closing = False
         #: Server-originated events (``publish``/``emit``) use this as their source id,
@@ -344,6 +338,8 @@ class EventServer:
         """Drop a connection and, with it, every subscriber it registered."""
         conn.closed = True
         self._connections.pop(conn.sid, None)
+        for subscriber_id in conn.subscribers:
+            self._index.discard((conn.sid, subscriber_id))
         conn.subscribers.clear()
         current = asyncio.current_task()
         for task in conn.tasks:
@@ -472,11 +468,13 @@ class EventServer:
         # the server has noticed the old one is dead: the newest registration wins.
         for other in list(self._connections.values()):
             if other is not conn and other.subscribers.pop(subscriber_id, None) is not None:
+                self._index.discard((other.sid, subscriber_id))
                 log.info("subscriber %s moved from connection %s to %s",
                          subscriber_id, other.sid, conn.sid)
-        conn.subscribers[subscriber_id] = Subscriber(
-            id=subscriber_id, subscription=subscription, expression=compiled,
-            metadata=dict(metadata))
+        subscriber = Subscriber(id=subscriber_id, subscription=subscription,
+                                expression=compiled, metadata=dict(metadata))
+        conn.subscribers[subscriber_id] = subscriber
+        self._index.add((conn.sid, subscriber_id), conn, subscriber)
 
     def _unsubscribe(self, conn: _Connection, event: dict) -> None:
         data = event.get("data")
@@ -485,24 +483,39 @@ class EventServer:
             raise EventRefused("ftrack.meta.unsubscribe needs data.subscriber.id")
         if conn.subscribers.pop(metadata["id"], None) is None:
             raise EventRefused(f"no subscriber {metadata['id']} on this connection")
+        self._index.discard((conn.sid, metadata["id"]))
 
     # ------------------------------------------------------------------ routing
     def _route(self, event: dict) -> int:
-        """Send *event* to every connection that wants it; return how many did."""
+        """Send *event* to every connection that wants it; return how many did.
+
+        Only subscribers the topic index names are asked (see
+        :mod:`reviewd.devserver.routing`), each with what its expression leaves to check
+        once the topic is known; a connection is chosen by its first matching subscriber.
+        """
         target = expressions.parse(event["target"]) if event["target"].strip() else None
-        text: str | None = None
-        delivered = 0
-        for conn in list(self._connections.values()):
+        chosen: dict[str, _Connection] = {}
+        failed: set[str] = set()
+        for conn, subscriber, remainder in self._index.candidates(event["topic"]):
+            sid = conn.sid
+            if sid in chosen or sid in failed or conn.closed:
+                continue
             try:
-                wanted = not conn.closed and conn.wants(event, target)
+                if remainder is not None and not remainder(event):
+                    continue
+                if target is not None and not target.match(subscriber.metadata):
+                    continue
             except Exception:  # one odd subscriber must not stop routing to the others
                 log.exception("matching event %s for connection %s failed",
-                              event.get("id"), conn.sid)
+                              event.get("id"), sid)
+                failed.add(sid)
                 continue
-            if not wanted:
-                continue
-            if text is None:
-                text = packets.encode(packets.event(EVENT_NAME, [event]))
+            chosen[sid] = conn
+        if not chosen:
+            return 0
+        text = packets.encode(packets.event(EVENT_NAME, [event]))
+        delivered = 0
+        for conn in chosen.values():
             if conn.send(text):
                 delivered += 1
         return delivered

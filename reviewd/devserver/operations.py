@@ -17,7 +17,7 @@ from reviewd.devserver.schema import schema_hash
 from reviewd.devserver.schema.model import NOT_SET, Attribute, EntityType, Model
 from reviewd.devserver.sql import QueryEngine
 from reviewd.devserver.store import Store, quote
-from reviewd.devserver.updates import Change, parent_chain
+from reviewd.devserver.updates import Change, added_changes, parent_chain, removed_changes
 from reviewd.devserver.values import now_text, to_storage
 
 SERVER_VERSION = "4.13.8"
@@ -223,12 +223,7 @@ class BatchExecutor:
         if self._row_exists(entity_type, key):
             raise ApiError("DuplicateEntityError", f"{entity_type.id} {key!r} already exists.")
         self.store.insert(entity_type, row)
-        added = {
-            column: (None, value)
-            for column, value in row.items()
-            if value is not None and column != "__type__" and column not in entity_type.primary_key
-        }
-        self._record("add", entity_type, row, added, changes)
+        self._record("add", entity_type, row, added_changes(entity_type, row), changes)
         self._assign_collections(entity_type, row, collections, changes)
         return {"action": "create", "data": self.entity_out(entity_type, row)}
 
@@ -412,7 +407,8 @@ class BatchExecutor:
             raise errors.not_found(entity_type.id, key)
         doomed = self._cascade(self.model.types[row["__type__"]], row)
         for doomed_type, doomed_row in doomed:
-            self._record("remove", doomed_type, doomed_row, {}, changes)
+            removed = removed_changes(doomed_type, doomed_row)
+            self._record("remove", doomed_type, doomed_row, removed, changes)
         for doomed_type, doomed_row in reversed(doomed):
             self.store.delete(doomed_type, [doomed_row.get(k) for k in doomed_type.primary_key])
         return {"action": "delete", "data": True}

@@ -13,19 +13,28 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reviewd.devserver.schema.model import EntityType, Model
+from reviewd.devserver.schema.model import Attribute, EntityType, Model
 from reviewd.devserver.store import Store
 from reviewd.devserver.values import event_text
 
 # Reference attributes that point at an entity's place in the hierarchy, best first.
+# The order decides between two paths: a ReviewSessionObject belongs to its review
+# session (not to the version it shows), a component sits under its version before its
+# container.  Types with none of these fall back to any reference to a context.
 _STRUCTURAL = (
     "parent",
     "asset",
     "version",
-    "asset_version",
+    "component",
+    "container",
     "review_session_object",
     "review_session",
+    "invitee",
+    "asset_version",
+    "note",
+    "in_reply_to",
     "list",
+    "context",
     "project",
 )
 
@@ -62,10 +71,7 @@ def structural_parent(model: Model, store: Store, entity_type: EntityType, row: 
         parent = store.get_row(candidate, [row["parent_id"]])
         if parent is not None:
             return model.types[parent["__type__"]], parent
-    for name in _STRUCTURAL:
-        attribute = entity_type.attributes.get(name)
-        if attribute is None or attribute.kind != "reference" or not attribute.fk:
-            continue
+    for attribute in _upward_references(model, entity_type):
         target = model.get(attribute.target or "")
         value = row.get(attribute.fk)
         if target is None or value is None:
@@ -74,6 +80,22 @@ def structural_parent(model: Model, store: Store, entity_type: EntityType, row: 
         if parent is not None:
             return model.types[parent["__type__"]], parent
     return None
+
+
+def _upward_references(model: Model, entity_type: EntityType) -> list[Attribute]:
+    """Stored references of *entity_type* that lead up the hierarchy, best first."""
+    references = [
+        attribute
+        for attribute in entity_type.attributes.values()
+        if attribute.kind == "reference" and attribute.fk
+    ]
+    named = {attribute.name: attribute for attribute in references}
+    ordered = [named[name] for name in _STRUCTURAL if name in named]
+    for attribute in references:  # e.g. a real schema's Timelog.context, by any name
+        target = model.get(attribute.target or "")
+        if attribute not in ordered and target is not None and target.is_context:
+            ordered.append(attribute)
+    return ordered
 
 
 def parent_chain(model: Model, store: Store, entity_type: EntityType, row: dict) -> list[dict]:
@@ -98,6 +120,24 @@ def parent_chain(model: Model, store: Store, entity_type: EntityType, row: dict)
             }
         )
     return entries
+
+
+def added_changes(entity_type: EntityType, row: dict) -> dict[str, tuple[Any, Any]]:
+    """``changes`` of an ``add`` entry: every value the new *row* holds, old ``None``."""
+    return {
+        column: (None, value)
+        for column, value in row.items()
+        if value is not None and column != "__type__" and column not in entity_type.primary_key
+    }
+
+
+def removed_changes(entity_type: EntityType, row: dict) -> dict[str, tuple[Any, Any]]:
+    """``changes`` of a ``remove`` entry: every value the removed *row* held, new ``None``.
+
+    A real server lists the removed entity's attributes this way, so a plugin can tell
+    which task a deleted version belonged to without querying what no longer exists.
+    """
+    return {column: (old, None) for column, (_none, old) in added_changes(entity_type, row).items()}
 
 
 def _db_name(entity_type: EntityType, column: str) -> str:
@@ -142,7 +182,12 @@ def event_entity(change: Change) -> dict:
 def build_update_event(
     changes: list[Change], username: str, user_id: str | None, source_id: str
 ) -> dict:
-    """The single wire-form ``ftrack.update`` event for a committed batch's *changes*."""
+    """The single wire-form ``ftrack.update`` event for a committed batch's *changes*.
+
+    Every change here comes through the API, so ``data`` carries no ``pushToClient``:
+    the real server sets that flag on changes made in the web UI (the task-status
+    fixture) and leaves it out for API-originated ones (the version-added fixture).
+    """
     return {
         "id": uuid.uuid4().hex,
         "topic": "ftrack.update",

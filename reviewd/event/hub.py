@@ -40,6 +40,7 @@ from reviewd.exception import (
     EventHubConnectionError,
     EventHubError,
     NotFoundError,
+    NotUniqueError,
     ReplyTimeoutError,
     redact,
     register_secret,
@@ -430,13 +431,14 @@ class EventHub:
         """Subscribe *callback* to events matching *subscription*; return the subscriber id.
 
         Raises :class:`~reviewd.event.expression.ParseError` for a malformed subscription
-        and :class:`EventHubError` if the subscriber id is already in use.
+        and :class:`~reviewd.exception.NotUniqueError` (an :class:`EventHubError`) if the
+        subscriber id is already in use.
         """
         metadata = dict(subscriber or {})
         metadata.setdefault("id", uuid.uuid4().hex)
         with self._lock:
             if metadata["id"] in self._by_id or metadata["id"] == self.id:
-                raise EventHubError(f"a subscriber with id {metadata['id']!r} already exists")
+                raise NotUniqueError(f"a subscriber with id {metadata['id']!r} already exists")
             entry = Subscriber(subscription, callback, metadata, priority, next(self._order))
             self._subscribers.append(entry)
             self._subscribers.sort(key=Subscriber.sort_key)

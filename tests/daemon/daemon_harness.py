@@ -4,45 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import textwrap
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from tests.support import (
+    free_port,
+    http_get,
+    server_env,
+    stop_process,
+    wait_process_ready,
+    wait_until,
+    write_source,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: str = ""):
-    """Poll *condition* until it returns something truthy; fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
-        time.sleep(interval)
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except (urllib.error.URLError, OSError):
-        return 0, ""
+    """:func:`tests.support.wait_until` with the daemon suite's defaults: 20 s, every
+    50 ms, since each wait spans a real process (start-up, delivery, a retry)."""
+    return wait_until(condition, timeout, interval, message)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -56,10 +38,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def write_plugin(directory: Path, name: str, source: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    return path
+    """Write the plugin module ``directory/<name>.py`` from indented *source*."""
+    return write_source(directory / f"{name}.py", source)
 
 
 def lines_of(path: Path) -> list[str]:
@@ -100,25 +80,15 @@ class DaemonProcess:
         return json.loads(body) if code == 200 else {}
 
     def wait_ready(self, timeout: float = 30.0) -> dict:
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"reviewd exited with {self.proc.returncode}:\n{self.output()}")
-            return self.get("/readyz")[0] == 200
-        wait_for(ready, timeout, message="reviewd /readyz to answer 200")
+        wait_process_ready(self.proc, lambda: self.get("/readyz")[0] == 200, self.output,
+                           timeout, 0.05, "reviewd /readyz to answer 200")
         return self.status()
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -144,7 +114,4 @@ class DaemonProcess:
 
 def service_env(server, **extra: str) -> dict[str, str]:
     """Environment for a daemon connecting to *server* as a service would."""
-    env = {"FTRACK_SERVER": server.url, "FTRACK_API_USER": server.api_user,
-           "FTRACK_API_KEY": server.api_key, "REVIEWD_LOG_FORMAT": "json"}
-    env.update(extra)
-    return env
+    return server_env(server, **{"REVIEWD_LOG_FORMAT": "json", **extra})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
+
+from tests.support import wait_until as wait_for  # noqa: F401 - re-exported
 
 
 class Api:
@@ -42,18 +42,6 @@ class Api:
         reply = self.call([{"action": "query", "expression": expression}])
         assert isinstance(reply, list), reply
         return reply[0]
-
-
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.02):
-    """Poll *condition* until it returns a truthy value or *timeout* passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 @pytest.fixture

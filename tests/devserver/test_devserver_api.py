@@ -378,3 +378,24 @@ def test_reset_remote_resets_an_attribute_to_its_default(api):
         [{"action": "reset_remote", "reset_type": "id", "entity_type": "Shot", "entity_key": SHOT}]
     )
     assert_error(refused, "ImmutableAttributeError", "id")
+
+
+def test_execute_batch_raises_api_error_with_the_wire_form_of_post_api(devserver, api):
+    from reviewd.devserver.errors import ApiError
+
+    batch = [
+        {"action": "update", "entity_type": "Shot", "entity_key": [SHOT],
+         "entity_data": {"description": "never written"}},
+        {"action": "update", "entity_type": "Shot", "entity_key": [SHOT],
+         "entity_data": {"bogus": 1}},
+    ]
+    over_http = api.call(batch)
+    with pytest.raises(ApiError) as raised:
+        devserver.execute_batch(batch, devserver.api_user)
+    assert raised.value.to_wire() == over_http
+    assert_error(raised.value.to_wire(), "UnknownAttributeError", "Operation 2 of 2", "bogus")
+    with pytest.raises(ApiError) as not_a_list:
+        devserver.execute_batch({"action": "query"}, devserver.api_user)
+    assert not_a_list.value.to_wire()["exception"] == "InvalidRequestError"
+    assert api.query(f"select description from Shot where id is {SHOT}")[0]["description"] \
+        != "never written"

@@ -221,3 +221,154 @@ def test_one_event_per_batch_and_none_for_reads_or_failures(devserver, subscribe
     assert event["data"]["entities"][0]["changes"]["description"]["new"] == "b"
     with pytest.raises(queue.Empty):
         subscriber.events.get(timeout=0.5)  # exactly one event for the batch
+
+
+# Types that belong to no project (site-wide settings, people, workflows): their chain is
+# the entity alone.  Every other seeded type must reach the project through its parents.
+SITE_WIDE = {
+    "AssetType",
+    "Location",
+    "NoteCategory",
+    "NoteLabel",
+    "ObjectType",
+    "Priority",
+    "ProjectSchema",
+    "ProjectSchemaObjectType",
+    "Schema",
+    "SchemaStatus",
+    "SchemaType",
+    "State",
+    "Status",
+    "TaskTypeSchema",
+    "TaskTypeSchemaType",
+    "Type",
+    "User",
+    "WorkflowSchema",
+    "WorkflowSchemaStatus",
+}
+VERSION = seed_id("AssetVersion", seed_id("Asset", "SQ010", "SH010", "comp"), "1")
+SESSION = seed_id("ReviewSession", "dailies")
+
+
+def _chain(entity: dict) -> list[tuple[str, str]]:
+    """(entity_type, entityId) of each parent, checking the links on the way."""
+    parents = entity["parents"]
+    assert parents[0]["entityId"] == entity["entityId"]
+    assert entity["parentId"] == (parents[1]["entityId"] if len(parents) > 1 else None)
+    for child, parent in zip(parents, parents[1:], strict=False):
+        assert child["parentId"] == parent["entityId"]
+    assert parents[-1]["parentId"] is None
+    return [(p["entity_type"], p["entityId"]) for p in parents]
+
+
+def test_parents_reach_the_project_for_every_seeded_entity_type(devserver):
+    from reviewd.devserver.updates import parent_chain
+
+    store = devserver.store
+    model = store.model
+    seeded = {}
+    for name, entity_type in sorted(model.types.items()):
+        if len(entity_type.subtypes) > 1:
+            continue  # a view over several types (Context, Component): each is checked alone
+        (reply,) = devserver.execute_batch(
+            [{"action": "query", "expression": f"select {', '.join(entity_type.primary_key)} "
+              f"from {name} limit 3"}],
+            devserver.api_user,
+        )
+        for found in reply["data"]:
+            row = store.get_row(entity_type, [found[k] for k in entity_type.primary_key])
+            concrete = model.types[row["__type__"]]
+            seeded.setdefault(name, []).append(parent_chain(model, store, concrete, row))
+    # The seed holds every kind the brief names, so this test covers them.
+    assert {"ComponentLocation", "FileComponent", "Note", "ReviewSessionObject",
+            "ReviewSessionObjectStatus", "ReviewSessionInvitee", "Metadata"} <= set(seeded)
+    short = {}
+    for name, chains in seeded.items():
+        for chain in chains:
+            for child, parent in zip(chain, chain[1:], strict=False):
+                assert child["parentId"] == parent["entityId"], (name, chain)
+            if name in SITE_WIDE:
+                assert len(chain) == 1, (name, chain)
+            elif chain[-1]["entity_type"] != "Project" or chain[-1]["parentId"] is not None:
+                short[name] = [link["entity_type"] for link in chain]
+    assert short == {}
+
+
+def test_non_context_entities_carry_the_chain_up_to_the_project(devserver, subscriber):
+    component = seed_id("Component", VERSION)
+    rso = seed_id("ReviewSessionObject", SESSION, seed_id(
+        "AssetVersion", seed_id("Asset", "SQ020", "SH010", "comp"), "2"))
+    api = Api(devserver)
+    assert api.query(f"select id from ReviewSessionObject where id is {rso}")
+    location_link, verdict = str(uuid.uuid4()), str(uuid.uuid4())
+    api.call([
+        {"action": "create", "entity_type": "ComponentLocation", "entity_key": [location_link],
+         "entity_data": {"__entity_type__": "ComponentLocation", "id": location_link,
+                         "component_id": component,
+                         "location_id": "ce9b348f-8809-11e3-821c-20c9d081909b",
+                         "resource_identifier": "main.mov"}},
+        {"action": "create", "entity_type": "ReviewSessionObjectStatus",
+         "entity_key": [verdict],
+         "entity_data": {"__entity_type__": "ReviewSessionObjectStatus", "id": verdict,
+                         "status": "approved", "review_session_object_id": rso}},
+    ])
+    event = subscriber.next_event()
+    by_id = {entity["entityId"]: entity for entity in event["data"]["entities"]}
+    assert _chain(by_id[location_link]) == [
+        ("ComponentLocation", location_link),
+        ("FileComponent", component),
+        ("AssetVersion", VERSION),
+        ("Asset", seed_id("Asset", "SQ010", "SH010", "comp")),
+        ("Shot", SHOT),
+        ("Sequence", SEQUENCE),
+        ("Project", PROJECT),
+    ]
+    assert _chain(by_id[verdict]) == [
+        ("ReviewSessionObjectStatus", verdict),
+        ("ReviewSessionObject", rso),
+        ("ReviewSession", SESSION),
+        ("Project", PROJECT),
+    ]
+    assert by_id[verdict]["parents"][1]["entityType"] == "reviewsessionobject"
+
+
+def test_remove_entries_list_the_removed_attributes_with_old_values(devserver, subscriber):
+    api = Api(devserver)
+    (before,) = api.query(
+        f"select asset_id, task_id, status_id, version, comment from AssetVersion "
+        f"where id is {VERSION}")
+    note = seed_id("Note", VERSION)
+    api.call([{"action": "delete", "entity_type": "AssetVersion", "entity_key": [VERSION]}])
+    event = subscriber.next_event()
+    by_id = {entity["entityId"]: entity for entity in event["data"]["entities"]}
+    version = by_id[VERSION]
+    assert version["action"] == "remove"
+    assert set(version["keys"]) == set(version["changes"])
+    assert {"assetid", "taskid", "statusid", "version", "comment"} <= set(version["keys"])
+    assert version["changes"]["assetid"] == {"old": before["asset_id"], "new": None}
+    assert version["changes"]["statusid"] == {"old": before["status_id"], "new": None}
+    assert version["changes"]["version"] == {"old": str(before["version"]), "new": None}
+    assert version["changes"]["comment"] == {"old": before["comment"], "new": None}
+    assert "versionid" not in version["keys"]  # the id is the entry's entityId
+    # Descendants removed with it say what they were, and where they were.
+    removed_note = by_id[note]
+    assert removed_note["action"] == "remove"
+    assert removed_note["changes"]["parent_id"] == {"old": VERSION, "new": None}
+    assert removed_note["changes"]["text"] == {"old": "Edges are soft on the left side.",
+                                               "new": None}  # Note.content's database name
+    assert _chain(removed_note)[1:3] == [
+        ("AssetVersion", VERSION), ("Asset", seed_id("Asset", "SQ010", "SH010", "comp"))]
+    assert all(change["new"] is None for entity in by_id.values()
+               for change in entity["changes"].values())
+    assert all(entity["keys"] for entity in by_id.values())
+
+
+def test_api_originated_updates_do_not_claim_push_to_client(devserver, subscriber, fixtures_dir):
+    # The web-originated fixture carries data.pushToClient; the API-originated one does not.
+    assert "pushToClient" in _fixture(fixtures_dir, "ftrack.update.task-status.json")["data"]
+    expected = _fixture(fixtures_dir, "ftrack.update.version-added.json")
+    assert "pushToClient" not in expected["data"]
+    Api(devserver).call([{"action": "update", "entity_type": "Shot", "entity_key": [SHOT],
+                          "entity_data": {"description": "pushed?"}}])
+    event = subscriber.next_event()
+    assert set(event["data"]) == set(expected["data"]) == {"entities"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
@@ -20,22 +19,10 @@ import websocket
 from aiohttp import web
 
 from reviewd.devserver.events import EventServer
+from tests.support import wait_until  # noqa: F401 - re-exported to the tests
 
 API_USER = "events.tester"
 API_KEY = "k3y-for-event-tests-0123456789"
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
-               message: str = "condition") -> object:
-    """Poll *condition* until it is truthy; fail the test after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 class EventApp:
@@ -118,6 +105,12 @@ def wire_event(topic: str, data: dict | None = None, target: str = "", **extra) 
     return event
 
 
+def _wait_first(items: Callable[[], list], predicate: Callable, timeout: float, message: str):
+    """Wait until one of *items()* (re-read on every poll) matches *predicate*; return it."""
+    return wait_until(lambda: next((item for item in items() if predicate(item)), None),
+                      timeout, message=message)
+
+
 class RawClient:
     """A socket.io 0.9 client speaking raw frames over websocket-client.
 
@@ -172,12 +165,7 @@ class RawClient:
 
     def wait_frame(self, predicate: Callable[[str], bool], timeout: float = 10.0,
                    message: str = "a frame") -> str:
-        def find():
-            for frame in self.snapshot():
-                if predicate(frame):
-                    return frame
-            return None
-        return wait_until(find, timeout, message=message)
+        return _wait_first(self.snapshot, predicate, timeout, message)
 
     def events(self) -> list[dict]:
         """Every ``ftrack.event`` received so far, as wire-form dicts."""
@@ -193,12 +181,7 @@ class RawClient:
 
     def wait_event(self, predicate: Callable[[dict], bool], timeout: float = 10.0,
                    message: str = "an event") -> dict:
-        def find():
-            for event in self.events():
-                if predicate(event):
-                    return event
-            return None
-        return wait_until(find, timeout, message=message)
+        return _wait_first(self.events, predicate, timeout, message)
 
     def acks(self) -> dict[str, list]:
         found = {}

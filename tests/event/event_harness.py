@@ -11,34 +11,22 @@ Session) use the full ``DevServer`` instead.  Its public surface mirrors DevServ
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 from collections.abc import Callable
 
 from aiohttp import web
+
+from tests.support import free_port, wait_until
 
 API_USER = "hub.tester"
 API_KEY = "hub-tester-secret-key-0123456789"
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01,
-             message: str = "condition") -> object:
-    """Poll *condition* until it is truthy; fail the test after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+             message: str = "") -> object:
+    """:func:`tests.support.wait_until`, polling every 10 ms: the hub tests wait on an
+    in-process server whose state changes within milliseconds."""
+    return wait_until(condition, timeout, interval, message)
 
 
 class EventOnlyServer:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import os
-import textwrap
-import time
-from collections.abc import Callable
+
+from tests.support import wait_until, write_source  # noqa: F401 - wait_until re-exported
 
 
 def write_plugin(directory, name: str, source: str) -> str:
     """Write *source* (dedented) as ``directory/name``; return the path."""
     path = os.path.join(str(directory), name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(textwrap.dedent(source).lstrip())
+    write_source(path, source, lstrip=True)
     return path
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
-    """Poll *condition* until it is truthy; return its value or fail after *timeout*."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {condition}")
-        time.sleep(interval)
 
 
 class LocalSession:

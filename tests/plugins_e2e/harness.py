@@ -7,25 +7,16 @@ import http.server
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from tests.plugins_e2e.helpers import PLUGINS_DIR, wait_for
+from tests.support import free_port, http_get, stop_process, wait_process_ready
 
 README = os.path.join(PLUGINS_DIR, "README.md")
 REVIEWD = os.path.join(os.path.dirname(sys.executable), "reviewd")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def toml_value(value) -> str:
@@ -80,23 +71,22 @@ class Daemon:
         )
 
     def get(self, path: str):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as reply:
-            body = reply.read().decode()
+        """The decoded JSON of ``GET path`` (the text of ``/metrics``); raises ``OSError``
+        unless the daemon answers 2xx."""
+        code, body = http_get(f"http://127.0.0.1:{self.port}{path}")
+        if not 200 <= code < 300:
+            raise OSError(f"GET {path}: {code or 'no answer'} {body}")
         return json.loads(body) if path != "/metrics" else body
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        def ready():
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"reviewd exited with {self.process.returncode}:\n{self.log()}"
-                )
+        def answers() -> bool:
             try:
                 self.get("/readyz")
                 return True
-            except (OSError, urllib.error.URLError, ValueError):
+            except (OSError, ValueError):
                 return False
 
-        wait_for(ready, timeout, what="reviewd /readyz")
+        wait_process_ready(self.process, answers, self.log, timeout, 0.1, "reviewd /readyz")
 
     def plugins(self) -> dict:
         return self.get("/status")["plugins"]
@@ -126,13 +116,7 @@ class Daemon:
             return handle.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 20)
         self._log.close()
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from tests.support import wait_until
 
 #: The plugins under test; REVIEWD_TEST_PLUGINS_DIR points the suite at a modified copy
 #: (how the tests themselves were checked: each must fail against a broken plugin).
@@ -35,14 +36,6 @@ def load_plugin_module(name: str):
 def wait_for(
     probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = ""
 ) -> T:
-    """Return *probe()*'s first truthy value; fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    last: T = probe()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what or probe}: {last!r}"
-            )
-        time.sleep(interval)
-        last = probe()
-    return last
+    """:func:`tests.support.wait_until` polling every 100 ms (each probe may be an
+    HTTP round trip to the daemon or a query to the server), with *what* for *message*."""
+    return wait_until(probe, timeout, interval, what)

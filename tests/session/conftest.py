@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
-    """Poll *condition* until it is truthy; fail with *message* after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout} s")
-        time.sleep(interval)
+from tests.support import wait_until as wait_for  # noqa: F401 - re-exported
 
 
 @pytest.fixture
