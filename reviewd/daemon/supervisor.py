@@ -417,7 +417,27 @@ class Daemon:
             self.router.submit(job)
 
     def _deliver(self, event: Any, subscriber: Any) -> Any:
-        return self.hub.deliver(event, subscriber)
+        """Run one handler on this lane's worker thread.
+
+        The Session's unit of work is per thread, so a handler that fails half-way leaves
+        its recorded operations and local values on this worker's thread; the next
+        handler's ``commit()`` would send them, and until then every other plugin reads
+        the half-made values.  Rolling this thread back keeps a failure to its plugin.
+        """
+        try:
+            return self.hub.deliver(event, subscriber)
+        except BaseException:
+            self._discard_unsaved_work()
+            raise
+
+    def _discard_unsaved_work(self) -> None:
+        session = self.session
+        if session is None or session.closed or not session.recorded_operations:
+            return
+        try:
+            session.rollback()
+        except Exception as exc:  # noqa: BLE001 - the handler's own error is what matters
+            log.warning("rolling back a failed handler's changes failed", error=redact(str(exc)))
 
     def _resolve(self, plugin: str, delivery: Any) -> Job | None:
         """A journaled delivery back into a job: the plugin's current matching subscribers."""

@@ -135,3 +135,36 @@ def test_subscriptions_leave_the_index_with_their_connection(event_app):
                 lambda: event_app.events._route(wire_event("test.gone", {"n": 2})))
             assert delivered == 1  # the keeper alone
         assert len(event_app.events._index) == 2  # the keeper's two subscribers
+
+
+def test_a_busy_topic_keeps_routing_right_once_every_subscription_is_bound(event_app):
+    from reviewd.devserver.routing import BIND_AFTER
+
+    subscriptions = {
+        "wild": "topic=test.busy.*",
+        "odd_or_elsewhere": "not topic=test.busy.x or data.odd=yes",
+        "never": "not topic=test.busy.x and data.odd=yes",
+        "even": "topic=test.other or data.odd=no",
+    }
+    clients = {name: RawClient(event_app) for name in subscriptions}
+    count = 2 * BIND_AFTER + 5  # well past the point where the topic counts as busy
+    try:
+        with RawClient(event_app) as publisher:
+            for name, subscription in subscriptions.items():
+                assert clients[name].subscribe(subscription)["success"]
+                assert clients[name].subscribe(f"topic={END}")["success"]
+            for n in range(1, count + 1):
+                event = wire_event("test.busy.x", {"n": n, "odd": "yes" if n % 2 else "no"})
+                assert publisher.publish(event) == {"success": True}
+            assert publisher.publish(wire_event(END, {"n": 0})) == {"success": True}
+            got = {name: received(client) for name, client in clients.items()}
+    finally:
+        for client in clients.values():
+            client.close()
+    numbers = list(range(1, count + 1))
+    assert got == {
+        "wild": numbers,
+        "odd_or_elsewhere": [n for n in numbers if n % 2],
+        "never": [],
+        "even": [n for n in numbers if not n % 2],
+    }
