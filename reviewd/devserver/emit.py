@@ -28,7 +28,7 @@ from typing import TextIO
 
 import requests
 
-from reviewd.exception import redact, register_secret
+from reviewd.devserver.errors import redact, register_secret
 
 EXIT_OK = 0
 EXIT_NO_REPLY = 1

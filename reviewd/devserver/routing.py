@@ -161,7 +161,7 @@ class SubscriptionIndex:
                     found.append((owner, subscriber, expression.match))
                     continue
             if remainder is not False:
-                found.append((owner, subscriber, None))
+                found.append((owner, subscriber, None if remainder is True else remainder))
         return unbound
 
     def _forget(self, topic: str) -> None:
