@@ -194,7 +194,7 @@ def build_update_event(
         "data": {"entities": [event_entity(change) for change in changes]},
         "source": {
             "id": source_id,
-            "applicationId": "ftrack.api",
+            "applicationId": "ftrack.api.python",
             "user": {"username": username, "userid": user_id},
         },
         "target": "",

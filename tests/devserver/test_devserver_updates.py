@@ -168,6 +168,8 @@ def test_new_version_event_lists_added_keys_by_database_name(devserver, subscrib
         ]
     )
     event = subscriber.next_event()
+    api_fixture = _fixture(fixtures_dir, "ftrack.update.version-added.json")
+    assert event["source"]["applicationId"] == api_fixture["source"]["applicationId"]
     (entity,) = event["data"]["entities"]
     assert set(entity) == set(expected)
     assert entity["action"] == "add" and entity["entityType"] == "assetversion"
