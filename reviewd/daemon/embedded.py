@@ -1,12 +1,16 @@
-"""The embedded demo server's credentials, handed to the developer without logging them.
+"""The embedded demo server: started for ``reviewd --foreground`` with no server
+configured, and its credentials handed to the developer without logging them.
 
-Why a file: in ``reviewd --foreground`` with no server configured, the daemon invents
-a user and API key for its embedded server.  A newcomer wants to poke that server from
-a second terminal (``reviewd devserver emit ...`` to play the ftrack web UI), but the
-key must never be logged.  So the URL, user and key go to a ``0600`` file in the
-embedded run's private state folder (a ``0700`` temporary folder, removed when the
-daemon stops), in the ``FTRACK_*`` form every ftrack tool reads; only the file's
-*path* and a command to try are logged.
+:func:`start_server` starts it and points the daemon's configuration at it (and, in
+the foreground with no plugin path given, at ``./plugins``).
+
+Why a credentials file: in ``reviewd --foreground`` with no server configured, the
+daemon invents a user and API key for its embedded server.  A newcomer wants to poke
+that server from a second terminal (``reviewd devserver emit ...`` to play the ftrack
+web UI), but the key must never be logged.  So the URL, user and key go to a ``0600``
+file in the embedded run's private state folder (a ``0700`` temporary folder, removed
+when the daemon stops), in the ``FTRACK_*`` form every ftrack tool reads; only the
+file's *path* and a command to try are logged.
 """
 
 from __future__ import annotations
@@ -14,6 +18,17 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from reviewd.exception import register_secret
+
+if TYPE_CHECKING:
+    from reviewd.daemon.config import Config
+
+# These lines have always been the supervisor's; operators filter on the logger name.
+log = structlog.get_logger("reviewd.supervisor")
 
 FILE_NAME = "embedded-server.env"
 #: The start of the log line that carries :func:`try_command` (tests look for it).
@@ -53,3 +68,39 @@ def try_command(path: str) -> str:
     # `reviewd --foreground` there would otherwise aim at this run's server).
     return (f"(set -a; . {shlex.quote(path)}; reviewd devserver emit "
             f"ftrack.action.discover --data {data} --wait-reply 5)")
+
+
+def start_server(config: Config, folder: str) -> Any:
+    """Start the demo :class:`~reviewd.devserver.DevServer` and point *config* at it.
+
+    The server's URL, user and invented key replace the configured ones (the key is
+    registered as a secret first, so no log line can show it); the credentials go to
+    a file in *folder* (the run's private state folder), whose path and a command to
+    try are logged.  In the foreground with no plugin path configured, ``./plugins``
+    is used when it exists (README's first command).  Returns the running server.
+    """
+    from reviewd.devserver import DevServer
+
+    rate = config.simulate or None
+    devserver = DevServer(seed="demo", simulate=rate)
+    devserver.start()
+    config.server_url = devserver.url
+    config.api_user = devserver.api_user
+    config.api_key = devserver.api_key
+    register_secret(config.api_key)
+    try:
+        credentials = write_credentials(folder, devserver.url, devserver.api_user,
+                                        config.api_key)
+    except BaseException:
+        devserver.stop()  # the caller never got it, so it could not stop it
+        raise
+    log.info("embedded server running", url=devserver.url, simulate=rate,
+             credentials_file=credentials)
+    # The command is the message itself so that the console shows it unquoted,
+    # ready to copy; it names the file, never the key.
+    log.info(f"{HINT_PREFIX}{try_command(credentials)}")
+    if config.plugin_paths is None and config.foreground:
+        local = os.path.join(os.getcwd(), "plugins")
+        if os.path.isdir(local):
+            config.plugin_paths = [local]
+    return devserver

@@ -222,3 +222,4 @@ def test_http_address_in_use_exits_78(tmp_path, devserver):
                                env=service_env(devserver))
         assert daemon.proc.wait(60) == 78
     assert f"daemon.http: cannot listen on 127.0.0.1:{port}" in daemon.output()
+    assert "--http ADDR:PORT" in daemon.output()  # the line names the fix, too

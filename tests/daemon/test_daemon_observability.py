@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import socket
-import urllib.error
-import urllib.request
 
 import pytest
 import structlog
@@ -19,6 +17,7 @@ from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.systemd import Notifier, watchdog_interval
 from reviewd.exception import register_secret
 from tests.conftest import require
+from tests.support import http_get
 
 SECRET = "obs-secret-key-31337"
 
@@ -58,30 +57,22 @@ class StaticProbe:
         return self.metrics_registry.render()
 
 
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def test_http_endpoints_and_redaction():
     register_secret(SECRET)
     probe = StaticProbe(ready=False)
     server = HttpServer(probe, "127.0.0.1", 0).start()
     try:
         base = "http://{}:{}".format(*server.address)
-        assert get(base + "/healthz")[0] == 200
-        code, body = get(base + "/readyz")
+        assert http_get(base + "/healthz")[0] == 200
+        code, body = http_get(base + "/readyz")
         assert code == 503 and json.loads(body)["reasons"] == ["plugin slow is stuck"]
         probe.ready = True
-        assert get(base + "/readyz")[0] == 200
-        code, body = get(base + "/status")
+        assert http_get(base + "/readyz")[0] == 200
+        code, body = http_get(base + "/status")
         assert code == 200 and SECRET not in body and "***" in body
-        code, body = get(base + "/metrics")
+        code, body = http_get(base + "/metrics")
         assert code == 200 and "reviewd_build_info" in body
-        assert get(base + "/nope")[0] == 404
+        assert http_get(base + "/nope")[0] == 404
     finally:
         server.stop()
 

@@ -1,0 +1,76 @@
+"""Opening the daemon's Session: wait for the server, never give up on it.
+
+Why retry here and not exit: on a farm host the daemon often starts before the ftrack
+server (or the network, or the proxy) is up.  A daemon that exits would be restarted
+by systemd in a tight loop, each time logging a traceback; one that waits says once
+per attempt what it waits for (``/readyz`` and ``STATUS=`` say it too) and becomes
+ready when the server appears.  Attempts back off exponentially with jitter, capped
+at ``connect_backoff_max``, so many hosts restarting together do not hammer the
+server in step.
+
+What is *not* retried: the server refusing the credentials, or arguments the Session
+rejects — waiting cannot fix those, so they are configuration errors (exit 78).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from reviewd.daemon.config import Config, ConfigError
+from reviewd.daemon.metrics import Metrics
+from reviewd.daemon.signals import SignalRequests
+from reviewd.exception import AuthenticationError, redact
+
+# These lines have always been the supervisor's; operators filter on the logger name.
+log = structlog.get_logger("reviewd.supervisor")
+
+#: The first retry waits up to this long (seconds); each failure doubles it.
+FIRST_DELAY = 0.5
+
+
+def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
+                 on_attempt: Callable[[str], None],
+                 on_failure: Callable[[str], None]) -> Any:
+    """Build the Session (event hub not connected yet), retrying while the server
+    cannot be reached.
+
+    *on_attempt* is told the state before each attempt (``connecting to URL (attempt
+    N)``), *on_failure* the redacted error of each failed one.  Raises
+    :class:`~reviewd.daemon.config.ConfigError` for refused credentials or bad
+    arguments, and :class:`~reviewd.daemon.signals.StartupAborted` when a stop signal
+    arrives while waiting.
+    """
+    from reviewd import Session
+
+    delay = FIRST_DELAY
+    attempts = 0
+    while True:
+        signals.check_stop()
+        attempts += 1
+        on_attempt(f"connecting to {config.server_url} (attempt {attempts})")
+        try:
+            session = Session(
+                server_url=config.server_url, api_key=config.api_key,
+                api_user=config.api_user, plugin_paths=[], auto_connect_event_hub=False)
+        except AuthenticationError as exc:
+            metrics.session_attempts.labels(outcome="refused").inc()
+            raise ConfigError("server.api_key", f"the server refused the credentials of "
+                              f"user {config.api_user!r}: {redact(str(exc))}") from None
+        except TypeError as exc:
+            raise ConfigError("server", redact(str(exc))) from None
+        except Exception as exc:  # noqa: BLE001 - unreachable server, proxy errors, ...
+            metrics.session_attempts.labels(outcome="failed").inc()
+            error = redact(f"{type(exc).__name__}: {exc}")
+            on_failure(error)
+            wait = random.uniform(delay / 2, delay)
+            log.warning("server not reachable, will retry", server=config.server_url,
+                        attempt=attempts, retry_in=round(wait, 2), error=error)
+        else:
+            metrics.session_attempts.labels(outcome="ok").inc()
+            return session
+        signals.wait_or_abort(wait)
+        delay = min(delay * 2, max(config.connect_backoff_max, FIRST_DELAY))
