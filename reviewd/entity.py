@@ -3,7 +3,7 @@
 Each entity keeps two plain dicts: ``_remote`` (values as the server last sent them) and
 ``_local`` (values changed here and not yet committed).  A read looks in local, then
 remote; a value that is in neither was not loaded and is fetched through the session
-(in bulk, see :meth:`reviewd.session.Session._auto_populate`) or reads as ``NOT_SET``
+(in bulk, see :mod:`reviewd.populate`) or reads as ``NOT_SET``
 when auto-population is off.  Merging query results writes ``_remote`` directly, which
 is what keeps decoding 10,000 entities cheap: no per-attribute objects on that path.
 
@@ -11,12 +11,12 @@ The session owns one object per (entity type, primary key) — its identity map 
 reads of the same server entity give the same Python object.  That object is shared by
 every thread using the session: ``_local`` holds the pending values of all threads (the
 latest one per attribute), while which thread set which value, and so what each thread's
-commit or rollback does to them, is the session's bookkeeping (see ``reviewd.session``).
+commit or rollback does to them, is the session's bookkeeping (see :mod:`reviewd.unit_of_work`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from reviewd.attribute import (
@@ -269,6 +269,46 @@ def primary_key(entity: Entity) -> dict:
 def state(entity: Entity):
     """``CREATED``, ``MODIFIED``, ``DELETED`` or ``None`` (in sync with the server)."""
     return entity._state
+
+
+def creation_values(cls: type[Entity], data: dict) -> tuple[dict, dict]:
+    """``(values, mapped)`` for a new entity of *cls* created with *data*.
+
+    *values* holds the schema defaults (``"{uid}"`` becomes a fresh UUID) overlaid with
+    *data*; mapped collections given as mappings (``metadata={"k": "v"}``) are returned
+    apart in *mapped*, to be set item by item once the entity exists.  Unknown
+    attributes raise ``KeyError``, a missing primary key ``ValueError``.
+    """
+    attributes = cls._attributes()
+    values: dict[str, Any] = {}
+    for attribute in attributes:
+        default = attribute.default_value
+        if default is not NOT_SET and attribute.name not in data:
+            if default == "{uid}":
+                default = _new_id()
+            values[attribute.name] = default
+    for name, value in data.items():
+        attribute = attributes.get(name)
+        if attribute is None:
+            raise KeyError(f"{cls.entity_type} has no attribute {name!r}.")
+        if attribute.kind in (COLLECTION, MAPPED):
+            value = list(value) if not isinstance(value, Mapping) else value
+        values[name] = value
+    mapped = {name: values.pop(name) for name in list(values)
+              if attributes.get(name).kind == MAPPED and isinstance(values[name], Mapping)}
+    missing = [name for name in cls.primary_key_attributes if values.get(name) is None]
+    if missing:
+        raise ValueError(
+            f"Cannot create {cls.entity_type} without primary key value(s) "
+            f"{', '.join(missing)}."
+        )
+    return values, mapped
+
+
+def _new_id() -> str:
+    import uuid  # imported on first create, not at start-up
+
+    return str(uuid.uuid4())
 
 
 def record_update(session, entity: Entity, name: str, old: Any, new: Any) -> UpdateEntityOperation:

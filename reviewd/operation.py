@@ -124,9 +124,10 @@ class UnitOfWork:
     A Session shared between threads (the daemon's plugin workers) gives each thread its
     own unit, as SQLAlchemy's ``scoped_session`` gives each thread its own Session, so
     that one thread's ``commit()`` or ``rollback()`` never sends or throws away another
-    thread's half-made changes.  The unit only *records*; the Session, which knows
-    entities, decides what committing or rolling back means for their values.  It is
-    read and changed under the Session's lock.
+    thread's half-made changes.  The unit only *records*; what committing or rolling
+    back means for the shared entities' values is decided by
+    :class:`reviewd.unit_of_work.UnitsOfWork`.  It is read and changed under the
+    Session's lock.
     """
 
     __slots__ = ("operations", "entities", "names", "_thread", "__weakref__")

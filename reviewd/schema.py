@@ -100,8 +100,13 @@ def write_cached(folder: str, schema_hash: str | None, schemas: list[dict]) -> s
 
 
 def _looks_like_schemas(value) -> bool:
+    """A list of schema objects, each with a string ``id``, a ``properties`` object and
+    a list ``primary_key`` where present: what building types and attributes reads."""
     return isinstance(value, list) and all(
-        isinstance(item, dict) and isinstance(item.get("id"), str) for item in value
+        isinstance(item, dict) and isinstance(item.get("id"), str)
+        and isinstance(item.get("properties", {}), dict)
+        and isinstance(item.get("primary_key") or [], list)
+        for item in value
     )
 
 

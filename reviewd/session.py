@@ -6,10 +6,9 @@ plugins port unchanged.  What differs is how the work is done:
 - **Start-up is light.** Only ``requests`` and this package's small modules are imported;
   the event hub and plugin machinery load only when used; a warm schema cache is one
   file read (see :mod:`reviewd.schema`), so a ready Session costs one API call.
-- **Merging is one pass.** Query results are merged by
-  a ``json.loads`` object hook (:meth:`Session._object_hook`) while the JSON is parsed:
-  each entity's remote-values dict is the parsed dict itself, no per-attribute objects,
-  no copies, no second traversal.
+- **Merging is one pass.** Query results are merged by a ``json.loads`` object hook
+  while the JSON is parsed (:mod:`reviewd.merging`): each entity's remote-values dict is
+  the parsed dict itself, no per-attribute objects, no copies, no second traversal.
 - **One object per entity.** The memory layer of :attr:`Session.cache` is the identity
   map, keyed by ``(entity_type, *primary_key)``; persistent lower layers (if configured)
   are keyed by ``cache_key_maker.key((entity_type, [primary key values]))``.
@@ -35,25 +34,34 @@ later thread rolls back, the earlier thread's pending value comes back.  Change 
 entity created by another thread only after that thread has committed it.  Operations
 of a thread that ends without committing stay recorded (and its local values visible)
 until :meth:`Session.close`, which warns about them.
+
+Modules
+-------
+This class is the façade with ftrack's names; the work is done by small modules:
+:mod:`reviewd.session_settings` (arguments, environment and fallbacks),
+:mod:`reviewd.merging` (server entities into the identity map),
+:mod:`reviewd.populate` (bulk and automatic population),
+:mod:`reviewd.unit_of_work` (per-thread recording, commit and rollback bookkeeping),
+:mod:`reviewd.result_checks` (refusing answers of the wrong shape),
+:mod:`reviewd.query_text` (query-language text built from values) and
+:mod:`reviewd.entity_json` (``encode`` strategies).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import gc
 import json
 import logging
-import os
-import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from reviewd.attribute import COLLECTION, MAPPED
+from reviewd import populate as _populate
+from reviewd import result_checks
 from reviewd.cache import Cache, LayeredCache, MemoryCache, StringKeyMaker
-from reviewd.entity import _NO_LOCAL, Entity
+from reviewd.entity import Entity, creation_values
+from reviewd.entity_json import encode as encode_entities
 from reviewd.exception import (
     Error,
     ImmutableAttributeError,
@@ -62,52 +70,30 @@ from reviewd.exception import (
     SessionClosedError,
     UnrecognisedEntityTypeError,
     redact,
-    register_secret,
 )
-from reviewd.operation import (
-    CreateEntityOperation,
-    DeleteEntityOperation,
-    Operations,
-    UnitOfWork,
-    UpdateEntityOperation,
-    optimise,
-)
+from reviewd.merging import Merger
+from reviewd.operation import Operations, optimise
+from reviewd.populate import POPULATE_CHUNK, group_entities
 from reviewd.query import QueryResult
-from reviewd.schema import (
-    build_types,
-    check_server_version,
-    default_cache_folder,
-    load_schemas,
+from reviewd.query_text import (
+    criterion,
+    has_select,
+    key_condition,
+    type_name_of,
+    with_projections,
 )
-from reviewd.symbol import CREATED, DELETED, MODIFIED, NOT_SET
-from reviewd.transport import (
-    ApiClient,
-    CallInfo,
-    SessionAuthentication,
-    decode_typed,
-    encode_default,
+from reviewd.schema import build_types, check_server_version, load_schemas
+from reviewd.session_settings import (
+    plain_mapping,
+    resolve_credentials,
+    resolve_plugin_paths,
+    resolve_schema_cache_path,
 )
+from reviewd.symbol import CREATED, DELETED, MODIFIED
+from reviewd.transport import ApiClient, CallInfo, SessionAuthentication
+from reviewd.unit_of_work import UnitsOfWork
 
 logger = logging.getLogger(__name__)
-
-_SELECT = re.compile(r"^\s*select\s", re.IGNORECASE)
-#: How many primary keys one populate query names.
-POPULATE_CHUNK = 250
-
-
-def _required(value, argument: str, variables: tuple[str, ...]) -> str:
-    """Return *value* or the first set environment variable, else raise TypeError."""
-    if value:
-        return value
-    for variable in variables:
-        found = os.environ.get(variable)
-        if found:
-            return found
-    names = " or ".join(variables)
-    raise TypeError(
-        f'Required "{argument}" not specified. Pass it as an argument or set the '
-        f"environment variable {names}."
-    )
 
 
 class Session:
@@ -134,34 +120,13 @@ class Session:
         self._event_hub = None
         self._lock = threading.RLock()
         self._thread = threading.local()
-        # The per-thread units of work (see "Threads" above).  A unit is listed while
-        # its thread lives or while it holds unsaved work, so that close() can warn.
-        self._units: list[UnitOfWork] = []
-        # (id(entity), attribute) -> [(unit, value), ...]: which threads hold a local
-        # value for the attribute, latest last (the one read).  Entities are kept alive
-        # by their units while listed here, so their ids stay valid.
-        self._claims: dict[tuple[int, str], list[tuple[UnitOfWork, Any]]] = {}
-        self._creators: dict[int, UnitOfWork] = {}   # id(entity) -> unit that created it
-        self._deleters: dict[int, UnitOfWork] = {}   # id(entity) -> unit that deleted it
-        server_url = _required(server_url, "server_url", ("FTRACK_SERVER",))
-        api_key = _required(api_key, "api_key", ("FTRACK_API_KEY", "FTRACK_APIKEY"))
-        register_secret(api_key)
-        if not api_user:
-            api_user = os.environ.get("FTRACK_API_USER")
-        if not api_user:
-            import getpass  # only needed for this fallback; kept off the start-up path
-
-            try:
-                api_user = getpass.getuser()
-            except Exception:
-                api_user = None
-            api_user = _required(api_user, "api_user", ("FTRACK_API_USER",))
-
-        self._server_url = server_url.rstrip("/")
-        self._api_key = api_key
-        self._api_user = api_user
-        self._headers = dict(headers or {})
-        self._cookies = dict(cookies or {})
+        self._work = UnitsOfWork(self._lock)
+        credentials = resolve_credentials(server_url, api_key, api_user)
+        self._server_url = credentials.server_url
+        self._api_key = credentials.api_key
+        self._api_user = credentials.api_user
+        self._headers = plain_mapping(headers)
+        self._cookies = plain_mapping(cookies)
         self._timeout = timeout
 
         self._default_auto_populate = bool(auto_populate)
@@ -174,8 +139,9 @@ class Session:
         self.cache = LayeredCache([self._memory])
         self._lower_caches: list[Cache] = []
         self._lower_tried: set[tuple] = set()
+        self._merger = Merger(self, self._identity, self._lower_caches, self._lock, self._thread)
         self._closed = False
-        self._auth = SessionAuthentication(api_key, api_user)
+        self._auth = SessionAuthentication(self._api_key, self._api_user)
         self._client = ApiClient(
             self._server_url, self._auth, headers=self._headers, cookies=self._cookies,
             timeout=timeout,
@@ -191,22 +157,15 @@ class Session:
             if auto_connect_event_hub:
                 self.event_hub.connect(wait=False)
 
-            self._server_information = self._call([{"action": "query_server_information"}])[0]
+            self._server_information = result_checks.server_information(
+                self._call([{"action": "query_server_information"}])[0], self._server_url)
             check_server_version(self._server_information.get("version"))
 
-            if plugin_paths is None:
-                plugin_paths = os.environ.get("FTRACK_EVENT_PLUGIN_PATH", "")
-            if isinstance(plugin_paths, str):
-                plugin_paths = plugin_paths.split(os.pathsep)
-            self._plugin_paths = [path for path in plugin_paths if path]
+            self._plugin_paths = resolve_plugin_paths(plugin_paths)
             if self._plugin_paths:
                 self._discover_plugins(plugin_arguments)
 
-            if schema_cache_path is None:
-                schema_cache_path = os.environ.get("FTRACK_API_SCHEMA_CACHE_PATH") or None
-            if schema_cache_path is None:
-                schema_cache_path = default_cache_folder()
-            self._schema_cache_path = schema_cache_path or None
+            self._schema_cache_path = resolve_schema_cache_path(schema_cache_path)
             self.schemas = load_schemas(self._call, self._server_information,
                                         self._schema_cache_path)
             self.types = build_types(self.schemas, self._construct_entity_type)
@@ -353,7 +312,7 @@ class Session:
     def _call(self, batch: list[dict], merge: bool = False) -> list:
         """Send *batch*; with *merge*, entities in the answer are merged while parsed."""
         self._check_open()
-        return self._client.call(batch, self._decode_response if merge else None)
+        return self._client.call(batch, self._merger.decode_response if merge else None)
 
     def call(self, data: list[dict]) -> list:
         """Send raw operations; entities in the results are merged and returned live."""
@@ -372,147 +331,13 @@ class Session:
         self._check_open()
         return self._client.add_call_listener(callback)
 
-    # -------------------------------------------------------------- merging (hot path)
-    def _merge_value(self, value: Any, write_lower: bool = True) -> Any:
-        """Merge every entity mapping in *value*; convert typed values; return live data."""
-        cls = value.__class__
-        if cls is dict:
-            if "__entity_type__" in value:
-                return self._merge_entity(value, write_lower)
-            if "__type__" in value:
-                return decode_typed(value)
-            return {key: self._merge_value(item, write_lower) for key, item in value.items()}
-        if cls is list:
-            return [self._merge_value(item, write_lower) for item in value]
-        return value
-
-    def _merge_entity(self, data: dict, write_lower: bool = True) -> Entity:
-        """Merge one wire entity mapping (nested values still in wire form)."""
-        for name, value in data.items():
-            if value.__class__ is dict or value.__class__ is list:
-                data[name] = self._merge_value(value, write_lower)
-        return self._merge_decoded(data, write_lower)
-
-    def _merge_decoded(self, data: dict, write_lower: bool = True) -> Entity:
-        """Merge an entity mapping whose nested values are already live (consumed)."""
-        entity_type = data.pop("__entity_type__")
-        cls = self.types.get(entity_type)
-        if cls is None:
-            raise UnrecognisedEntityTypeError(
-                f"The server sent an entity of unknown type {entity_type!r}."
-            )
-        keys = cls.primary_key_attributes
-        if len(keys) == 1:
-            key = (entity_type, data.get(keys[0]))
-        else:
-            key = (entity_type, *[data.get(name) for name in keys])
-        entity = self._identity.get(key)
-        if entity is None:
-            entity = cls.__new__(cls)
-            entity._session = self
-            entity._remote = data
-            entity._local = _NO_LOCAL
-            entity._state = None
-            entity._group = None
-            self._identity[key] = entity
-        else:
-            entity._remote.update(data)
-        if write_lower and self._lower_caches:
-            self._write_lower(entity)
-        return entity
-
-    def _object_hook(self):
-        """A ``json.loads`` object hook that merges entities while the JSON is parsed.
-
-        The C scanner hands over each object after its children, so nested entities
-        are already live when their parent arrives: merging needs no traversal of its
-        own, one Python call per JSON object is the whole cost.
-        """
-        hook = self.__dict__.get("_hook")
-        if hook is not None:
-            return hook
-        identity = self._identity
-        types = self.types
-        infos: dict[str, tuple] = {}
-        new_entity = object.__new__
-        merge_decoded = self._merge_decoded
-        lower_caches = self._lower_caches  # fixed once construction has finished
-
-        def hook(data: dict):
-            entity_type = data.get("__entity_type__")
-            if entity_type is None:
-                if "__type__" in data:
-                    return decode_typed(data)
-                return data
-            if lower_caches:
-                return merge_decoded(data)
-            info = infos.get(entity_type)
-            if info is None:
-                cls = types.get(entity_type)
-                if cls is None:
-                    return merge_decoded(data)  # raises the clear error
-                info = infos[entity_type] = (cls, cls.primary_key_attributes)
-            cls, keys = info
-            del data["__entity_type__"]
-            if len(keys) == 1:
-                key = (entity_type, data.get(keys[0]))
-            else:
-                key = (entity_type, *[data.get(name) for name in keys])
-            entity = identity.get(key)
-            if entity is None:
-                entity = new_entity(cls)
-                entity._session = self
-                entity._remote = data
-                entity._local = _NO_LOCAL
-                entity._state = None
-                entity._group = None
-                identity[key] = entity
-            else:
-                entity._remote.update(data)
-            return entity
-
-        self._hook = hook
-        return hook
-
-    def _decode_response(self, content: bytes):
-        """Parse an API response, merging its entities (under the session lock)."""
-        hook = self._object_hook()
-        # A large result allocates tens of thousands of objects that all survive: the
-        # cyclic collector would scan them repeatedly for nothing, so pause it meanwhile.
-        pause = len(content) > 1 << 16 and gc.isenabled()
-        if pause:
-            gc.disable()
-        try:
-            with self._lock:
-                return json.loads(content, object_hook=hook)
-        finally:
-            if pause:
-                gc.enable()
-
-    def _merge_page(self, entities: list) -> list:
-        """Group a page of merged entities: they populate missing attributes together."""
-        for entity in entities:
-            entity._group = entities
-        return entities
-
-    def _write_lower(self, entity: Entity) -> None:
-        key = self.cache_key_maker.key((entity.entity_type, entity.primary_key_values()))
-        self._thread.encode_strategy = "persisted_only"
-        try:
-            for cache in self._lower_caches:
-                try:
-                    cache.set(key, entity)
-                except Exception as exc:  # a broken cache must not break queries
-                    logger.warning("Could not write %r to cache %r: %s", entity, cache, exc)
-        finally:
-            self._thread.encode_strategy = None
-
+    # -------------------------------------------------------------- merging
     def merge(self, value: Any) -> Any:
         """Merge wire-form data (entities as mappings) into this session (ftrack name)."""
         if isinstance(value, Entity):
             return value
         with self._lock:
-            return self._merge_value(value)
+            return self._merger.value(value)
 
     # -------------------------------------------------------------- queries
     def _result_errors(self) -> tuple[type, type]:
@@ -520,9 +345,8 @@ class Session:
 
     def _fetch_page(self, expression: str) -> tuple[list, int | None]:
         result = self._call([{"action": "query", "expression": expression}], merge=True)[0]
-        entities = self._merge_page(result.get("data") or [])
-        next_offset = ((result.get("metadata") or {}).get("next") or {}).get("offset")
-        return entities, next_offset
+        entities, next_offset = result_checks.query_page(result, self._server_url)
+        return _populate.group_page(entities), next_offset
 
     def query(self, expression: str, page_size: int = 500) -> QueryResult:
         """A lazy, paged :class:`~reviewd.query.QueryResult` for *expression*.
@@ -530,11 +354,10 @@ class Session:
         Without ``select``, the entity type's default projections are selected.
         """
         self._check_open()
-        if not _SELECT.match(expression):
-            type_name = expression.split(None, 1)[0] if expression.strip() else ""
-            cls = self._type(type_name)
-            projections = ", ".join(cls.default_projections or cls.primary_key_attributes)
-            expression = f"select {projections} from {expression.strip()}"
+        if not has_select(expression):
+            cls = self._type(type_name_of(expression))
+            expression = with_projections(
+                expression, cls.default_projections or cls.primary_key_attributes)
         return QueryResult(self, expression, page_size=page_size)
 
     def _type(self, entity_type: str) -> type:
@@ -581,10 +404,7 @@ class Session:
                     value = self.decode(value)
                 if isinstance(value, Entity):
                     return value
-        conditions = " and ".join(
-            f"{name} is {_literal(value)}" for name, value in zip(keys, entity_key, strict=False)
-        )
-        results = self.query(f"{entity_type} where {conditions}").all()
+        results = self.query(f"{entity_type} where {key_condition(keys, entity_key)}").all()
         return results[0] if results else None
 
     def populate(self, entities, projections: str | Iterable[str]) -> None:
@@ -594,85 +414,18 @@ class Session:
         nothing for them.  Local values are not overwritten.
         """
         self._check_open()
-        if isinstance(entities, (Entity,)):
-            entities = [entities]
-        if not isinstance(projections, str):
-            projections = ", ".join(projections)
-        by_type: dict[str, list[Entity]] = {}
-        for entity in entities:
-            if entity._state is CREATED:
-                continue
-            by_type.setdefault(entity.entity_type, []).append(entity)
-        for entity_type, group in by_type.items():
-            keys = group[0].primary_key_attributes
-            for start in range(0, len(group), POPULATE_CHUNK):
-                chunk = group[start:start + POPULATE_CHUNK]
-                if len(keys) == 1:
-                    values = ", ".join(_literal(entity.primary_key_values()[0]) for entity in chunk)
-                    condition = f"{keys[0]} in ({values})"
-                else:
-                    condition = " or ".join(
-                        "(" + " and ".join(f"{name} is {_literal(value)}"
-                                           for name, value in zip(keys, entity.primary_key_values(), strict=False))
-                        + ")" for entity in chunk
-                    )
-                expression = f"select {projections} from {entity_type} where {condition}"
-                QueryResult(self, expression, page_size=max(len(chunk), 1)).all()
+        _populate.populate(self, entities, projections)
 
     def _load_from_lower(self, entity: Entity, name: str) -> bool:
-        """Fill *entity* from the persistent cache layers; True if *name* is now loaded.
-
-        Each entity is looked up at most once per session: a miss, or a cached copy
-        without *name*, falls through to the server.
-        """
-        values = entity.primary_key_values()
-        identity = (entity.entity_type, *values)
-        if identity in self._lower_tried:
-            return False
-        self._lower_tried.add(identity)
-        cache_key = self.cache_key_maker.key((entity.entity_type, values))
-        for cache in self._lower_caches:
-            try:
-                value = cache.get(cache_key)
-            except KeyError:
-                continue
-            except Exception as exc:
-                logger.warning("Could not read %s from cache %r: %s", cache_key, cache, exc)
-                continue
-            if isinstance(value, (str, bytes)):
-                self.decode(value)
-            if name in entity._remote:
-                return True
-        return False
+        """Fill *entity* from the persistent cache layers; True if *name* is now loaded."""
+        return _populate.load_from_lower(self, entity, name)
 
     def _auto_populate(self, entity: Entity, name: str) -> None:
         """Fetch *name* for *entity* and for its siblings from the same result page."""
         if not self.auto_populate:
             return
         self._check_open()
-        candidates = [entity]
-        group = entity._group
-        if group:
-            cls = entity.__class__
-            for other in group:
-                if (other is not entity and other.__class__ is cls and other._state is None
-                        and name not in other._remote):
-                    candidates.append(other)
-        self.populate(candidates, name)
-        if name not in entity._remote:
-            # The server returned nothing for it: remember that, so reads do not loop.
-            entity._remote.setdefault(name, _absent_value(entity, name))
-        # What was just fetched for all candidates is the next natural group:
-        # ``for o in objects: o["version"]["status"]`` then costs one query per level.
-        fetched: list[Entity] = []
-        for candidate in candidates:
-            value = candidate._remote.get(name)
-            if isinstance(value, Entity):
-                fetched.append(value)
-            elif value.__class__ is list:
-                fetched.extend(item for item in value if isinstance(item, Entity))
-        if len(fetched) > 1:
-            group_entities(fetched)
+        _populate.auto_populate(self, entity, name)
 
     def ensure(self, entity_type: str, data: Mapping[str, Any],
                identifying_keys: Iterable[str] | None = None) -> Entity:
@@ -686,7 +439,7 @@ class Session:
             raise ValueError(
                 f"Cannot ensure {entity_type} from {data!r}: no identifying keys."
             )
-        criteria = " and ".join(_criterion(key, data[key]) for key in identifying_keys)
+        criteria = " and ".join(criterion(key, data[key]) for key in identifying_keys)
         try:
             entity = self.query(f"{entity_type} where {criteria}").one()
         except NoResultFoundError:
@@ -712,52 +465,21 @@ class Session:
             with self._lock:
                 wire = {"__entity_type__": entity_type}
                 wire.update(data or {})
-                return self._merge_entity(wire)
+                return self._merger.entity(wire)
         return cls(self, dict(data or {}))
 
     def _initialise_created(self, entity: Entity, data: dict) -> None:
         """Give a new entity its defaults and *data*; record the creation."""
         self._check_open()
         cls = entity.__class__
-        attributes = cls._attributes()
-        values: dict[str, Any] = {}
-        for attribute in attributes:
-            default = attribute.default_value
-            if default is not NOT_SET and attribute.name not in data:
-                if default == "{uid}":
-                    default = _new_id()
-                values[attribute.name] = default
-        for name, value in data.items():
-            attribute = attributes.get(name)
-            if attribute is None:
-                raise KeyError(f"{cls.entity_type} has no attribute {name!r}.")
-            if attribute.kind in (COLLECTION, MAPPED):
-                value = list(value) if not isinstance(value, Mapping) else value
-            values[name] = value
-        mapped = {name: values.pop(name) for name in list(values)
-                  if attributes.get(name).kind == MAPPED and isinstance(values[name], Mapping)}
-        missing = [name for name in cls.primary_key_attributes if values.get(name) is None]
-        if missing:
-            raise ValueError(
-                f"Cannot create {cls.entity_type} without primary key value(s) "
-                f"{', '.join(missing)}."
-            )
-        unit = self._unit()
+        values, mapped = creation_values(cls, data)
+        self._work.unit()
         with self._lock:
             entity._local = values
             entity._state = CREATED
             key = (cls.entity_type, *[values[name] for name in cls.primary_key_attributes])
             self._identity[key] = entity
-            self._creators[id(entity)] = unit
-            unit.touch(entity)
-            for name, value in values.items():
-                self._claim(unit, entity, name, value)
-            if self.record_operations:
-                unit.operations.push(CreateEntityOperation(
-                    cls.entity_type,
-                    {name: values[name] for name in cls.primary_key_attributes},
-                    dict(values),
-                ))
+            self._work.record_created(entity, values, self.record_operations)
         for name, mapping in mapped.items():
             for key, item in mapping.items():
                 entity[name][key] = item
@@ -771,25 +493,7 @@ class Session:
                     f"Set the primary key {name!r} of a new {entity.entity_type} in "
                     "session.create(), not afterwards."
                 )
-        unit = self._unit()
-        with self._lock:
-            local = entity._local
-            if local and name in local:
-                old = local[name]
-            else:
-                old = entity._remote.get(name, NOT_SET)
-            if local is _NO_LOCAL:
-                entity._local = local = {}
-            local[name] = value
-            if entity._state is None:
-                entity._state = MODIFIED
-            self._claim(unit, entity, name, value)
-            if self.record_operations:
-                unit.operations.push(UpdateEntityOperation(
-                    entity.entity_type,
-                    dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False)),
-                    name, old, value,
-                ))
+        self._work.record_update(entity, name, value, self.record_operations)
 
     def delete(self, entity: Entity) -> None:
         """Mark *entity* for deletion at the next :meth:`commit`."""
@@ -798,141 +502,40 @@ class Session:
             raise TypeError(f"delete() takes an entity, not {type(entity).__name__}.")
         if entity._state is DELETED:
             return
-        unit = self._unit()
-        with self._lock:
-            if self.record_operations:
-                unit.operations.push(DeleteEntityOperation(
-                    entity.entity_type,
-                    dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False)),
-                ))
-            unit.touch(entity)
-            self._deleters[id(entity)] = unit
-            entity._state = DELETED
-
-    def _touched(self, state, owners: dict[int, UnitOfWork] | None = None) -> list[Entity]:
-        """This thread's changed entities in *state* (and owned by it in *owners*)."""
-        unit = self._current_unit()
-        if unit is None:
-            return []
-        with self._lock:
-            return [entity for key, entity in unit.entities.items()
-                    if entity._state is state and (owners is None or owners.get(key) is unit)]
+        self._work.record_delete(entity, self.record_operations)
 
     @property
     def created(self) -> list[Entity]:
         """Entities this thread created and has not committed yet."""
-        return self._touched(CREATED, self._creators)
+        return self._work.touched(CREATED, "created")
 
     @property
     def modified(self) -> list[Entity]:
         """Entities with local changes made by this thread (see "Threads" above)."""
-        return self._touched(MODIFIED)
+        return self._work.touched(MODIFIED)
 
     @property
     def deleted(self) -> list[Entity]:
         """Entities this thread marked for deletion and has not committed yet."""
-        return self._touched(DELETED, self._deleters)
+        return self._work.touched(DELETED, "deleted")
 
     # -------------------------------------------------------------- unit of work
-    def _current_unit(self) -> UnitOfWork | None:
-        """The calling thread's unit of work, or None if it never changed anything."""
-        return getattr(self._thread, "unit", None)
-
-    def _unit(self) -> UnitOfWork:
-        """The calling thread's unit of work, created on first use."""
-        unit = getattr(self._thread, "unit", None)
-        if unit is None:
-            unit = UnitOfWork()
-            with self._lock:
-                # Units of ended threads with nothing left to save are dropped here, so
-                # that short-lived threads do not accumulate.
-                self._units = [u for u in self._units if u.thread_alive or u.pending]
-                self._units.append(unit)
-            self._thread.unit = unit
-        return unit
-
     @property
     def recorded_operations(self) -> Operations:
         """The operations this thread recorded and has not committed yet."""
-        return self._unit().operations
-
-    def _claim(self, unit: UnitOfWork, entity: Entity, name: str, value: Any) -> None:
-        """Record that *unit*'s thread set the local value of *name* (under the lock)."""
-        key = (id(entity), name)
-        stack = self._claims.get(key)
-        if stack is None:
-            self._claims[key] = [(unit, value)]
-        elif stack[-1][0] is unit:  # setting again what this thread set last: no new claim
-            stack[-1] = (unit, value)
-            return
-        else:
-            for index, (owner, _) in enumerate(stack):
-                if owner is unit:
-                    del stack[index]
-                    break
-            stack.append((unit, value))
-        unit.touch(entity, name)
-
-    def _release(self, unit: UnitOfWork, entity: Entity, *, commit: bool,
-                 detached: bool = False) -> None:
-        """Withdraw *unit*'s local values of *entity* (under the lock).
-
-        Committed values become remote ones.  An attribute another thread also set keeps
-        that thread's latest value as its local value; otherwise its local value goes.
-        """
-        key = id(entity)
-        names = unit.names.get(key)
-        if not names:
-            return
-        claims = self._claims
-        for name in names:
-            stack = claims.get((key, name))
-            if not stack:
-                continue
-            mine = _UNCLAIMED
-            for index, (owner, value) in enumerate(stack):
-                if owner is unit:
-                    mine = value
-                    del stack[index]
-                    break
-            if not stack:
-                del claims[(key, name)]
-            if detached:
-                continue
-            if commit and mine is not _UNCLAIMED:
-                entity._remote[name] = mine
-            local = entity._local
-            if stack:
-                if local is _NO_LOCAL:
-                    entity._local = local = {}
-                local[name] = stack[-1][1]
-            elif local is not _NO_LOCAL:
-                local.pop(name, None)
-
-    def _settle(self, entity: Entity, undelete: bool = False) -> None:
-        """Recompute *entity*'s state after a unit let go of it (under the lock)."""
-        if entity._state is DELETED and not undelete:
-            return  # deleted by this or another thread, or detached
-        key = id(entity)
-        if key in self._deleters:
-            entity._state = DELETED
-        elif key in self._creators:
-            entity._state = CREATED
-        elif entity._local:
-            entity._state = MODIFIED
-        else:
-            entity._local = _NO_LOCAL
-            entity._state = None
+        return self._work.unit().operations
 
     def commit(self) -> None:
         """Send this thread's recorded operations as one optimised batch; merge results.
 
         Only the calling thread's operations are sent and cleared (see "Threads" above).
         On failure nothing local changes: the operations stay recorded so that the
-        caller can fix something and commit again, or :meth:`rollback`.
+        caller can fix something and commit again, or :meth:`rollback`.  An answer of
+        the wrong shape (wrong number of results, a result that is not an object or
+        lacks ``data``, an entity of an unknown type) counts as a failure.
         """
         self._check_open()
-        unit = self._current_unit()
+        unit = self._work.current()
         if unit is None or not unit.pending:
             return
         with self._lock:
@@ -940,25 +543,13 @@ class Session:
             batch = optimise(operations, identity_of=_identity_of_value)
         # The lock is not held during the round trip: other threads keep working.
         results = self._call(batch) if batch else []
+        result_checks.changes(batch, results, self.types, self._server_url)
         with self._lock:
-            creators, deleters = self._creators, self._deleters
-            for key, entity in list(unit.entities.items()):
-                if deleters.get(key) is unit:
-                    self._forget(entity)
-                    self._release(unit, entity, commit=False, detached=True)
-                    del deleters[key]
-                    if creators.get(key) is unit:
-                        del creators[key]
-                    continue
-                self._release(unit, entity, commit=True)
-                if creators.get(key) is unit:
-                    del creators[key]
-                self._settle(entity)
-            unit.clear()
+            self._work.committed(unit, self._merger.forget)
             # Server values last: they may normalise what was sent.
-            for payload, result in zip(batch, results, strict=False):
-                if payload["action"] in ("create", "update") and isinstance(result, dict):
-                    self._merge_value(result.get("data"))
+            for payload, result in zip(batch, results, strict=True):
+                if payload["action"] in ("create", "update"):
+                    self._merger.value(result["data"])
 
     def rollback(self) -> None:
         """Discard this thread's operations and local changes; forget what it created.
@@ -968,41 +559,11 @@ class Session:
         thread's pending value back.
         """
         self._check_open()
-        unit = self._current_unit()
+        unit = self._work.current()
         if unit is None:
             return
         with self._lock:
-            creators, deleters = self._creators, self._deleters
-            for key, entity in list(unit.entities.items()):
-                if deleters.get(key) is unit:
-                    del deleters[key]
-                    undelete = True
-                else:
-                    undelete = False
-                if creators.get(key) is unit:
-                    del creators[key]
-                    # Detached: its values stay readable, it can no longer be changed.
-                    self._forget(entity)
-                    self._release(unit, entity, commit=False, detached=True)
-                    entity._remote = dict(entity._local)
-                    entity._local = _NO_LOCAL
-                    entity._state = DELETED
-                    continue
-                self._release(unit, entity, commit=False)
-                self._settle(entity, undelete=undelete)
-            unit.clear()
-
-    def _forget(self, entity: Entity) -> None:
-        values = entity._local if entity._local else entity._remote
-        key = (entity.entity_type, *[values.get(name, entity._remote.get(name))
-                                     for name in entity.primary_key_attributes])
-        if self._identity.get(key) is entity:
-            del self._identity[key]
-        if self._lower_caches:
-            cache_key = self.cache_key_maker.key((entity.entity_type, list(key[1:])))
-            for cache in self._lower_caches:
-                with contextlib.suppress(Exception):
-                    cache.remove(cache_key)
+            self._work.rolled_back(unit, self._merger.forget)
 
     def reset(self) -> None:
         """Roll back this thread's work and empty the shared memory cache.
@@ -1023,15 +584,7 @@ class Session:
         """
         if self._closed and self._client is None:
             return
-        with self._lock:
-            units, self._units = list(self._units), []
-            pending = sum(len(unit.operations) for unit in units)
-            threads = sum(1 for unit in units if unit.operations)
-            for unit in units:
-                unit.clear()
-            self._claims.clear()
-            self._creators.clear()
-            self._deleters.clear()
+        pending, threads = self._work.discard_all()
         if pending:
             where = f" from {threads} threads" if threads > 1 else ""
             message = (f"Closing the session for {self._server_url} with {pending} unsaved "
@@ -1070,42 +623,13 @@ class Session:
         (populate every attribute first).
         """
         strategy = getattr(self._thread, "encode_strategy", None) or entity_attribute_strategy
-        top = data
-
-        def default(value):
-            if isinstance(value, Entity):
-                if value is top or (isinstance(top, list) and any(value is t for t in top)):
-                    return _entity_values(value, strategy)
-                return value.__ftrack_wire__()
-            return encode_default(value)
-
-        return json.dumps(data, default=default, separators=(",", ":"))
+        return encode_entities(data, strategy)
 
     def decode(self, text: str | bytes) -> Any:
         """Parse JSON made by :meth:`encode` (or the server), merging entities found."""
         data = json.loads(text)
         with self._lock:
-            return self._merge_value(data, write_lower=False)
-
-
-# ------------------------------------------------------------------ helpers
-#: Marks "this unit held no local value for the attribute" in :meth:`Session._release`.
-_UNCLAIMED = object()
-
-
-def _new_id() -> str:
-    import uuid  # imported on first create, not at start-up
-
-    return str(uuid.uuid4())
-
-
-def group_entities(entities: list) -> None:
-    """Make *entities* populate together unless they already belong to a larger group."""
-    size = len(entities)
-    for entity in entities:
-        group = entity._group
-        if group is None or len(group) < size:
-            entity._group = entities
+            return self._merger.value(data, write_lower=False)
 
 
 def _identity_of_value(value: Any):
@@ -1114,61 +638,17 @@ def _identity_of_value(value: Any):
     return None
 
 
-def _entity_values(entity: Entity, strategy: str) -> dict:
-    if strategy == "all":
-        entity.session.populate([entity], ", ".join(entity.keys()))
-    if strategy == "persisted_only":
-        values = dict(entity._remote)
-    elif strategy == "modified_only":
-        values = dict(entity._local) if entity._local else {}
-        for name, value in zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False):
-            values.setdefault(name, value)
-    else:
-        values = dict(entity._remote)
-        if entity._local:
-            values.update(entity._local)
-    out = {"__entity_type__": entity.entity_type}
-    for name, value in values.items():
-        if value is NOT_SET:
-            continue
-        if isinstance(value, list):
-            value = [item.__ftrack_wire__() if isinstance(item, Entity) else item
-                     for item in value]
-        elif isinstance(value, Entity):
-            value = value.__ftrack_wire__()
-        out[name] = value
-    return out
+# Names this module offered before its work moved into the modules listed above; kept
+# importable from here (``ftrack_api.session`` resolves to this module under compat).
+from reviewd.attribute import COLLECTION, MAPPED  # noqa: E402, F401
+from reviewd.operation import (  # noqa: E402, F401
+    CreateEntityOperation,
+    DeleteEntityOperation,
+    UnitOfWork,
+    UpdateEntityOperation,
+)
+from reviewd.schema import default_cache_folder  # noqa: E402, F401
+from reviewd.symbol import NOT_SET  # noqa: E402, F401
+from reviewd.transport import decode_typed, encode_default  # noqa: E402, F401
 
-
-def _absent_value(entity: Entity, name: str):
-    attribute = entity._attributes().get(name)
-    if attribute is not None and attribute.kind in (COLLECTION, MAPPED):
-        return []
-    return None
-
-
-def _literal(value: Any) -> str:
-    """A query-language literal for *value*."""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if value is None:
-        return "None"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, _dt.datetime):
-        value = value.replace(microsecond=0).isoformat()
-    elif isinstance(value, _dt.date):
-        value = value.isoformat()
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
-def _criterion(key: str, value: Any) -> str:
-    if isinstance(value, Entity):
-        keys = value.primary_key_attributes
-        values = value.primary_key_values()
-        return " and ".join(f"{key}.{name} is {_literal(v)}" for name, v in zip(keys, values, strict=False))
-    return f"{key} is {_literal(value)}"
-
-
-__all__ = ["Session", "SessionAuthentication"]
+__all__ = ["POPULATE_CHUNK", "Session", "SessionAuthentication", "group_entities"]

@@ -238,12 +238,13 @@ class ApiClient:
         JSON array.  Typed values (datetimes) are left in wire form for the caller.
         """
         body = self._encode(batch)
+        expected = len(batch)
         if not self._listeners:
-            return self._post_and_parse(body, decoder)
+            return self._post_and_parse(body, decoder, expected)
         started = time.perf_counter()
         timing: list = []
         try:
-            result = self._post_and_parse(body, decoder, timing)
+            result = self._post_and_parse(body, decoder, expected, timing)
         except BaseException as exc:
             status, received = timing if timing else (None, time.perf_counter())
             self._notify(batch, received - started, exc, status)
@@ -253,7 +254,7 @@ class ApiClient:
         return result
 
     def _post_and_parse(self, body: str, decoder: Callable[[bytes], Any] | None,
-                        timing: list | None = None) -> list:
+                        expected: int | None = None, timing: list | None = None) -> list:
         """POST *body*; on an answer, append ``(status, perf_counter())`` to *timing*."""
         try:
             response = self._http.post(self.url, data=body.encode("utf-8"), timeout=self.timeout)
@@ -261,6 +262,15 @@ class ApiClient:
             raise ConnectionFailedError(
                 redact(f"The ftrack server at {self.server_url} did not answer within "
                        f"{self.timeout} s ({type(exc).__name__}).")
+            ) from None
+        except requests.exceptions.ChunkedEncodingError as exc:
+            # Connected, and an answer began, but the connection closed before the body
+            # the server announced was complete: the operations may or may not have
+            # been applied, so the caller must not take them for done.
+            raise ConnectionFailedError(
+                redact(f"The answer of the ftrack server at {self.server_url} was cut off "
+                       f"before it was complete ({_reason(exc)}); the request may or may "
+                       "not have been applied.")
             ) from None
         except requests.exceptions.RequestException as exc:
             raise ConnectionFailedError(
@@ -270,18 +280,27 @@ class ApiClient:
         content = response.content
         if timing is not None:
             timing.extend((response.status_code, time.perf_counter()))
-        return self.parse_response(response.status_code, content, decoder)
+        return self.parse_response(response.status_code, content, decoder, expected)
 
     def parse_response(self, status: int, content: bytes,
-                       decoder: Callable[[bytes], Any] | None = None) -> list:
-        """Turn a raw HTTP answer into the result list or the right exception."""
+                       decoder: Callable[[bytes], Any] | None = None,
+                       expected: int | None = None) -> list:
+        """Turn a raw HTTP answer into the result list or the right exception.
+
+        With *expected*, a list of any other length (results missing or extra, so that
+        no result can be matched to its operation) is a :class:`ServerError` too.
+        """
         try:
             result = (decoder or json.loads)(content)
-        except ValueError:
+        except ValueError as exc:
             excerpt = content[:_BODY_EXCERPT].decode("utf-8", "replace").strip()
+            doc = getattr(exc, "doc", None)
+            cut = (isinstance(doc, str) and doc.strip()[:1] in ("[", "{")
+                   and getattr(exc, "pos", 0) >= len(doc.rstrip()))
+            why = " (it ends before the JSON is complete: cut off?)" if cut else ""
             raise ServerError(
                 redact(f"The ftrack server at {self.server_url} answered HTTP {status} "
-                       f"with a body that is not JSON: {excerpt!r}"),
+                       f"with a body that is not JSON{why}: {excerpt!r}"),
                 details={"status": status},
             ) from None
         if isinstance(result, dict) and "exception" in result:
@@ -290,6 +309,13 @@ class ApiClient:
             raise ServerError(
                 redact(f"The ftrack server at {self.server_url} answered HTTP {status} with "
                        f"a {type(result).__name__} where a list of results was expected."),
+                details={"status": status},
+            )
+        if expected is not None and len(result) != expected:
+            raise ServerError(
+                redact(f"The ftrack server at {self.server_url} answered HTTP {status} with "
+                       f"{_count(len(result), 'result')} for {_count(expected, 'operation')}; "
+                       "one result per operation was expected."),
                 details={"status": status},
             )
         return result
@@ -318,6 +344,10 @@ def server_error(error: Mapping, server_url: str = "", status: int | None = None
         exception_name=name,
         error_code=error.get("error_code"),
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _reason(exc: Exception) -> str:

@@ -65,6 +65,19 @@ def _cookie_header(cookies: Mapping[str, str] | None) -> str | None:
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
+def _snippet(text: str, limit: int) -> str:
+    """The start of a server's answer for an error message, the API key already taken
+    out (truncating first could cut the key and leave a prefix that no longer matches)."""
+    return redact(text[: limit * 10])[:limit]
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    """Whether a handshake answer is a web page rather than ``SID:HB:CLOSE:TRANSPORTS``."""
+    if "html" in response.headers.get("content-type", "").lower():
+        return True
+    return response.text.lstrip()[:1] == "<"
+
+
 def _ssl_options(verify: bool | str) -> dict[str, Any]:
     """websocket-client TLS options matching what requests does for the handshake."""
     if verify is False:
@@ -222,6 +235,8 @@ class Connection:
         self._reader: FrameReader | None = None
         self._send_lock = threading.Lock()
         self._closed = False
+        #: Why this side closed the connection (None: it did not, or gave no reason).
+        self.close_reason: str | None = None
         self.handshake: packet.Handshake | None = None
         self.dead_after: float | None = None
 
@@ -281,7 +296,7 @@ class Connection:
             raise EventHubConnectionError(
                 redact(f"event server handshake at {url} failed: {error}")
             ) from None
-        body = response.text[:300]
+        body = _snippet(response.text, 300)
         if response.status_code != 200:
             hint = " (check the API user and key)" if response.status_code in (401, 403) else ""
             raise HandshakeRefused(
@@ -294,6 +309,17 @@ class Connection:
         try:
             return packet.parse_handshake(response.text)
         except packet.PacketError as error:
+            if _looks_like_html(response):
+                # A proxy, login or captive-portal page answered in the server's place;
+                # the parser's complaint about colons would hide that.
+                raise HandshakeRefused(
+                    redact(
+                        f"event server handshake at {url} answered with an HTML page, not a "
+                        "socket.io handshake (is a proxy or login page in the way?): "
+                        f"{' '.join(body.split())[:120]}"
+                    ),
+                    response.status_code,
+                ) from None
             raise HandshakeRefused(
                 redact(f"event server handshake at {url} returned no session: {error}"),
                 response.status_code,
@@ -304,16 +330,20 @@ class Connection:
         """Block for the next text frame; raise :class:`ConnectionLost` when it ends."""
         reader = self._reader
         if reader is None or self._socket is None:
-            raise ConnectionLost("not connected")
+            raise ConnectionLost(self.close_reason or "not connected")
         try:
             payload = reader.next_message()
         except ConnectionLost:
+            if self.close_reason is not None:  # closed here: say why, not what recv saw
+                raise ConnectionLost(self.close_reason) from None
             raise
         except TimeoutError:
             raise ConnectionLost(
                 f"no frame (not even a heartbeat) for {self.dead_after:.1f}s; socket presumed dead"
             ) from None
         except Exception as error:  # closed, reset, TLS errors: all mean "gone"
+            if self.close_reason is not None:
+                raise ConnectionLost(self.close_reason) from None
             raise ConnectionLost(f"event socket failed: {type(error).__name__}: {error}") from None
         try:
             return payload.decode("utf-8")
@@ -338,9 +368,16 @@ class Connection:
         except Exception as error:
             raise ConnectionLost(f"sending failed: {type(error).__name__}: {error}") from None
 
-    def close(self) -> None:
-        """Close the socket (idempotent, any thread); a blocked ``recv`` then fails."""
+    def close(self, reason: str | None = None) -> None:
+        """Close the socket (idempotent, any thread); a blocked ``recv`` then fails.
+
+        *reason* (the first one given) is what that ``recv`` reports, so that the reader
+        names the cause (say, a failed send on the writer thread) rather than the
+        closed descriptor it tripped over.
+        """
         with self._send_lock:
+            if reason is not None and self.close_reason is None and not self._closed:
+                self.close_reason = reason
             self._closed = True
             sock, self._socket = self._socket, None
         if sock is not None:

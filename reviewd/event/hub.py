@@ -14,82 +14,68 @@ Three threads, each with one job, so that no party can stall another:
 Names and behaviour follow ``ftrack_api.event.hub.EventHub`` so that plugins written for
 ftrack run unchanged; the differences are the robustness guarantees above, reply
 callbacks that expire, and the public hooks the daemon builds on.
+
+:class:`EventHub` is the façade; each job behind it is a module of its own:
+``subscriptions`` (the registry and its topic pre-filter), ``dispatch`` (callbacks in
+priority order, replies, the dispatch hook), ``inbox`` (received events and the
+dispatch thread), ``outbox`` and ``writer`` (the bounded send queue and the thread
+draining it), ``envelope`` (stamping and framing outgoing events), ``acks`` and
+``replies`` (what the server and peers still owe, bounded and expiring), ``frames``
+(what each received frame means) and ``supervision`` (the reconnect-forever loop).
+What stays here is the public API and what a new or lost connection means for all of
+them together.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import platform
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
-from reviewd.event import expression as _expression
 from reviewd.event import packet as _packet
-from reviewd.event.backoff import Backoff
+from reviewd.event.acks import ACK_TTL as ACK_TTL
+from reviewd.event.acks import MAX_PENDING_ACKS as MAX_PENDING_ACKS
+from reviewd.event.acks import PendingAcks
+from reviewd.event.backoff import Backoff as Backoff
 from reviewd.event.base import Event
-from reviewd.event.connection import Connection, ConnectionLost, HandshakeRefused
+from reviewd.event.connection import Connection, ConnectionLost
+from reviewd.event.connection import HandshakeRefused as HandshakeRefused
+from reviewd.event.dispatch import Dispatcher
+from reviewd.event.envelope import CONNECTED_TOPIC, DISCONNECTED_TOPIC, REPLY_TOPIC, Envelope
+from reviewd.event.envelope import EVENT_NAME as EVENT_NAME
+from reviewd.event.envelope import SUBSCRIBE_TOPIC as SUBSCRIBE_TOPIC
+from reviewd.event.envelope import UNSUBSCRIBE_TOPIC as UNSUBSCRIBE_TOPIC
+from reviewd.event.frames import FrameHandler
+from reviewd.event.inbox import Inbox
+from reviewd.event.outbox import WRITE_BATCH as WRITE_BATCH
+from reviewd.event.outbox import Outbox
+from reviewd.event.replies import ReplyCallbacks
 from reviewd.event.subscriber import Subscriber
+from reviewd.event.subscriptions import Subscriptions
+from reviewd.event.supervision import HEALTHY_AFTER as HEALTHY_AFTER
+from reviewd.event.supervision import Attempt, ConnectionListeners, Supervisor
+from reviewd.event.writer import Writer
 from reviewd.exception import (
     EventHubConnectionError,
     EventHubError,
     NotFoundError,
-    NotUniqueError,
     ReplyTimeoutError,
     redact,
     register_secret,
 )
+from reviewd.exception import NotUniqueError as NotUniqueError
 
 __all__ = ["EventHub", "Attempt"]
+# The names imported ``as`` themselves above (constants, Backoff, HandshakeRefused,
+# NotUniqueError) were defined or imported here before the hub was split into modules;
+# they stay importable from here, as ``ftrack_api.event.hub`` resolves to this module.
 
 log = logging.getLogger("reviewd.event.hub")
-
-EVENT_NAME = "ftrack.event"
-REPLY_TOPIC = "ftrack.meta.reply"
-SUBSCRIBE_TOPIC = "ftrack.meta.subscribe"
-UNSUBSCRIBE_TOPIC = "ftrack.meta.unsubscribe"
-CONNECTED_TOPIC = "ftrack.meta.connected"
-DISCONNECTED_TOPIC = "ftrack.meta.disconnected"
-
-#: A connection that lived this long counts as healthy: the backoff starts over.
-HEALTHY_AFTER = 2.0
-#: How long the server has to acknowledge a frame before the hub forgets it asked.
-ACK_TTL = 60.0
-#: At most this many unacknowledged frames are remembered (a server that stops acking
-#: must not grow the hub's memory).
-MAX_PENDING_ACKS = 100000
-#: Frames the writer takes from the queue per lock acquisition.
-WRITE_BATCH = 256
-_HOUSEKEEPING_INTERVAL = 1.0
-_TOPIC_CACHE_LIMIT = 4096
-
-
-class Attempt(NamedTuple):
-    """One connection attempt: when, how it went, and the wait scheduled after it."""
-
-    time: float
-    outcome: str
-    delay: float | None = None
-    ceiling: float | None = None
-
-
-class _Stop:
-    """Marker that ends the dispatch thread."""
-
-
-class _Reply:
-    __slots__ = ("callback", "expires", "inline")
-
-    def __init__(self, callback: Callable[[Event], Any], expires: float, inline: bool) -> None:
-        self.callback = callback
-        self.expires = expires
-        self.inline = inline
 
 
 class EventHub:
@@ -135,72 +121,51 @@ class EventHub:
         self._verify = verify
         self._auth = auth
         self._connect_timeout = connect_timeout
-        self._reconnect_base = reconnect_base
-        self._reconnect_cap = reconnect_cap
-        self._reply_ttl = reply_ttl
-        self._publish_queue_size = max(1, int(publish_queue_size))
-        self._incoming_queue_size = max(1, int(incoming_queue_size))
-        self._max_replies = max(1, int(max_reply_callbacks))
         self._inline_dispatch = inline_dispatch
-        self._host = platform.node()
-
-        # Subscribers (guarded by _lock; dispatch reads immutable snapshots).
-        self._lock = threading.RLock()
-        self._subscribers: list[Subscriber] = []
-        self._by_id: dict[str, Subscriber] = {}
-        self._order = itertools.count()
-        self._topic_cache: dict[str | None, tuple] = {}
-        self._reply_subscriber = Subscriber(
-            f"topic={REPLY_TOPIC}", _ignore, {"id": self.id}, priority=100
-        )
-
-        # Outgoing frames (guarded by _out_cond).
-        self._out_cond = threading.Condition(threading.Lock())
-        self._control: deque[tuple[str, int | None, Any]] = deque()
-        self._outgoing: deque[tuple[str, int | None, Any]] = deque()
-        self._live: Connection | None = None  # the connection the writer may use
-
-        # Acknowledgements the server owes us, oldest first (guarded by _ack_lock).
-        self._ack_ids = itertools.count(1)
-        self._ack_lock = threading.Lock()
-        self._pending_acks: OrderedDict[int, tuple[float, Any]] = OrderedDict()
-
-        # Reply callbacks by published event id, oldest first (guarded by _reply_lock).
-        self._reply_lock = threading.Lock()
-        self._replies: OrderedDict[str, _Reply] = OrderedDict()
-
-        # Received events waiting for the dispatch thread (guarded by _in_cond).
-        self._in_cond = threading.Condition(threading.Lock())
-        self._incoming: deque = deque()
 
         # Lifecycle.
         self._running = False
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
-        self._connection: Connection | None = None
         self._connected_event = threading.Event()
         self._ready_event = threading.Event()
-        self._fatal: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self._previous_threads: list[threading.Thread] = []
         self._ever_started = False
-        self._listeners: list[tuple[Callable | None, Callable | None]] = []
-        self._dispatch_hook: Callable[[Event, list[Subscriber]], Any] | None = None
-        self._next_housekeeping = 0.0
+
+        # The parts, each with one job.
+        self._subscriptions = Subscriptions(reserved_id=self.id)
+        self._lock = self._subscriptions.lock  # also guards _running
+        self._reply_subscriber = Subscriber(
+            f"topic={REPLY_TOPIC}", _ignore, {"id": self.id}, priority=100
+        )
+        self._envelope = Envelope(self.id, api_user)
+        self._replies = ReplyCallbacks(reply_ttl, max_reply_callbacks)
+        self._acks = PendingAcks()
+        self._outbox = Outbox(publish_queue_size)
+        self._writer = Writer(self._outbox, self._acks, self._stop)
+        # publish_reply is looked up per reply, so that an override is honoured.
+        self._dispatcher = Dispatcher(
+            self._subscriptions,
+            lambda event, data, source=None: self.publish_reply(event, data, source=source),
+        )
+        self._inbox = Inbox(self._dispatcher.dispatch, incoming_queue_size, self._stop,
+                            inline=inline_dispatch)
+        self._frames = FrameHandler(
+            self._dispatcher.dispatch if inline_dispatch else self._inbox.put,
+            self._inbox, self._acks, self._replies,
+        )
+        self._listeners = ConnectionListeners()
+        self._supervisor = Supervisor(
+            self._new_connection, self._on_open, self._read, self._on_close, self._stop,
+            reconnect_base, reconnect_cap,
+        )
         #: The latest connection attempts (:class:`Attempt`), for diagnosis and tests.
-        self.connection_attempts: deque[Attempt] = deque(maxlen=200)
-        self._counters = {
-            "published": 0,
-            "dropped": 0,
-            "received": 0,
-            "malformed": 0,
-            "handler_errors": 0,
-            "reconnects": 0,
-            "acks_lost": 0,
-            "replies_expired": 0,
-            "server_refusals": 0,
-        }
+        self.connection_attempts = self._supervisor.attempts
+        # Bound once: the local dispatch hot path (publish(synchronous=True)).
+        self._prepare_event = self._envelope.prepare
+        self._handle = self._dispatcher.handle
 
     # ================================================================== public state
     def __repr__(self) -> str:
@@ -221,26 +186,30 @@ class EventHub:
     @property
     def subscribers(self) -> list[Subscriber]:
         """The user's subscribers in dispatch order (priority, then subscription order)."""
-        with self._lock:
-            return list(self._subscribers)
+        return self._subscriptions.snapshot()
 
     def get_subscriber_by_identifier(self, identifier: str) -> Subscriber | None:
-        with self._lock:
-            return self._by_id.get(identifier)
+        return self._subscriptions.get(identifier)
 
     def stats(self) -> dict[str, int]:
         """Counters and queue sizes, for metrics and health checks."""
-        with self._out_cond:
-            outgoing = len(self._outgoing) + len(self._control)
-        counters = dict(self._counters)
-        counters.update(
-            outgoing_queue=outgoing,
-            incoming_queue=len(self._incoming),
-            pending_acks=len(self._pending_acks),
-            reply_callbacks=len(self._replies),
-            subscribers=len(self._subscribers),
-        )
-        return counters
+        outgoing = len(self._outbox)
+        return {
+            "published": self._outbox.published,
+            "dropped": self._outbox.dropped,
+            "received": self._frames.received,
+            "malformed": self._frames.malformed,
+            "handler_errors": self._dispatcher.handler_errors,
+            "reconnects": self._supervisor.reconnects,
+            "acks_lost": self._acks.lost,
+            "replies_expired": self._replies.expired,
+            "server_refusals": self._acks.refusals,
+            "outgoing_queue": outgoing,
+            "incoming_queue": len(self._inbox),
+            "pending_acks": len(self._acks),
+            "reply_callbacks": len(self._replies),
+            "subscribers": len(self._subscriptions),
+        }
 
     # ================================================================== lifecycle
     def connect(self, wait: bool = True, timeout: float | None = None) -> None:
@@ -261,7 +230,7 @@ class EventHub:
             return
         deadline = time.monotonic() + (30.0 if timeout is None else timeout)
         while not self._connected_event.wait(0.05):
-            fatal = self._fatal
+            fatal = self._supervisor.fatal
             if fatal is not None or time.monotonic() >= deadline:
                 self.disconnect(unsubscribe=False)
                 if fatal is not None:
@@ -285,19 +254,19 @@ class EventHub:
         self._previous_threads = []
         self._running = True
         self._ever_started = True
-        self._fatal = None
-        self._incoming.clear()
+        self._supervisor.fatal = None
+        self._inbox.clear()
         self._stop.clear()
         self._stopped.clear()
         self._threads = [
-            threading.Thread(target=self._run_connection, name=f"reviewd-hub-conn-{self.id[:8]}",
+            threading.Thread(target=self._supervisor.run, name=f"reviewd-hub-conn-{self.id[:8]}",
                              daemon=True),
-            threading.Thread(target=self._run_writer, name=f"reviewd-hub-write-{self.id[:8]}",
+            threading.Thread(target=self._writer.run, name=f"reviewd-hub-write-{self.id[:8]}",
                              daemon=True),
         ]
         if not self._inline_dispatch:
             self._threads.append(
-                threading.Thread(target=self._run_dispatch,
+                threading.Thread(target=self._inbox.run,
                                  name=f"reviewd-hub-dispatch-{self.id[:8]}", daemon=True)
             )
         for thread in self._threads:
@@ -316,19 +285,16 @@ class EventHub:
             if not self._running:
                 return
             self._running = False
-            subscriber_ids = [s.id for s in self._subscribers] if unsubscribe else []
+            subscriber_ids = [s.id for s in self._subscriptions.snapshot()] if unsubscribe else []
         deadline = time.monotonic() + timeout
         if self.connected:
-            with self._out_cond:
-                for subscriber_id in subscriber_ids:
-                    self._control.append(self._frame(self._meta_event(
-                        UNSUBSCRIBE_TOPIC, {"subscriber": {"id": subscriber_id}}), None))
-                self._out_cond.notify_all()
-            self._drain_outgoing(deadline)
+            self._outbox.queue_control(
+                [self._envelope.unsubscribe_frame(subscriber_id) for subscriber_id in subscriber_ids]
+            )
+            self._outbox.drain(deadline)
         self._stop.set()
-        with self._out_cond:
-            self._out_cond.notify_all()
-        connection = self._connection
+        self._outbox.wake()
+        connection = self._supervisor.connection
         if connection is not None:
             try:
                 connection.send(_packet.encode(_packet.Packet(_packet.PacketType.DISCONNECT)))
@@ -342,22 +308,13 @@ class EventHub:
                 thread.join(max(0.1, deadline - time.monotonic()))
         # Only now stop the dispatch thread, so that ftrack.meta.disconnected and the
         # events read before the socket closed are still dispatched.
-        with self._in_cond:
-            self._incoming.append(_Stop)
-            self._in_cond.notify_all()
+        self._inbox.close()
         for thread in dispatch_threads:
             if thread is not current:
                 thread.join(max(0.1, deadline - time.monotonic()))
         self._previous_threads = [t for t in self._threads if t.is_alive() and t is not current]
         self._threads = []
         self._stopped.set()
-
-    def _drain_outgoing(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            with self._out_cond:
-                if not (self._control or self._outgoing) or self._live is None:
-                    return
-                self._out_cond.wait(0.05)
 
     def wait(self, duration: float | None = None) -> None:
         """Block while events are processed, for *duration* seconds or until disconnected.
@@ -385,16 +342,7 @@ class EventHub:
         They run on the connection thread and must return quickly.  There is no
         "gave up" callback: the hub never gives up.
         """
-        entry = (on_connected, on_disconnected)
-        with self._lock:
-            self._listeners.append(entry)
-
-        def remove() -> None:
-            with self._lock:
-                if entry in self._listeners:
-                    self._listeners.remove(entry)
-
-        return remove
+        return self._listeners.add(on_connected, on_disconnected)
 
     def set_dispatch_hook(self, fn: Callable[[Event, list[Subscriber]], Any] | None) -> None:
         """Receive every event *instead of* the hub calling the callbacks:
@@ -404,21 +352,12 @@ class EventHub:
         :meth:`deliver` for each subscriber.  ``None`` restores inline dispatch.
         Synchronous (local) publishing is not affected.
         """
-        self._dispatch_hook = fn
+        self._dispatcher.hook = fn
 
     def deliver(self, event: Event, subscriber: Subscriber) -> Any:
         """Run *subscriber*'s callback for *event* and publish a non-None result as a
         reply.  Exceptions propagate to the caller (the daemon counts and retries)."""
-        result = subscriber.callback(event)
-        if result is not None:
-            # The handler succeeded; failing to send its reply must not make the daemon
-            # run it again, so the error is logged rather than raised.
-            try:
-                self.publish_reply(event, result, source=subscriber.metadata)
-            except Exception:
-                log.exception("could not publish the reply of subscriber %s to event %s",
-                              subscriber.id, event.get("id"))
-        return result
+        return self._dispatcher.deliver(event, subscriber)
 
     # ================================================================== subscriptions
     def subscribe(
@@ -434,29 +373,16 @@ class EventHub:
         and :class:`~reviewd.exception.NotUniqueError` (an :class:`EventHubError`) if the
         subscriber id is already in use.
         """
-        metadata = dict(subscriber or {})
-        metadata.setdefault("id", uuid.uuid4().hex)
         with self._lock:
-            if metadata["id"] in self._by_id or metadata["id"] == self.id:
-                raise NotUniqueError(f"a subscriber with id {metadata['id']!r} already exists")
-            entry = Subscriber(subscription, callback, metadata, priority, next(self._order))
-            self._subscribers.append(entry)
-            self._subscribers.sort(key=Subscriber.sort_key)
-            self._by_id[entry.id] = entry
-            self._topic_cache = {}
-            self._send_control(self._subscribe_frame(entry))
+            entry = self._subscriptions.add(subscription, callback, subscriber, priority)
+            self._outbox.send_control(self._envelope.subscribe_frame(entry))
         return entry.id
 
     def unsubscribe(self, subscriber_identifier: str) -> None:
         """Remove a subscriber; raise :class:`NotFoundError` if there is none by that id."""
         with self._lock:
-            entry = self._by_id.pop(subscriber_identifier, None)
-            if entry is None:
-                raise NotFoundError(f"no subscriber with id {subscriber_identifier!r}")
-            self._subscribers.remove(entry)
-            self._topic_cache = {}
-            self._send_control(self._frame(self._meta_event(
-                UNSUBSCRIBE_TOPIC, {"subscriber": {"id": subscriber_identifier}}), None))
+            self._subscriptions.remove(subscriber_identifier)
+            self._outbox.send_control(self._envelope.unsubscribe_frame(subscriber_identifier))
 
     @contextmanager
     def subscription(
@@ -476,48 +402,7 @@ class EventHub:
             except NotFoundError:
                 pass
 
-    def _send_control(self, item: tuple) -> None:
-        """Queue a (un)subscribe frame if connected; on reconnect all are re-sent anyway."""
-        with self._out_cond:
-            if self._live is not None:
-                self._control.append(item)
-                self._out_cond.notify()
-
-    def _subscribe_frame(self, entry: Subscriber, on_ack: Any = None) -> tuple:
-        event = self._meta_event(
-            SUBSCRIBE_TOPIC, {"subscriber": entry.metadata, "subscription": entry.subscription}
-        )
-        return self._frame(event, on_ack or ("subscribe", f"subscriber {entry.id}", None))
-
-    def _meta_event(self, topic: str, data: dict) -> Event:
-        event = Event(topic, data=data)
-        self._prepare_event(event)
-        return event
-
     # ================================================================== publishing
-    def _prepare_event(self, event: Event) -> None:
-        source = event.get("source")
-        if source.__class__ is not dict:
-            source = event["source"] = dict(source) if isinstance(source, Mapping) else {}
-        if "id" not in source:
-            source["id"] = self.id
-        if "user" not in source:
-            source["user"] = {"username": self._api_user}
-        if "host" not in source:
-            source["host"] = self._host
-
-    def _frame(self, event: Event, on_ack: Any) -> tuple[str, int, Any]:
-        """Encode *event* as an event packet that asks for an acknowledgement."""
-        ack_id = next(self._ack_ids)
-        try:
-            built = _packet.event(EVENT_NAME, [event.to_wire()], id=f"{ack_id}+")
-        except (TypeError, ValueError) as error:
-            raise EventHubError(
-                f"cannot publish event {event.get('topic')!r}: its content is not "
-                f"JSON-serialisable ({error})"
-            ) from None
-        return _packet.encode(built), ack_id, on_ack
-
     def publish(
         self,
         event: Event | Mapping,
@@ -556,22 +441,11 @@ class EventHub:
             raise EventHubConnectionError(
                 "cannot publish: the event hub is not connected; call connect() first"
             )
-        item = self._frame(event, ("publish", f"event {event['id']} ({event['topic']})", None))
+        item = self._envelope.frame(
+            event, ("publish", f"event {event['id']} ({event['topic']})", None))
         if on_reply is not None:
-            self._add_reply_callback(event["id"], on_reply, inline_reply)
-        with self._out_cond:
-            if len(self._outgoing) >= self._publish_queue_size:
-                dropped = self._outgoing.popleft()
-                self._counters["dropped"] += 1
-                if self._counters["dropped"] in (1, 10, 100) or self._counters["dropped"] % 1000 == 0:
-                    log.warning(
-                        "outgoing event queue full (%d); dropped the oldest event (%d dropped so far)",
-                        self._publish_queue_size, self._counters["dropped"],
-                        extra={"dropped_frame_ack": dropped[1]},
-                    )
-            self._outgoing.append(item)
-            self._counters["published"] += 1
-            self._out_cond.notify()
+            self._replies.add(event["id"], on_reply, inline_reply)
+        self._outbox.publish(item)
         return None
 
     def publish_reply(self, source_event: Mapping, data: Any, source: Mapping | None = None) -> None:
@@ -615,83 +489,23 @@ class EventHub:
                 )
             return replies[0]
         finally:
-            with self._reply_lock:
-                self._replies.pop(event["id"], None)
+            self._replies.discard(event["id"])
 
-    def _add_reply_callback(self, event_id: str, callback, inline: bool) -> None:
-        with self._reply_lock:
-            self._replies[event_id] = _Reply(callback, time.monotonic() + self._reply_ttl, inline)
-            while len(self._replies) > self._max_replies:
-                self._replies.popitem(last=False)
-                self._counters["replies_expired"] += 1
+    # ================================================================== each connection
+    def _new_connection(self) -> Connection:
+        return Connection(
+            self.server_url, self._api_user, self._api_key, headers=self._headers,
+            cookies=self._cookies, verify=self._verify, auth=self._auth,
+            connect_timeout=self._connect_timeout,
+        )
 
-    # ================================================================== connection thread
-    def _run_connection(self) -> None:
-        backoff = Backoff(self._reconnect_base, self._reconnect_cap)
-        first = True
-        while not self._stop.is_set():
-            connection = Connection(
-                self.server_url, self._api_user, self._api_key, headers=self._headers,
-                cookies=self._cookies, verify=self._verify, auth=self._auth,
-                connect_timeout=self._connect_timeout,
-            )
-            self._connection = connection
-            try:
-                connection.open()
-            except EventHubConnectionError as error:
-                if first and isinstance(error, HandshakeRefused) and error.credentials_refused:
-                    self._fatal = error
-                ceiling = backoff.ceiling()
-                delay = backoff.next_delay()
-                self.connection_attempts.append(
-                    Attempt(time.monotonic(), f"failed: {redact(str(error))}", delay, ceiling))
-                log.warning("event server connection failed (%s); retrying in %.2fs",
-                            redact(str(error)), delay)
-                self._stop.wait(delay)
-                continue
-            except Exception as error:  # a bug or an exotic failure: log, keep going
-                ceiling = backoff.ceiling()
-                delay = backoff.next_delay()
-                self.connection_attempts.append(
-                    Attempt(time.monotonic(), f"failed: {redact(repr(error))}", delay, ceiling))
-                log.exception("unexpected error while connecting to the event server")
-                self._stop.wait(delay)
-                continue
-            if self._stop.is_set():
-                connection.close()
-                break
-            first = False
-            self.connection_attempts.append(Attempt(time.monotonic(), "connected"))
-            opened = time.monotonic()
-            reason = "closed"
-            self._on_open(connection)
-            try:
-                self._read(connection)
-            except ConnectionLost as error:
-                reason = str(error)
-            except Exception as error:  # never let the reader die silently
-                reason = f"reader failed: {error!r}"
-                log.exception("event hub reader failed; reconnecting")
-            finally:
-                connection.close()
-                self._on_close(connection, reason)
-            if time.monotonic() - opened >= HEALTHY_AFTER:
-                backoff.reset()
-            if self._stop.is_set():
-                break
-            self._counters["reconnects"] += 1
-            ceiling = backoff.ceiling()
-            delay = backoff.next_delay()
-            self.connection_attempts.append(
-                Attempt(time.monotonic(), f"lost: {redact(reason)}", delay, ceiling))
-            log.warning("event server connection lost (%s); reconnecting in %.2fs",
-                        redact(reason), delay)
-            self._stop.wait(delay)
+    def _read(self, connection: Connection) -> None:
+        self._frames.read(connection, self._stop.is_set)
 
     def _on_open(self, connection: Connection) -> None:
         """Queue every subscription ahead of everything else, then let the writer go."""
         with self._lock:
-            entries = [self._reply_subscriber, *self._subscribers]
+            entries = [self._reply_subscriber, *self._subscriptions.snapshot()]
             waiting = {"count": len(entries)}
             ready = self._ready_event
             ready.clear()
@@ -703,328 +517,28 @@ class EventHub:
 
             frames = []
             for entry in entries:
-                text, ack_id, _ = self._subscribe_frame(entry)
+                text, ack_id, _ = self._envelope.subscribe_frame(entry)
                 frames.append((text, ack_id, ("subscribe", f"subscriber {entry.id}", confirmed)))
-            with self._out_cond:
-                self._control.clear()
-                self._control.extend(frames)
-                self._live = connection
-                self._out_cond.notify_all()
-            listeners = list(self._listeners)
+            self._outbox.go_live(connection, frames)
         self._connected_event.set()
         log.info("connected to the event server at %s", self.server_url)
-        for on_connected, _ in listeners:
-            if on_connected is not None:
-                _call_safely(on_connected)
+        self._listeners.connected()
         self._enqueue_local(CONNECTED_TOPIC)
 
     def _on_close(self, connection: Connection, reason: str) -> None:
-        with self._out_cond:
-            if self._live is connection:
-                self._live = None
-            self._control.clear()
+        self._outbox.go_offline(connection)
         self._connected_event.clear()
         self._ready_event.clear()
-        with self._ack_lock:
-            lost = len(self._pending_acks)
-            self._pending_acks.clear()
-        self._counters["acks_lost"] += lost
-        with self._lock:
-            listeners = list(self._listeners)
+        self._acks.clear()
         intentional = self._stop.is_set()
         if not intentional:
             log.warning("disconnected from the event server: %s", redact(reason))
-        for _, on_disconnected in listeners:
-            if on_disconnected is not None:
-                _call_safely(on_disconnected, reason)
+        self._listeners.disconnected(reason)
         self._enqueue_local(DISCONNECTED_TOPIC)
 
     def _enqueue_local(self, topic: str) -> None:
-        event = Event(topic)
-        self._prepare_event(event)
-        self._incoming_put(event)
-
-    # ------------------------------------------------------------------ reading
-    def _read(self, connection: Connection) -> None:
-        recv = connection.recv
-        on_frame = self._on_frame
-        while not self._stop.is_set():
-            on_frame(connection, recv())
-
-    def _on_frame(self, connection: Connection, text: str) -> None:
-        if text.startswith("5:::"):  # the hot path: an event that wants no ack
-            self._on_event_payload(text[4:])
-            return
-        try:
-            packet = _packet.decode(text)
-        except _packet.PacketError as error:
-            self._malformed(error)
-            return
-        kind = packet.type
-        if kind == _packet.PacketType.EVENT:
-            self._on_event_packet(connection, packet)
-        elif kind == _packet.PacketType.HEARTBEAT:
-            connection.send("2::")
-        elif kind == _packet.PacketType.ACK:
-            self._on_ack(packet)
-        elif kind == _packet.PacketType.DISCONNECT:
-            raise ConnectionLost("the server closed the socket.io session")
-        elif kind == _packet.PacketType.ERROR:
-            log.error("event server reported an error: %s", redact(packet.data[:500]))
-        else:
-            log.debug("ignoring socket.io packet of type %s", kind.name)
-        now = time.monotonic()
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + _HOUSEKEEPING_INTERVAL
-            self._expire(now)
-
-    def _malformed(self, error: Exception) -> None:
-        self._counters["malformed"] += 1
-        log.warning("skipped a malformed frame from the event server: %s", redact(str(error)))
-
-    def _on_event_packet(self, connection: Connection, packet: _packet.Packet) -> None:
-        try:
-            self._on_event_payload(packet.data)
-        finally:
-            if packet.ack_requested:
-                connection.send(_packet.encode(_packet.ack(packet.id)))
-
-    def _on_event_payload(self, data: str) -> None:
-        try:
-            name, args = _packet.parse_event_data(data)
-            if name != EVENT_NAME:
-                log.debug("ignoring socket.io event %r", name)
-                return
-            if len(args) != 1:
-                raise ValueError(f"expected one event argument, got {len(args)}")
-            event = Event.from_wire(args[0])
-        except (ValueError, _packet.PacketError) as error:
-            self._malformed(error)
-            return
-        self._counters["received"] += 1
-        if event["topic"] == REPLY_TOPIC:
-            reply_to = event.get("in_reply_to_event")
-            entry = self._replies.get(reply_to) if isinstance(reply_to, str) else None
-            if entry is not None:
-                if entry.inline:
-                    _call_safely(entry.callback, event)
-                else:
-                    self._incoming_put((entry.callback, event))
-        if self._inline_dispatch:
-            self._dispatch(event)
-        else:
-            self._incoming_put(event)
-
-    def _on_ack(self, packet: _packet.Packet) -> None:
-        try:
-            ack_id, args = _packet.parse_ack(packet)
-        except _packet.PacketError as error:
-            self._malformed(error)
-            return
-        with self._ack_lock:
-            entry = self._pending_acks.pop(int(ack_id), None)
-        if entry is None:
-            return
-        info = entry[1]
-        response = args[0] if args and isinstance(args[0], dict) else {}
-        if response.get("success") is False:
-            self._counters["server_refusals"] += 1
-            log.error("event server refused %s of %s: %s", info[0], info[1],
-                      redact(str(response.get("message"))))
-        if info[2] is not None:
-            _call_safely(info[2], args)
-
-    def _expire(self, now: float) -> None:
-        """Forget acknowledgements and reply callbacks that are past their time."""
-        with self._ack_lock:
-            while self._pending_acks:
-                ack_id, (deadline, _) = next(iter(self._pending_acks.items()))
-                if deadline > now:
-                    break
-                del self._pending_acks[ack_id]
-                self._counters["acks_lost"] += 1
-        with self._reply_lock:
-            while self._replies:
-                event_id, entry = next(iter(self._replies.items()))
-                if entry.expires > now:
-                    break
-                del self._replies[event_id]
-                self._counters["replies_expired"] += 1
-
-    # ================================================================== writer thread
-    def _run_writer(self) -> None:
-        cond = self._out_cond
-        while True:
-            with cond:
-                while not self._stop.is_set() and (
-                    self._live is None or not (self._control or self._outgoing)
-                ):
-                    cond.wait()
-                if self._stop.is_set():
-                    return
-                connection = self._live
-                batch = []
-                while self._control and len(batch) < WRITE_BATCH:
-                    batch.append((True, self._control.popleft()))
-                while self._outgoing and len(batch) < WRITE_BATCH:
-                    batch.append((False, self._outgoing.popleft()))
-            self._write_batch(connection, batch)
-            with cond:
-                cond.notify_all()  # wake a disconnect() draining the queue
-
-    def _write_batch(self, connection: Connection, batch: list) -> None:
-        deadline = time.monotonic() + ACK_TTL
-        for index, (_control, (text, ack_id, info)) in enumerate(batch):
-            if ack_id is not None and info is not None:
-                with self._ack_lock:
-                    self._pending_acks[ack_id] = (deadline, info)
-                    if len(self._pending_acks) > MAX_PENDING_ACKS:
-                        self._pending_acks.popitem(last=False)
-                        self._counters["acks_lost"] += 1
-            try:
-                connection.send(text)
-            except ConnectionLost as error:
-                with self._ack_lock:
-                    self._pending_acks.pop(ack_id, None)
-                log.info("sending to the event server failed (%s); will resend after reconnect",
-                         error)
-                connection.close()  # the reader notices and reconnects
-                # Published events go back to the front, in order; subscriptions are
-                # re-sent in full on reconnect, so control frames are not kept.
-                unsent = [item for control, item in batch[index:] if not control]
-                with self._out_cond:
-                    if self._live is connection:
-                        self._live = None
-                    self._outgoing.extendleft(reversed(unsent))
-                    while len(self._outgoing) > self._publish_queue_size:
-                        self._outgoing.popleft()
-                        self._counters["dropped"] += 1
-                return
-
-    # ================================================================== dispatch thread
-    def _incoming_put(self, item: Any) -> None:
-        if self._inline_dispatch:
-            self._dispatch_item(item)
-            return
-        cond = self._in_cond
-        with cond:
-            # Back-pressure instead of unbounded memory: the reader waits (and TCP
-            # pushes back on the server) while the dispatch thread catches up.
-            while len(self._incoming) >= self._incoming_queue_size and not self._stop.is_set():
-                cond.wait(0.5)
-            self._incoming.append(item)
-            if len(self._incoming) == 1:
-                cond.notify_all()
-
-    def _run_dispatch(self) -> None:
-        cond = self._in_cond
-        while True:
-            with cond:
-                while not self._incoming:
-                    cond.wait()
-                batch = list(self._incoming)
-                self._incoming.clear()
-                cond.notify_all()
-            for item in batch:
-                if item is _Stop:
-                    return
-                self._dispatch_item(item)
-
-    def _dispatch_item(self, item: Any) -> None:
-        if item.__class__ is tuple:  # (reply callback, reply event)
-            _call_safely(item[0], item[1])
-            return
-        try:
-            self._dispatch(item)
-        except Exception:  # the dispatch thread must survive anything
-            log.exception("event dispatch failed for %r", item)
-
-    def _dispatch(self, event: Event) -> None:
-        hook = self._dispatch_hook
-        if hook is None:
-            self._handle(event)
-            return
-        matched = self._matching(event)
-        try:
-            hook(event, matched)
-        except Exception:
-            log.exception("dispatch hook failed for event %s (%s)", event.get("id"),
-                          event.get("topic"))
-
-    def _candidates(self, topic: Any) -> tuple:
-        """Subscribers that may match events of *topic*, each with what is left to check.
-
-        Built once per topic (and again after every subscribe/unsubscribe): each
-        subscription is partially evaluated with the topic known, so a subscription to
-        exactly this topic needs no check per event (``None``), one that can never
-        match is left out, and the rest keep only their non-topic conditions.
-        """
-        if topic.__class__ is not str:
-            with self._lock:
-                return tuple((entry, entry.expression.match) for entry in self._subscribers)
-        cached = self._topic_cache.get(topic)
-        if cached is not None:
-            return cached
-        with self._lock:
-            candidates = []
-            for entry in self._subscribers:
-                topics = entry.expression.topics
-                if topics is not None and topic not in topics:
-                    continue
-                remainder = entry.expression.bind("topic", topic)
-                if remainder is False:
-                    continue
-                candidates.append((entry, None if remainder is True else remainder))
-            if len(self._topic_cache) >= _TOPIC_CACHE_LIMIT:
-                self._topic_cache = {}
-            self._topic_cache[topic] = cached = tuple(candidates)
-        return cached
-
-    def _matching(self, event: Event) -> list[Subscriber]:
-        candidates = self._candidates(event.get("topic"))
-        if not candidates:
-            return []
-        target = event.get("target")
-        if target:
-            try:
-                target_match = _expression.parse(target).match
-            except _expression.ParseError as error:
-                log.error("dropping event %s: its target cannot be parsed: %s",
-                          event.get("id"), error)
-                return []
-            return [entry for entry, match in candidates
-                    if (match is None or match(event)) and target_match(entry.metadata)]
-        return [entry for entry, match in candidates if match is None or match(event)]
-
-    def _handle(self, event: Event, synchronous: bool = False) -> list:
-        """Call matching callbacks in priority order; return their results."""
-        results = []
-        for entry in self._matching(event):
-            try:
-                result = entry.callback(event)
-            except Exception:
-                self._counters["handler_errors"] += 1
-                log.exception("subscriber %s failed on event %s (%s)", entry.id,
-                              event.get("id"), event.get("topic"))
-            else:
-                results.append(result)
-                if result is not None and not synchronous:
-                    try:
-                        self.publish_reply(event, result, source=entry.metadata)
-                    except Exception:
-                        log.exception("could not publish the reply of subscriber %s to event %s",
-                                      entry.id, event.get("id"))
-            if event._stopped:  # is_stopped() without a method call on the hot path
-                break
-        return results
+        self._inbox.put(self._envelope.meta_event(topic))
 
 
 def _ignore(event: Event) -> None:
     """Callback of the hub's own reply subscriber: replies are routed by event id."""
-
-
-def _call_safely(callback: Callable, *args: Any) -> None:
-    try:
-        callback(*args)
-    except Exception:
-        log.exception("callback %r failed", callback)

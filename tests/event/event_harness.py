@@ -33,7 +33,9 @@ class EventOnlyServer:
     """The real event server on 127.0.0.1 in a background thread."""
 
     def __init__(self, heartbeat_interval: float = 10.0, heartbeat_timeout: float = 25.0,
-                 port: int = 0, ssl_context=None) -> None:
+                 port: int = 0, ssl_context=None, middlewares=()) -> None:
+        """*middlewares* (aiohttp middlewares) may answer in the server's place, e.g. to
+        lie to the hub; requests they pass on reach the real event server."""
         from reviewd.devserver.events import EventServer
 
         self.api_user = API_USER
@@ -41,6 +43,7 @@ class EventOnlyServer:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self._ssl_context = ssl_context
+        self._middlewares = list(middlewares)
         scheme = "https" if ssl_context is not None else "http"
         self.url = f"{scheme}://{self.host}:{self.port}"
         self.events = EventServer(
@@ -72,7 +75,7 @@ class EventOnlyServer:
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            app = web.Application()
+            app = web.Application(middlewares=self._middlewares)
             self.events.add_routes(app)
             self._runner = web.AppRunner(app, handle_signals=False)
             loop.run_until_complete(self._runner.setup())

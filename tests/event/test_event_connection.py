@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from reviewd.event.connection import ConnectionLost, FrameReader
+from reviewd.event.connection import Connection, ConnectionLost, FrameReader
 
 
 def frame(payload: bytes, opcode: int = 1, final: bool = True, mask: bytes | None = None) -> bytes:
@@ -120,3 +120,20 @@ def test_frame_reader_silence_times_out(pair):
     ours.settimeout(0.1)
     with pytest.raises(TimeoutError):
         FrameReader(ours).next_message()
+
+
+def test_connection_closed_with_a_reason_reports_that_reason():
+    """A connection closed on another thread (the writer, after a failed send) makes
+    recv() name that cause, not the descriptor it found closed; the first reason wins."""
+    connection = Connection("http://127.0.0.1:9", "user", "key")
+    connection.close("sending failed: BrokenPipeError: [Errno 32] Broken pipe")
+    connection.close("a later reason")
+    with pytest.raises(ConnectionLost, match="^sending failed: BrokenPipeError"):
+        connection.recv()
+
+
+def test_connection_closed_without_a_reason_still_says_not_connected():
+    connection = Connection("http://127.0.0.1:9", "user", "key")
+    connection.close()
+    with pytest.raises(ConnectionLost, match="^not connected$"):
+        connection.recv()
