@@ -14,7 +14,7 @@ Session's methods of the same names delegate here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from reviewd.attribute import COLLECTION, MAPPED
@@ -82,6 +82,18 @@ def load_from_lower(session: Any, entity: Entity, name: str) -> bool:
         return False
     session._lower_tried.add(identity)
     cache_key = session.cache_key_maker.key((entity.entity_type, values))
+    for _merged in cached_values(session, cache_key):
+        if name in entity._remote:
+            return True
+    return False
+
+
+def cached_values(session: Any, cache_key: Any) -> Iterator[Any]:
+    """Each persistent cache layer's copy of *cache_key*, decoded (and so merged).
+
+    A layer that fails to read is logged and skipped: a broken cache may cost a server
+    request, never the caller's answer.
+    """
     for cache in session._lower_caches:
         try:
             value = cache.get(cache_key)
@@ -91,10 +103,8 @@ def load_from_lower(session: Any, entity: Entity, name: str) -> bool:
             logger.warning("Could not read %s from cache %r: %s", cache_key, cache, exc)
             continue
         if isinstance(value, (str, bytes)):
-            session.decode(value)
-        if name in entity._remote:
-            return True
-    return False
+            value = session.decode(value)
+        yield value
 
 
 def auto_populate(session: Any, entity: Entity, name: str) -> None:

@@ -392,16 +392,7 @@ class Session:
             return entity
         if self._lower_caches:
             cache_key = self.cache_key_maker.key((entity_type, entity_key))
-            for cache in self._lower_caches:
-                try:
-                    value = cache.get(cache_key)
-                except KeyError:
-                    continue
-                except Exception as exc:
-                    logger.warning("Could not read %s from cache %r: %s", cache_key, cache, exc)
-                    continue
-                if isinstance(value, (str, bytes)):
-                    value = self.decode(value)
+            for value in _populate.cached_values(self, cache_key):
                 if isinstance(value, Entity):
                     return value
         results = self.query(f"{entity_type} where {key_condition(keys, entity_key)}").all()

@@ -138,3 +138,18 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def fresh_session(server, **overrides):
+    """A new ``reviewd.Session`` on *server* with no plugins and no hub connection.
+
+    What a test asserts must be on the server, not in some other session's cache, so
+    tests that verify results open one of these instead of reusing the session that
+    made the change.  *overrides* are further constructor arguments.
+    """
+    from reviewd import Session
+
+    arguments = dict(server_url=server.url, api_key=server.api_key, api_user=server.api_user,
+                     plugin_paths=[], auto_connect_event_hub=False)
+    arguments.update(overrides)
+    return Session(**arguments)

@@ -12,6 +12,7 @@ import pytest
 
 from reviewd.plugin import PluginHost
 from tests.plugin.plugin_support import wait_until, write_plugin
+from tests.support import fresh_session
 
 FTRACK_STYLE_PLUGIN = """
     import functools
@@ -88,15 +89,7 @@ def observer(devserver):
 
 
 def _daemon_like_session(server):
-    from reviewd.session import Session
-
-    return Session(
-        server_url=server.url,
-        api_user=server.api_user,
-        api_key=server.api_key,
-        plugin_paths=[],
-        schema_cache_path=False,
-    )
+    return fresh_session(server, schema_cache_path=False)
 
 
 def test_unedited_ftrack_plugin_receives_an_update_from_the_embedded_server(

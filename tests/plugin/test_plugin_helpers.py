@@ -27,18 +27,11 @@ from reviewd.plugin_helpers import (
     resolve_statuses,
     status_changed,
 )
+from tests.support import fresh_session
 
 
 def session_on(server):
-    from reviewd import Session
-
-    return Session(
-        server_url=server.url,
-        api_key=server.api_key,
-        api_user=server.api_user,
-        plugin_paths=[],
-        auto_connect_event_hub=False,
-    )
+    return fresh_session(server)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from tests.plugins_e2e.helpers import PLUGINS_DIR, wait_for
-from tests.support import free_port, http_get, stop_process, wait_process_ready
+from tests.support import free_port, fresh_session, http_get, stop_process, wait_process_ready  # noqa: F401 - re-exported for the tests
 
 README = os.path.join(PLUGINS_DIR, "README.md")
 REVIEWD = os.path.join(os.path.dirname(sys.executable), "reviewd")
@@ -213,17 +213,6 @@ def emit(server, topic, data):
     return reply.get("data", reply) if "topic" in reply else reply
 
 
-def fresh_session(server):
-    """A new Session: what a test asserts is on the server, not in a cache."""
-    from reviewd import Session
-
-    return Session(
-        server_url=server.url,
-        api_key=server.api_key,
-        api_user=server.api_user,
-        plugin_paths=[],
-        auto_connect_event_hub=False,
-    )
 
 
 def readme_examples(directory) -> list[str]:
