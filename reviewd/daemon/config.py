@@ -290,9 +290,7 @@ class Config:
 
     def routing_for(self, plugin: str) -> dict[str, Any]:
         """Routing settings of one plugin: global values with its overrides on top."""
-        values = {key: getattr(self, key) for key in (
-            "queue_size", "concurrency", "soft_timeout", "hard_timeout", "max_attempts",
-            "retry_backoff", "retry_backoff_max")}
+        values = {key: getattr(self, key) for key in _ROUTING_KEYS}
         values.update(self.routing_overrides.get(plugin, {}))
         return values
 
