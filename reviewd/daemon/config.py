@@ -23,7 +23,11 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reviewd.daemon.router import LaneSettings
 from reviewd.exception import ConfigurationError, register_secret
+
+#: Routing defaults live once, on the lanes that use them.
+_LANE_DEFAULTS = LaneSettings()
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -221,19 +225,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("plugins.ftrack_api_compat", "plugin_ftrack_api_compat", _parse_bool, True,
             ("REVIEWD_FTRACK_API_COMPAT",),
             "Let unchanged ftrack plugins `import ftrack_api` (when the real one is absent)."),
-    Setting("routing.queue_size", "queue_size", _parse_positive_int, 1000, ("REVIEWD_QUEUE_SIZE",),
+    Setting("routing.queue_size", "queue_size", _parse_positive_int, _LANE_DEFAULTS.queue_size, ("REVIEWD_QUEUE_SIZE",),
             "Per-plugin queue bound; overflow stays in the journal and is fed in later."),
-    Setting("routing.concurrency", "concurrency", _parse_positive_int, 1, ("REVIEWD_CONCURRENCY",),
+    Setting("routing.concurrency", "concurrency", _parse_positive_int, _LANE_DEFAULTS.concurrency, ("REVIEWD_CONCURRENCY",),
             "Worker threads per plugin (1 keeps events in order)."),
-    Setting("routing.soft_timeout", "soft_timeout", parse_duration, 30.0, ("REVIEWD_SOFT_TIMEOUT",),
+    Setting("routing.soft_timeout", "soft_timeout", parse_duration, _LANE_DEFAULTS.soft_timeout, ("REVIEWD_SOFT_TIMEOUT",),
             "A handler running longer is logged and counted."),
-    Setting("routing.hard_timeout", "hard_timeout", parse_duration, 300.0, ("REVIEWD_HARD_TIMEOUT",),
+    Setting("routing.hard_timeout", "hard_timeout", parse_duration, _LANE_DEFAULTS.hard_timeout, ("REVIEWD_HARD_TIMEOUT",),
             "A handler running longer marks its plugin stuck (not ready)."),
-    Setting("routing.max_attempts", "max_attempts", _parse_positive_int, 5, ("REVIEWD_MAX_ATTEMPTS",),
+    Setting("routing.max_attempts", "max_attempts", _parse_positive_int, _LANE_DEFAULTS.max_attempts, ("REVIEWD_MAX_ATTEMPTS",),
             "Attempts per delivery before it is dead-lettered."),
-    Setting("routing.retry_backoff", "retry_backoff", parse_duration, 1.0, ("REVIEWD_RETRY_BACKOFF",),
+    Setting("routing.retry_backoff", "retry_backoff", parse_duration, _LANE_DEFAULTS.retry_backoff, ("REVIEWD_RETRY_BACKOFF",),
             "First retry delay; doubles per attempt."),
-    Setting("routing.retry_backoff_max", "retry_backoff_max", parse_duration, 60.0,
+    Setting("routing.retry_backoff_max", "retry_backoff_max", parse_duration,
+            _LANE_DEFAULTS.retry_backoff_max,
             ("REVIEWD_RETRY_BACKOFF_MAX",), "Cap of the retry delay."),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
@@ -276,13 +281,13 @@ class Config:
     plugin_ftrack_api_compat: bool = True
     plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
     per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
-    queue_size: int = 1000
-    concurrency: int = 1
-    soft_timeout: float = 30.0
-    hard_timeout: float = 300.0
-    max_attempts: int = 5
-    retry_backoff: float = 1.0
-    retry_backoff_max: float = 60.0
+    queue_size: int = _LANE_DEFAULTS.queue_size
+    concurrency: int = _LANE_DEFAULTS.concurrency
+    soft_timeout: float = _LANE_DEFAULTS.soft_timeout
+    hard_timeout: float = _LANE_DEFAULTS.hard_timeout
+    max_attempts: int = _LANE_DEFAULTS.max_attempts
+    retry_backoff: float = _LANE_DEFAULTS.retry_backoff
+    retry_backoff_max: float = _LANE_DEFAULTS.retry_backoff_max
     routing_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     foreground: bool = False
     config_file: str | None = None
