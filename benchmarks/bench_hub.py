@@ -53,7 +53,7 @@ def handler(event):
     state["calls"] += 1
 if KIND == "reviewd":
     import os
-    from reviewd.event.hub import EventHub
+    from reviewd.api.event.hub import EventHub
     hub = EventHub(os.environ["FTRACK_SERVER"], os.environ["FTRACK_API_USER"],
                    os.environ["FTRACK_API_KEY"])
     for expression in SUBSCRIPTIONS:
@@ -92,8 +92,8 @@ calls = [0]
 def handler(event):
     calls[0] += 1
 if KIND == "reviewd":
-    from reviewd.event.hub import EventHub
-    from reviewd.event.base import Event
+    from reviewd.api.event.hub import EventHub
+    from reviewd.api.event.base import Event
 else:
     from ftrack_api.event.hub import EventHub
     from ftrack_api.event.base import Event

@@ -88,7 +88,7 @@ json.loads(response.content)
 
 REVIEWD_START = """
 import sys
-from reviewd.session import Session
+from reviewd.api.session import Session
 url, user, key, folder = sys.argv[1:5]
 Session(url, api_key=key, api_user=user, schema_cache_path=folder, plugin_paths=[])
 """
@@ -215,7 +215,7 @@ class Canned:
 
 def populate_tasks(server, count: int) -> None:
     """Add *count* Tasks (spread over the demo statuses) to the demo server."""
-    from reviewd.session import Session
+    from reviewd.api.session import Session
 
     with Session(server.url, api_key=server.api_key, api_user=server.api_user,
                  schema_cache_path=False, plugin_paths=[]) as session:
@@ -321,8 +321,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args(argv)
 
+    from reviewd.api.session import Session
     from reviewd.devserver import DevServer
-    from reviewd.session import Session
     from tests.peer import peer_python
 
     global _PYCACHE

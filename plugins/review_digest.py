@@ -38,8 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import reviewd
-from reviewd.exception import PluginError
-from reviewd.plugin_helpers import (
+from reviewd.api.exception import PluginError
+from reviewd.plugin.helpers import (
     ActionLog,
     current_user,
     newest_notes,

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import reviewd
-from reviewd.exception import PluginError
-from reviewd.plugin_helpers import (
+from reviewd.api.exception import PluginError
+from reviewd.plugin.helpers import (
     ActionLog,
     event_entities,
     plugin_logger,

@@ -38,8 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import reviewd
-from reviewd.exception import PluginError
-from reviewd.plugin_helpers import (
+from reviewd.api.exception import PluginError
+from reviewd.plugin.helpers import (
     APPROVED,
     REQUIRE_CHANGES,
     ActionLog,
@@ -52,8 +52,8 @@ from reviewd.plugin_helpers import (
 )
 
 # Re-exported: the verdict model this plugin decides on, next to decide() and render_note().
-from reviewd.plugin_helpers import Verdict as Verdict
-from reviewd.plugin_helpers import latest_verdicts as latest_verdicts
+from reviewd.plugin.helpers import Verdict as Verdict
+from reviewd.plugin.helpers import latest_verdicts as latest_verdicts
 
 PLUGIN_NAME = "verdicts_to_status"
 log = plugin_logger(PLUGIN_NAME)

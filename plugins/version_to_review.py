@@ -12,7 +12,7 @@ already in the session (or a newer version of its asset there) and does nothing.
 
 Written as a classic ftrack plugin -- ``register(session, **kwargs)`` subscribing on
 ``session.event_hub`` -- so it runs unchanged under ftrack's own event listener too
-(with the ``reviewd`` package importable: it uses :mod:`reviewd.plugin_helpers`, which
+(with the ``reviewd`` package importable: it uses :mod:`reviewd.plugin.helpers`, which
 needs nothing of the daemon).  Arguments:
 
 ====================  ====================  ==================================================
@@ -32,7 +32,7 @@ import string
 import threading
 from collections.abc import Mapping
 
-from reviewd.plugin_helpers import (
+from reviewd.plugin.helpers import (
     ActionLog,
     current_user,
     entity_is,

@@ -1,8 +1,8 @@
 """reviewd: an ftrack event-processing daemon and an ftrack-compatible API client.
 
 The public names mirror ``ftrack_api`` so that existing plugins and scripts port by
-changing their imports: ``reviewd.Session``, ``reviewd.event.base.Event``,
-``reviewd.exception``, ``reviewd.symbol``.  Imports are lazy so that ``import reviewd``
+changing their imports: ``reviewd.Session``, ``reviewd.api.event.base.Event``,
+``reviewd.api.exception``, ``reviewd.api.symbol``.  Imports are lazy so that ``import reviewd``
 stays cheap for tools (the CLI, the devserver) that never build a Session.
 """
 
@@ -15,7 +15,7 @@ __all__ = ["Session", "hookimpl", "__version__"]
 
 def __getattr__(name: str):
     if name == "Session":
-        from reviewd.session import Session
+        from reviewd.api.session import Session
 
         return Session
     if name == "hookimpl":

@@ -2,7 +2,7 @@
 
 Each alias is a small module object that forwards attribute access to the
 reviewd module it stands for, so ``ftrack_api.Session is reviewd.Session`` and
-``ftrack_api.event.base.Event is reviewd.event.base.Event`` — a plugin's
+``ftrack_api.event.base.Event is reviewd.api.event.base.Event`` — a plugin's
 ``isinstance`` guard accepts reviewd's session, and exceptions it catches are
 the ones reviewd raises.  The reviewd modules themselves are not renamed or
 touched.  The hook is appended to ``sys.meta_path`` and only installed when no
@@ -26,16 +26,16 @@ _log = logging.getLogger("reviewd.compat")
 #: ftrack_api module name -> the reviewd module that provides it.
 ALIASES: dict[str, str] = {
     "ftrack_api": "reviewd",
-    "ftrack_api.session": "reviewd.session",
-    "ftrack_api.event": "reviewd.event",
-    "ftrack_api.event.base": "reviewd.event.base",
-    "ftrack_api.event.hub": "reviewd.event.hub",
-    "ftrack_api.event.expression": "reviewd.event.expression",
-    "ftrack_api.exception": "reviewd.exception",
-    "ftrack_api.symbol": "reviewd.symbol",
-    "ftrack_api.cache": "reviewd.cache",
-    "ftrack_api.query": "reviewd.query",
-    "ftrack_api.operation": "reviewd.operation",
+    "ftrack_api.session": "reviewd.api.session",
+    "ftrack_api.event": "reviewd.api.event",
+    "ftrack_api.event.base": "reviewd.api.event.base",
+    "ftrack_api.event.hub": "reviewd.api.event.hub",
+    "ftrack_api.event.expression": "reviewd.api.event.expression",
+    "ftrack_api.exception": "reviewd.api.exception",
+    "ftrack_api.symbol": "reviewd.api.symbol",
+    "ftrack_api.cache": "reviewd.api.cache",
+    "ftrack_api.query": "reviewd.api.query",
+    "ftrack_api.operation": "reviewd.api.operation",
     "ftrack_api.plugin": "reviewd.plugin",
 }
 _PACKAGES = {"ftrack_api", "ftrack_api.event"}

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return devserver_main(argv[1:])
     if argv and argv[0] == "plugins":
-        from reviewd.plugin_cli import main as plugins_main
+        from reviewd.plugin.cli import main as plugins_main
 
         return plugins_main(argv[1:])
     args = build_parser().parse_args(argv)

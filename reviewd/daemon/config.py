@@ -23,8 +23,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reviewd.api.exception import ConfigurationError, register_secret
 from reviewd.daemon.router import LaneSettings
-from reviewd.exception import ConfigurationError, register_secret
 
 #: Routing defaults live once, on the lanes that use them.
 _LANE_DEFAULTS = LaneSettings()

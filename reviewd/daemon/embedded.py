@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reviewd.exception import register_secret
+from reviewd.api.exception import register_secret
 
 if TYPE_CHECKING:
     from reviewd.daemon.config import Config

@@ -6,7 +6,7 @@ endpoints need no event loop, and a listener with no loop of its own keeps answe
 ``/healthz`` truthfully even when something else in the process is wedged.  Each
 request runs on its own short-lived thread, so a slow scrape never blocks a probe.
 
-Every JSON body is passed through :func:`reviewd.exception.redact` before it is sent.
+Every JSON body is passed through :func:`reviewd.api.exception.redact` before it is sent.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reviewd.exception import redact
+from reviewd.api.exception import redact
 
 log = structlog.get_logger("reviewd.http")
 

@@ -28,9 +28,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from reviewd.api.exception import redact
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.router import Job, Router, clone_event
-from reviewd.exception import redact
 
 # These lines have always been the supervisor's; operators filter on the logger name.
 log = structlog.get_logger("reviewd.supervisor")
@@ -133,8 +133,8 @@ class EventIntake:
 
     def resolve(self, plugin: str, delivery: Any) -> Job | None:
         """A journaled delivery back into a job: the plugin's current matching subscribers."""
-        from reviewd.event import expression
-        from reviewd.event.base import Event
+        from reviewd.api.event import expression
+        from reviewd.api.event.base import Event
 
         try:
             event = Event.from_wire(delivery.payload)

@@ -23,8 +23,8 @@ from typing import Any
 
 import structlog
 
-from reviewd.event.base import Event
-from reviewd.exception import redact
+from reviewd.api.event.base import Event
+from reviewd.api.exception import redact
 
 log = structlog.get_logger("reviewd.lifecycle")
 

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from reviewd.exception import redact
+from reviewd.api.exception import redact
 
 _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 

@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from reviewd.api.exception import PluginError, redact
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.lifecycle import publish_session_events
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.router import LaneSettings, Router
 from reviewd.daemon.watch import Fingerprint, fingerprint
-from reviewd.exception import PluginError, redact
 
 # These lines have always been the supervisor's; operators filter on the logger name.
 log = structlog.get_logger("reviewd.supervisor")

@@ -20,12 +20,12 @@ import time
 from typing import Any, Protocol
 
 from reviewd import __version__
+from reviewd.api.exception import redact
 from reviewd.daemon.config import Config
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.hub_link import HubLink
 from reviewd.daemon.intake import EventIntake
 from reviewd.daemon.router import Router
-from reviewd.exception import redact
 
 
 class Parts(Protocol):

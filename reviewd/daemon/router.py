@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from reviewd.exception import redact
+from reviewd.api.exception import redact
 
 log = structlog.get_logger("reviewd.router")
 

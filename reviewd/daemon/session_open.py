@@ -20,10 +20,10 @@ from typing import Any
 
 import structlog
 
+from reviewd.api.exception import AuthenticationError, redact
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.signals import SignalRequests
-from reviewd.exception import AuthenticationError, redact
 
 # These lines have always been the supervisor's; operators filter on the logger name.
 log = structlog.get_logger("reviewd.supervisor")

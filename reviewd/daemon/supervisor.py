@@ -41,6 +41,7 @@ from typing import Any
 
 import structlog
 
+from reviewd.api.exception import redact
 from reviewd.daemon import config as config_module
 from reviewd.daemon import embedded, report
 from reviewd.daemon import logging as daemon_logging
@@ -55,7 +56,6 @@ from reviewd.daemon.router import Router
 from reviewd.daemon.session_open import open_session
 from reviewd.daemon.signals import SignalRequests, StartupAborted
 from reviewd.daemon.systemd import Notifier
-from reviewd.exception import redact
 
 log = structlog.get_logger("reviewd.supervisor")
 

@@ -30,10 +30,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from reviewd.api.event import expression as expressions
+from reviewd.api.event import packet as packets
 from reviewd.devserver.faults import Faults
 from reviewd.devserver.routing import SubscriptionIndex
-from reviewd.event import expression as expressions
-from reviewd.event import packet as packets
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Subscriber:
 
     id: str
     subscription: str
-    expression: Any  # reviewd.event.expression.Expression
+    expression: Any  # reviewd.api.event.expression.Expression
     metadata: dict
 
 

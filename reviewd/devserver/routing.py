@@ -49,7 +49,7 @@ class SubscriptionIndex:
 
     Each entry is keyed by a hashable *key* (the event server uses ``(sid, subscriber
     id)``), belongs to an *owner* (its connection) and has a *subscriber* whose
-    ``expression`` is a :class:`reviewd.event.expression.Expression`.  Candidates come
+    ``expression`` is a :class:`reviewd.api.event.expression.Expression`.  Candidates come
     out pinned subscriptions first, then the others, each group in the order added.
     """
 

@@ -5,7 +5,7 @@ Two kinds of plugin run side by side:
 * **classic** ftrack plugins: a module with ``register(session, **kwargs)`` that
   subscribes callbacks on ``session.event_hub`` itself — what studios already have;
 * **pluggy** plugins: a module (or any object) with functions marked
-  ``@reviewd.hookimpl`` implementing the hooks in :mod:`reviewd.hookspecs`.
+  ``@reviewd.hookimpl`` implementing the hooks in :mod:`reviewd.plugin.hookspecs`.
 
 A module with both is both.  Plugins come from plugin paths (every ``.py`` file and
 every package directory; plain sub-directories are searched too, as ftrack does)
@@ -30,7 +30,7 @@ This package is the public import point; each job lives in its own module:
 ``host``            :class:`PluginHost`
 ==================  ==========================================================
 
-Plugin authors want :mod:`reviewd.plugin_helpers`, not this package.
+Plugin authors want :mod:`reviewd.plugin.helpers`, not this package.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from reviewd.exception import PluginError
+from reviewd.api.exception import PluginError
 from reviewd.plugin.arguments import cull_arguments
-from reviewd.registry import DEFAULT_PRIORITY, Subscription, SubscriptionOptions
+from reviewd.plugin.registry import DEFAULT_PRIORITY, Subscription, SubscriptionOptions
 
 __all__ = ["run_classic_register", "unsubscribe"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pluggy
 
-from reviewd import hookspecs
-from reviewd.exception import PluginError
-from reviewd.registry import Subscription, SubscriptionRegistry
+from reviewd.api.exception import PluginError
+from reviewd.plugin import hookspecs
+from reviewd.plugin.registry import Subscription, SubscriptionRegistry
 
 __all__ = ["call_plugin", "implements_hooks", "run_registration_hook", "validate_hookimpls"]
 

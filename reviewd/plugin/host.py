@@ -17,8 +17,8 @@ from typing import Any
 
 import pluggy
 
-from reviewd import hookspecs
-from reviewd.exception import PluginError, redact
+from reviewd.api.exception import PluginError, redact
+from reviewd.plugin import hookspecs
 from reviewd.plugin.classic import run_classic_register, unsubscribe
 from reviewd.plugin.entry_points import entry_point_path, installed_entry_points
 from reviewd.plugin.hooks import (
@@ -38,7 +38,7 @@ from reviewd.plugin.records import (
     one_line,
     source_file,
 )
-from reviewd.registry import PluginHealth, Subscription
+from reviewd.plugin.registry import PluginHealth, Subscription
 
 __all__ = ["PluginHost"]
 
@@ -59,7 +59,7 @@ class PluginHost:
     :param plugin_arguments: per-plugin sections ``{plugin name: mapping}``,
         overlaid on the global ones for that plugin.
     :param strict: make any plugin failure fatal: :meth:`load_all` unloads what
-        it loaded and raises :class:`reviewd.exception.PluginError` with a
+        it loaded and raises :class:`reviewd.api.exception.PluginError` with a
         one-line reason (the daemon exits 78).
     :param allow_world_writable: load from world-writable places anyway.
     :param entry_points: also load the ``reviewd.plugins`` entry-point group.

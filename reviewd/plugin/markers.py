@@ -11,5 +11,5 @@ __all__ = ["ENTRY_POINT_GROUP", "PROJECT_NAME", "hookimpl"]
 PROJECT_NAME = "reviewd"
 ENTRY_POINT_GROUP = "reviewd.plugins"
 
-#: Marks a function as the implementation of a hook in :mod:`reviewd.hookspecs`.
+#: Marks a function as the implementation of a hook in :mod:`reviewd.plugin.hookspecs`.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

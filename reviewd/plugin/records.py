@@ -13,9 +13,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from reviewd.exception import redact
+from reviewd.api.exception import redact
 from reviewd.plugin.paths import Candidate
-from reviewd.registry import Subscription
+from reviewd.plugin.registry import Subscription
 
 __all__ = ["HookOutcome", "PluginRecord", "fail", "log_failure", "one_line", "source_file"]
 

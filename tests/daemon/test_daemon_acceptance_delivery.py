@@ -441,7 +441,7 @@ LOCAL = """
     import threading
 
     import reviewd
-    from reviewd.event.base import Event
+    from reviewd.api.event.base import Event
 
     HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from reviewd.api.exception import redact
 from reviewd.daemon import config as cfg
-from reviewd.exception import redact
 
 BASE_ENV = {"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "cfgtest-k-env-0001",
             "FTRACK_API_USER": "jane"}

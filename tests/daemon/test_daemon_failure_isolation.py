@@ -7,7 +7,7 @@ successful commit made on the same worker thread.
 
 from __future__ import annotations
 
-from reviewd.session import Session
+from reviewd.api.session import Session
 
 from .daemon_harness import DaemonProcess, service_env, wait_for, write_plugin
 

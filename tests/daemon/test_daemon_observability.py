@@ -11,11 +11,11 @@ import socket
 import pytest
 import structlog
 
+from reviewd.api.exception import register_secret
 from reviewd.daemon import logging as daemon_logging
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.systemd import Notifier, watchdog_interval
-from reviewd.exception import register_secret
 from tests.conftest import require
 from tests.support import http_get
 

@@ -30,7 +30,7 @@ class RawSubscriber:
     def __init__(self, server, subscription: str) -> None:
         import websocket
 
-        from reviewd.event import packet
+        from reviewd.api.event import packet
 
         self.packet = packet
         response = requests.get(

@@ -12,7 +12,7 @@ import pytest
 import requests
 import websocket
 
-from reviewd.event.packet import parse_handshake
+from reviewd.api.event.packet import parse_handshake
 from tests.devserver_events.devserver_events_support import (
     RawClient,
     handshake,

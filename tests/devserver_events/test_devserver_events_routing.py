@@ -12,7 +12,7 @@ holds everything it will ever get from the events before it.
 
 from __future__ import annotations
 
-from reviewd.event import expression
+from reviewd.api.event import expression
 from tests.devserver_events.devserver_events_support import RawClient, wait_until, wire_event
 
 END = "test.end"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from reviewd.api.event import expression
 from reviewd.devserver.routing import BIND_AFTER, TOPIC_CACHE_LIMIT, SubscriptionIndex
-from reviewd.event import expression
 
 TEXTS = [
     "topic=a",

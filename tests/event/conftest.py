@@ -17,7 +17,7 @@ def event_server():
 @pytest.fixture
 def make_hub():
     """Build EventHubs for a test and disconnect every one of them afterwards."""
-    from reviewd.event.hub import EventHub
+    from reviewd.api.event.hub import EventHub
 
     hubs = []
 

@@ -8,11 +8,11 @@ import pickle
 
 import pytest
 
-from reviewd.event.backoff import Backoff
-from reviewd.event.base import Event
-from reviewd.event.connection import _ssl_options, dead_after
-from reviewd.event.expression import ParseError
-from reviewd.event.subscriber import Subscriber
+from reviewd.api.event.backoff import Backoff
+from reviewd.api.event.base import Event
+from reviewd.api.event.connection import _ssl_options, dead_after
+from reviewd.api.event.expression import ParseError
+from reviewd.api.event.subscriber import Subscriber
 
 
 def test_event_defaults_follow_ftrack():

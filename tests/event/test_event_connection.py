@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from reviewd.event.connection import Connection, ConnectionLost, FrameReader
+from reviewd.api.event.connection import Connection, ConnectionLost, FrameReader
 
 
 def frame(payload: bytes, opcode: int = 1, final: bool = True, mask: bytes | None = None) -> bytes:

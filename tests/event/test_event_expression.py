@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reviewd.event import expression
-from reviewd.event.expression import ParseError, parse
+from reviewd.api.event import expression
+from reviewd.api.event.expression import ParseError, parse
 
 UPDATE = {
     "id": "e1",
@@ -134,7 +134,7 @@ def test_expression_table_is_large_enough():
 
 
 def test_expression_matches_event_objects_too():
-    from reviewd.event.base import Event
+    from reviewd.api.event.base import Event
 
     event = Event("ftrack.update", data={"x": "1"}, source={"user": {"username": "jane"}})
     assert parse("topic=ftrack.update and data.x=1 and source.user.username=jane").match(event)
@@ -186,10 +186,10 @@ def test_expression_error_names_the_offending_token():
 
 
 def test_expression_parse_error_is_value_error_and_exported():
-    import reviewd.exception
+    import reviewd.api.exception
 
     assert issubclass(ParseError, ValueError)
-    assert reviewd.exception.ParseError is ParseError
+    assert reviewd.api.exception.ParseError is ParseError
 
 
 def test_expression_depth_is_limited_with_parse_error():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reviewd.event.hub import EventHub
+from reviewd.api.event.hub import EventHub
 from tests.event.event_harness import wait_for
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from reviewd.event.base import Event
-from reviewd.event.connection import dead_after
+from reviewd.api.event.base import Event
+from reviewd.api.event.connection import dead_after
 from tests.conftest import SOAK
 from tests.event.event_harness import EventOnlyServer, wait_for
 
@@ -164,7 +164,7 @@ def test_hub_skips_malformed_frames_and_keeps_the_connection(event_server, make_
     hub.subscribe("topic=studio.after-garbage", lambda e: seen.append(e["data"]["n"]))
     hub.connect(timeout=10)
     attempts = len(hub.connection_attempts)
-    with caplog.at_level(logging.WARNING, logger="reviewd.event.hub"):
+    with caplog.at_level(logging.WARNING, logger="reviewd.api.event.hub"):
         for frame in MALFORMED_FRAMES:
             assert event_server.faults.send_malformed(frame) == 1
         event_server.emit("studio.after-garbage", {"n": 1})
@@ -197,7 +197,7 @@ def test_hub_is_not_held_up_by_missing_acks(event_server, make_hub):
 def test_hub_logs_server_refusal_of_a_publish(event_server, make_hub, caplog):
     hub = make_hub(event_server)
     hub.connect(timeout=10)
-    with caplog.at_level(logging.ERROR, logger="reviewd.event.hub"):
+    with caplog.at_level(logging.ERROR, logger="reviewd.api.event.hub"):
         hub.publish(Event("studio.bad-target", target="id="))
         wait_for(lambda: hub.stats()["server_refusals"] == 1, message="the refusal ack")
     assert "refused" in caplog.text

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from reviewd.event.base import Event
-from reviewd.event.expression import ParseError
-from reviewd.event.hub import EventHub
-from reviewd.exception import EventHubConnectionError, EventHubError, NotFoundError
+from reviewd.api.event.base import Event
+from reviewd.api.event.expression import ParseError
+from reviewd.api.event.hub import EventHub
+from reviewd.api.exception import EventHubConnectionError, EventHubError, NotFoundError
 
 SECRET = "local-hub-secret-key-abcdef"
 
@@ -59,7 +59,7 @@ def test_hub_handler_exception_is_logged_and_others_still_run(hub, caplog):
     broken_id = hub.subscribe("topic=a", broken, priority=1)
     hub.subscribe("topic=a", lambda e: "fine", priority=2)
     event = Event("a")
-    with caplog.at_level(logging.ERROR, logger="reviewd.event.hub"):
+    with caplog.at_level(logging.ERROR, logger="reviewd.api.event.hub"):
         assert hub.publish(event, synchronous=True) == ["fine"]
     assert broken_id in caplog.text and event["id"] in caplog.text
     assert hub.stats()["handler_errors"] == 1
@@ -79,7 +79,7 @@ def test_hub_targeted_event_reaches_only_matching_metadata(hub):
 def test_hub_unparsable_target_reaches_nobody(hub, caplog):
     calls = []
     hub.subscribe("topic=a", calls.append)
-    with caplog.at_level(logging.ERROR, logger="reviewd.event.hub"):
+    with caplog.at_level(logging.ERROR, logger="reviewd.api.event.hub"):
         assert hub.publish(Event("a", target="id="), synchronous=True) == []
     assert calls == [] and "target" in caplog.text
 

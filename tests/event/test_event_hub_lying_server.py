@@ -127,7 +127,7 @@ def test_hub_retries_a_lying_server_then_connects(lie, make_hub, caplog):
         hub = make_hub(server, reconnect_base=BASE, reconnect_cap=CAP)
         seen = []
         hub.subscribe("topic=studio.truth", seen.append)
-        with caplog.at_level(logging.WARNING, logger="reviewd.event.hub"):
+        with caplog.at_level(logging.WARNING, logger="reviewd.api.event.hub"):
             hub.connect(wait=False)
             wait_for(lambda: liar.told >= LIES_BEFORE_TRUTH, timeout=15,
                      message=f"the hub to retry through {LIES_BEFORE_TRUTH} lies")
@@ -153,7 +153,7 @@ def test_hub_retries_a_lying_server_then_connects(lie, make_hub, caplog):
     assert not any(API_KEY in a.outcome for a in lied_to)
     # A clear logged line for each, naming the problem, without the key.
     lines = [r.getMessage() for r in caplog.records
-             if r.name == "reviewd.event.hub" and r.levelno >= logging.WARNING]
+             if r.name == "reviewd.api.event.hub" and r.levelno >= logging.WARNING]
     assert sum(names_the_lie(line) for line in lines) >= LIES_BEFORE_TRUTH - 1, lines
     assert API_KEY not in caplog.text
     # Retried with capped exponential backoff (a connection that lived a moment does not

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from reviewd.event.base import Event
-from reviewd.event.hub import EventHub
+from reviewd.api.event.base import Event
+from reviewd.api.event.hub import EventHub
 from tests.event.event_harness import wait_for
 from tests.peer import peer_env, start_peer
 

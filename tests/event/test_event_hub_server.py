@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from reviewd.event.base import Event
-from reviewd.event.hub import EventHub
-from reviewd.exception import EventHubConnectionError, ReplyTimeoutError
+from reviewd.api.event.base import Event
+from reviewd.api.event.hub import EventHub
+from reviewd.api.exception import EventHubConnectionError, ReplyTimeoutError
 from tests.event.event_harness import EventOnlyServer, free_port, wait_for
 
 
@@ -282,7 +282,7 @@ def test_hub_reply_callbacks_are_capped(event_server, make_hub):
 
 
 def test_hub_publish_of_unserialisable_data_fails_clearly_and_queues_nothing(event_server, make_hub):
-    from reviewd.exception import EventHubError
+    from reviewd.api.exception import EventHubError
 
     hub = make_hub(event_server)
     hub.connect(timeout=10)

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from reviewd.event.base import Event
+from reviewd.api.event.base import Event
 from tests.conftest import SOAK
 from tests.event.event_harness import burst, wait_for
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from reviewd.exception import EventHubConnectionError
+from reviewd.api.exception import EventHubConnectionError
 from tests.conftest import require
 from tests.event.event_harness import EventOnlyServer
 

@@ -1,4 +1,4 @@
-"""Byte-for-byte tests of the socket.io 0.9 codec (reviewd.event.packet)."""
+"""Byte-for-byte tests of the socket.io 0.9 codec (reviewd.api.event.packet)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reviewd.event import packet
-from reviewd.event.packet import Handshake, Packet, PacketError, PacketType
+from reviewd.api.event import packet
+from reviewd.api.event.packet import Handshake, Packet, PacketError, PacketType
 
 ENCODED = [
     (Packet(PacketType.DISCONNECT), "0::"),

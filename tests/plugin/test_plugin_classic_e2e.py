@@ -78,7 +78,7 @@ def _rename(server, task_id: str, name: str) -> None:
 @pytest.fixture
 def observer(devserver):
     """A second, independent hub that records what the plugin publishes."""
-    from reviewd.event.hub import EventHub
+    from reviewd.api.event.hub import EventHub
 
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
     seen = []
@@ -116,7 +116,7 @@ def test_unedited_ftrack_plugin_receives_an_update_from_the_embedded_server(
 
 
 def test_the_same_plugin_runs_through_a_sessions_own_discovery(devserver, observer, tmp_path):
-    from reviewd.session import Session
+    from reviewd.api.session import Session
 
     write_plugin(tmp_path, "version_watcher.py", FTRACK_STYLE_PLUGIN)
     session = Session(

@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
-import reviewd.event.base
-import reviewd.exception
-import reviewd.symbol
+import reviewd.api.event.base
+import reviewd.api.exception
+import reviewd.api.symbol
 from reviewd import compat
 from tests.plugin.plugin_support import write_plugin
 
@@ -47,22 +47,22 @@ def test_ftrack_api_names_resolve_to_reviewd_objects(aliases):
     import ftrack_api.event.base
     from ftrack_api.symbol import NOT_SET
 
-    assert ftrack_api.event.base.Event is reviewd.event.base.Event
-    assert ftrack_api.exception.NotFoundError is reviewd.exception.NotFoundError
-    assert ftrack_api.exception.Error is reviewd.exception.Error
-    assert ftrack_api.exception.AttributeError is reviewd.exception.AttributeError_
-    assert NOT_SET is reviewd.symbol.NOT_SET
+    assert ftrack_api.event.base.Event is reviewd.api.event.base.Event
+    assert ftrack_api.exception.NotFoundError is reviewd.api.exception.NotFoundError
+    assert ftrack_api.exception.Error is reviewd.api.exception.Error
+    assert ftrack_api.exception.AttributeError is reviewd.api.exception.AttributeError_
+    assert NOT_SET is reviewd.api.symbol.NOT_SET
     assert ftrack_api.symbol.COMPONENT_ADDED_TO_LOCATION_TOPIC == "ftrack.location.component-added"
     # reviewd's own modules are not renamed by the aliasing
-    assert reviewd.exception.__name__ == "reviewd.exception"
-    assert reviewd.exception.__spec__.name == "reviewd.exception"
+    assert reviewd.api.exception.__name__ == "reviewd.api.exception"
+    assert reviewd.api.exception.__spec__.name == "reviewd.api.exception"
 
 
 def test_session_alias_is_reviewds_session(aliases):
     try:
-        session_module = importlib.import_module("reviewd.session")
+        session_module = importlib.import_module("reviewd.api.session")
     except ImportError:
-        pytest.fail("reviewd.session is not available yet")
+        pytest.fail("reviewd.api.session is not available yet")
     import ftrack_api
 
     assert ftrack_api.Session is session_module.Session

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from reviewd.exception import register_secret
+from reviewd.api.exception import register_secret
 from reviewd.plugin import cull_arguments, discover, find_candidates, split_plugin_paths
 from tests.plugin.plugin_support import LocalSession, write_plugin
 

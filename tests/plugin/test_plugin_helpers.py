@@ -1,4 +1,4 @@
-"""``reviewd.plugin_helpers``: the helpers the example plugins share with plugin authors.
+"""``reviewd.plugin.helpers``: the helpers the example plugins share with plugin authors.
 
 Server-side helpers run against the embedded server; the rest are pure.
 """
@@ -12,8 +12,8 @@ import uuid
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from reviewd.exception import PluginError
-from reviewd.plugin_helpers import (
+from reviewd.api.exception import PluginError
+from reviewd.plugin.helpers import (
     ActionLog,
     Verdict,
     current_user,

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from reviewd.exception import PluginError
+from reviewd.api.exception import PluginError
 from reviewd.plugin import PluginHost
-from reviewd.registry import PluginHealth, RetryPolicy
+from reviewd.plugin.registry import PluginHealth, RetryPolicy
 from tests.plugin.plugin_support import LocalSession, write_plugin
 
 PLUGGY = """
     import reviewd
-    from reviewd.registry import RetryPolicy
+    from reviewd.plugin.registry import RetryPolicy
 
     SEEN = []
 

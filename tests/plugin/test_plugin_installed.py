@@ -134,7 +134,7 @@ def test_the_installed_module_on_a_plugin_path_too_is_loaded_once(on_path):
 
 
 def test_installed_plugin_fires_for_an_event_from_the_embedded_server(on_path, devserver):
-    from reviewd.session import Session
+    from reviewd.api.session import Session
 
     session = Session(server_url=devserver.url, api_user=devserver.api_user,
                       api_key=devserver.api_key, plugin_paths=[], schema_cache_path=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reviewd.exception import PluginError
-from reviewd.registry import RetryPolicy, SubscriptionOptions, SubscriptionRegistry
+from reviewd.api.exception import PluginError
+from reviewd.plugin.registry import RetryPolicy, SubscriptionOptions, SubscriptionRegistry
 
 
 def test_registry_accepts_a_handler_or_works_as_a_decorator():
@@ -37,7 +37,7 @@ def test_registry_accepts_a_handler_or_works_as_a_decorator():
         (lambda r: r.subscribe("topic=a", print, timeout=float("inf")), "timeout must be"),
         (lambda r: r.subscribe("topic=a", print, priority="high"), "priority must be an integer"),
         (lambda r: r.subscribe("topic=a", print, concurrency=True), "concurrency must be"),
-        (lambda r: r.subscribe("topic=a", print, retry=3), "retry must be a reviewd.registry.RetryPolicy"),
+        (lambda r: r.subscribe("topic=a", print, retry=3), "retry must be a reviewd.plugin.registry.RetryPolicy"),
     ],
 )
 def test_invalid_declarations_are_refused_with_the_reason(call, message):

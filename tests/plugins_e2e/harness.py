@@ -160,7 +160,7 @@ class Recorder:
     deliver exactly the same events again."""
 
     def __init__(self, server) -> None:
-        from reviewd.event.hub import EventHub
+        from reviewd.api.event.hub import EventHub
 
         self.events: list = []
         self.hub = EventHub(server.url, server.api_user, server.api_key)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from reviewd.exception import PluginError
+from reviewd.api.exception import PluginError
 from tests.plugins_e2e.helpers import load_plugin_module
 
 verdicts = load_plugin_module("verdicts_to_status")

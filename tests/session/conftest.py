@@ -16,7 +16,7 @@ def schema_folder(tmp_path):
 @pytest.fixture
 def connect(schema_folder):
     """``connect(server, **kwargs)`` → a Session on *server*, closed after the test."""
-    from reviewd.session import Session
+    from reviewd.api.session import Session
 
     sessions = []
 

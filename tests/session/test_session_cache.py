@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from reviewd.cache import FileCache, SerialisedCache, StringKeyMaker
+from reviewd.api.cache import FileCache, SerialisedCache, StringKeyMaker
 
 
 def persistent(path):
@@ -77,7 +77,7 @@ def test_custom_key_maker_is_honoured(devserver_session, connect, tmp_path):
 
 
 def test_broken_cache_layer_does_not_break_queries(devserver_session, connect, caplog):
-    from reviewd.cache import Cache
+    from reviewd.api.cache import Cache
 
     class Broken(Cache):
         def get(self, key):
@@ -172,7 +172,7 @@ def test_builds_all_types_of_the_fixture_schema(fixtures_dir, connect):
 
 @pytest.mark.parametrize("name", ["Metadata", "EntitySetting"])
 def test_composite_primary_keys(fixtures_dir, name):
-    from reviewd.schema import build_types
+    from reviewd.api.schema import build_types
 
     with open(os.path.join(fixtures_dir, "ftrack_schemas.json")) as handle:
         types = build_types(json.load(handle))

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from reviewd.exception import ConnectionFailedError, NotUniqueError, ServerError
-from reviewd.transport import CallInfo
+from reviewd.api.exception import ConnectionFailedError, NotUniqueError, ServerError
+from reviewd.api.transport import CallInfo
 
 
 def test_listener_sees_successful_calls(devserver_session, connect):
@@ -82,7 +82,7 @@ def test_failing_listener_is_logged_and_ignored(devserver_session, connect, capl
 
     remove_broken = session.add_call_listener(broken)
     remove_after = session.add_call_listener(after.append)
-    with caplog.at_level(logging.WARNING, logger="reviewd.transport"):
+    with caplog.at_level(logging.WARNING, logger="reviewd.api.transport"):
         result = session.call([{"action": "query_server_information"}])
     assert result[0]["version"], "the call itself succeeded"
     assert len(after) == 1, "later listeners still run"

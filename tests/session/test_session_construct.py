@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
-from reviewd.exception import AuthenticationError, SessionClosedError
-from reviewd.session import Session
-from reviewd.symbol import NOT_SET
+from reviewd.api.exception import AuthenticationError, SessionClosedError
+from reviewd.api.session import Session
+from reviewd.api.symbol import NOT_SET
 
 from .conftest import wait_for
 
@@ -169,7 +169,7 @@ def test_plugin_path_from_environment(devserver_session, tmp_path, monkeypatch, 
 
 def test_construct_entity_type_event(devserver_session, connect, tmp_path, monkeypatch):
     _write_plugin(tmp_path / "p", """
-        from reviewd.schema import build_type
+        from reviewd.api.schema import build_type
 
         def register(session):
             def construct(event):
@@ -214,7 +214,7 @@ def test_schema_cache_path_argument_env_default_and_false(devserver_session, tmp
 
 
 def test_cache_argument_instance_and_callable(devserver_session, connect):
-    from reviewd.cache import MemoryCache
+    from reviewd.api.cache import MemoryCache
 
     extra = MemoryCache()
     session = connect(devserver_session, cache=extra)
@@ -237,7 +237,7 @@ def test_auto_connect_event_hub_queues_until_connected(devserver_session, connec
     received = []
     listener.event_hub.subscribe("topic=reviewd.test.session-hub", received.append)
     publisher = connect(devserver_session, auto_connect_event_hub=True)
-    from reviewd.event.base import Event
+    from reviewd.api.event.base import Event
 
     # Published at once, probably before the background connection is up: it queues.
     publisher.event_hub.publish(Event("reviewd.test.session-hub", data={"n": 1}))
@@ -253,7 +253,7 @@ def test_without_auto_connect_only_local_events(devserver_session, connect):
     session = connect(devserver_session)
     results = []
     session.event_hub.subscribe("topic=local.thing", lambda e: results.append(e) or "ok")
-    from reviewd.event.base import Event
+    from reviewd.api.event.base import Event
 
     assert session.event_hub.publish(Event("local.thing"), synchronous=True) == ["ok"]
     assert not session.event_hub.connected

@@ -20,14 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from reviewd.exception import (
+from reviewd.api.exception import (
     ConnectionFailedError,
     Error,
     ServerCompatibilityError,
     ServerError,
     UnrecognisedEntityTypeError,
 )
-from reviewd.session import Session
+from reviewd.api.session import Session
 
 SECRET = "lying-server-secret-key-0042"
 
@@ -156,7 +156,7 @@ def assert_clear(caught: pytest.ExceptionInfo, *words: str, kind: type = Error) 
     """A reviewd exception of *kind* whose message names *words* and hides the key."""
     error = caught.value
     assert isinstance(error, kind), f"{type(error).__name__}: {error}"
-    assert type(error).__module__ == "reviewd.exception", type(error)
+    assert type(error).__module__ == "reviewd.api.exception", type(error)
     message = str(error)
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from reviewd.exception import ServerCompatibilityError, ServerError
-from reviewd.query_text import (
+from reviewd.api.exception import ServerCompatibilityError, ServerError
+from reviewd.api.query_text import (
     has_select,
     key_condition,
     keys_condition,
@@ -16,8 +16,8 @@ from reviewd.query_text import (
     type_name_of,
     with_projections,
 )
-from reviewd.result_checks import query_page, server_information
-from reviewd.session_settings import (
+from reviewd.api.result_checks import query_page, server_information
+from reviewd.api.session_settings import (
     resolve_credentials,
     resolve_plugin_paths,
     resolve_schema_cache_path,

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from reviewd.cache import (
+from reviewd.api.cache import (
     FileCache,
     LayeredCache,
     MemoryCache,
@@ -16,17 +16,17 @@ from reviewd.cache import (
     SerialisedCache,
     StringKeyMaker,
 )
-from reviewd.operation import (
+from reviewd.api.operation import (
     CreateEntityOperation,
     DeleteEntityOperation,
     Operations,
     UpdateEntityOperation,
     optimise,
 )
-from reviewd.query import split_offset_limit
-from reviewd.schema import build_types, check_server_version, read_cached, write_cached
-from reviewd.symbol import NOT_SET
-from reviewd.transport import decode, encode
+from reviewd.api.query import split_offset_limit
+from reviewd.api.schema import build_types, check_server_version, read_cached, write_cached
+from reviewd.api.symbol import NOT_SET
+from reviewd.api.transport import decode, encode
 
 
 # ------------------------------------------------------------------ optimiser
@@ -252,7 +252,7 @@ def test_builds_all_fixture_types(fixture_schemas):
 
 
 def test_construct_hook_may_supply_a_class(fixture_schemas):
-    from reviewd.schema import build_type
+    from reviewd.api.schema import build_type
 
     custom = build_type({"id": "Note", "primary_key": ["id"], "properties": {}})
     types = build_types(fixture_schemas, lambda s: custom if s["id"] == "Note" else None)
@@ -283,7 +283,7 @@ def test_schema_cache_unwritable_is_not_fatal(tmp_path, fixture_schemas, caplog)
 
 
 def test_server_version_check():
-    from reviewd.exception import ServerCompatibilityError
+    from reviewd.api.exception import ServerCompatibilityError
 
     for ok in ("dev", "4.13.8", "3.3.11", None):
         check_server_version(ok)

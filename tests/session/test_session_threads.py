@@ -13,9 +13,9 @@ import warnings
 
 import pytest
 
-from reviewd.entity import state
-from reviewd.exception import ServerError
-from reviewd.symbol import CREATED, DELETED, MODIFIED
+from reviewd.api.entity import state
+from reviewd.api.exception import ServerError
+from reviewd.api.symbol import CREATED, DELETED, MODIFIED
 
 
 class Worker:

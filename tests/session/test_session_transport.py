@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from reviewd.exception import AuthenticationError, ConnectionFailedError, ServerError
-from reviewd.session import Session
-from reviewd.transport import ApiClient, SessionAuthentication
+from reviewd.api.exception import AuthenticationError, ConnectionFailedError, ServerError
+from reviewd.api.session import Session
+from reviewd.api.transport import ApiClient, SessionAuthentication
 
 SECRET = "s3cr3t-api-key-for-transport-tests"
 
@@ -140,7 +140,7 @@ def test_unreachable_server_names_the_url():
 
 
 def test_old_server_refused():
-    from reviewd.exception import ServerCompatibilityError
+    from reviewd.api.exception import ServerCompatibilityError
 
     with Canned(body=b'[{"version": "3.2.0", "schema_hash": "x"}]') as server:
         with pytest.raises(ServerCompatibilityError, match="3.2.0"):

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from reviewd.entity import state
-from reviewd.exception import (
+from reviewd.api.entity import state
+from reviewd.api.exception import (
     ImmutableAttributeError,
     MultipleResultsFoundError,
     NoResultFoundError,
@@ -16,7 +16,7 @@ from reviewd.exception import (
     ServerError,
     UnrecognisedEntityTypeError,
 )
-from reviewd.symbol import CREATED, DELETED, MODIFIED, NOT_SET
+from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET
 
 OPEN_SESSION = 'ReviewSession where is_open is True and project.name is "demo_production"'
 

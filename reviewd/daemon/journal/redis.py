@@ -33,8 +33,8 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reviewd.api.exception import register_secret
 from reviewd.daemon.journal.sqlite import DEAD, DONE, PENDING, Delivery, JournalError, _jsonable
-from reviewd.exception import register_secret
 
 GROUP = "reviewd"
 

@@ -1,0 +1,98 @@
+"""Received events waiting for the dispatch thread, and that thread.
+
+The socket reader only appends to this queue, so a slow handler delays other handlers,
+never the socket.  The queue is bounded: when it is full the reader waits (and TCP
+pushes back on the server) instead of the hub's memory growing.  With
+``inline_dispatch`` there is no queue and no thread: items are dispatched at once, on
+the thread that receives them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from reviewd.api.event.base import Event
+from reviewd.api.event.dispatch import call_safely
+
+__all__ = ["Inbox"]
+
+# The hub's logger: operators configure and filter "reviewd.api.event.hub", whichever
+# module of the hub a line comes from.
+log = logging.getLogger("reviewd.api.event.hub")
+
+
+class _Stop:
+    """Marker that ends the dispatch thread."""
+
+
+class Inbox:
+    """Items for the dispatch thread: events, or ``(reply callback, reply event)`` pairs.
+
+    *dispatch* handles one event (``Dispatcher.dispatch``); *stop* is the hub's stop
+    flag, which releases a reader waiting for room when the hub shuts down.
+    """
+
+    def __init__(self, dispatch: Callable[[Event], None], capacity: int,
+                 stop: threading.Event, inline: bool = False) -> None:
+        self._dispatch = dispatch
+        self._capacity = max(1, int(capacity))
+        self._stop = stop
+        self._inline = inline
+        self._cond = threading.Condition(threading.Lock())
+        self._items: deque = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        """Forget whatever a previous run left behind (its stop marker included)."""
+        self._items.clear()
+
+    def put(self, item: Any) -> None:
+        """Queue *item* for dispatch, waiting while the queue is full."""
+        if self._inline:
+            self.dispatch_item(item)
+            return
+        cond = self._cond
+        with cond:
+            # Back-pressure instead of unbounded memory: the reader waits (and TCP
+            # pushes back on the server) while the dispatch thread catches up.
+            while len(self._items) >= self._capacity and not self._stop.is_set():
+                cond.wait(0.5)
+            self._items.append(item)
+            if len(self._items) == 1:
+                cond.notify_all()
+
+    def close(self) -> None:
+        """End the dispatch thread once everything queued before this is dispatched."""
+        with self._cond:
+            self._items.append(_Stop)
+            self._cond.notify_all()
+
+    def run(self) -> None:
+        """The dispatch thread: take everything queued, dispatch it, repeat."""
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._items:
+                    cond.wait()
+                batch = list(self._items)
+                self._items.clear()
+                cond.notify_all()
+            for item in batch:
+                if item is _Stop:
+                    return
+                self.dispatch_item(item)
+
+    def dispatch_item(self, item: Any) -> None:
+        if item.__class__ is tuple:  # (reply callback, reply event)
+            call_safely(item[0], item[1])
+            return
+        try:
+            self._dispatch(item)
+        except Exception:  # the dispatch thread must survive anything
+            log.exception("event dispatch failed for %r", item)

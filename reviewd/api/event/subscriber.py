@@ -1,0 +1,63 @@
+"""A subscriber: a callback, the expression it listens to, its metadata and priority.
+
+The expression is compiled once here, at subscribe time, so that a malformed
+subscription fails in the caller's hands (with the position of the mistake) and
+dispatch only ever calls an already-compiled matcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reviewd.api.event import expression as _expression
+
+__all__ = ["Subscriber"]
+
+
+class Subscriber:
+    """One subscription of an :class:`~reviewd.api.event.hub.EventHub`.
+
+    ``metadata`` always holds an ``id``; a targeted event (``target: "id=..."``) reaches
+    the subscriber only when the target expression matches this metadata.
+    """
+
+    __slots__ = ("subscription", "expression", "callback", "metadata", "priority", "order")
+
+    def __init__(
+        self,
+        subscription: str,
+        callback: Callable[[Any], Any],
+        metadata: Mapping,
+        priority: int = 100,
+        order: int = 0,
+    ) -> None:
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        if not isinstance(metadata.get("id"), str) or not metadata["id"]:
+            raise ValueError("subscriber metadata needs a non-empty string 'id'")
+        self.subscription = subscription
+        self.expression = _expression.parse(subscription)
+        self.callback = callback
+        self.metadata = dict(metadata)
+        self.priority = priority
+        #: Subscription sequence number: equal priorities run in subscription order.
+        self.order = order
+
+    @property
+    def id(self) -> str:
+        return self.metadata["id"]
+
+    def interested_in(self, event: Mapping) -> bool:
+        """Whether *event* matches this subscription (the target is checked separately)."""
+        return self.expression.match(event)
+
+    def sort_key(self) -> tuple:
+        return (self.priority, self.order)
+
+    def __repr__(self) -> str:
+        name = getattr(self.callback, "__qualname__", type(self.callback).__name__)
+        return (
+            f"<Subscriber id={self.id!r} subscription={self.subscription!r} "
+            f"priority={self.priority} callback={name}>"
+        )

@@ -1,0 +1,283 @@
+"""Recorded operations (the unit of work) and the optimiser that turns them into a batch.
+
+Every local change to an entity is recorded as a create, update or delete operation,
+with the old and new value for updates.  ``commit`` sends them as one batch that
+:func:`optimise` makes as small as correctness allows:
+
+- an entity both created and deleted in the batch disappears entirely;
+- updates to an entity deleted later in the batch are dropped;
+- an update folds into the entity's latest create/update payload, unless it refers to an
+  entity created *after* that payload (the server would see a reference to something that
+  does not exist yet), in which case it becomes its own payload at its own position;
+- only the last value of each attribute is kept;
+- an update that ends where it started (new value equal to the original old value) is
+  dropped, and payloads left empty are skipped.
+
+Operations are recorded per thread: a :class:`UnitOfWork` holds one thread's operations
+and the bookkeeping the Session needs to commit or roll back only that thread's work
+(see "Threads" in :mod:`reviewd.api.session`).
+
+Pure code: it knows nothing about entities beyond two callables handed in.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+Identity = tuple  # (entity_type, (primary key values...))
+
+
+class Operation:
+    """Base class of recorded operations."""
+
+    __slots__ = ("entity_type", "entity_key")
+
+    def __init__(self, entity_type: str, entity_key: Mapping[str, Any]) -> None:
+        self.entity_type = entity_type
+        self.entity_key = dict(entity_key)
+
+    @property
+    def identity(self) -> Identity:
+        return (self.entity_type, tuple(self.entity_key.values()))
+
+
+class CreateEntityOperation(Operation):
+    """An entity created locally; *entity_data* holds the values it was created with."""
+
+    __slots__ = ("entity_data",)
+
+    def __init__(self, entity_type: str, entity_key: Mapping, entity_data: Mapping) -> None:
+        super().__init__(entity_type, entity_key)
+        self.entity_data = dict(entity_data)
+
+    def __repr__(self) -> str:
+        return f"<CreateEntityOperation {self.entity_type} {list(self.entity_key.values())}>"
+
+
+class UpdateEntityOperation(Operation):
+    """One attribute of an entity changed from *old_value* to *new_value*."""
+
+    __slots__ = ("attribute_name", "old_value", "new_value")
+
+    def __init__(self, entity_type, entity_key, attribute_name: str, old_value, new_value):
+        super().__init__(entity_type, entity_key)
+        self.attribute_name = attribute_name
+        self.old_value = old_value
+        self.new_value = new_value
+
+    def __repr__(self) -> str:
+        return (f"<UpdateEntityOperation {self.entity_type} {list(self.entity_key.values())} "
+                f"{self.attribute_name}>")
+
+
+class DeleteEntityOperation(Operation):
+    """An entity marked for deletion."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<DeleteEntityOperation {self.entity_type} {list(self.entity_key.values())}>"
+
+
+class Operations:
+    """An ordered, thread-safe list of recorded operations."""
+
+    def __init__(self) -> None:
+        self._operations: list[Operation] = []
+        self._lock = threading.Lock()
+
+    def push(self, *operations: Operation) -> None:
+        with self._lock:
+            self._operations.extend(operations)
+
+    def pop(self) -> Operation:
+        with self._lock:
+            return self._operations.pop()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._operations.clear()
+
+    def snapshot(self) -> list[Operation]:
+        with self._lock:
+            return list(self._operations)
+
+    def __len__(self) -> int:
+        return len(self._operations)
+
+    def __bool__(self) -> bool:
+        return bool(self._operations)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self.snapshot())
+
+    def __repr__(self) -> str:
+        return f"<Operations {len(self)}>"
+
+
+class UnitOfWork:
+    """One thread's pending changes: its recorded operations and what it changed locally.
+
+    A Session shared between threads (the daemon's plugin workers) gives each thread its
+    own unit, as SQLAlchemy's ``scoped_session`` gives each thread its own Session, so
+    that one thread's ``commit()`` or ``rollback()`` never sends or throws away another
+    thread's half-made changes.  The unit only *records*; what committing or rolling
+    back means for the shared entities' values is decided by
+    :class:`reviewd.api.unit_of_work.UnitsOfWork`.  It is read and changed under the
+    Session's lock.
+    """
+
+    __slots__ = ("operations", "entities", "names", "_thread", "__weakref__")
+
+    def __init__(self, thread: threading.Thread | None = None) -> None:
+        self.operations = Operations()
+        #: ``id(entity) -> entity`` for every entity this thread created, changed or
+        #: deleted, in first-touch order (the order of ``session.created`` etc.).
+        self.entities: dict[int, Any] = {}
+        #: ``id(entity) -> names`` of the attributes whose local value this thread set.
+        self.names: dict[int, set[str]] = {}
+        self._thread = weakref.ref(thread or threading.current_thread())
+
+    def touch(self, entity: Any, name: str | None = None) -> None:
+        """Note that this thread changed *entity* (and its attribute *name*)."""
+        key = id(entity)
+        if key not in self.entities:
+            self.entities[key] = entity
+        if name is not None:
+            names = self.names.get(key)
+            if names is None:
+                self.names[key] = {name}
+            else:
+                names.add(name)
+
+    def clear(self) -> None:
+        """Forget everything recorded (after a commit or a rollback)."""
+        self.operations.clear()
+        self.entities.clear()
+        self.names.clear()
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything is recorded (operations or local changes)."""
+        return bool(self.operations) or bool(self.entities)
+
+    @property
+    def thread_alive(self) -> bool:
+        thread = self._thread()
+        return thread is not None and thread.is_alive()
+
+    @property
+    def thread_name(self) -> str:
+        thread = self._thread()
+        return thread.name if thread is not None else "(ended)"
+
+    def __repr__(self) -> str:
+        return (f"<UnitOfWork thread={self.thread_name!r} operations={len(self.operations)} "
+                f"entities={len(self.entities)}>")
+
+
+def _values(value: Any) -> Iterable:
+    if isinstance(value, (list, tuple)):
+        return value
+    return (value,)
+
+
+def optimise(
+    operations: Iterable[Operation],
+    identity_of: Callable[[Any], Identity | None] = lambda value: None,
+    same: Callable[[Any, Any], bool] | None = None,
+) -> list[dict]:
+    """Return the optimised wire batch (list of payload dicts) for *operations*.
+
+    *identity_of(value)* returns the identity of an entity value (or None for plain
+    values) so that references to entities created in the same batch keep their order.
+    *same(a, b)* decides whether an update ended where it started (default ``is`` for
+    objects with identity, ``==`` otherwise).
+    """
+    operations = list(operations)
+    created = {op.identity for op in operations if isinstance(op, CreateEntityOperation)}
+    deleted = {op.identity for op in operations if isinstance(op, DeleteEntityOperation)}
+    vanished = created & deleted
+    if same is None:
+        same = _same
+
+    batch: list[dict | None] = []
+    latest: dict[Identity, int] = {}      # identity -> index of its latest create/update
+    created_at: dict[Identity, int] = {}  # identity -> index of its create payload
+    originals: dict[tuple[int, str], Any] = {}  # (update index, attribute) -> first old value
+
+    for op in operations:
+        identity = op.identity
+        if identity in vanished:
+            continue
+        if isinstance(op, CreateEntityOperation):
+            data = {"__entity_type__": op.entity_type}
+            data.update(op.entity_data)
+            batch.append({
+                "action": "create",
+                "entity_type": op.entity_type,
+                "entity_key": list(op.entity_key.values()),
+                "entity_data": data,
+            })
+            latest[identity] = created_at[identity] = len(batch) - 1
+        elif isinstance(op, UpdateEntityOperation):
+            if identity in deleted:
+                continue
+            target = latest.get(identity)
+            if target is not None and not _refers_to_later(op.new_value, target, created_at,
+                                                            identity_of):
+                payload = batch[target]
+            else:
+                batch.append({
+                    "action": "update",
+                    "entity_type": op.entity_type,
+                    "entity_key": list(op.entity_key.values()),
+                    "entity_data": {},
+                })
+                target = len(batch) - 1
+                latest[identity] = target
+                payload = batch[target]
+            if payload["action"] == "update":
+                originals.setdefault((target, op.attribute_name), op.old_value)
+            payload["entity_data"][op.attribute_name] = op.new_value
+        elif isinstance(op, DeleteEntityOperation):
+            latest.pop(identity, None)
+            batch.append({
+                "action": "delete",
+                "entity_type": op.entity_type,
+                "entity_key": list(op.entity_key.values()),
+            })
+
+    for (index, name), original in originals.items():
+        data = batch[index]["entity_data"]
+        if name in data and same(data[name], original):
+            del data[name]
+    return [
+        payload for payload in batch
+        if payload is not None and not (payload["action"] == "update" and not payload["entity_data"])
+    ]
+
+
+def _refers_to_later(value, target: int, created_at: dict, identity_of) -> bool:
+    """True when *value* references an entity whose create payload comes after *target*."""
+    for item in _values(value):
+        identity = identity_of(item)
+        if identity is not None and created_at.get(identity, -1) > target:
+            return True
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
+    if type(a) in (str, int, float, bool, type(None)) and type(b) is type(a):
+        return a == b
+    if hasattr(a, "__ftrack_wire__") or hasattr(b, "__ftrack_wire__"):
+        return a is b
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
