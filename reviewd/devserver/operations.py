@@ -11,7 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from reviewd.devserver import errors
+from reviewd.devserver import actions, errors
+from reviewd.devserver.custom_attributes import CustomAttributes
+from reviewd.devserver.defaults import ServerDefaults
 from reviewd.devserver.errors import ApiError
 from reviewd.devserver.schema import schema_hash
 from reviewd.devserver.schema.model import NOT_SET, Attribute, EntityType, Model
@@ -37,6 +39,10 @@ OWNING_KEYS = {
     "workflow_schema_id",
     "task_type_schema_id",
     "schema_id",
+    "entity_id",
+    "from_id",
+    "to_id",
+    "job_id",
 }
 _AUTOMATIC_TIMES = ("created_at", "date")
 
@@ -50,6 +56,9 @@ class BatchExecutor:
         self.schemas = schemas
         self.schema_hash = schema_hash(schemas)
         self.queries = QueryEngine(model, store)
+        self.defaults = ServerDefaults(model, store)
+        self.custom_attributes = CustomAttributes(model, store)
+        self.files = None  # a FileStore, set by the server that owns this executor
         self._lenient = False
 
     # ================================================================== entry point
@@ -106,6 +115,12 @@ class BatchExecutor:
             return self._delete(operation, changes)
         if action == "reset_remote":
             return self._reset_remote(operation, changes)
+        if action == "get_upload_metadata":
+            return actions.get_upload_metadata(self, operation)
+        if action == "get_widget_url":
+            return actions.get_widget_url(self, operation)
+        if action == "encode_media":
+            return actions.encode_media(self, operation, user_id, changes)
         raise ApiError(
             "UnknownActionError", f"The action {action!r} is not supported by this server."
         )
@@ -191,6 +206,10 @@ class BatchExecutor:
         out.append(Change(action, entity_type, dict(row), changes, parents))
 
     # ================================================================== create
+    def create(self, operation: dict, user_id: str | None, changes: list[Change]) -> dict:
+        """Run one create operation inside the current batch (used by other actions)."""
+        return self._create(operation, user_id, changes)
+
     def _create(self, operation: dict, user_id: str | None, changes: list[Change]) -> dict:
         entity_type = self._entity_type(operation)
         data = self._entity_data(operation)
@@ -211,6 +230,9 @@ class BatchExecutor:
         row = {"__type__": entity_type.id}
         row.update(columns)
         self._apply_defaults(entity_type, row, user_id)
+        self.defaults.apply(entity_type, row, user_id)
+        if self.custom_attributes.handles(entity_type):
+            self.custom_attributes.complete(entity_type, row)
         missing = self._missing_required(entity_type, row)
         if missing and self._lenient:
             self._fill_blanks(entity_type, row, missing)
@@ -298,6 +320,9 @@ class BatchExecutor:
         for name, value in collections.items():
             attribute = entity_type.attributes[name]
             target = self.model.get(attribute.target or "")
+            if not attribute.computed and target is not None and attribute.link is not None:
+                self._assign_links(owner_key, attribute, target, value, changes)
+                continue
             if attribute.computed or target is None or attribute.fk is None:
                 raise ApiError("ImmutableAttributeError", f"{entity_type.id}.{name} cannot be set.")
             if attribute.kind == "mapped" and isinstance(value, dict):
@@ -305,8 +330,10 @@ class BatchExecutor:
                 continue
             if not isinstance(value, list):
                 raise errors.validation(f"{entity_type.id}.{name}: expected a list of entities.")
+            kept = set()
             for item in value:
                 item_type, item_key, item_row = self._collection_item(target, item)
+                kept.add(tuple(item_key))
                 link = {attribute.fk: owner_key}
                 if attribute.polymorphic and "parent_type" in item_row:
                     link["parent_type"] = entity_type.id
@@ -315,6 +342,37 @@ class BatchExecutor:
                     self._write_update(
                         self.model.types[item_row["__type__"]], item_key, item_row, link, changes
                     )
+            if attribute.fk not in OWNING_KEYS and attribute.kind == "collection":
+                # Items left out of the new list leave the collection (a many-to-one link).
+                for old in self.store.rows_by(target, attribute.fk, [owner_key]):
+                    old_type = self.model.types[old["__type__"]]
+                    old_key = [old.get(k) for k in old_type.primary_key]
+                    if tuple(old_key) not in kept:
+                        self._write_update(old_type, old_key, old, {attribute.fk: None}, changes)
+
+    def _assign_links(
+        self, owner_key: Any, attribute: Attribute, target: EntityType, value: Any, changes: list
+    ) -> None:
+        """Replace a many-to-many collection (``scopes``): add and remove link rows."""
+        if not isinstance(value, list):
+            raise errors.validation(f"{attribute.name}: expected a list of entities.")
+        link_id, mine, theirs = attribute.link
+        link_type = self.model.types[link_id]
+        wanted = []
+        for item in value:
+            _item_type, item_key, _row = self._collection_item(target, item)
+            if item_key[0] not in wanted:
+                wanted.append(item_key[0])
+        current = {row[theirs]: row for row in self.store.rows_by(link_type, mine, [owner_key])}
+        for item_id, row in current.items():
+            if item_id not in wanted:
+                self.store.delete(link_type, [row.get(k) for k in link_type.primary_key])
+                self._record("remove", link_type, row, removed_changes(link_type, row), changes)
+        for item_id in wanted:
+            if item_id not in current:
+                row = {"__type__": link_type.id, mine: owner_key, theirs: item_id}
+                self.store.insert(link_type, row)
+                self._record("add", link_type, row, added_changes(link_type, row), changes)
 
     def _collection_item(self, target: EntityType, item: Any) -> tuple[EntityType, list, dict]:
         """Resolve one element of a collection assignment (a reference or a bare id)."""
@@ -393,6 +451,8 @@ class BatchExecutor:
                     "ImmutableAttributeError", f"{concrete.id}.{name} cannot be changed."
                 )
         columns = {c: v for c, v in columns.items() if row.get(c) != v}
+        if "value" in columns and self.custom_attributes.handles(concrete):
+            self.custom_attributes.check_update(row, columns["value"])
         if columns:
             row = self._write_update(concrete, key, row, columns, changes)
         self._assign_collections(concrete, row, collections, changes)
@@ -425,6 +485,14 @@ class BatchExecutor:
             for attribute in owner_type.attributes.values():
                 if attribute.kind not in ("collection", "mapped") or attribute.computed:
                     continue
+                if attribute.link is not None:  # many-to-many: the link rows go, not the items
+                    link_type = self.model.types[attribute.link[0]]
+                    for link in self.store.rows_by(link_type, attribute.link[1], [owner_key]):
+                        marker = (link_type.table, tuple(link.get(k) for k in link_type.primary_key))
+                        if marker not in seen:
+                            seen.add(marker)
+                            found.append((link_type, link))
+                    continue
                 if attribute.fk not in OWNING_KEYS:
                     continue
                 target = self.model.get(attribute.target or "")
@@ -453,6 +521,8 @@ class BatchExecutor:
             raise errors.not_found(entity_type.id, key)
         concrete = self.model.types[row["__type__"]]
         name = operation.get("reset_type") or operation.get("attribute")
+        if name == "api_key" and concrete.id == "User":
+            return {"action": "reset_remote", "data": actions.reset_api_key(self, row)}
         attribute = self._attribute(concrete, str(name))
         if (
             attribute.immutable

@@ -28,6 +28,7 @@ class QueryEngine:
     def __init__(self, model: Model, store: Store) -> None:
         self.model = model
         self.store = store
+        self.files = None  # a FileStore: thumbnail URLs point into it
         self._aliases = 0
 
     # ================================================================== public
@@ -261,6 +262,10 @@ class QueryEngine:
     def _compare(self, column: str, data_type: str | None, cond: Condition, params: list) -> str:
         operator = cond.operator
         value = cond.value
+        if data_type in ("variable", "object"):
+            # Free-form values are stored as JSON text; compare the decoded value so that
+            # ``value > 1000`` is numeric and ``value is "yes"`` matches the string.
+            column = f"(CASE WHEN json_valid({column}) THEN json_extract({column}, '$') ELSE {column} END)"
         if operator in ("in", "not_in"):
             negate = "NOT " if operator == "not_in" else ""
             if isinstance(value, Query):
@@ -550,7 +555,17 @@ def _compute_latest_version(
     return engine.project([latest], tree)[0]
 
 
+def _compute_thumbnail_url(
+    engine: QueryEngine, entity_type: EntityType, row: dict, _tree: Tree
+) -> Any:
+    thumbnail_id = row.get("thumbnail_id")
+    if not thumbnail_id or engine.files is None:
+        return None
+    return {"url": engine.files.signed_url("thumbnail", thumbnail_id)}
+
+
 COMPUTED: dict[str, Callable[[QueryEngine, EntityType, dict, Tree], Any]] = {
+    "thumbnail_url": _compute_thumbnail_url,
     "link": _compute_link,
     "ancestors": _compute_ancestors,
     "descendants": _compute_descendants,

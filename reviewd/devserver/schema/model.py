@@ -261,6 +261,23 @@ class Model:
                 and ref.target in self.types
                 and self.is_a(entity_type.id, ref.target)
             ]
+            if not candidates:
+                # A sequence's members are components pointing at it as their container:
+                # both are rows of one table, which the alias classifiers do not relate.
+                candidates = [
+                    ref
+                    for ref in target.attributes.values()
+                    if ref.kind == "reference"
+                    and ref.fk
+                    and ref.target in self.types
+                    and self.types[ref.target].table == entity_type.table
+                    and entity_type.table != entity_type.id
+                ]
+            if len(candidates) > 1:
+                # Direction by name: incoming links point *to* me, outgoing come *from* me.
+                for prefix, wanted in (("incoming", "to"), ("outgoing", "from")):
+                    if attribute.name.startswith(prefix):
+                        candidates = [ref for ref in candidates if ref.name == wanted] or candidates
             if len(candidates) > 1:
                 preferred = [ref for ref in candidates if ref.name == "parent"]
                 if attribute.name == "replies" or not preferred:
@@ -273,6 +290,9 @@ class Model:
             elif "parent_id" in target.attributes:
                 attribute.fk = "parent_id"
                 attribute.polymorphic = True
+            elif "entity_id" in target.attributes:
+                # Custom attribute values name their owner by id alone, whatever its type.
+                attribute.fk = "entity_id"
             else:
                 attribute.link = self._find_link(entity_type, target)
 

@@ -38,6 +38,18 @@ ASSET_BUILD_TYPES = ["Character", "Prop", "Environment", "Matte Painting"]
 EXTRA_USERS = 10
 
 _NAMESPACE = uuid.UUID("0b7f0c55-3c6a-4a43-9a3e-6f6a3c9f1e21")
+# reviewd's demo seed derives its ids from names in this namespace (reviewd.devserver.seed).
+_DEMO_NAMESPACE = uuid.UUID("6f1d3c1e-7a52-4e0b-9d7e-2b1c5e4f8a90")
+TASK_OBJECT_TYPE = "11c137c0-ee7e-4f9c-91c5-8c77cec22b2c"
+# key, type, entity type (ftrack's table name), object type, hierarchical
+CUSTOM_ATTRIBUTES = [
+    ("customNumber", "number", "task", TASK_OBJECT_TYPE, False),
+    ("NumberField", "number", "assetversion", None, False),
+    ("versiontest", "number", "assetversion", None, False),
+    ("htest", "number", "show", None, True),
+    ("listbool", "boolean", "list", None, False),
+    ("teststring", "text", "user", None, False),
+]
 
 
 def _id(*parts: str) -> str:
@@ -138,7 +150,31 @@ def fixture_operations() -> list[dict]:
         "id": TASK, "name": "t1", "parent_id": parent, "project_id": PROJECT,
         "status_id": _id("Status", "Not started"), "type_id": _id("Type", "Generic"),
     }))
+    # Custom attributes the suite reads and writes, each with one value where it reads one.
+    for key, type_name, entity_type, object_type, hierarchical in CUSTOM_ATTRIBUTES:
+        ops.append(_create("CustomAttributeConfiguration", {
+            "id": _id("CustomAttributeConfiguration", key), "key": key, "label": key,
+            "type_id": _id_of_type(type_name), "entity_type": entity_type,
+            "object_type_id": object_type, "is_hierarchical": hierarchical,
+            "config": "{}", "core": False, "sort": 0,
+        }))
+    ops.append(_create("CustomAttributeValue", {
+        "configuration_id": _id("CustomAttributeConfiguration", "customNumber"),
+        "entity_id": TASK, "value": 7,
+    }))
     return ops
+
+
+def _id_of_type(name: str) -> str:
+    """Custom attribute types are server built-ins; the demo seed names them so."""
+    return str(uuid.uuid5(_DEMO_NAMESPACE, f"CustomAttributeType/{name}"))
+
+
+def version_value_operation(version_id: str) -> dict:
+    return _create("CustomAttributeValue", {
+        "configuration_id": _id("CustomAttributeConfiguration", "NumberField"),
+        "entity_id": version_id, "value": 3,
+    })
 
 
 def _post(batch: list) -> object:
@@ -167,6 +203,9 @@ def seed() -> None:
     if found[0]["data"]:
         return
     _post(fixture_operations())
+    versions = _post([{"action": "query", "expression": "select id from AssetVersion limit 1"}])
+    if versions[0]["data"]:
+        _post([version_value_operation(versions[0]["data"][0]["id"])])
 
 
 def pytest_configure(config) -> None:  # noqa: ARG001 - pytest hook signature
