@@ -46,7 +46,14 @@ def _component(executor: BatchExecutor, component_id: Any) -> dict:
 
 
 def get_upload_metadata(executor: BatchExecutor, operation: dict) -> dict:
-    component = _component(executor, operation.get("component_id"))
+    """Where to PUT a component's bytes.
+
+    The component need not be committed yet: the official client uploads a new
+    component's data before the commit that creates it, as real servers allow.
+    """
+    component_id = operation.get("component_id")
+    if not isinstance(component_id, str) or not component_id:
+        raise errors.validation("component_id must be the id of a component.")
     file_name = operation.get("file_name")
     if not isinstance(file_name, str) or not file_name:
         raise errors.validation("file_name must be a non-empty string.")
@@ -54,7 +61,7 @@ def get_upload_metadata(executor: BatchExecutor, operation: dict) -> dict:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise errors.validation("file_size must be a non-negative integer.")
     try:
-        return _files(executor).upload_metadata(component["id"], file_name)
+        return _files(executor).upload_metadata(component_id, file_name)
     except FileStoreError as exc:
         raise errors.validation(str(exc)) from None
 

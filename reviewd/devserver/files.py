@@ -149,8 +149,6 @@ def add_routes(app: web.Application, server: DevServer) -> None:
             files().check_signature("upload", component_id, request.query)
         except FileStoreError as exc:
             raise web.HTTPForbidden(text=f"upload refused: {exc}\n") from None
-        if not await server.component_exists(component_id):
-            raise web.HTTPNotFound(text=f"no component {component_id}\n")
         partial = f"{path}.{secrets.token_hex(4)}.part"
         size = 0
         try:

@@ -59,6 +59,9 @@ class BatchExecutor:
         self.defaults = ServerDefaults(model, store)
         self.custom_attributes = CustomAttributes(model, store)
         self.files = None  # a FileStore, set by the server that owns this executor
+        self._new_notes: list[dict] = []
+        self._unfinished: list[tuple[int, EntityType, list]] = []
+        self._index = 0
         self._lenient = False
 
     # ================================================================== entry point
@@ -82,13 +85,65 @@ class BatchExecutor:
         changes: list[Change] = []
         results = []
         user_id = self.user_id(username)
+        self._new_notes = []
+        self._unfinished = []
         with self.store.transaction():
             for index, operation in enumerate(batch, start=1):
+                self._index = index
                 try:
                     results.append(self._dispatch(operation, user_id, changes))
                 except ApiError as error:
                     raise error.with_prefix(_describe(index, len(batch), operation)) from None
+            self._check_unfinished(batch)
+            self._add_author_recipients(user_id, changes)
         return results, changes
+
+    def _check_unfinished(self, batch: list) -> None:
+        """Required attributes are checked when the batch ends, as a real server does.
+
+        The official client may send ``create Scope {id}`` followed by ``update Scope
+        {name}`` in one batch; only what is still missing at the end is an error, reported
+        against the create that left it out.
+        """
+        for index, entity_type, key in self._unfinished:
+            row = self.store.get_row(entity_type, key) or {}
+            missing = self._missing_required(entity_type, row)
+            if missing:
+                raise errors.validation(
+                    f"Missing required attribute(s) {', '.join(missing)} for a new {entity_type.id}."
+                ).with_prefix(_describe(index, len(batch), batch[index - 1]))
+
+    def _add_author_recipients(self, user_id: str | None, changes: list[Change]) -> None:
+        """The user writing a note is one of its recipients, as on a real server.
+
+        Done after the batch's own operations, so a client that lists the author among
+        the recipients itself does not collide with it.
+        """
+        recipient_type = self.model.get("Recipient")
+        if recipient_type is None or user_id is None:
+            return
+        for note in self._new_notes:
+            key = [note.get("id"), user_id]
+            if self.store.get_row(recipient_type, key) is None:
+                row = {"__type__": recipient_type.id, "note_id": key[0], "resource_id": user_id}
+                self.store.insert(recipient_type, row)
+                self._record("add", recipient_type, row, added_changes(recipient_type, row), changes)
+
+    def _after_create(self, entity_type: EntityType, row: dict, changes: list[Change]) -> None:
+        if entity_type.id == "Note":
+            self._new_notes.append(row)
+        elif entity_type.id == "NoteLabelLink":
+            # A note given a category through the label API shows it as its category too.
+            category_type, note_type = self.model.get("NoteCategory"), self.model.get("Note")
+            if category_type is None or note_type is None:
+                return
+            if self.store.get_row(category_type, [row.get("label_id")]) is None:
+                return
+            note = self.store.get_row(note_type, [row.get("note_id")])
+            if note is not None and note.get("category_id") is None:
+                self._write_update(
+                    note_type, [note["id"]], note, {"category_id": row["label_id"]}, changes
+                )
 
     def user_id(self, username: str) -> str | None:
         user_type = self.model.get("User")
@@ -190,13 +245,18 @@ class BatchExecutor:
                 collections[name] = value
         return columns, collections
 
-    def entity_out(self, entity_type: EntityType, row: dict) -> dict:
-        """The wire form of a stored *row* with all its stored scalar attributes."""
+    def entity_out(self, entity_type: EntityType, row: dict, assigned: Any = ()) -> dict:
+        """The wire form of a stored *row* with all its stored scalar attributes.
+
+        Collections the operation *assigned* are included too (as references), as a real
+        server echoes them: the client takes them as the new remote value.
+        """
         tree = {
             name: {}
             for name, attribute in entity_type.attributes.items()
             if attribute.kind == "scalar" and not attribute.computed
         }
+        tree.update({name: {} for name in assigned})
         return self.queries.project([row], tree)[0]
 
     def _record(
@@ -237,17 +297,21 @@ class BatchExecutor:
         if missing and self._lenient:
             self._fill_blanks(entity_type, row, missing)
             missing = self._missing_required(entity_type, row)
-        if missing:
+        key = [row.get(k) for k in entity_type.primary_key]
+        if missing and any(value is None for value in key):
             raise errors.validation(
                 f"Missing required attribute(s) {', '.join(missing)} for a new {entity_type.id}."
             )
-        key = [row.get(k) for k in entity_type.primary_key]
         if self._row_exists(entity_type, key):
             raise ApiError("DuplicateEntityError", f"{entity_type.id} {key!r} already exists.")
+        if missing:
+            self._unfinished.append((self._index, entity_type, key))
         self.store.insert(entity_type, row)
         self._record("add", entity_type, row, added_changes(entity_type, row), changes)
         self._assign_collections(entity_type, row, collections, changes)
-        return {"action": "create", "data": self.entity_out(entity_type, row)}
+        self._after_create(entity_type, row, changes)
+        out = self.entity_out(entity_type, row, collections)
+        return {"action": "create", "data": _without_unset(out, data)}
 
     def _row_exists(self, entity_type: EntityType, key: list) -> bool:
         """True when the table already holds *key*, whatever the row's concrete type."""
@@ -456,7 +520,8 @@ class BatchExecutor:
         if columns:
             row = self._write_update(concrete, key, row, columns, changes)
         self._assign_collections(concrete, row, collections, changes)
-        return {"action": "update", "data": self.entity_out(concrete, row)}
+        out = self.entity_out(concrete, row, collections)
+        return {"action": "update", "data": _without_unset(out, data)}
 
     # ================================================================== delete
     def _delete(self, operation: dict, changes: list[Change]) -> dict:
@@ -540,6 +605,15 @@ class BatchExecutor:
         if row.get(column) != value:
             row = self._write_update(concrete, key, row, {column: value}, changes)
         return {"action": "reset_remote", "data": self.entity_out(concrete, row)}
+
+
+def _without_unset(entity: dict, data: dict) -> dict:
+    """Leave out attributes that have no value and were not sent.
+
+    A client keeps an attribute the server did not return as "not loaded" and fetches
+    it when read; returning ``None`` for everything would tell it "known to be empty".
+    """
+    return {k: v for k, v in entity.items() if v is not None or k in data}
 
 
 def _describe(index: int, total: int, operation: Any) -> str:

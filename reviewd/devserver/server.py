@@ -292,12 +292,6 @@ class DevServer:
             return None
         return self.store.get_row(entity_type, [entity_id])
 
-    async def component_exists(self, component_id: str) -> bool:
-        """Whether a component row exists (read on the store worker, not the loop)."""
-        loop = asyncio.get_running_loop()
-        row = await loop.run_in_executor(self._worker, self._read_row, "Component", component_id)
-        return row is not None
-
     def describe_entity(self, entity_type_name: str, entity_id: str) -> str:
         """A few lines about an entity for the widget page (no secrets: plain attributes)."""
         row = self._read_row(entity_type_name, entity_id)

@@ -161,8 +161,13 @@ class QueryEngine:
                     f"'{operator}' needs a reference or collection, not {attribute.name!r}.",
                 )
             if attribute.computed:
-                raise ApiError(
-                    "ParseError", f"Computed attribute {attribute.name!r} cannot be queried."
+                derived = COMPUTED_SQL.get(attribute.name)
+                if derived is None:
+                    raise ApiError(
+                        "ParseError", f"Computed attribute {attribute.name!r} cannot be queried."
+                    )
+                return self._compare(
+                    derived(self, entity_type, alias), attribute.data_type, cond, params
                 )
             return self._compare(
                 f"{alias}.{quote(attribute.name)}", attribute.data_type, cond, params
@@ -564,7 +569,24 @@ def _compute_thumbnail_url(
     return {"url": engine.files.signed_url("thumbnail", thumbnail_id)}
 
 
+def _is_latest_sql(engine: QueryEngine, entity_type: EntityType, alias: str) -> str:
+    """``is_latest_version`` as SQL: no sibling of the same asset has a higher number."""
+    table = quote(entity_type.table)
+    return (
+        f"(CASE WHEN {alias}.{quote('version')} >= (SELECT MAX(latest.{quote('version')}) "
+        f"FROM {table} AS latest WHERE latest.{quote('asset_id')} = {alias}.{quote('asset_id')})"
+        " THEN 1 ELSE 0 END)"
+    )
+
+
+# Derived attributes that criteria may use, as SQL over the row's own table.
+COMPUTED_SQL: dict[str, Callable[[QueryEngine, EntityType, str], str]] = {
+    "is_latest_version": _is_latest_sql,
+}
+
+
 COMPUTED: dict[str, Callable[[QueryEngine, EntityType, dict, Tree], Any]] = {
+    "bid_time_logged_difference": lambda _engine, _type, row, _tree: row.get("bid") or 0,
     "thumbnail_url": _compute_thumbnail_url,
     "link": _compute_link,
     "ancestors": _compute_ancestors,

@@ -18,6 +18,19 @@ from typing import Any
 NOT_SET: Any = object()
 
 SCALAR_TYPES = {"string", "integer", "number", "boolean", "object", "variable"}
+# Attributes a server derives from other data instead of storing, whether or not the
+# schema lists them as ``computed`` (real schemas list ``ancestors`` as a plain array
+# and ``is_latest_version`` as a plain boolean, and clients treat them accordingly).
+DERIVED = {
+    "link",
+    "ancestors",
+    "descendants",
+    "is_latest_version",
+    "latest_version",
+    "time_logged",
+    "bid_time_logged_difference",
+    "thumbnail_url",
+}
 # Storage groups a real server keeps in one table: every context (projects and all
 # typed contexts) is one hierarchy, every component kind is one table.
 CONTEXT_GROUP = {"Context", "Task", "Show"}
@@ -159,7 +172,7 @@ class Model:
             "name": name,
             "db_name": spec.get("alias_for") or name,
             "default": spec.get("default", NOT_SET),
-            "computed": name in entity_type.computed,
+            "computed": name in entity_type.computed or name in DERIVED,
             "immutable": name in entity_type.immutable,
         }
         if data_type is None and "$ref" in spec:
