@@ -98,3 +98,103 @@ class CustomAttributes:
             return None
         found = self.store.get_row(type_type, [configuration["type_id"]])
         return (found or {}).get("name")
+
+
+# ---------------------------------------------------------------------- dense reading
+# Which configurations apply to an owner: ftrack names owners by their storage table.
+OWNER_KINDS = {"Show": "show", "AssetVersion": "assetversion", "Asset": "asset", "User": "user",
+               "List": "list"}
+HIERARCHICAL_OWNERS = {"show", "task", "asset", "assetversion"}
+
+
+def owner_kind(entity_type: EntityType) -> str | None:
+    """The ``entity_type`` a configuration names for owners of *entity_type*."""
+    if entity_type.is_context and entity_type.storage != "Show":
+        return "task"
+    return OWNER_KINDS.get(entity_type.storage)
+
+
+class DenseValues:
+    """Project ``custom_attributes`` as a real server does: one item per configuration.
+
+    The official client treats ``<Owner>CustomAttributeValue`` collections as *dense*:
+    every configuration that applies to the owner has an item (with the configuration's
+    default when nothing is stored), and setting a value on a stored owner updates that
+    item in place.  So unset values are served as virtual items, and an update of one
+    creates the row (see ``BatchExecutor._update``).
+    """
+
+    def __init__(self, model: Model, store: Store) -> None:
+        self.model = model
+        self.store = store
+
+    def configurations(self) -> list[dict]:
+        config_type = self.model.get("CustomAttributeConfiguration")
+        if config_type is None:
+            return []
+        columns = self.store.columns(config_type)
+        rows = self.store.select(
+            "SELECT " + ", ".join(f'"{c}"' for c in columns)
+            + f' FROM "{config_type.table}" ORDER BY "sort", rowid'
+        )
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def applicable(self, owner_type: EntityType, row: dict, configurations: list[dict]) -> list:
+        kind = owner_kind(owner_type)
+        if kind is None:
+            return []
+        project_id = row.get("id") if kind == "show" else row.get("project_id")
+        found = []
+        for config in configurations:
+            if config.get("project_id") not in (None, project_id):
+                continue
+            if config.get("entity_type") == kind:
+                if kind != "task" or config.get("object_type_id") == row.get("object_type_id"):
+                    found.append(config)
+            elif kind in HIERARCHICAL_OWNERS and config.get("is_hierarchical"):
+                found.append(config)
+        return found
+
+    def rows_for(self, owner_type: EntityType, target: EntityType, members: list) -> list:
+        """``(owner row, [value rows])`` for each owner, stored or virtual, typed *target*."""
+        configurations = self.configurations()
+        key_name = owner_type.primary_key[0]
+        owner_ids = [row.get(key_name) for row, _entity in members]
+        stored = {
+            (value["entity_id"], value["configuration_id"]): value
+            for value in self.store.rows_by(target, "entity_id", owner_ids)
+        }
+        result = []
+        for row, _entity in members:
+            concrete = self.model.types.get(row.get("__type__"), owner_type)
+            values = []
+            for config in self.applicable(concrete, row, configurations):
+                value = stored.get((row.get(key_name), config["id"]))
+                if value is None:
+                    value = {"entity_id": row.get(key_name), "configuration_id": config["id"],
+                             "value": config.get("default")}
+                values.append({**value, "__type__": target.id, "key": config.get("key")})
+            result.append(values)
+        return result
+
+
+def decoded(stored: Any) -> Any:
+    """A stored (JSON text) value as its Python value."""
+    if isinstance(stored, str):
+        try:
+            return json.loads(stored)
+        except ValueError:
+            return stored
+    return stored
+
+
+def find_owner(model: Model, store: Store, owner_id: Any) -> tuple[EntityType, dict] | None:
+    """The entity a value belongs to (values name their owner by id alone)."""
+    for name in ("Context", "AssetVersion", "Asset", "User", "List"):
+        owner_type = model.get(name)
+        if owner_type is None or owner_id is None:
+            continue
+        row = store.get_row(owner_type, [owner_id])
+        if row is not None:
+            return model.types[row["__type__"]], row
+    return None

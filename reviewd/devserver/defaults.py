@@ -48,6 +48,9 @@ class ServerDefaults:
                 row["username"] = f"user-{str(row.get('id') or uuid.uuid4())[:8]}"
             if "resource_type" in columns and row.get("resource_type") is None:
                 row["resource_type"] = "user"
+            for flag, value in (("is_active", 1), ("is_otp_enabled", 0)):
+                if flag in columns and row.get(flag) is None:
+                    row[flag] = value
         # Who did it and when: the API user and now, wherever such a column is empty.
         for column in ("user_id", "created_by_id"):
             if column in columns and row.get(column) is None and user_id:

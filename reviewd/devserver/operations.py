@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from reviewd.devserver import actions, errors
-from reviewd.devserver.custom_attributes import CustomAttributes
+from reviewd.devserver.custom_attributes import CustomAttributes, decoded, find_owner
 from reviewd.devserver.defaults import ServerDefaults
 from reviewd.devserver.errors import ApiError
 from reviewd.devserver.schema import schema_hash
@@ -45,6 +45,8 @@ OWNING_KEYS = {
     "job_id",
 }
 _AUTOMATIC_TIMES = ("created_at", "date")
+# Columns that must be unique per type (the only such rule clients rely on: one timer).
+UNIQUE = {"Timer": ("user_id",)}
 
 
 class BatchExecutor:
@@ -262,6 +264,18 @@ class BatchExecutor:
     def _record(
         self, action: str, entity_type: EntityType, row: dict, changes: dict, out: list
     ) -> None:
+        if self.custom_attributes.handles(entity_type):
+            # Real servers report a custom attribute change as an update of its owner,
+            # under the attribute's key: {"keys": ["fstart"], "changes": {"fstart": ...}}.
+            owner = find_owner(self.model, self.store, row.get("entity_id"))
+            key = row.get("key")
+            if owner is not None and key:
+                old, new = changes.get("value", (None, None))
+                if action == "remove":
+                    old, new = row.get("value"), None
+                entity_type, row = owner
+                changes = {key: (decoded(old), decoded(new))}
+                action = "update"
         parents = parent_chain(self.model, self.store, entity_type, row)
         out.append(Change(action, entity_type, dict(row), changes, parents))
 
@@ -304,6 +318,7 @@ class BatchExecutor:
             )
         if self._row_exists(entity_type, key):
             raise ApiError("DuplicateEntityError", f"{entity_type.id} {key!r} already exists.")
+        self._check_unique(entity_type, row)
         if missing:
             self._unfinished.append((self._index, entity_type, key))
         self.store.insert(entity_type, row)
@@ -312,6 +327,17 @@ class BatchExecutor:
         self._after_create(entity_type, row, changes)
         out = self.entity_out(entity_type, row, collections)
         return {"action": "create", "data": _without_unset(out, data)}
+
+    def _check_unique(self, entity_type: EntityType, row: dict) -> None:
+        """Uniqueness a real server's database enforces beyond the primary key."""
+        for column in UNIQUE.get(entity_type.id, ()):
+            value = row.get(column)
+            if value is not None and self.store.rows_by(entity_type, column, [value], ["__type__"]):
+                raise ApiError(
+                    "DuplicateEntryError",
+                    f"A {entity_type.id} with {column} {value!r} already exists "
+                    "(a user has at most one running timer).",
+                )
 
     def _row_exists(self, entity_type: EntityType, key: list) -> bool:
         """True when the table already holds *key*, whatever the row's concrete type."""
@@ -494,6 +520,9 @@ class BatchExecutor:
         data = self._entity_data(operation)
         key = self._key(entity_type, operation, data)
         row = self.store.get_row(entity_type, key)
+        if row is None and self.custom_attributes.handles(entity_type):
+            # A dense custom attribute value that was never stored: setting it stores it.
+            row = self._store_value_row(entity_type, key, changes)
         if row is None:
             raise errors.not_found(entity_type.id, key)
         concrete = self.model.types[row["__type__"]]
@@ -522,6 +551,14 @@ class BatchExecutor:
         self._assign_collections(concrete, row, collections, changes)
         out = self.entity_out(concrete, row, collections)
         return {"action": "update", "data": _without_unset(out, data)}
+
+    def _store_value_row(self, entity_type: EntityType, key: list, changes: list[Change]) -> dict:
+        row = dict(zip(entity_type.primary_key, key, strict=True))
+        row["__type__"] = entity_type.id
+        self.custom_attributes.complete(entity_type, row)
+        self.store.insert(entity_type, row)
+        self._record("add", entity_type, row, added_changes(entity_type, row), changes)
+        return row
 
     # ================================================================== delete
     def _delete(self, operation: dict, changes: list[Change]) -> dict:

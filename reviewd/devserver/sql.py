@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reviewd.devserver import errors
+from reviewd.devserver.custom_attributes import VALUE_STORAGE, DenseValues
 from reviewd.devserver.errors import ApiError
 from reviewd.devserver.query import BoolOp, Condition, Not, Query, parse
 from reviewd.devserver.schema.model import Attribute, EntityType, Model
@@ -412,6 +413,15 @@ class QueryEngine:
         if target is not None and attribute.link is not None:
             self._project_link(entity_type, attribute, target, members, subtree)
             return
+        if target is not None and attribute.kind == "mapped" and target.storage == VALUE_STORAGE:
+            # Custom attributes: dense, and always with key and value (the client maps on them).
+            dense_tree = {"key": {}, "value": {}, **subtree}
+            per_owner = DenseValues(self.model, self.store).rows_for(entity_type, target, members)
+            flat = [value for values in per_owner for value in values]
+            projected = iter(self.project(flat, dense_tree))
+            for (_row, entity), values in zip(members, per_owner, strict=True):
+                entity[name] = [next(projected) for _ in values]
+            return
         if target is None or attribute.fk is None:
             empty: Callable[[], Any] = (lambda: None) if attribute.kind == "reference" else list
             for _row, entity in members:
@@ -513,7 +523,8 @@ def _compute_link(engine: QueryEngine, entity_type: EntityType, row: dict, _tree
             return [_link_entry(engine, row)]
         parent = engine.store.get_row(context, [asset.get("context_id")])
         chain = _context_chain(engine, parent) if parent else []
-        return [_link_entry(engine, r) for r in [*chain, asset, row]]
+        # As on a real server the asset itself is not a link: project, contexts, version.
+        return [_link_entry(engine, r) for r in [*chain, row]]
     return None
 
 
