@@ -127,9 +127,9 @@ class BatchExecutor:
         for note in self._new_notes:
             key = [note.get("id"), user_id]
             if self.store.get_row(recipient_type, key) is None:
+                # Stored quietly: the note's own "add" is what its ftrack.update reports.
                 row = {"__type__": recipient_type.id, "note_id": key[0], "resource_id": user_id}
                 self.store.insert(recipient_type, row)
-                self._record("add", recipient_type, row, added_changes(recipient_type, row), changes)
 
     def _after_create(self, entity_type: EntityType, row: dict, changes: list[Change]) -> None:
         if entity_type.id == "Note":
@@ -568,7 +568,10 @@ class BatchExecutor:
         if row is None:
             raise errors.not_found(entity_type.id, key)
         doomed = self._cascade(self.model.types[row["__type__"]], row)
+        doomed_ids = {doomed_row.get("id") for _type, doomed_row in doomed}
         for doomed_type, doomed_row in doomed:
+            if self.custom_attributes.handles(doomed_type) and doomed_row.get("entity_id") in doomed_ids:
+                continue  # values go with their owner; its "remove" says so
             removed = removed_changes(doomed_type, doomed_row)
             self._record("remove", doomed_type, doomed_row, removed, changes)
         for doomed_type, doomed_row in reversed(doomed):
