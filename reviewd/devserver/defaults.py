@@ -68,6 +68,9 @@ class ServerDefaults:
     def _project(self, row: dict) -> None:
         if row.get("full_name") is None and row.get("name") is not None:
             row["full_name"] = row["name"]
+        for column, value in (("status", "active"), ("is_global", 0), ("is_private", 0)):
+            if row.get(column) is None and column in self.model.tables["context"]:
+                row[column] = value
         if row.get("project_schema_id") is None:
             first = self._first("ProjectSchema")
             row["project_schema_id"] = first and first.get("id")
@@ -80,6 +83,9 @@ class ServerDefaults:
             row["type_id"] = self._default_type(schema, object_type_id, is_task)
         if row.get("status_id") is None and "status_id" in self._columns(entity_type):
             row["status_id"] = self._default_status(schema, object_type_id, row.get("type_id"), is_task)
+        for column in ("bid", "sort"):  # a real schema requires these without defaults
+            if row.get(column) is None and column in entity_type.attributes:
+                row[column] = 0
 
     def _asset(self, row: dict) -> None:
         if row.get("type_id") is None:
