@@ -20,6 +20,8 @@ from reviewd.devserver.values import now_text
 # The asset type a new Asset without one gets, when present (ftrack's generic upload type).
 DEFAULT_ASSET_TYPE = "Upload"
 DEFAULT_COMPONENT_NAME = "main"
+# A real schema list gives components no classifier; the type says what it is.
+SYSTEM_TYPES = {"SequenceComponent": "sequence", "ContainerComponent": "container"}
 
 
 class ServerDefaults:
@@ -41,8 +43,11 @@ class ServerDefaults:
             self._asset(row)
         elif entity_type.id == "AssetVersion":
             self._asset_version(entity_type, row, user_id)
-        elif entity_type.table == "component" and row.get("name") is None:
-            row["name"] = DEFAULT_COMPONENT_NAME
+        elif entity_type.table == "component":
+            if row.get("name") is None:
+                row["name"] = DEFAULT_COMPONENT_NAME
+            if row.get("system_type") is None:
+                row["system_type"] = SYSTEM_TYPES.get(entity_type.id, "file")
         elif entity_type.id == "User":
             if row.get("username") is None:
                 row["username"] = f"user-{str(row.get('id') or uuid.uuid4())[:8]}"

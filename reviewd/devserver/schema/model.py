@@ -302,8 +302,18 @@ class Model:
                         ref for ref in candidates if ref.target == entity_type.id
                     ] or candidates
                 candidates = preferred[:1] if len(preferred) >= 1 else candidates
+            scalar_keys = [
+                name
+                for name, spec in target.attributes.items()
+                if spec.kind == "scalar"
+                and self._fk_targets(target, name, entity_type.id, exact=True)
+            ]
             if len(candidates) == 1:
                 attribute.fk = candidates[0].fk
+            elif not candidates and len(scalar_keys) == 1:
+                # Only a foreign key column names the owner (a real schema's Schema has
+                # ``project_schema_id`` but no ``project_schema`` reference).
+                attribute.fk = scalar_keys[0]
             elif "parent_id" in target.attributes:
                 attribute.fk = "parent_id"
                 attribute.polymorphic = True
