@@ -59,6 +59,19 @@ class CustomAttributes:
             raise errors.not_found("CustomAttributeConfiguration", [row.get("configuration_id")])
         if row.get("key") is None and "key" in self.model.tables[entity_type.table]:
             row["key"] = configuration.get("key")
+        owner = find_owner(self.model, self.store, row.get("entity_id"))
+        if owner is None:
+            raise errors.validation(
+                f"custom attribute {configuration.get('key')!r}: no entity with id "
+                f"{row.get('entity_id')!r} to hold the value."
+            )
+        owner_type, owner_row = owner
+        dense = DenseValues(self.model, self.store)
+        if configuration["id"] not in {c["id"] for c in dense.applicable(owner_type, owner_row, [configuration])}:
+            raise errors.validation(
+                f"custom attribute {configuration.get('key')!r} does not apply to "
+                f"{owner_type.id} {row.get('entity_id')}."
+            )
         self.check(configuration, row.get("value"))
 
     def check_update(self, row: dict, stored_value: Any) -> None:
