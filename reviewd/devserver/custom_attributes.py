@@ -15,7 +15,7 @@ from typing import Any
 
 from reviewd.devserver import errors
 from reviewd.devserver.schema.model import VALUE_TABLE, EntityType, Model
-from reviewd.devserver.store import Store
+from reviewd.devserver.store import Store, quote
 from reviewd.devserver.values import parse_datetime
 
 VALUE_STORAGE = VALUE_TABLE
@@ -146,9 +146,10 @@ class DenseValues:
         if config_type is None:
             return []
         columns = self.store.columns(config_type)
+        order = '"sort", rowid' if "sort" in columns else "rowid"
         rows = self.store.select(
-            "SELECT " + ", ".join(f'"{c}"' for c in columns)
-            + f' FROM "{config_type.table}" ORDER BY "sort", rowid'
+            f"SELECT {', '.join(quote(c) for c in columns)} "
+            f"FROM {quote(config_type.table)} ORDER BY {order}"
         )
         return [dict(zip(columns, row, strict=True)) for row in rows]
 

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from reviewd.devserver.schema.model import EntityType, Model
-from reviewd.devserver.store import Store
+from reviewd.devserver.store import Store, quote
 from reviewd.devserver.values import now_text
 
 # The asset type a new Asset without one gets, when present (ftrack's generic upload type).
@@ -194,11 +194,11 @@ class ServerDefaults:
         entity_type = self.model.get(type_name)
         if entity_type is None:
             return None
-        order = "sort, rowid" if "sort" in self._columns(entity_type) else "rowid"
+        order = '"sort", rowid' if "sort" in self._columns(entity_type) else "rowid"
         columns = list(self.model.tables[entity_type.table])
         for values in self.store.select(
-            f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} '
-            f'FROM "{entity_type.table}" ORDER BY {order}'
+            f"SELECT {', '.join(quote(c) for c in columns)} "
+            f"FROM {quote(entity_type.table)} ORDER BY {order}"
         ):
             row = dict(zip(columns, values, strict=True))
             if row["__type__"] in entity_type.subtypes:
