@@ -61,7 +61,9 @@ class PluginControl:
             log.warning("plugin path problem", problem=problem)
         for record in host.plugins:
             if record.loaded:
-                log.info("plugin loaded", plugin=record.name, kind=record.kind,
+                # The host already said "loaded X as KIND with N subscription(s)" at
+                # info: one line per load; the details here are for debugging.
+                log.debug("plugin loaded", plugin=record.name, kind=record.kind,
                          source=record.source,
                          subscriptions=[s.expression for s in record.subscriptions])
                 self._open_lane(record.name)

@@ -127,7 +127,8 @@ def test_unreachable_server_at_start_waits_then_becomes_ready(tmp_path):
     key = "wait-key-" + uuid.uuid4().hex
     env = {"FTRACK_SERVER": f"http://127.0.0.1:{port}", "FTRACK_API_USER": "admin",
            "FTRACK_API_KEY": key, "REVIEWD_CONNECT_BACKOFF_MAX": "0.5",
-           "REVIEWD_LOG_FORMAT": "json"}
+           "REVIEWD_LOG_FORMAT": "json",
+           "REVIEWD_PLUGINS_REQUIRED": "false"}  # no plugin path: the server is under test
     daemon = DaemonProcess(tmp_path, [], env=env)
     server = None
     try:
