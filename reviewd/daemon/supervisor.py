@@ -43,7 +43,7 @@ import structlog
 
 from reviewd.api.exception import redact
 from reviewd.daemon import config as config_module
-from reviewd.daemon import embedded, report
+from reviewd.daemon import embedded, report, status_page
 from reviewd.daemon import logging as daemon_logging
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.http import HttpServer
@@ -64,6 +64,7 @@ TICK = 0.25
 REFILL_EVERY = 2.0
 PRUNE_EVERY = 3600.0
 WATCH_EVERY = 1.0
+HISTORY_EVERY = 1.0
 
 __all__ = ["Daemon", "StartupAborted", "EX_OK", "EX_SOFTWARE", "EX_CANTCREAT", "EX_CONFIG"]
 
@@ -96,6 +97,8 @@ class Daemon:
         self.plugins = PluginControl(self, tick=self._tick)
         self._temp_dir: str | None = None
         self._removers: list[Callable[[], None]] = []
+        #: The status page's last hour (events per minute, handler time).
+        self.history = status_page.History()
 
     @property
     def host(self) -> Any:
@@ -274,7 +277,7 @@ class Daemon:
         in step (refill every REFILL_EVERY, prune every PRUNE_EVERY), hot-reload changed
         plugins (``--foreground``), tell systemd each state change, feed the watchdog
         while healthy."""
-        next_refill = next_prune = next_watch = time.monotonic()
+        next_refill = next_prune = next_watch = next_history = time.monotonic()
         last_status = None
         watchdog_every = self.notifier.watchdog_interval
         next_watchdog = time.monotonic()
@@ -292,6 +295,9 @@ class Daemon:
             if now >= next_prune:
                 self._prune()
                 next_prune = now + PRUNE_EVERY
+            if now >= next_history:
+                self._housekeep(self._record_history)
+                next_history = now + HISTORY_EVERY
             if self.config.watch_plugins and now >= next_watch:
                 self.plugins.reload_changed()
                 next_watch = now + WATCH_EVERY
@@ -428,6 +434,18 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """``/status``: see :func:`reviewd.daemon.report.status`."""
         return report.status(self)
+
+    def _record_history(self) -> None:
+        latency = status_page.handler_latency(self.metrics.handler_duration)
+        lanes = self.router.snapshot() if self.router is not None else {}
+        self.history.record(*status_page.totals_of({"plugins": lanes}, latency))
+
+    def status_page(self) -> bytes:
+        """``/``: the read-only HTML status page (:mod:`reviewd.daemon.status_page`)."""
+        if self.state == "running":
+            self._record_history()
+        return status_page.render(self.status(), self.history.series(),
+                                  status_page.handler_latency(self.metrics.handler_duration))
 
     def metrics_text(self) -> bytes:
         """``/metrics``: the Prometheus exposition text."""
