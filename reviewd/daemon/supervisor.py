@@ -65,6 +65,9 @@ REFILL_EVERY = 2.0
 PRUNE_EVERY = 3600.0
 WATCH_EVERY = 1.0
 HISTORY_EVERY = 1.0
+#: Start-up time asked of systemd for each step that may wait (EXTEND_TIMEOUT_USEC):
+#: an attempt to reach the server gets this on top of the backoff before it.
+START_STEP_SECONDS = 60.0
 
 __all__ = ["Daemon", "StartupAborted", "EX_OK", "EX_SOFTWARE", "EX_CANTCREAT", "EX_CONFIG"]
 
@@ -216,6 +219,9 @@ class Daemon:
         def attempting(state: str) -> None:
             self.state = state
             self.notifier.status(state)
+            # The wait before this attempt is at most connect_backoff_max; the attempt
+            # itself is bounded by the request timeouts.
+            self.notifier.extend_timeout(self.config.connect_backoff_max + START_STEP_SECONDS)
 
         def failed(error: str) -> None:
             self.last_error = error
@@ -232,6 +238,7 @@ class Daemon:
     def _load_plugins(self) -> None:
         self.signals.check_stop()
         self._set_state("loading plugins")
+        self.notifier.extend_timeout(START_STEP_SECONDS)
         self.plugins.load()
 
     def _connect_hub(self) -> None:
@@ -241,8 +248,13 @@ class Daemon:
         self._removers.append(hub.add_connection_listener(self._on_hub_connected,
                                                           self._on_hub_disconnected))
         hub.connect(wait=False)
+        extended = 0.0
         while not hub.connected:
             self.heartbeat = time.monotonic()
+            if self.heartbeat - extended > START_STEP_SECONDS / 4:
+                # The hub reconnects forever; systemd waits as long as it keeps trying.
+                self.notifier.extend_timeout(START_STEP_SECONDS)
+                extended = self.heartbeat
             self.signals.wait_or_abort(0.05)
 
     def _replay_unfinished(self) -> None:
