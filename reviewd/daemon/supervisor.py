@@ -183,7 +183,21 @@ class Daemon:
                               f"cannot listen on {host}:{port}: {exc.strerror} "
                               "(choose another with --http ADDR:PORT or REVIEWD_HTTP, "
                               "or 'off')") from None
+        self._add_status_page_route()
         log.info("http listening", address="{}:{}".format(*self.http.address))
+
+    def _add_status_page_route(self) -> None:
+        """Serve the status page at ``/`` on a listener with a route table.
+
+        A listener without ``add_route`` asks :meth:`status_page` for ``/`` itself."""
+        add_route = getattr(self.http, "add_route", None)
+        if add_route is None:
+            return
+        from reviewd.daemon import http as daemon_http
+
+        response = daemon_http.Response
+        add_route("/", lambda request: response(200, self.status_page(),
+                                                 "text/html; charset=utf-8"))
 
     def _open_journal(self) -> int | None:
         """Open the journal and the router on it; EX_CANTCREAT when it cannot be opened."""

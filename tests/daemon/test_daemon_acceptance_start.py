@@ -210,7 +210,8 @@ def test_refused_credentials_exit_78_with_one_line(tmp_path, devserver):
     daemon = DaemonProcess(tmp_path, [], env=env)
     assert daemon.proc.wait(60) == 78
     last = daemon.stderr_path.read_text().strip().splitlines()[-1]
-    assert last.startswith("reviewd: configuration error: server.api_key: the server refused")
+    assert last.startswith("reviewd: configuration error: server.api_key: the ftrack server "
+                           f"at {devserver.url} refused user")
     assert env["FTRACK_API_KEY"] not in daemon.output()
 
 
