@@ -148,3 +148,20 @@ def test_promtool_rule_tests_fire_on_the_first_dead_letter():
     result = _promtool("test", "rules", "prometheus-alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_a_refused_plugin_path_makes_the_daemon_not_ready_naming_the_refusal(tmp_path,
+                                                                           devserver):
+    shared = tmp_path / "world-writable"
+    write_plugin(shared, "good", GOOD)
+    shared.chmod(0o777)
+    daemon = DaemonProcess(tmp_path, [], env=service_env(
+        devserver, FTRACK_EVENT_PLUGIN_PATH=str(shared)))
+    try:
+        wait_for(lambda: _running(daemon), timeout=40, message="the daemon to finish start-up")
+        code, body = _readyz(daemon)
+        assert code == 503
+        [reason] = [r for r in body["reasons"] if r.startswith("no plugin loaded")]
+        assert str(shared) in reason and "writable" in reason, reason
+    finally:
+        assert daemon.stop() == 0
