@@ -19,7 +19,7 @@ from tests.support import free_port, http_get, wait_until
 
 from . import podman as pm
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
+pytestmark = pytest.mark.slow
 
 GRACE = 20.0
 PLUGIN = """
