@@ -25,6 +25,17 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, give each worker its own Redis database (gw0 → 1, gw1 → 2,
+    ...), so that no worker's keys or clean-up can meet another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("REVIEWD_TEST_REDIS_URL")
+    if url and worker.startswith("gw") and worker[2:].isdigit():
+        base, _, db = url.rpartition("/")
+        if db.isdigit() and base.startswith("redis"):
+            os.environ["REVIEWD_TEST_REDIS_URL"] = f"{base}/{1 + int(worker[2:]) % 15}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -34,6 +45,22 @@ def pytest_runtest_makereport(item, call):
         if not hasattr(report, "wasxfail"):
             report.outcome = "failed"
             report.longrepr = f"skipped under REVIEWD_REQUIRE_ALL=1: {report.longrepr}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests recorded with ``record_property("figure: NAME", value)``
+    (the container test's timings, the systemd security score): under pytest-xdist a
+    worker's own output is not shown, but its reports' properties reach this summary."""
+    figures = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", []):
+                if str(name).startswith("figure: ") and getattr(report, "when", "") == "call":
+                    figures.append(f"{name[8:]}: {value}")
+    if figures:
+        terminalreporter.write_sep("-", "figures")
+        for line in sorted(set(figures)):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ class Probe(Protocol):
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
     def status(self) -> dict[str, Any]: ...
     def metrics_text(self) -> bytes: ...
+    # Optional: ``status_page() -> bytes``, the HTML answered at ``/`` (else a JSON index).
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,7 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/metrics":
                 self._send(200, self.probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8")
             elif path == "/":
-                self._json(200, {"endpoints": ["/healthz", "/readyz", "/metrics", "/status"]})
+                page = getattr(self.probe, "status_page", None)
+                if page is None:
+                    self._json(200, {"endpoints": ["/healthz", "/readyz", "/metrics", "/status"]})
+                else:
+                    self._send(200, page(), "text/html; charset=utf-8")
             else:
                 self._json(404, {"error": f"no such endpoint: {path}"})
         except Exception as exc:  # noqa: BLE001 - a probe error is a 500, not a dead listener

@@ -85,6 +85,8 @@ def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
     if daemon.intake.journal_error:
         reasons.append(daemon.intake.journal_error)
     host = daemon.host
+    if host is not None and daemon.config.plugins_required:
+        reasons.extend(plugin_load_reasons(host))
     if host is not None and daemon.ready:
         try:
             for name, plugin_health in sorted(host.health().items()):
@@ -94,6 +96,24 @@ def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"plugin health check failed: {redact(str(exc))}")
     return not reasons, {"ready": not reasons, "reasons": reasons}
+
+
+def plugin_load_reasons(host: Any) -> list[str]:
+    """Why the plugins make the daemon not ready: each plugin that failed to load, or no
+    plugin loaded at all (with the plugin path's problems, which say why).
+
+    Why this counts against readiness: a daemon running without the plugin a studio
+    configured processes nothing while every probe says all is well; the operator finds
+    out days later.  ``plugins.required = false`` relaxes it for a daemon meant to start
+    empty."""
+    reasons = [f"plugin {record.name} failed to load: {redact(str(record.error))}"
+               for record in list(host.failures)]
+    if not host.loaded:
+        paths = ", ".join(host.paths) or "none configured"
+        problems = "; ".join(redact(p) for p in host.problems)
+        reasons.append(f"no plugin loaded (plugin paths: {paths})"
+                       + (f": {problems}" if problems else ""))
+    return reasons
 
 
 def status(daemon: Parts) -> dict[str, Any]:

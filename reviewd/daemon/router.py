@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 
 from reviewd.api.exception import redact
+from reviewd.daemon.logging import log_handler_exception
 
 log = structlog.get_logger("reviewd.router")
 
@@ -239,6 +240,7 @@ class Lane:
                     self.router.deliver(event, subscriber)
                 except Exception as exc:  # noqa: BLE001 - a plugin's failure is data here
                     text = redact("".join(traceback.format_exception(exc)).strip())
+                    log_handler_exception(log, exc, topic=job.topic, attempt=job.attempts + 1)
                     log.debug("handler raised", traceback=text)
                     return text
                 job.finished.add(key)
