@@ -50,7 +50,8 @@ def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reviewd", description="ftrack event-processing daemon.",
-        epilog="Also: 'reviewd devserver ...' (embedded server), 'reviewd plugins ...'.")
+        epilog="Also: 'reviewd devserver ...' (embedded server), 'reviewd plugins ...', "
+               "'reviewd new-plugin NAME [--classic]' (a plugin package with its test).")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     _common_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         from reviewd.plugin.cli import main as plugins_main
 
         return plugins_main(argv[1:])
+    if argv and argv[0] == "new-plugin":
+        from reviewd.plugin.scaffold import main as new_plugin_main
+
+        return new_plugin_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
         from reviewd import __version__

@@ -54,8 +54,11 @@ class FtrackChanges:
     def _entity(self, entity: Any, entity_type: str) -> Any:
         if isinstance(entity, str):
             return self.session.get(entity_type, entity) or self._missing(entity_type, entity)
-        if hasattr(entity, "entity_type") or isinstance(entity, Mapping):
-            return entity
+        if hasattr(entity, "entity_type"):
+            # Possibly from another session (the test's own): change it in ours.
+            return self.session.get(entity.entity_type, entity["id"])
+        if isinstance(entity, Mapping) and "id" in entity:
+            return self.session.get(entity_type, entity["id"])
         raise TypeError(f"expected a {entity_type} entity or its id, got {entity!r}")
 
     @staticmethod
