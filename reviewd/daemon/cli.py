@@ -50,8 +50,7 @@ def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reviewd", description="ftrack event-processing daemon.",
-        epilog="Also: 'reviewd devserver ...' (embedded server), 'reviewd plugins ...', "
-               "'reviewd new-plugin NAME [--classic]' (a plugin package with its test).")
+        epilog="Also: 'reviewd devserver ...' (embedded server), 'reviewd plugins ...'.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     _common_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -11,8 +11,8 @@ temporary folder, and retries that start after 0.1 s instead of 1 s.
 
 :meth:`PluginHandle.wait_idle` is a barrier, not a guess: it sends a marker event
 through the server to the daemon's hub and waits for it to come back, so every event
-published before it has been journaled, then waits until the plugin's lane and journal
-have nothing left to do.
+published before it has been handed to the daemon's intake, then waits until the
+intake has journaled them and the plugin's lane and journal have nothing left to do.
 """
 
 from __future__ import annotations
@@ -183,6 +183,11 @@ class PluginHandle:
                        f"(lane: {self.stats})", self.check)
 
     def _idle(self) -> bool:
+        # Events the hub handed over but the intake has not journaled yet (the intake
+        # may journal on a writer thread of its own, through a spool).
+        spool = getattr(self.daemon.intake, "spool", None)
+        if spool is not None and len(spool):
+            return False
         stats = self.stats
         if stats.get("queue_depth") or stats.get("in_flight"):
             return False
