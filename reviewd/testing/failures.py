@@ -96,9 +96,9 @@ class Failure:
 
     def describe(self) -> str:
         state = "dead-lettered" if self.dead else "will be retried"
-        return (f"plugin {self.plugin!r} raised while handling this event "
-                f"(attempt {self.attempts}, {state}):\n\n{format_event(self.event)}\n\n"
-                f"{self.error}")
+        return (f"plugin {self.plugin!r} raised while handling an event "
+                f"(attempt {self.attempts}, {state}):\n\n{self.error}\n\n"
+                f"the event that triggered it:\n{format_event(self.event)}")
 
 
 class PluginFailure(AssertionError):

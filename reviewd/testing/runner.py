@@ -115,7 +115,7 @@ class PluginHandle:
         self._thread = thread
         self._run_id = uuid.uuid4().hex
         self._synced: set[str] = set()
-        self._reported: set[tuple[str, int]] = set()
+        self._reported: set[str] = set()
         self._stopped = False
 
     # ------------------------------------------------------------------ inspection
@@ -164,10 +164,10 @@ class PluginHandle:
         __tracebackhide__ = True
         if self.expect_failures or self._stopped:
             return
-        new = [f for f in self.failures()
-               if (str(f.event.get("id")), f.attempts) not in self._reported]
+        # Each failing event is reported once: its retries failing too add nothing.
+        new = [f for f in self.failures() if str(f.event.get("id")) not in self._reported]
         if new:
-            self._reported.update((str(f.event.get("id")), f.attempts) for f in new)
+            self._reported.update(str(f.event.get("id")) for f in new)
             raise PluginFailure(new)
 
     def wait_idle(self, timeout: float = 15.0) -> None:

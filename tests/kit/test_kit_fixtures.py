@@ -103,7 +103,7 @@ def test_kit_unexpected_failure_fails_the_wait_with_event_and_traceback(tmp_path
     with pytest.raises(AssertionError) as raised:
         wait_for(lambda: False, timeout=10, message="something that never comes")
     text = str(raised.value)
-    assert "plugin 'breaks' raised while handling this event" in text
+    assert "plugin 'breaks' raised while handling an event" in text
     assert "topic=reviewd.test.fail" in text and '"shot": "SH777"' in text
     assert "ValueError: no shot called SH777" in text
     assert "timed out" not in text
