@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -222,9 +222,12 @@ def _configure_logging() -> None:
         return
     from reviewd.daemon.logging import redact_processor
 
+    def redact(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+        return redact_processor(logger, name, dict(event_dict))
+
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-                    redact_processor, structlog.processors.KeyValueRenderer(
+                    redact, structlog.processors.KeyValueRenderer(
                         key_order=["event"], drop_missing=True)],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
