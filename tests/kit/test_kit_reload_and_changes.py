@@ -3,8 +3,11 @@ the change helpers."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from tests.conftest import FIXTURES, require
 from tests.support import write_source
 
 VERSIONED = '''
@@ -64,3 +67,13 @@ def test_kit_changes_make_the_expected_entities(ftrack_session, ftrack_changes):
     assert sorted(r["status"] for r in rows) == ["approved", "require_changes"]
     assert {r["review_session_object"]["version_id"] for r in rows} == {second["id"]}
     assert {r["invitee"]["name"] for r in rows} == {"Ann Lead"}
+
+
+SHARED_SCHEMAS = os.path.join(FIXTURES, "ftrack_schemas.json")
+
+
+@pytest.mark.ftrack_server(seed="empty", schema=SHARED_SCHEMAS)
+def test_kit_server_from_a_schema_file(ftrack_session):
+    require(os.path.exists(SHARED_SCHEMAS), f"shared fixtures not found at {SHARED_SCHEMAS}")
+    assert len(ftrack_session.types) == 116
+    assert ftrack_session.query("Project").all() == []
