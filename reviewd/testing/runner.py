@@ -22,6 +22,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from types import ModuleType
@@ -208,6 +209,9 @@ class PluginHandle:
         self._stopped = True
         self.daemon.request_stop()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            warnings.warn(f"the daemon running plugin {self.name!r} did not stop within "
+                          f"{timeout:g}s (a handler still running?)", stacklevel=2)
 
     def __repr__(self) -> str:
         return f"<PluginHandle {self.name!r} {self.stats}>"
@@ -244,7 +248,7 @@ def start_plugin(server: Any, target: str | os.PathLike | ModuleType, workdir: P
     registered at the server (an event published after this reaches the plugin)."""
     __tracebackhide__ = True
     from reviewd.api.exception import register_secret
-    from reviewd.daemon.config import Config, validate
+    from reviewd.daemon.config import SETTINGS, Config, validate
     from reviewd.daemon.supervisor import Daemon
 
     _configure_logging()
@@ -256,10 +260,12 @@ def start_plugin(server: Any, target: str | os.PathLike | ModuleType, workdir: P
                     journal_path=str(workdir / "journal.sqlite3"), plugin_paths=paths,
                     per_plugin_arguments={name: dict(arguments or {})},
                     watch_plugins=watch, grace_period=5.0, log_level="warning")
+    routing_keys = {s.attr for s in SETTINGS if s.key.startswith("routing.")}
     for key, value in {**TEST_ROUTING, **dict(routing or {})}.items():
-        if not hasattr(config, key):
-            raise TypeError(f"unknown routing setting {key!r}; see routing.* in "
-                            "docs/operations.md (e.g. max_attempts, retry_backoff)")
+        if key not in routing_keys:
+            raise TypeError(f"unknown routing setting {key!r}; choose from "
+                            f"{', '.join(sorted(routing_keys))} (routing.* in "
+                            "docs/operations.md)")
         setattr(config, key, value)
     validate(config)
     daemon = Daemon(config)

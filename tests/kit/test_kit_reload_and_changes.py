@@ -77,3 +77,8 @@ def test_kit_server_from_a_schema_file(ftrack_session):
     require(os.path.exists(SHARED_SCHEMAS), f"shared fixtures not found at {SHARED_SCHEMAS}")
     assert len(ftrack_session.types) == 116
     assert ftrack_session.query("Project").all() == []
+
+
+def test_kit_unknown_routing_setting_is_named(tmp_path, reviewd_plugin):
+    with pytest.raises(TypeError, match="unknown routing setting 'max_atempts'; choose from"):
+        reviewd_plugin(write(tmp_path / "which.py", "one"), routing={"max_atempts": 2})
