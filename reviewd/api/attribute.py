@@ -217,3 +217,8 @@ class KeyValueMappedCollectionProxy(MutableMapping):
 
     def __repr__(self) -> str:
         return f"<KeyValueMappedCollectionProxy {dict(self.items())!r}>"
+
+
+# ftrack_api's attribute class names, for code that checks ``isinstance`` or reads ``kind``.
+ScalarAttribute = ReferenceAttribute = CollectionAttribute = Attribute
+KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribute

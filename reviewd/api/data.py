@@ -27,7 +27,7 @@ class Data(abc.ABC):
     def write(self, content: Any) -> None:
         """Append *content* at the current position."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Push buffered writes out (nothing to do by default)."""
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> None:
