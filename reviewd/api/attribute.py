@@ -26,7 +26,9 @@ class Attribute:
     __slots__ = ("name", "kind", "mutable", "computed", "default_value", "target_type",
                  "key_attribute", "value_attribute", "data_type", "format")
 
-    def __init__(self, name: str, spec: dict, *, mutable: bool = True, computed: bool = False):
+    def __init__(self, name: str, spec: dict | None = None, *, mutable: bool = True,
+                 computed: bool = False):
+        spec = spec if isinstance(spec, dict) else {}
         self.name = name
         self.mutable = mutable
         self.computed = computed

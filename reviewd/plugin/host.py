@@ -467,7 +467,10 @@ class PluginHost:
             if record.error is not None:
                 report[record.name] = PluginHealth(False, (record.error,))
             elif record.loaded:
-                report[record.name] = PluginHealth()
+                nothing = [w for w in record.warnings if w.startswith(REGISTERED_NOTHING)]
+                # A classic plugin with no subscription will never run: not ready.
+                report[record.name] = PluginHealth(False, tuple(nothing)) if nothing else (
+                    PluginHealth())
         for outcome in self._call_each("reviewd_health", session=self.session):
             if outcome.error is not None:
                 problem = f"health hook raised {one_line(outcome.error)}"
