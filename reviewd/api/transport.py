@@ -122,16 +122,33 @@ def decode_typed(mapping: Mapping) -> Any:
 
 
 _ARROW: type | None = None
+_ARROW_FAST = False
 
 
 def _arrow_class() -> type:
     """``arrow.Arrow``, imported on the first date decoded (arrow costs start-up time)."""
-    global _ARROW
+    global _ARROW, _ARROW_FAST
     if _ARROW is None:
         import arrow
 
+        sample = _dt.datetime(2000, 1, 2, 3, 4, 5, tzinfo=_dt.timezone.utc)
+        built = arrow.Arrow.fromdatetime(sample)
+        # An Arrow is a wrapped datetime.  When this arrow release keeps nothing else
+        # on the instance, wrap directly: ten times cheaper than its constructor, which
+        # matters when a query result holds tens of thousands of dates.
+        _ARROW_FAST = getattr(built, "__dict__", None) == {"_datetime": sample}
         _ARROW = arrow.Arrow
     return _ARROW
+
+
+def _wrap_datetime(value: _dt.datetime):
+    """An ``arrow.Arrow`` for the aware datetime *value*."""
+    arrow_class = _ARROW or _arrow_class()
+    if _ARROW_FAST:
+        wrapped = object.__new__(arrow_class)
+        wrapped._datetime = value
+        return wrapped
+    return arrow_class.fromdatetime(value)
 
 
 def _is_arrow(value: Any) -> bool:
@@ -149,7 +166,7 @@ def parse_datetime(text: str):
     value = _dt.datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
-    return _arrow_class().fromdatetime(value)
+    return _wrap_datetime(value)
 
 
 def decode_value(value: Any) -> Any:
