@@ -122,7 +122,7 @@ class ImmutableCollectionError(CollectionError):
     default_message = "Cannot modify an immutable collection."
 
 
-class DuplicateItemInCollectionError(CollectionError):
+class DuplicateItemInCollectionError(CollectionError, ValueError):
     default_message = "The item is already in the collection."
 
 

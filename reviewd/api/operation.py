@@ -35,9 +35,11 @@ class Operation:
 
     __slots__ = ("entity_type", "entity_key")
 
-    def __init__(self, entity_type: str, entity_key: Mapping[str, Any]) -> None:
+    def __init__(self, entity_type: str | None = None,
+                 entity_key: Mapping[str, Any] | None = None) -> None:
+        # A bare Operation() is allowed, as in ftrack_api (a marker on the stack).
         self.entity_type = entity_type
-        self.entity_key = dict(entity_key)
+        self.entity_key = dict(entity_key or {})
 
     @property
     def identity(self) -> Identity:

@@ -188,6 +188,48 @@ class EventHub:
         """The user's subscribers in dispatch order (priority, then subscription order)."""
         return self._subscriptions.snapshot()
 
+    @property
+    def _subscribers(self) -> list[Subscriber]:
+        """ftrack_api's name for :attr:`subscribers` (a copy; changing it changes nothing)."""
+        return self._subscriptions.snapshot()
+
+    def get_server_url(self) -> str:
+        """``scheme://host[:port]`` of the server this hub talks to."""
+        parts = urlsplit(self.server_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def get_network_location(self) -> str:
+        """``host[:port]`` of the server."""
+        return urlsplit(self.server_url).netloc
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection uses TLS (an ``https`` server URL)."""
+        return urlsplit(self.server_url).scheme == "https"
+
+    def reconnect(self, attempts: int = 10, delay: float = 5.0) -> None:
+        """Drop the connection (keeping the subscribers) and connect again.
+
+        Tries *attempts* times, *delay* seconds apart; raises
+        :class:`EventHubConnectionError` when none succeeds.  Works when not
+        connected too.
+        """
+        if self._running:
+            self.disconnect(unsubscribe=False)
+        last_error: Exception | None = None
+        for attempt in range(max(1, attempts)):
+            if attempt:
+                time.sleep(delay)  # the caller asked for this spacing between attempts
+            try:
+                self.connect(wait=True, timeout=max(delay, self._connect_timeout))
+                return
+            except EventHubConnectionError as error:
+                last_error = error
+        raise EventHubConnectionError(
+            redact(f"Failed to reconnect to event server {self.get_server_url()} after "
+                   f"{attempts} attempts: {last_error}")
+        )
+
     def get_subscriber_by_identifier(self, identifier: str) -> Subscriber | None:
         return self._subscriptions.get(identifier)
 
