@@ -175,7 +175,10 @@ class ComponentsAndLocations:
                 "name": sequence.index_text(index), "container": container,
                 "size": sizes[member_path], "file_type": file_type,
             }, None)
-            container["members"].append(member)
+            # The member's container_id already says it; the list is kept in step
+            # locally only (a server refuses writes to the reverse side).
+            with self.operation_recording(False):
+                container["members"].append(member)
         if location:
             origin = self.get("Location", ORIGIN_LOCATION_ID)
             location.add_component(container, origin, recursive=True)
