@@ -14,7 +14,7 @@ from reviewd.api import sequences
 from reviewd.api.accessor.disk import DiskAccessor
 from reviewd.api.cache import Memoiser, MemoryCache, memoise_decorator
 from reviewd.api.data import String
-from reviewd.api.event.expression import All, Any, Condition, Not, Parser, ParseError
+from reviewd.api.event.expression import All, Any, Condition, Not, ParseError, Parser
 from reviewd.api.exception import (
     AccessorContainerNotEmptyError,
     AccessorFilesystemPathError,
