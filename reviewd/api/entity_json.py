@@ -24,8 +24,12 @@ def encode(data: Any, strategy: str = "set_only") -> str:
 
     Strategies: ``set_only`` (loaded and local values), ``persisted_only`` (values as
     the server last sent them), ``modified_only`` (local values only), ``all``
-    (populate every attribute first).
+    (populate every attribute first).  Another strategy is a ``ValueError``.
     """
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"Unknown entity_attribute_strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
+        )
     top = data
 
     def default(value):

@@ -343,11 +343,18 @@ class Session(ServerActions, ComponentsAndLocations):
             return self._merger.value(value)
 
     # -------------------------------------------------------------- queries
+    def _create(self, entity_type: str, data: Mapping[str, Any] | None = None,
+                reconstructing: bool = False) -> Entity:
+        """ftrack_api's internal spelling of :meth:`create`, which some plugins use."""
+        return self.create(entity_type, data, reconstructing=reconstructing)
+
     def _result_errors(self) -> tuple[type, type]:
         return NoResultFoundError, MultipleResultsFoundError
 
     def _fetch_page(self, expression: str) -> tuple[list, int | None]:
-        result = self._call([{"action": "query", "expression": expression}], merge=True)[0]
+        # Through the public call(), as ftrack_api pages: code that wraps or patches
+        # session.call sees every page.
+        result = self.call([{"action": "query", "expression": expression}])[0]
         entities, next_offset = result_checks.query_page(result, self._server_url)
         return _populate.group_page(entities), next_offset
 
