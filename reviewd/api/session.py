@@ -84,6 +84,7 @@ from reviewd.api.query_text import (
     with_projections,
 )
 from reviewd.api.schema import build_types, check_server_version, load_schemas
+from reviewd.api.schema_file import SchemaCacheFile
 from reviewd.api.server_actions import ServerActions
 from reviewd.api.session_settings import (
     plain_mapping,
@@ -98,7 +99,7 @@ from reviewd.api.unit_of_work import UnitsOfWork
 logger = logging.getLogger(__name__)
 
 
-class Session(ServerActions, ComponentsAndLocations):
+class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     """An authenticated connection to an ftrack server with an entity cache."""
 
     def __init__(

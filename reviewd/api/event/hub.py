@@ -501,11 +501,47 @@ class EventHub:
             )
         reply = Event(REPLY_TOPIC, data=None)
         reply["data"] = data
-        reply["target"] = f"id={origin_id}"
+        self._prepare_reply_event(reply, source_event, source)
+        self.publish(reply)
+
+    # ftrack_api's helper names; plugins and tests written for it call them.
+    def _prepare_event(self, event: Event) -> None:
+        """Fill in the event's ``source`` (this hub's id, the API user, the host)."""
+        from reviewd.api.event.envelope import Envelope
+
+        Envelope(self.id, self._api_user).prepare(event)
+
+    def _prepare_reply_event(self, reply: Event, source_event: Mapping,
+                             source: Mapping | None = None) -> None:
+        """Target *reply* at *source_event*'s publisher and mark what it answers."""
+        reply["target"] = f"id={source_event['source']['id']}"
         reply["in_reply_to_event"] = source_event["id"]
         if source is not None:
             reply["source"] = dict(source)
-        self.publish(reply)
+
+    @staticmethod
+    def _encode(data: Any) -> str:
+        """JSON for a packet payload, events in wire form (``inReplyToEvent``)."""
+        import json
+
+        def wire(value: Any) -> Any:
+            if isinstance(value, Event):
+                return value.to_wire()
+            raise TypeError(f"Cannot encode a {type(value).__name__} for the event hub.")
+
+        return json.dumps(data, default=wire)
+
+    @staticmethod
+    def _decode(text: str) -> Any:
+        """Parsed packet payload with ``inReplyToEvent`` spelled ``in_reply_to_event``."""
+        import json
+
+        def local(mapping: dict) -> dict:
+            if "inReplyToEvent" in mapping:
+                mapping["in_reply_to_event"] = mapping.pop("inReplyToEvent")
+            return mapping
+
+        return json.loads(text, object_hook=local)
 
     def publish_and_wait(self, event: Event | Mapping, timeout: float = 30.0) -> Event:
         """Publish *event* and return the first reply; raise :class:`ReplyTimeoutError`.

@@ -87,7 +87,7 @@ class Subscriptions:
         with self.lock:
             entry = self._by_id.pop(identifier, None)
             if entry is None:
-                raise NotFoundError(f"no subscriber with id {identifier!r}")
+                raise NotFoundError(f"missing subscriber with identifier {identifier}")
             self._subscribers.remove(entry)
             self._topic_cache = {}
         return entry
