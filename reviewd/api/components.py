@@ -194,8 +194,12 @@ class ComponentsAndLocations:
 
 
 def _size_of(path: str) -> int:
-    """Bytes at *path*: a file's size, or a directory's total."""
+    """Bytes at *path*: a file's size, or a directory's total; 0 when it does not
+    exist (a component may be registered before or without its data on this host)."""
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(folder, name))
                    for folder, _, names in os.walk(path) for name in names)
-    return os.path.getsize(path)
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
