@@ -165,8 +165,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             check_server_version(self._server_information.get("version"))
 
             self._plugin_paths = resolve_plugin_paths(plugin_paths)
-            if self._plugin_paths:
-                self._discover_plugins(plugin_arguments)
+            self._discover_plugins(plugin_arguments)
 
             self._schema_cache_path = resolve_schema_cache_path(schema_cache_path)
             self.schemas = load_schemas(self._call, self._server_information,
@@ -280,9 +279,11 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         return self._event_hub
 
     def _discover_plugins(self, plugin_arguments: Mapping[str, Any] | None) -> None:
-        from reviewd.plugin import discover
+        # Looked up on the module at call time, as ftrack_api does, so that code
+        # replacing ftrack_api.plugin.discover (tests, wrappers) is honoured.
+        from reviewd.api import plugin as _plugin
 
-        discover(self._plugin_paths, (self,), dict(plugin_arguments or {}))
+        _plugin.discover(list(self._plugin_paths), [self], dict(plugin_arguments or {}))
 
     def _publish_local(self, topic: str, data: dict) -> list:
         """Publish a synchronous local event if anything could be listening."""
