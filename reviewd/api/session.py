@@ -117,6 +117,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         timeout: float | None = 60,
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
+        strict_api: bool = False,
     ) -> None:
         self._closed = True  # until construction succeeds; close() is then a no-op
         self._client = None
@@ -129,6 +130,9 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         self._api_key = credentials.api_key
         self._api_user = credentials.api_user
         self._headers = plain_mapping(headers)
+        if strict_api:
+            # Ask the server for HTTP error statuses instead of 200-with-error-object.
+            self._headers["ftrack-strict-api"] = "true"
         self._cookies = plain_mapping(cookies)
         self._timeout = timeout
 
@@ -345,6 +349,11 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             return self._merger.value(value)
 
     # -------------------------------------------------------------- queries
+    @property
+    def _request(self):
+        """The ``requests.Session`` carrying the API calls (ftrack_api's name)."""
+        return self._client.http
+
     def _create(self, entity_type: str, data: Mapping[str, Any] | None = None,
                 reconstructing: bool = False) -> Entity:
         """ftrack_api's internal spelling of :meth:`create`, which some plugins use."""
