@@ -330,6 +330,9 @@ class KeyValueMappedCollectionProxy(MutableMapping):
     def __len__(self) -> int:
         return len(self.collection)
 
+    def keys(self) -> list:  # a list, as ftrack_api returns (a KeysView != a list)
+        return list(iter(self))
+
     def __repr__(self) -> str:
         return f"<KeyValueMappedCollectionProxy {dict(self.items())!r}>"
 

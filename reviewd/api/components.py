@@ -35,7 +35,7 @@ _REVIEW_COMPONENT_NAMES = ("ftrackreview-mp4", "ftrackreview-webm", "ftrackrevie
 class ComponentsAndLocations:
     """Session methods for components and locations (mixed into ``Session``)."""
 
-    def _configure_builtin_locations(self) -> None:
+    def _configure_locations(self) -> None:
         """Equip the four locations every ftrack server has (no server call: merged
         locally, as the server's own ids are fixed)."""
         if "Location" not in self.types:

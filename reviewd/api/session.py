@@ -175,7 +175,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             self.schemas = load_schemas(self._call, self._server_information,
                                         self._schema_cache_path)
             self.types = build_types(self.schemas, self._construct_entity_type)
-            self._configure_builtin_locations()
+            self._configure_locations()
             self._publish_local("ftrack.api.session.configure-location", {"session": self})
             self._publish_local("ftrack.api.session.ready", {"session": self})
         except BaseException:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from reviewd.api.entity.asset_version import AssetVersion
 from reviewd.api.entity.base import Entity
-from reviewd.api.entity.component import Component
+from reviewd.api.entity.component import Component, CreateThumbnailMixin
 from reviewd.api.entity.job import Job
 from reviewd.api.entity.location import Location
 from reviewd.api.entity.note import CreateNoteMixin, Note
@@ -39,9 +39,13 @@ def bases_for(schema: dict) -> tuple[type, ...]:
     if base is None:
         mixin_of = (schema.get("$mixin") or {}).get("$ref")
         base = BASE_CLASSES.get(mixin_of, Entity) if mixin_of else Entity
-    if "notes" in (schema.get("properties") or {}) and name != "Note":
-        return (CreateNoteMixin, base)
-    return (base,)
+    properties = schema.get("properties") or {}
+    helpers: list[type] = []
+    if "notes" in properties and name != "Note":
+        helpers.append(CreateNoteMixin)
+    if "thumbnail_id" in properties:
+        helpers.append(CreateThumbnailMixin)
+    return (*helpers, base)
 
 
 class StandardFactory:

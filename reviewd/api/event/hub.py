@@ -109,10 +109,10 @@ class EventHub:
         if not server_url:
             raise TypeError("EventHub needs server_url (the ftrack server, e.g. https://x.ftrackapp.com)")
         parts = urlsplit(server_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"server_url must look like https://host[:port], got {server_url!r}")
         register_secret(api_key)
-        self.id: str = uuid.uuid4().hex
+        self._id: str = uuid.uuid4().hex
         self.server_url = server_url.rstrip("/")
         self._api_user = api_user
         self._api_key = api_key
@@ -168,6 +168,18 @@ class EventHub:
         self._handle = self._dispatcher.handle
 
     # ================================================================== public state
+    @property
+    def id(self) -> str:
+        """This hub's id: the ``source.id`` of what it publishes, the target of replies."""
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
+        envelope = self.__dict__.get("_envelope")
+        if envelope is not None:
+            envelope._hub_id = value  # events published from now on carry the new id
+
     def __repr__(self) -> str:
         state = "connected" if self.connected else ("connecting" if self._running else "idle")
         return f"<EventHub {self.server_url} user={self._api_user!r} id={self.id} {state}>"
@@ -505,12 +517,6 @@ class EventHub:
         self.publish(reply)
 
     # ftrack_api's helper names; plugins and tests written for it call them.
-    def _prepare_event(self, event: Event) -> None:
-        """Fill in the event's ``source`` (this hub's id, the API user, the host)."""
-        from reviewd.api.event.envelope import Envelope
-
-        Envelope(self.id, self._api_user).prepare(event)
-
     def _prepare_reply_event(self, reply: Event, source_event: Mapping,
                              source: Mapping | None = None) -> None:
         """Target *reply* at *source_event*'s publisher and mark what it answers."""
@@ -525,11 +531,16 @@ class EventHub:
         import json
 
         def wire(value: Any) -> Any:
+            # Events are dicts, which json would write as they are: convert first.
             if isinstance(value, Event):
-                return value.to_wire()
-            raise TypeError(f"Cannot encode a {type(value).__name__} for the event hub.")
+                return wire(value.to_wire())
+            if isinstance(value, dict):
+                return {key: wire(item) for key, item in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [wire(item) for item in value]
+            return value
 
-        return json.dumps(data, default=wire)
+        return json.dumps(wire(data))
 
     @staticmethod
     def _decode(text: str) -> Any:
