@@ -55,7 +55,13 @@ class ConnectionFailedError(Error):
 
 
 # ---------------------------------------------------------------- session/entities
-class SessionClosedError(Error):
+class ConnectionClosedError(Error):
+    default_message = "The connection is closed."
+
+
+class SessionClosedError(ConnectionClosedError):
+    """ftrack_api raises ConnectionClosedError for calls on a closed session."""
+
     default_message = "The session is closed; create a new Session to continue."
 
 
@@ -63,8 +69,8 @@ class EntityTypeError(Error):
     default_message = "Unknown or invalid entity type."
 
 
-class UnrecognisedEntityTypeError(EntityTypeError):
-    pass
+class UnrecognisedEntityTypeError(EntityTypeError, KeyError):
+    """Also a ``KeyError``: ftrack_api's ``session.get("NoSuchType", ...)`` raises one."""
 
 
 class AttributeError_(Error):  # noqa: N801 - avoid shadowing the builtin
@@ -107,10 +113,6 @@ class InvalidStateTransitionError(InvalidStateError):
 
 class PermissionDeniedError(Error):
     default_message = "Permission denied."
-
-
-class ConnectionClosedError(Error):
-    default_message = "The connection is closed."
 
 
 # ---------------------------------------------------------------- collections
