@@ -39,7 +39,9 @@ def encode(data: Any, strategy: str = "set_only") -> str:
             return value.__ftrack_wire__()
         return encode_default(value)
 
-    return json.dumps(data, default=default, separators=(",", ":"))
+    # Sorted keys and json's default separators: the text ftrack_api produces, so
+    # caches and tests comparing encoded text see the same bytes.
+    return json.dumps(data, default=default, sort_keys=True)
 
 
 def entity_values(entity: Entity, strategy: str) -> dict:

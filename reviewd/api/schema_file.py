@@ -23,6 +23,10 @@ def schema_hash(schemas: Any) -> str:
     return hashlib.md5(json.dumps(schemas, sort_keys=True).encode("utf-8")).hexdigest()  # noqa: S324
 
 
+def _is_cache_file(path: Any) -> bool:
+    return isinstance(path, str) and path.endswith(".json")
+
+
 class SchemaCacheFile:
     """Mixed into ``Session``."""
 
@@ -47,8 +51,18 @@ class SchemaCacheFile:
             raise
 
     def _load_schemas(self, schema_cache_path: str | bool | None) -> list:
-        """Schemas from the cache file when its hash matches the server's, else from
-        the server (then written to the file).  ``False`` bypasses the file."""
+        """Schemas from the cache when its hash matches the server's, else from the
+        server (then cached).  ``False`` bypasses the cache.
+
+        A folder (reviewd's cache, one file per schema hash) is read by
+        :func:`reviewd.api.schema.load_schemas`; a file path is ftrack_api's
+        single-file cache.  The session's constructor comes through here, so code
+        replacing ``_load_schemas`` (as ftrack_api's tests do) decides the schemas.
+        """
+        if schema_cache_path and not _is_cache_file(schema_cache_path):
+            from reviewd.api.schema import load_schemas
+
+            return load_schemas(self._call, self._server_information, schema_cache_path)
         local_hash = None
         schemas: list = []
         if schema_cache_path:
@@ -57,7 +71,10 @@ class SchemaCacheFile:
             except (OSError, TypeError, AttributeError, ValueError) as error:
                 _log.warning("schema cache %s could not be read: %s", schema_cache_path, error)
         if local_hash != self._server_information.get("schema_hash", False):
-            schemas = self.call([{"action": "query_schemas"}])[0]
+            # Through the public call() once the session is built (callers count
+            # calls); while it is being built there are no entity types to merge with.
+            call = self.call if "types" in vars(self) else self._call
+            schemas = call([{"action": "query_schemas"}])[0]
             if schema_cache_path:
                 try:
                     self._write_schemas_to_cache(schemas, schema_cache_path)

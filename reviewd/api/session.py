@@ -83,7 +83,7 @@ from reviewd.api.query_text import (
     type_name_of,
     with_projections,
 )
-from reviewd.api.schema import build_types, check_server_version, load_schemas
+from reviewd.api.schema import build_types, check_server_version
 from reviewd.api.schema_file import SchemaCacheFile
 from reviewd.api.server_actions import ServerActions
 from reviewd.api.session_settings import (
@@ -172,8 +172,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             self._discover_plugins(plugin_arguments)
 
             self._schema_cache_path = resolve_schema_cache_path(schema_cache_path)
-            self.schemas = load_schemas(self._call, self._server_information,
-                                        self._schema_cache_path)
+            self.schemas = self._load_schemas(self._schema_cache_path or False)
             self.types = build_types(self.schemas, self._construct_entity_type)
             self._configure_locations()
             self._publish_local("ftrack.api.session.configure-location", {"session": self})

@@ -79,6 +79,8 @@ class Entity:
                 Attribute(name, spec, mutable=name not in immutable and name not in computed,
                           computed=name in computed)
                 for name, spec in schema.get("properties", {}).items()
+                # restricted projections cannot be selected by clients (ftrack_api too)
+                if not spec.get("restricted_projection")
             ])
             cls._attributes_cache = attributes
         return attributes
