@@ -343,7 +343,12 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     def merge(self, value: Any) -> Any:
         """Merge wire-form data (entities as mappings) into this session (ftrack name)."""
         if isinstance(value, Entity):
-            return value
+            if value.session is self:
+                return value
+            # An entity of another session: merge what it holds into this one.
+            from reviewd.api.entity_json import entity_values
+
+            value = entity_values(value, "set_only")
         with self._lock:
             return self._merger.value(value)
 
