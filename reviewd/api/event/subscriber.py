@@ -32,7 +32,9 @@ class Subscriber:
         priority: int = 100,
         order: int = 0,
     ) -> None:
-        if not callable(callback):
+        # None is accepted, as ftrack_api does (a placeholder subscription); an event
+        # reaching it is then a handler error like any other.
+        if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         identifier = metadata.get("id")
         if identifier is not None and (not isinstance(identifier, str) or not identifier):
