@@ -112,14 +112,11 @@ class ComponentsAndLocations:
                     for location_id, percentage in found.items():
                         availability[location_id] += percentage * share
             else:
-                memory = [location for location in locations
-                          if "_memory_identifiers" in getattr(location, "__dict__", {})]
+                # Only registrations on the server count: the origin location keeps
+                # its own in memory, so a component only "there" is 0% available.
                 for link in component["component_locations"]:
                     if link["location_id"] in availability:
                         availability[link["location_id"]] = 100.0
-                for location in memory:
-                    if component["id"] in location.__dict__["_memory_identifiers"]:
-                        availability[location["id"]] = 100.0
             results.append({key: max(0.0, min(round(value, 9), 100.0))
                             for key, value in availability.items()})
         return results

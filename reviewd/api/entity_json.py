@@ -49,7 +49,9 @@ def entity_values(entity: Entity, strategy: str) -> dict:
     if strategy == "all":
         entity.session.populate([entity], ", ".join(entity.keys()))
     if strategy == "persisted_only":
-        values = dict(entity._remote)
+        # Computed attributes are the server's to derive, never persisted values.
+        computed = set(entity._schema.get("computed", ()))
+        values = {k: v for k, v in entity._remote.items() if k not in computed}
     elif strategy == "modified_only":
         values = dict(entity._local) if entity._local else {}
         for name, value in zip(entity.primary_key_attributes, entity.primary_key_values(),

@@ -354,6 +354,15 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
     # -------------------------------------------------------------- queries
     @property
+    def _local_cache(self) -> dict:
+        """The identity map, entity key -> entity (ftrack_api's name for it)."""
+        return self._identity
+
+    def _merge(self, value: Any, merged: dict | None = None) -> Any:
+        """ftrack_api's internal spelling of :meth:`merge`."""
+        return self.merge(value)
+
+    @property
     def _request(self):
         """The ``requests.Session`` carrying the API calls (ftrack_api's name)."""
         return self._client.http
