@@ -202,8 +202,9 @@ class EventHub:
 
     @property
     def _subscribers(self) -> list[Subscriber]:
-        """ftrack_api's name for :attr:`subscribers` (a copy; changing it changes nothing)."""
-        return self._subscriptions.snapshot()
+        """ftrack_api's view of the subscribers: the hub's own reply subscriber first,
+        then :attr:`subscribers` (a copy; changing it changes nothing)."""
+        return [self._reply_subscriber, *self._subscriptions.snapshot()]
 
     def get_server_url(self) -> str:
         """``scheme://host[:port]`` of the server this hub talks to."""
