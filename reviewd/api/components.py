@@ -12,16 +12,12 @@ import os
 from typing import Any
 
 from reviewd.api import sequences
-from reviewd.api.accessor.disk import DiskAccessor
-from reviewd.api.accessor.server import ServerAccessor
 from reviewd.api.entity.location import (
     OriginLocationMixin,
     ServerLocationMixin,
     UnmanagedLocationMixin,
 )
 from reviewd.api.mixin import mixin
-from reviewd.api.structure.entity_id import EntityIdStructure
-from reviewd.api.structure.origin import OriginStructure
 from reviewd.api.symbol import (
     ORIGIN_LOCATION_ID,
     REVIEW_LOCATION_ID,
@@ -52,13 +48,10 @@ class ComponentsAndLocations:
             location = self.create("Location", {"id": location_id, "name": name},
                                    reconstructing=True)
             mixin(location, helper, name=class_name)
-            if location_id == SERVER_LOCATION_ID:
-                location.accessor = ServerAccessor(session=self)
-                location.structure = EntityIdStructure()
-            else:
-                location.accessor = DiskAccessor(prefix="")
-                location.structure = OriginStructure()
             location.priority = priority
+            # The accessor and structure are built on first use (see Location's
+            # __getattr__): their modules are not needed by most sessions' start-up.
+            location.__dict__["_equip_later"] = equip_builtin_location
 
     # ------------------------------------------------------------ picking
     def _get_locations(self, filter_inaccessible: bool = True) -> list:
@@ -200,3 +193,19 @@ def _size_of(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def equip_builtin_location(location: Any) -> None:
+    """Give a built-in location its accessor and structure (called on first use)."""
+    if location["id"] == SERVER_LOCATION_ID:
+        from reviewd.api.accessor.server import ServerAccessor
+        from reviewd.api.structure.entity_id import EntityIdStructure
+
+        location.accessor = ServerAccessor(session=location.session)
+        location.structure = EntityIdStructure()
+    else:
+        from reviewd.api.accessor.disk import DiskAccessor
+        from reviewd.api.structure.origin import OriginStructure
+
+        location.accessor = DiskAccessor(prefix="")
+        location.structure = OriginStructure()
