@@ -308,7 +308,12 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         session = self.entity.session
         data = {self._key_name: key, self._value_name: value}
         item_type = session.types.get(self._target_type)
-        if item_type is not None:
+        if item_type is not None and "configuration_id" in item_type.primary_key_attributes:
+            # A custom attribute value: it exists only for a configured key.
+            configuration = _custom_attribute_configuration(self.entity, key)
+            data = {"configuration_id": configuration["id"],
+                    "entity_id": self.entity.primary_key_values()[0], self._value_name: value}
+        elif item_type is not None:
             properties = item_type._schema.get("properties", {})
             if "parent_id" in properties and "parent_type" in properties:
                 data["parent_id"] = self.entity.primary_key_values()[0]
@@ -340,3 +345,21 @@ class KeyValueMappedCollectionProxy(MutableMapping):
 # ftrack_api's attribute class names, for code that checks ``isinstance`` or reads ``kind``.
 ScalarAttribute = ReferenceAttribute = CollectionAttribute = Attribute
 KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribute
+
+
+def _custom_attribute_configuration(entity, key: str):
+    """The ``CustomAttributeConfiguration`` of *key* for *entity*'s type; ``KeyError``
+    when there is none (a value cannot be written for an unconfigured key)."""
+    found = entity.session.query(
+        "select id, entity_type, object_type_id from CustomAttributeConfiguration "
+        f'where key is "{key}"').all()
+    object_type_id = entity.get("object_type_id") if "object_type_id" in entity.keys() else None
+    for configuration in found:
+        if object_type_id and configuration["object_type_id"] == object_type_id:
+            return configuration
+    for configuration in found:
+        if str(configuration["entity_type"]).lower() == entity.entity_type.lower():
+            return configuration
+    if found:
+        return found[0]
+    raise KeyError(f"{entity.entity_type} has no custom attribute {key!r}.")
