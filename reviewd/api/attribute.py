@@ -349,17 +349,25 @@ KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribu
 
 def _custom_attribute_configuration(entity, key: str):
     """The ``CustomAttributeConfiguration`` of *key* for *entity*'s type; ``KeyError``
-    when there is none (a value cannot be written for an unconfigured key)."""
+    when there is none (a value cannot be written for an unconfigured key).
+
+    Contexts (entities with an object type) use configurations of entity type
+    ``task`` for all object types or for theirs; projects ``show``; others their
+    own type name in lower case.
+    """
     found = entity.session.query(
         "select id, entity_type, object_type_id from CustomAttributeConfiguration "
         f'where key is "{key}"').all()
-    object_type_id = entity.get("object_type_id") if "object_type_id" in entity.keys() else None
-    for configuration in found:
-        if object_type_id and configuration["object_type_id"] == object_type_id:
-            return configuration
-    for configuration in found:
-        if str(configuration["entity_type"]).lower() == entity.entity_type.lower():
-            return configuration
-    if found:
-        return found[0]
+    if "object_type_id" in entity.keys():
+        object_type_id = entity["object_type_id"]
+        for configuration in found:
+            if configuration["entity_type"] == "task" and configuration["object_type_id"] in (
+                None, object_type_id
+            ):
+                return configuration
+    else:
+        wanted = {"Project": "show"}.get(entity.entity_type, entity.entity_type.lower())
+        for configuration in found:
+            if configuration["entity_type"] == wanted:
+                return configuration
     raise KeyError(f"{entity.entity_type} has no custom attribute {key!r}.")
