@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from reviewd.api import sequences
 from reviewd.api.entity.location import (
     OriginLocationMixin,
     ServerLocationMixin,
@@ -134,6 +133,8 @@ class ComponentsAndLocations:
         ``location="auto"`` picks the preferred location (the review location for
         ``ftrackreview-*`` names); ``None`` leaves it only in the origin location.
         """
+        from reviewd.api import sequences
+
         data = dict(data or {})
         if location == "auto":
             if data.get("name") in _REVIEW_COMPONENT_NAMES:
