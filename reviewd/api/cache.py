@@ -281,16 +281,19 @@ class StringKeyMaker(KeyMaker):
 
 
 class ObjectKeyMaker(KeyMaker):
-    """Byte keys that distinguish structure: mappings, sequences and names get markers.
+    """Byte keys that distinguish structure, in ftrack_api's key format.
 
-    ``str((1, "a"))`` and ``str(("1", "a"))`` differ only by quoting; these keys keep
-    types apart so unrelated objects never collide.
+    Scalars are their pickle (protocol 2), so ``1`` and ``"1"`` differ; mappings
+    (sorted by key) and other iterables are wrapped in markers; functions, classes
+    and methods are keyed by name and module, builtins by name.  Keeping the
+    format means keys written by ftrack_api's caches are found by reviewd's.
     """
 
     _MAPPING = b"\x01"
     _PAIR = b"\x02"
     _SEQUENCE = b"\x03"
     _NAME = b"\x04"
+    _PROTOCOL = 2
 
     def __init__(self) -> None:
         super().__init__()
@@ -300,18 +303,75 @@ class ObjectKeyMaker(KeyMaker):
         return self.item_separator.join(self._key(item) for item in items)
 
     def _key(self, item: Any) -> bytes:
+        import inspect
+        import pickle
+
+        if isinstance(item, str):
+            return pickle.dumps(item, self._PROTOCOL)
         if isinstance(item, Mapping):
-            parts = [
-                self._key(k) + self._PAIR + self._key(item[k])
-                for k in sorted(item, key=lambda k: repr(k))
-            ]
-            return self._MAPPING + self.item_separator.join(parts) + self._MAPPING
-        if isinstance(item, (list, tuple)):
-            inner = self.item_separator.join(self._key(x) for x in item)
+            pairs = [self._key(key) + self._PAIR + self._key(value)
+                     for key, value in sorted(item.items())]
+            return self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
+        if isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
+            inner = self.item_separator.join(self._key(value) for value in item)
             return self._SEQUENCE + inner + self._SEQUENCE
-        if callable(item) and hasattr(item, "__qualname__"):
-            module = getattr(item, "__module__", "") or ""
-            return self._NAME + f"{module}.{item.__qualname__}".encode()
-        if isinstance(item, bytes):
-            return b"b" + item
-        return type(item).__name__.encode() + b":" + str(item).encode("utf-8")
+        sep = self.item_separator
+        if inspect.ismethod(item):
+            return b"".join((self._NAME, item.__name__.encode(), sep,
+                             item.__self__.__class__.__name__.encode(), sep,
+                             item.__module__.encode()))
+        if inspect.isfunction(item) or inspect.isclass(item):
+            return b"".join((self._NAME, item.__name__.encode(), sep, item.__module__.encode()))
+        if inspect.isbuiltin(item):
+            return self._NAME + item.__name__.encode()
+        return pickle.dumps(item, self._PROTOCOL)
+
+
+class Memoiser:
+    """Remembers a function's results by its arguments, in any :class:`Cache`.
+
+    Positional and keyword spellings of the same call share one entry (the key is
+    built from the bound arguments).  With *return_copies* each caller gets a deep
+    copy, so mutating a result cannot change what the next caller receives.
+    """
+
+    def __init__(self, cache: Cache | None = None, key_maker: KeyMaker | None = None,
+                 return_copies: bool = True) -> None:
+        self.cache = cache if cache is not None else MemoryCache()
+        self.key_maker = key_maker if key_maker is not None else ObjectKeyMaker()
+        self.return_copies = return_copies
+
+    def call(self, function, args: tuple | None = None, kw: dict | None = None):
+        """``function(*args, **kw)``, from the cache when this call was seen before."""
+        import copy
+        import inspect
+
+        args = tuple(args or ())
+        kw = dict(kw or {})
+        bound = inspect.signature(function).bind(*args, **kw)
+        bound.apply_defaults()
+        key = self.key_maker.key(function, dict(bound.arguments))
+        try:
+            value = self.cache.get(key)
+        except KeyError:
+            value = function(*args, **kw)
+            self.cache.set(key, value)
+        return copy.deepcopy(value) if self.return_copies else value
+
+
+def memoise_decorator(memoiser: Memoiser):
+    """Decorator memoising a function through *memoiser*."""
+    import functools
+
+    def decorate(function):
+        @functools.wraps(function)
+        def memoised(*args, **kw):
+            return memoiser.call(function, args, kw)
+
+        return memoised
+
+    return decorate
+
+
+#: The module-level memoiser ftrack_api offers for expensive pure helpers.
+memoiser = Memoiser()

@@ -1,0 +1,39 @@
+"""Components (availability across locations) and thumbnails on any entity with one."""
+
+from __future__ import annotations
+
+from reviewd.api.entity.base import Entity
+from reviewd.api.symbol import ORIGIN_LOCATION_ID, SERVER_LOCATION_ID
+
+
+class Component(Entity):
+    """A file, sequence or container of data registered with the server."""
+
+    __slots__ = ()
+
+    def get_availability(self, locations: list | None = None) -> dict:
+        """Percentage (0-100) of this component present in each location, by location id."""
+        return self.session.get_component_availability(self, locations=locations)
+
+
+class CreateThumbnailMixin:
+    """Adds ``create_thumbnail`` to entity types that have a ``thumbnail_id``."""
+
+    __slots__ = ()
+
+    def create_thumbnail(self, path: str, data: dict | None = None) -> Entity:
+        """Upload *path* to the server location and make it this entity's thumbnail.
+
+        The component is named ``thumbnail`` unless *data* names it; the change
+        is committed (the server must know the component before it is referenced).
+        """
+        data = dict(data or {})
+        if not data.get("name"):
+            data["name"] = "thumbnail"
+        session = self.session
+        component = session.create_component(path, data, location=None)
+        origin = session.get("Location", ORIGIN_LOCATION_ID)
+        session.get("Location", SERVER_LOCATION_ID).add_component(component, [origin])
+        self["thumbnail_id"] = component["id"]
+        session.commit()
+        return component
