@@ -127,6 +127,8 @@ class Lane:
     def refill(self, resolve: Resolver) -> int:
         """Queue pending deliveries of this plugin from the journal; return how many."""
         added = 0
+        if getattr(self.router.journal, "feeds_lanes", False):
+            return 0  # the journal feeds this lane itself (Redis: LaneFeed)
         with self.lock:
             room = self.queue.maxsize - self.queue.qsize()
             if room <= 0:
@@ -193,6 +195,9 @@ class Lane:
         metrics = self.router.metrics
         ident = threading.get_ident()
         while True:
+            begin = getattr(self.router.journal, "begin_attempt", None)
+            if begin is not None:  # counted before the handler: a crash spends an attempt
+                begin(job.event_id, self.plugin)
             self.in_flight[ident] = InFlight(job, time.monotonic())
             metrics.dispatched.labels(**labels).inc()
             started = time.perf_counter()
@@ -311,6 +316,10 @@ class Router:
         self.resolver = resolver
         # A shared journal (Redis) hands out work: idle lanes pull instead of waiting.
         self.pull = not getattr(journal, "dispatch_local", True)
+        #: The journal supplies each lane from a thread of its own (Redis Streams).
+        self.fed = getattr(journal, "feeds_lanes", False)
+        if self.fed:
+            self.pull = False
         self.lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -324,6 +333,8 @@ class Router:
             lane = self.lanes.get(plugin)
             if lane is None:
                 lane = self.lanes[plugin] = Lane(self, plugin, settings or LaneSettings())
+                if self.fed and self.resolver is not None:
+                    self.journal.feed(lane, self.resolver)
             return lane
 
     def submit(self, job: Job) -> bool:

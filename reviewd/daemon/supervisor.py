@@ -45,6 +45,7 @@ from reviewd.api.exception import redact
 from reviewd.daemon import config as config_module
 from reviewd.daemon import embedded, report
 from reviewd.daemon import logging as daemon_logging
+from reviewd.daemon.cluster import ClusterCollector
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.hub_link import HubLink
@@ -190,6 +191,8 @@ class Daemon:
         self.intake.dispatch_local = getattr(self.journal, "dispatch_local", True)
         self.router = Router(self.journal, self.intake.deliver, self.metrics,
                              resolver=self.intake.resolve)
+        if getattr(self.journal, "feeds_lanes", False):
+            self.metrics.registry.register(ClusterCollector(lambda: self.journal))
         return None
 
     def _journal_path(self) -> str:
