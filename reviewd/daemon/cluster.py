@@ -84,8 +84,13 @@ def view(journal: Any) -> dict[str, Any]:
         "spool": link.spool_state(),
         "acks_waiting": journal.acks.backlog(),
         "replicas": replicas(journal),
-        "plugins": {name: plugin_figures(journal, name) for name in journal.plugins()},
+        "plugins": {name: plugin_figures(journal, name) for name in known_plugins(journal)},
     }
+
+
+def known_plugins(journal: Any) -> list[str]:
+    """Plugins with a stream in Redis, a lane on this replica, or a lease."""
+    return sorted(set(journal.plugins()) | set(journal.feeds) | set(journal.pinned))
 
 
 def safe_view(journal: Any) -> dict[str, Any] | None:
@@ -129,7 +134,7 @@ class ClusterCollector:
         yield refused
         try:
             seen = replicas(journal)
-            figures = {name: plugin_figures(journal, name) for name in journal.plugins()}
+            figures = {name: plugin_figures(journal, name) for name in known_plugins(journal)}
         except Exception:  # noqa: BLE001 - Redis away: reviewd_redis_up says it
             return
         age = GaugeMetricFamily("reviewd_cluster_heartbeat_age_seconds", "Seconds since "

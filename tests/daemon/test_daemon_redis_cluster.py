@@ -311,3 +311,113 @@ def _settled(daemons: list[DaemonProcess], topic: str) -> bool:
     deduplicated = sum(_metric(d, "reviewd_events_deduplicated_total", topic) for d in daemons)
     journaled = sum(_metric(d, "reviewd_events_journaled_total", topic) for d in daemons)
     return succeeded == 1 and journaled == 1 and deduplicated == 2
+
+
+PINNED = """
+    import fcntl
+    import os
+    import time
+
+    OUT = os.environ["CLUSTER_OUT"]
+    REPLICA = os.environ["REVIEWD_CONSUMER"]
+
+    def register(session, **kwargs):
+        lock = os.open(os.path.join(OUT, "pinned.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        out = os.open(os.path.join(OUT, f"pinned-{REPLICA}.txt"),
+                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+        def on_event(event):
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another replica is inside the pinned plugin
+                with open(os.path.join(OUT, "VIOLATION"), "a") as handle:
+                    handle.write(f"{REPLICA} {event['data']['n']}\\n")
+                raise
+            try:
+                time.sleep(0.01)  # hold the lock a while, as real work would
+                os.write(out, (event["data"]["n"] + "\\n").encode())
+                os.fsync(out)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        session.event_hub.subscribe("topic=test.pinned", on_event)
+"""
+
+
+def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
+        tmp_path, devserver, redis_server):
+    from reviewd.api.event.base import Event
+    from reviewd.api.event.hub import EventHub
+
+    ttl = 2.0
+    out = tmp_path / "out"
+    out.mkdir()
+    write_plugin(tmp_path / "plugins", "pinned", PINNED)
+    prefix = "l" + uuid.uuid4().hex[:8]
+    daemons = {replica: DaemonProcess(tmp_path, [], name=replica, env=service_env(
+        devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
+        REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
+        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="3",
+        REVIEWD_PINNED_PLUGINS="pinned", REVIEWD_LEASE_TTL=str(ttl), CLUSTER_OUT=str(out)))
+        for replica in REPLICAS}
+    client = redis_server.client()
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    stop_publishing = threading.Event()
+    published = []
+
+    def publish():
+        n = 0
+        while not stop_publishing.is_set():
+            hub.publish(Event("test.pinned", data={"n": str(n)}))
+            published.append(n)
+            n += 1
+            stop_publishing.wait(0.01)  # a steady trickle, not a synchronisation
+
+    def handled_by(replica):
+        return [int(x) for x in lines_of(out / f"pinned-{replica}.txt")]
+
+    def holder():
+        token = client.get(f"{prefix}:lease:pinned")
+        return token.split("/")[0] if token else None
+    try:
+        for daemon in daemons.values():
+            daemon.wait_ready(60)
+        wait_for(lambda: sum(any("test.pinned" in s["subscription"] for s in c["subscribers"])
+                             for c in devserver.events.connections()) >= 3, timeout=30)
+        hub.connect(timeout=20)
+        first = wait_for(holder, timeout=10, message="a replica holding the lease")
+        status = daemons[first].status()
+        assert status["cluster"]["plugins"]["pinned"]["lease_holder"].startswith(first + "/")
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        wait_for(lambda: len(handled_by(first)) >= 100, timeout=60,
+                 message="the holder handling the pinned plugin's events")
+        assert all(handled_by(r) == [] for r in REPLICAS if r != first)  # only the holder
+        daemons[first].kill()
+        killed = time.monotonic()
+        second = wait_for(lambda: holder() not in (None, first) and holder(), timeout=30,
+                          interval=0.01, message="another replica taking the lease")
+        takeover = time.monotonic() - killed
+        before = len(handled_by(second))
+        wait_for(lambda: len(handled_by(second)) >= before + 50, timeout=60,
+                 message="the new holder handling the pinned plugin's events")
+        stop_publishing.set()
+        publisher.join()
+        total = len(published)
+        wait_for(lambda: set().union(*(set(handled_by(r)) for r in REPLICAS)) >= set(range(total)),
+                 timeout=60, message="every published event handled")
+        third = [r for r in REPLICAS if r not in (first, second)][0]
+        status = daemons[second].status()
+    finally:
+        stop_publishing.set()
+        hub.disconnect()
+        for daemon in daemons.values():
+            daemon.stop()
+    assert not (out / "VIOLATION").exists(), (out / "VIOLATION").read_text()
+    assert status["cluster"]["plugins"]["pinned"]["lease_holder"].startswith(second + "/")
+    assert handled_by(third) == []  # it never held the lease
+    # Bounded takeover: the lease runs out ttl after the last renewal and the others try
+    # every ttl/3; one second more for three processes sharing two busy cores.
+    print(f"\nlease takeover after kill -9: {takeover:.2f}s (ttl {ttl}s); "
+          f"{total} events, {len(handled_by(first))} on {first}, "
+          f"{len(handled_by(second))} on {second}")
+    assert takeover <= ttl + ttl / 3 + 1.0
