@@ -413,7 +413,8 @@ class SqliteJournal:
             if self._closed or self.broken:
                 return
             try:
-                self._db.execute("PRAGMA incremental_vacuum")
+                # executescript: Python's execute() stops after the first freed page
+                self._db.executescript("PRAGMA incremental_vacuum;")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass
