@@ -194,6 +194,7 @@ class Daemon:
         self.router = Router(self.journal, self.intake.deliver, self.metrics,
                              resolver=self.intake.resolve,
                              report_failure=self.intake.report_failure)
+        self.intake.start()  # the journal writer: batches, compaction, file checks
         return None
 
     def _journal_path(self) -> str:
