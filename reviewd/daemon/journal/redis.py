@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -204,17 +204,37 @@ class RedisJournal:
             self.link.lost(exc)
             return self.link.spool(payload, names)
 
-    def write(self, payload: str, plugins: list[str]) -> list[str]:
+    def record_batch(self, entries: Sequence[Any]) -> list[list[str]]:
+        """Journal the intake's batch (``Entry``: event id, topic, encoded payload,
+        plugins) in one pipelined round trip; the plugins each event was new for."""
+        if self.link.spooling:
+            return [self.link.spool(e.payload, list(e.plugins)) for e in entries]
+        try:
+            pipe = self._r.pipeline(transaction=False)
+            for entry in entries:
+                self.write(entry.payload, list(entry.plugins), pipe=pipe,
+                           event_id=entry.event_id, topic=entry.topic)
+            flags = pipe.execute()
+        except self.connection_errors as exc:
+            self.link.lost(exc)
+            return [self.link.spool(e.payload, list(e.plugins)) for e in entries]
+        return [[p for p, flag in zip(e.plugins, f, strict=True) if flag]
+                for e, f in zip(entries, flags, strict=True)]
+
+    def write(self, payload: str, plugins: list[str], *, pipe: Any = None,
+              event_id: str | None = None, topic: str | None = None) -> Any:
         """One Lua call journaling the wire-form *payload* for *plugins* (raises when Redis
         cannot be reached)."""
-        event = json.loads(payload)
-        event_id = str(event["id"])
+        if event_id is None or topic is None:
+            event = json.loads(payload)
+            event_id, topic = str(event["id"]), str(event.get("topic", ""))
         keys = [f"{self.prefix}:plugins"]
         for plugin in plugins:
             keys += [self.key("seen", plugin, event_id), self.ensure_group(plugin),
                      self.key("entry", plugin)]
-        args = [self.retention, event_id, str(event.get("topic", "")), payload,
-                repr(time.time()), *plugins]
+        args = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
+        if pipe is not None:
+            return self._record(keys=keys, args=args, client=pipe)
         flags = self._record(keys=keys, args=args)
         return [plugin for plugin, flag in zip(plugins, flags, strict=True) if flag]
 
@@ -376,9 +396,10 @@ class RedisJournal:
             attempts = int(self._r.hget(self.key("attempts", plugin), event_id) or 0)
             error = self._r.hget(self.key("error", plugin), event_id)
         received = float(fields.get("received", 0) or 0)
+        payload = fields.get("payload") or "{}"
         return Delivery(entry, event_id, fields.get("topic", ""), plugin, state, attempts, error,
                         received, float(fields.get("updated", received) or received),
-                        json.loads(fields.get("payload") or "{}"))
+                        json.loads(payload), len(payload))
 
     def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
         """Unfinished deliveries, oldest first (a read-only view: ``reviewd journal list
