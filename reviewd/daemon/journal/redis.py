@@ -139,6 +139,8 @@ class RedisJournal:
         self._record = self._r.register_script(_RECORD)
         self._touch = self._r.register_script(_TOUCH)
         self._groups: set[str] = set()
+        #: (plugin, event id) -> stream entry id of the deliveries this replica took.
+        self._held: dict[tuple[str, str], str] = {}
         self._closed = threading.Event()
         from reviewd.daemon.journal.redis_acks import AckBatcher
         from reviewd.daemon.journal.redis_link import RedisLink
@@ -273,6 +275,23 @@ class RedisJournal:
 
     _forget = forget
 
+    def forget_many(self, pipe: Any, plugin: str, entries: Mapping[str, str]) -> None:
+        """:meth:`forget` for many deliveries of one plugin (event id -> entry id) in
+        five commands."""
+        stream = self.key("stream", plugin)
+        ids = list(entries)
+        pipe.xack(stream, GROUP, *entries.values())
+        pipe.xdel(stream, *entries.values())
+        for kind in ("entry", "attempts", "error"):
+            pipe.hdel(self.key(kind, plugin), *ids)
+
+    def held_entry(self, plugin: str, event_id: str) -> str | None:
+        """The stream entry of a delivery this replica took (None: not known here)."""
+        return self._held.get((plugin, event_id))
+
+    def release_entry(self, plugin: str, event_id: str) -> None:
+        self._held.pop((plugin, event_id), None)
+
     def mark_done(self, event_id: str, plugin: str) -> None:
         """Finished: acknowledged in the next pipelined batch (retried while Redis is away)."""
         self.acks.done(plugin, event_id)
@@ -303,6 +322,7 @@ class RedisJournal:
         pipe.xadd(self.key("dead", plugin), fields)
         self.forget(pipe, plugin, event_id, entry)
         pipe.execute()
+        self.release_entry(plugin, event_id)
         self._wake(plugin)
 
     def _dead_entries(self, event_id: str | None, plugin: str | None):
@@ -358,7 +378,8 @@ class RedisJournal:
             self._r.incrby(self.key("claims", plugin), len(entries))
         return self._deliveries(plugin, entries)
 
-    def _deliveries(self, plugin: str, entries: list[tuple[str, dict]]) -> list[Delivery]:
+    def _deliveries(self, plugin: str, entries: list[tuple[str, dict]],
+                    hold: bool = True) -> list[Delivery]:
         entries = [(e, f) for e, f in entries if f and f.get("id")]
         if not entries:
             return []
@@ -373,6 +394,8 @@ class RedisJournal:
             if fields["id"] in seen:
                 continue
             seen.add(fields["id"])
+            if hold:
+                self._held[(plugin, fields["id"])] = entry
             out.append(self._delivery(plugin, entry, fields, PENDING, int(tries or 0), error))
         return out
 
@@ -411,7 +434,7 @@ class RedisJournal:
             if count == 0:
                 break
             items = self._r.xrange(self.key("stream", name), count=count)
-            out.extend(self._deliveries(name, items))
+            out.extend(self._deliveries(name, items, hold=False))
         return out
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:

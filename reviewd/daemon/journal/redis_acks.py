@@ -87,25 +87,29 @@ class AckBatcher:
             self._cond.notify_all()
 
     def _write(self, batch: list[tuple[str, str]]) -> None:
+        """One round trip for the entry ids this replica does not know already, one
+        ``MULTI`` with five commands per plugin (not per delivery) for the rest."""
         journal = self.journal
         client = journal.client
-        by_plugin: dict[str, list[str]] = defaultdict(list)
+        by_plugin: dict[str, dict[str, str | None]] = defaultdict(dict)
         for plugin, event_id in batch:
-            by_plugin[plugin].append(event_id)
-        lookup = client.pipeline(transaction=False)
-        for plugin, ids in by_plugin.items():
-            lookup.hmget(journal.key("entry", plugin), ids)
-        entries = lookup.execute()
+            by_plugin[plugin][event_id] = journal.held_entry(plugin, event_id)
+        missing = [(p, i) for p, ids in by_plugin.items() for i, e in ids.items() if e is None]
+        if missing:
+            lookup = client.pipeline(transaction=False)
+            for plugin, event_id in missing:
+                lookup.hget(journal.key("entry", plugin), event_id)
+            for (plugin, event_id), entry in zip(missing, lookup.execute(), strict=True):
+                by_plugin[plugin][event_id] = entry
         pipe = client.pipeline(transaction=True)
-        for (plugin, ids), found in zip(by_plugin.items(), entries, strict=True):
-            finished = 0
-            for event_id, entry in zip(ids, found, strict=True):
-                if entry is not None:
-                    journal.forget(pipe, plugin, event_id, entry)
-                    finished += 1
-            if finished:
-                pipe.incrby(journal.key("done", plugin), finished)
+        for plugin, ids in by_plugin.items():
+            found = {i: e for i, e in ids.items() if e is not None}
+            if found:
+                journal.forget_many(pipe, plugin, found)
+                pipe.incrby(journal.key("done", plugin), len(found))
         pipe.execute()
+        for plugin, event_id in batch:
+            journal.release_entry(plugin, event_id)
         self.acked += len(batch)
         self.batches += 1
 

@@ -13,8 +13,9 @@ What the feed does, in order, while its lane runs:
 2. every ``claim_idle / 3``: touches the entries it holds (queued, running or waiting
    for their acknowledgement), so no other replica takes them while this one lives;
 3. every ``claim_idle / 2``: claims entries other replicas stopped touching (they died);
-4. otherwise: a blocking read of new entries, no more than the lane has room for
-   (``journal.batch`` at most, so that the other replicas get their share).
+4. otherwise: a blocking read of new entries, no more than the lane has room for and
+   no more than it finishes in about ``HOLD_SECONDS`` (measured), so that a replica
+   does not sit on a backlog of slow deliveries while the other replicas are idle.
 
 A pinned plugin (``journal.pinned``) runs only on the replica holding its lease
 (:mod:`reviewd.daemon.lease`): without the lease the feed takes nothing and takes
@@ -36,6 +37,11 @@ from reviewd.daemon.lease import Lease
 
 log = structlog.get_logger("reviewd.journal.redis")
 
+#: A replica holds about this much work (at its measured pace) per lane.
+HOLD_SECONDS = 0.2
+#: How often the pace is measured.
+PACE_WINDOW = 0.25
+
 
 class LaneFeed:
     """One lane's supply thread."""
@@ -46,6 +52,10 @@ class LaneFeed:
         self.plugin = lane.plugin
         self.resolve = resolve
         self.limit = max(1, min(journal.batch, lane.queue.maxsize))
+        self.min_hold = min(self.limit, 4 * len(lane.threads))
+        self._finished = 0
+        self._window_start = time.monotonic()
+        self._pace: float | None = None  # deliveries finished per second (smoothed)
         self.room = threading.Event()
         self.lease: Lease | None = None
         if self.plugin in journal.pinned:
@@ -76,7 +86,20 @@ class LaneFeed:
 
     def wake(self) -> None:
         """A delivery finished: there may be room for more."""
+        self._finished += 1
         self.room.set()
+
+    def hold_limit(self) -> int:
+        """How many deliveries this lane should hold now: what it finishes in about
+        HOLD_SECONDS at its measured pace, at least ``min_hold``, at most ``limit``."""
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed >= PACE_WINDOW:
+            pace = self._finished / elapsed
+            self._pace = pace if self._pace is None else 0.5 * self._pace + 0.5 * pace
+            self._finished, self._window_start = 0, now
+        wanted = int((self._pace or 0.0) * HOLD_SECONDS)
+        return max(self.min_hold, min(self.limit, wanted))
 
     @property
     def stopping(self) -> bool:
@@ -123,7 +146,7 @@ class LaneFeed:
                 room = self._room()
                 wait = max(0.01, min(next_touch, next_claim) - time.monotonic())
                 if room <= 0:
-                    self.room.wait(wait)
+                    self.room.wait(min(wait, PACE_WINDOW))
                     self.room.clear()
                     continue
                 block = int(min(self.journal.block_ms, wait * 1000))
@@ -142,7 +165,7 @@ class LaneFeed:
         lane = self.lane
         with lane.lock:
             held = len(lane.known)
-        return max(0, min(self.limit - held, lane.queue.maxsize - lane.queue.qsize()))
+        return max(0, min(self.hold_limit() - held, lane.queue.maxsize - lane.queue.qsize()))
 
     def _take(self, deliveries: list) -> int:
         """Queue *deliveries* on the lane; entries whose completion is still being
