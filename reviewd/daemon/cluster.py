@@ -74,14 +74,22 @@ def plugin_figures(journal: Any, plugin: str) -> dict[str, Any]:
     return figures
 
 
-def view(journal: Any) -> dict[str, Any]:
-    """``/status``'s ``cluster`` section."""
+def spool_state(spool: Any) -> dict[str, int]:
+    """The intake spool (events received, not yet in Redis) in figures."""
+    if spool is None:
+        return {}
+    return {"events": len(spool), "bytes": spool.bytes, "max_bytes": spool.max_bytes,
+            "refused": spool.refused, "peak_bytes": spool.peak_bytes}
+
+
+def view(journal: Any, spool: Any = None) -> dict[str, Any]:
+    """``/status``'s ``cluster`` section; *spool*: the intake's (see :mod:`reviewd.daemon.spool`)."""
     link = journal.link
     return {
         "replica": journal.consumer,
         "redis": journal.path,
         "redis_reachable": link.up,
-        "spool": link.spool_state(),
+        "spool": spool_state(spool),
         "acks_waiting": journal.acks.backlog(),
         "replicas": replicas(journal),
         "plugins": {name: plugin_figures(journal, name) for name in known_plugins(journal)},
@@ -93,24 +101,25 @@ def known_plugins(journal: Any) -> list[str]:
     return sorted(set(journal.plugins()) | set(journal.feeds) | set(journal.pinned))
 
 
-def safe_view(journal: Any) -> dict[str, Any] | None:
+def safe_view(journal: Any, spool: Any = None) -> dict[str, Any] | None:
     """The view, or what went wrong (a probe must answer while Redis is away)."""
     if not getattr(journal, "feeds_lanes", False):
         return None
     try:
-        return view(journal)
+        return view(journal, spool)
     except Exception as exc:  # noqa: BLE001
         from reviewd.api.exception import redact
 
         return {"replica": journal.consumer, "redis": journal.path, "redis_reachable": False,
-                "error": redact(str(exc)), "spool": journal.link.spool_state()}
+                "error": redact(str(exc)), "spool": spool_state(spool)}
 
 
 class ClusterCollector:
     """The cluster view as Prometheus metrics, read at scrape time."""
 
-    def __init__(self, journal: Callable[[], Any]) -> None:
+    def __init__(self, journal: Callable[[], Any], spool: Callable[[], Any] | None = None) -> None:
         self._journal = journal
+        self._spool = spool
 
     def describe(self):  # registering must not reach Redis
         return []
@@ -123,15 +132,17 @@ class ClusterCollector:
                                       "Redis journal.")
         reachable.add_metric([], 1.0 if journal.link.up else 0.0)
         yield reachable
-        spool = journal.link.spool_state()
-        spooled = GaugeMetricFamily("reviewd_redis_spool_bytes", "Bytes of received events "
-                                    "waiting locally for Redis to return.")
-        spooled.add_metric([], spool["bytes"])
-        yield spooled
-        refused = CounterMetricFamily("reviewd_redis_spool_refused", "Events refused "
-                                      "because Redis was unreachable and the spool full.")
-        refused.add_metric([], spool["refused"])
-        yield refused
+        spool = spool_state(self._spool() if self._spool is not None else None)
+        if spool:
+            spooled = GaugeMetricFamily("reviewd_redis_spool_bytes", "Bytes of received "
+                                        "events waiting in the intake spool to be written "
+                                        "to Redis.")
+            spooled.add_metric([], spool["bytes"])
+            yield spooled
+            refused = CounterMetricFamily("reviewd_redis_spool_refused", "Events refused "
+                                          "because the intake spool was full.")
+            refused.add_metric([], spool["refused"])
+            yield refused
         try:
             seen = replicas(journal)
             figures = {name: plugin_figures(journal, name) for name in known_plugins(journal)}

@@ -225,9 +225,6 @@ SETTINGS: tuple[Setting, ...] = (
             "Redis: plugins that run on one replica at a time (the holder of a lease)."),
     Setting("journal.lease_ttl", "lease_ttl", parse_duration, 10.0, ("REVIEWD_LEASE_TTL",),
             "Redis: a pinned plugin's lease runs out this long after its holder died."),
-    Setting("journal.redis_spool_bytes", "redis_spool_bytes", _parse_positive_int, 64 << 20,
-            ("REVIEWD_REDIS_SPOOL_BYTES",),
-            "Redis: bytes of received events kept locally while Redis is unreachable."),
     Setting("journal.path", "journal_path", _parse_str, None, ("REVIEWD_JOURNAL",),
             "SQLite journal file; default STATE_DIR/journal.sqlite3."),
     Setting("journal.retention", "journal_retention", parse_duration, 7 * 86400.0,
@@ -299,7 +296,6 @@ class Config:
     claim_idle: float = 60.0
     pinned_plugins: list[str] = dataclasses.field(default_factory=list)
     lease_ttl: float = 10.0
-    redis_spool_bytes: int = 64 << 20
     journal_path: str | None = None
     journal_retention: float = 7 * 86400.0
     plugin_paths: list[str] | None = None

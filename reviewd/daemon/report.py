@@ -152,7 +152,8 @@ def status(daemon: Parts) -> dict[str, Any]:
         "plugin_problems": list(host.problems) if host is not None else [],
         "journal": journal,
         "dead_letters": dead,
-        "cluster": cluster.safe_view(daemon.journal) if daemon.state != "stopping" else None,
+        "cluster": (cluster.safe_view(daemon.journal, getattr(daemon.intake, "spool", None))
+                    if daemon.state != "stopping" else None),
         "last_error": daemon.last_error,
     }
 

@@ -196,7 +196,8 @@ class Daemon:
                              resolver=self.intake.resolve,
                              report_failure=self.intake.report_failure)
         if getattr(self.journal, "feeds_lanes", False):
-            self.metrics.registry.register(ClusterCollector(lambda: self.journal))
+            self.metrics.registry.register(ClusterCollector(lambda: self.journal,
+                                                            lambda: self.intake.spool))
         self.intake.start()  # the journal writer: batches, compaction, file checks
         return None
 

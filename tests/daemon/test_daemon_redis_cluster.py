@@ -203,9 +203,10 @@ def test_three_replicas_redis_down_and_restarted_mid_burst(tmp_path, devserver, 
                  message="every replica not ready, naming Redis")
         # Events the hub delivers now wait in each replica's bounded spool.
         cluster.publish(range(2000, 3000))
-        wait_for(lambda: all(d.status()["cluster"]["spool"]["spooled"] >= 1000
+        wait_for(lambda: all(d.status()["cluster"]["spool"]["events"] >= 1000
                              for d in cluster.daemons.values()),
                  timeout=60, interval=0.2, message="the outage's events spooled on each replica")
+        assert cluster.daemons["one"].status()["cluster"]["redis_reachable"] is False
         handled_while_down = cluster.handled()
         redis_server.start()  # the same data directory: the append-only file comes back
         cluster.publish(range(3000, EVENTS))
@@ -214,11 +215,11 @@ def test_three_replicas_redis_down_and_restarted_mid_burst(tmp_path, devserver, 
             wait_for(lambda d=daemon: d.get("/readyz")[0] == 200, timeout=30,
                      message="ready again once Redis answers")
         wait_for(lambda: pending_total(redis_server.client(), cluster.prefix) == 0, timeout=60)
-        refused = [d.status()["cluster"]["spool"]["refused"] for d in cluster.daemons.values()]
+        spools = [d.status()["cluster"]["spool"] for d in cluster.daemons.values()]
     finally:
         cluster.stop()
     assert_exactly_once(cluster)
-    assert refused == [0, 0, 0]
+    assert [(s["events"], s["refused"]) for s in spools] == [(0, 0)] * 3
     print(f"\nRedis down: not ready after {not_ready_after} s; handled while down: "
           f"{handled_while_down}")
     assert all(seconds <= 5.0 for seconds in not_ready_after.values()), not_ready_after

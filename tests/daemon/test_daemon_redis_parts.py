@@ -69,24 +69,28 @@ def test_a_holder_cut_off_from_redis_stops_counting_on_its_lease(tmp_path):
         server.stop()
 
 
-def test_events_wait_in_a_bounded_spool_while_redis_is_away(tmp_path, caplog):
+def test_while_redis_is_away_writes_raise_and_the_journal_says_why(tmp_path):
+    """The intake keeps what cannot be written in its spool (tested with the daemons in
+    test_daemon_redis_cluster); the journal's part is to refuse loudly, never to pretend."""
+    from reviewd.daemon.journal.sqlite import Entry, encode_event
+
     server = RedisServer(tmp_path / "redis").start()
     prefix = "s" + uuid.uuid4().hex[:8]
-    j = journal(server.url, prefix, spool_bytes=600)
+    j = journal(server.url, prefix)
     try:
         assert j.record(event(0), ["p"]) == ["p"]
         server.stop()
-        assert j.record(event(1), ["p"]) == ["p"]  # spooled, not journaled elsewhere
-        assert j.problem and "Redis unreachable" in j.problem and server.url in j.problem
-        assert j.record(event(2), ["p"]) == ["p"]
-        big = {**event(3), "data": {"blob": "x" * 1000}}
-        with pytest.raises(JournalError, match="spool is full"):
-            j.record(big, ["p"])
-        state = j.link.spool_state()
-        assert (state["events"], state["refused"]) == (2, 1)
+        with pytest.raises(JournalError, match="Redis unreachable at redis://"):
+            j.record(event(1), ["p"])
+        assert j.problem and server.url in j.problem and not j.link.up
+        batch = [Entry(f"e000{n}", "t", encode_event(event(n)), ["p"]) for n in (1, 2)]
+        with pytest.raises(JournalError, match="Redis unreachable"):
+            j.record_batch(batch)
+        assert j.link.check() is False
         server.start()
-        assert j.link.check()  # the heartbeat finds Redis back and drains the spool first
-        assert j.problem is None and j.link.spool_state()["events"] == 0
+        assert j.link.check() and j.problem is None and j.link.up
+        assert j.record_batch(batch) == [["p"], ["p"]]
+        assert j.record_batch(batch) == [[], []]  # already journaled: deduplicated
         taken = j.fetch("p", 10, block_ms=10)
         assert [d.event_id for d in taken] == ["e0000", "e0001", "e0002"]  # in order
     finally:
@@ -108,7 +112,12 @@ def test_cluster_view_metrics_and_status_lines(redis_server):
     one.mark_dead("e0000", "q", "ValueError: no")
     lease = Lease(one.client, one.key("lease", "p"), "one", ttl=5)
     assert lease.step()
-    view = cluster.view(two)
+    from reviewd.daemon.spool import Spool
+
+    spool = Spool(1000)
+    spool.put("x", 10)
+    view = cluster.view(two, spool)
+    assert view["spool"]["events"] == 1 and view["spool"]["bytes"] == 10
     assert {r["name"] for r in view["replicas"]} == {"one", "two"}
     assert all(r["age_seconds"] < 60 for r in view["replicas"])
     p, q = view["plugins"]["p"], view["plugins"]["q"]

@@ -29,6 +29,5 @@ def open_journal(path: str, config: Any = None, *, background: bool = True) -> A
                             claim_idle=config.claim_idle,
                             pinned=getattr(config, "pinned_plugins", ()),
                             lease_ttl=getattr(config, "lease_ttl", 10.0),
-                            spool_bytes=getattr(config, "redis_spool_bytes", 64 << 20),
                             background=background)
     return SqliteJournal(path)

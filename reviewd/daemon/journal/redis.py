@@ -26,9 +26,10 @@ but not journaled.  Lanes are *fed* (``feeds_lanes``): one
 :class:`~reviewd.daemon.journal.redis_feed.LaneFeed` thread per plugin pulls batches
 with a blocking ``XREADGROUP`` and claims entries of dead replicas; completions are
 acknowledged in pipelined batches (:mod:`~reviewd.daemon.journal.redis_acks`).  While
-Redis cannot be reached the journal says so (:attr:`problem`, which ``/readyz`` shows),
-keeps events the hub delivers in a bounded spool and writes them when Redis returns
-(:mod:`~reviewd.daemon.journal.redis_link`); it never falls back to a local journal.
+Redis cannot be reached the journal says so (:attr:`problem`, which ``/readyz`` shows;
+:mod:`~reviewd.daemon.journal.redis_link`) and its writes raise, so that the intake
+keeps the events the hub delivers in its bounded spool (:mod:`reviewd.daemon.spool`)
+and writes them when Redis returns; it never falls back to a local journal.
 """
 
 from __future__ import annotations
@@ -108,8 +109,7 @@ class RedisJournal:
     def __init__(self, url: str, *, prefix: str = "reviewd", consumer: str | None = None,
                  retention: float = 7 * 86400.0, claim_idle: float = 60.0,
                  batch: int = 200, block: float = 1.0, pinned: Iterable[str] = (),
-                 lease_ttl: float = 10.0, spool_bytes: int = 64 << 20,
-                 background: bool = True) -> None:
+                 lease_ttl: float = 10.0, background: bool = True) -> None:
         import redis
 
         password = urllib.parse.urlsplit(url).password
@@ -146,7 +146,7 @@ class RedisJournal:
         from reviewd.daemon.journal.redis_link import RedisLink
 
         self.acks = AckBatcher(self)
-        self.link = RedisLink(self, spool_bytes=spool_bytes)
+        self.link = RedisLink(self)
         self.feeds: dict[str, Any] = {}
         if background:
             self.acks.start()
@@ -190,27 +190,22 @@ class RedisJournal:
     def record(self, event: Mapping[str, Any], plugins: Iterable[str]) -> list[str]:
         """Journal *event* for the *plugins* no replica has journaled it for yet.
 
-        While Redis cannot be reached the event waits in the spool (bounded in bytes)
-        and every plugin is reported as journaled here: the spool writes it when Redis
-        returns, and the dedupe marker then decides which replica's copy counts.
+        Raises :class:`JournalError` while Redis cannot be reached: the intake keeps the
+        event in its bounded spool and tries again (never a local journal instead).
         """
         names = list(dict.fromkeys(plugins))
         if not names:
             return []
         payload = json.dumps(_jsonable(event), default=str, separators=(",", ":"))
-        if self.link.spooling:
-            return self.link.spool(payload, names)
         try:
             return self.write(payload, names)
         except self.connection_errors as exc:
-            self.link.lost(exc)
-            return self.link.spool(payload, names)
+            raise self._unreachable(exc) from exc
 
     def record_batch(self, entries: Sequence[Any]) -> list[list[str]]:
         """Journal the intake's batch (``Entry``: event id, topic, encoded payload,
-        plugins) in one pipelined round trip; the plugins each event was new for."""
-        if self.link.spooling:
-            return [self.link.spool(e.payload, list(e.plugins)) for e in entries]
+        plugins) in one pipelined round trip; the plugins each event was new for.
+        Raises :class:`JournalError` while Redis cannot be reached (see :meth:`record`)."""
         try:
             pipe = self._r.pipeline(transaction=False)
             for entry in entries:
@@ -218,10 +213,13 @@ class RedisJournal:
                            event_id=entry.event_id, topic=entry.topic)
             flags = pipe.execute()
         except self.connection_errors as exc:
-            self.link.lost(exc)
-            return [self.link.spool(e.payload, list(e.plugins)) for e in entries]
+            raise self._unreachable(exc) from exc
         return [[p for p, flag in zip(e.plugins, f, strict=True) if flag]
                 for e, f in zip(entries, flags, strict=True)]
+
+    def _unreachable(self, exc: BaseException) -> JournalError:
+        self.link.lost(exc)
+        return JournalError(self.link.problem or f"journal: Redis unreachable at {self.path}")
 
     def write(self, payload: str, plugins: list[str], *, pipe: Any = None,
               event_id: str | None = None, topic: str | None = None) -> Any:
