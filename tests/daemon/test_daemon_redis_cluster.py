@@ -422,3 +422,71 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
           f"{total} events, {len(handled_by(first))} on {first}, "
           f"{len(handled_by(second))} on {second}")
     assert takeover <= ttl + ttl / 3 + 1.0
+
+
+SLOW = """
+    import os
+    import time
+
+    OUT = os.environ["CLUSTER_OUT"]
+    REPLICA = os.environ["REVIEWD_CONSUMER"]
+
+    def register(session, **kwargs):
+        fd = os.open(os.path.join(OUT, f"slow-{REPLICA}.txt"),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+        def on_event(event):
+            time.sleep(0.05)
+            os.write(fd, (event["data"]["n"] + "\\n").encode())
+            os.fsync(fd)
+        session.event_hub.subscribe("topic=test.slow", on_event)
+"""
+
+
+def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
+        tmp_path, devserver, redis_server):
+    from reviewd.api.event.base import Event
+    from reviewd.api.event.hub import EventHub
+
+    out = tmp_path / "out"
+    out.mkdir()
+    write_plugin(tmp_path / "plugins", "slow", SLOW)
+    prefix = "h" + uuid.uuid4().hex[:8]
+    # claim_idle 120 s: only the hand-back can explain the other replica finishing soon.
+    daemons = {replica: DaemonProcess(tmp_path, [], name=replica, env=service_env(
+        devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
+        REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
+        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="120",
+        CLUSTER_OUT=str(out))) for replica in ("one", "two")}
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    client = redis_server.client()
+
+    def handled():
+        return {r: [int(x) for x in lines_of(out / f"slow-{r}.txt")] for r in daemons}
+    try:
+        for daemon in daemons.values():
+            daemon.wait_ready(60)
+        wait_for(lambda: sum(any("test.slow" in s["subscription"] for s in c["subscribers"])
+                             for c in devserver.events.connections()) >= 2, timeout=30)
+        hub.connect(timeout=20)
+        for n in range(200):
+            hub.publish(Event("test.slow", data={"n": str(n)}))
+
+        def one_holds_work():
+            info = client.xpending(f"{prefix}:stream:slow", "reviewd")
+            held = {c["name"]: int(c["pending"]) for c in info.get("consumers") or []}
+            return held.get("one", 0) >= 3 and handled()["one"]
+        wait_for(one_holds_work, timeout=60, interval=0.02,
+                 message="replica one handling and holding queued deliveries")
+        assert daemons["one"].stop() == 0  # SIGTERM: a clean stop
+        wait_for(lambda: set(handled()["one"] + handled()["two"]) >= set(range(200)),
+                 timeout=60, message="replica two finishing everything, one's share included")
+    finally:
+        hub.disconnect()
+        for daemon in daemons.values():
+            daemon.stop()
+    moved = [r for r in daemons["one"].log_records()
+             if r.get("event") == "unfinished deliveries handed back to the other replicas"]
+    assert moved and moved[0]["count"] > 0
+    both = handled()["one"] + handled()["two"]
+    assert sorted(both) == list(range(200))  # each exactly once

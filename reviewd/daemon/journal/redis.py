@@ -89,6 +89,31 @@ return lost
 """
 
 
+# Hand back: entries this consumer still holds go back to the stream as new entries
+# (same fields), so that another replica takes them at once instead of after claim_idle.
+# KEYS: stream, entry hash. ARGV: group, consumer, entry ids. Returns how many moved.
+_HAND_BACK = """
+local moved = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #found == 1 then
+      local fields = found[1][2]
+      local new = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      for j = 1, #fields, 2 do
+        if fields[j] == 'id' then redis.call('HSET', KEYS[2], fields[j + 1], new) end
+      end
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+
 def display_url(url: str) -> str:
     """The URL without its password (for status pages and logs)."""
     parts = urllib.parse.urlsplit(url)
@@ -138,6 +163,7 @@ class RedisJournal:
                                f"{redact(str(exc))}") from exc
         self._record = self._r.register_script(_RECORD)
         self._touch = self._r.register_script(_TOUCH)
+        self._hand_back = self._r.register_script(_HAND_BACK)
         self._groups: set[str] = set()
         #: (plugin, event id) -> stream entry id of the deliveries this replica took.
         self._held: dict[tuple[str, str], str] = {}
@@ -474,12 +500,38 @@ class RedisJournal:
                     pass
         return total
 
+    def hand_back(self) -> int:
+        """Return every entry this replica still holds to the stream (a clean stop:
+        the other replicas take them at once rather than after ``claim_idle``)."""
+        moved = 0
+        for plugin in self.plugins():
+            stream = self.key("stream", plugin)
+            held = self._r.xpending_range(stream, GROUP, "-", "+", 10_000,
+                                          consumername=self.consumer)
+            ids = [e["message_id"] for e in held]
+            for start in range(0, len(ids), 500):
+                moved += int(self._hand_back(keys=[stream, self.key("entry", plugin)],
+                                             args=[GROUP, self.consumer,
+                                                   *ids[start:start + 500]]))
+        return moved
+
     def close(self) -> None:
-        """Stop the feeds, write what is still owed (acks, spool) if Redis answers, close."""
+        """Stop the feeds, write the acknowledgements still owed, hand back what this
+        replica held but did not finish (when Redis answers), close."""
         self._closed.set()
         for feed in list(self.feeds.values()):
             feed.stop()
         self.acks.stop()
+        if self.feeds and self.acks.backlog() == 0:
+            try:
+                moved = self.hand_back()
+            except self.redis_error as exc:
+                log.warning("handing back unfinished deliveries failed; the other replicas "
+                            "take them after journal.claim_idle", error=redact(str(exc)))
+            else:
+                if moved:
+                    log.info("unfinished deliveries handed back to the other replicas",
+                             count=moved)
         self.link.stop()
         self._r.close()
 

@@ -25,6 +25,7 @@ for it to return.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -56,6 +57,7 @@ class LaneFeed:
         self._finished = 0
         self._window_start = time.monotonic()
         self._pace: float | None = None  # deliveries finished per second (smoothed)
+        self._waiting: collections.deque = collections.deque()  # taken, not yet queued
         self.room = threading.Event()
         self.lease: Lease | None = None
         if self.plugin in journal.pinned:
@@ -145,6 +147,9 @@ class LaneFeed:
                     next_claim = now + self.claim_every
                 room = self._room()
                 wait = max(0.01, min(next_touch, next_claim) - time.monotonic())
+                if self._waiting:  # taken earlier, did not fit the lane then
+                    self._take([])
+                    room = 0 if self._waiting else room
                 if room <= 0:
                     self.room.wait(min(wait, PACE_WINDOW))
                     self.room.clear()
@@ -164,28 +169,36 @@ class LaneFeed:
     def _room(self) -> int:
         lane = self.lane
         with lane.lock:
-            held = len(lane.known)
+            held = len(lane.known) + len(self._waiting)
         return max(0, min(self.hold_limit() - held, lane.queue.maxsize - lane.queue.qsize()))
 
     def _take(self, deliveries: list) -> int:
         """Queue *deliveries* on the lane; entries whose completion is still being
-        acknowledged (a claim right after an outage) are not run again."""
+        acknowledged (a claim right after an outage) are not run again.  What does not
+        fit the lane (its byte bound) waits here, in order, held by this replica."""
         taken = 0
-        for delivery in deliveries:
+        self._waiting.extend(deliveries)
+        while self._waiting:
+            delivery = self._waiting[0]
             if self.journal.acks.is_unacked(self.plugin, delivery.event_id):
+                self._waiting.popleft()
                 continue
             job = self.resolve(self.plugin, delivery)
             if job is None:
+                self._waiting.popleft()
                 log.debug("no current subscriber for a journaled delivery; left pending",
                           plugin=self.plugin, event_id=delivery.event_id)
                 continue
-            if self.lane.submit(job):
-                taken += 1
+            if not self.lane.submit(job):
+                break  # the lane is full (bytes): try again when a delivery finished
+            self._waiting.popleft()
+            taken += 1
         return taken
 
     def _touch(self) -> None:
         with self.lane.lock:
             known = list(self.lane.known)
+        known.extend(d.event_id for d in list(self._waiting))
         lost = self.journal.touch(self.plugin, known)
         if lost:
             self.lost += len(lost)
