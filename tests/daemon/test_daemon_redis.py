@@ -3,6 +3,7 @@ takeover from a dead host, dead letters; and two real daemons sharing one Redis.
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
@@ -259,3 +260,43 @@ def test_journal_cli_works_on_the_redis_backend(redis_url):
     assert "r0007  p  t  dead  attempts=1  KeyError: 'x'" in listed.stdout
     assert "1 dead letter(s) made pending again" in run_cli("journal", "retry", env=env).stdout
     assert j.counts() == {"pending": 1, "done": 0, "dead": 0}
+
+
+def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_fail_it(
+        redis_url):
+    import redis
+
+    prefix = "t" + uuid.uuid4().hex[:8]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    j = journal(redis_url, prefix, "host", background=True)
+    seen_attempts = []
+    calls = collections.Counter()
+
+    def handler(event):
+        calls[event["id"]] += 1
+        seen_attempts.append(client.hget(f"{prefix}:attempts:p", event["id"]))
+        if event["id"] == "r0001":
+            raise SystemExit("a handler calling sys.exit")
+        if event["id"] == "r0002":
+            raise KeyboardInterrupt
+
+    def resolve(plugin, delivery):
+        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin, [handler],
+                   attempts=delivery.attempts)
+    router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
+    router.lane("p", LaneSettings(max_attempts=2, retry_backoff=0.01))
+    try:
+        for n in range(4):
+            j.record(event(n), ["p"])
+        wait_for(lambda: j.counts() == {"pending": 0, "done": 2, "dead": 2}, timeout=20,
+                 message="two done, the two raising BaseException dead-lettered")
+        dead = {d.event_id: (d.attempts, d.last_error.splitlines()[-1]) for d in j.dead_letters()}
+    finally:
+        router.stop(grace=2)
+        j.close()
+    # Each attempt was in Redis before its handler ran; the worker survived SystemExit
+    # and KeyboardInterrupt (each a failed attempt, retried once, then dead-lettered).
+    assert "1" in seen_attempts and "2" in seen_attempts
+    assert calls == {"r0000": 1, "r0001": 2, "r0002": 2, "r0003": 1}
+    assert dead == {"r0001": (2, "SystemExit: a handler calling sys.exit"),
+                    "r0002": (2, "KeyboardInterrupt")}

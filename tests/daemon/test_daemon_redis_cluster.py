@@ -140,9 +140,24 @@ def test_three_replicas_plain_burst(tmp_path, devserver, redis_server):
         wait_for(lambda: pending_total(redis_server.client(), cluster.prefix) == 0, timeout=30,
                  message="every stream entry acknowledged and deleted")
         status = cluster.daemons["one"].status()
+        from .test_daemon_config import run_cli
+
+        printed = run_cli("status", env={"REVIEWD_HTTP": f"127.0.0.1:{cluster.daemons['two'].port}"})
+        metrics = http_get(cluster.daemons["three"].base + "/metrics")[1]
     finally:
         cluster.stop()
     assert_exactly_once(cluster)
+    # The same cluster picture on every replica: `reviewd status` against another one,
+    # and the metrics of a third.
+    assert printed.returncode == 0, printed.stderr
+    assert "cluster: replica two on redis://" in printed.stdout
+    for replica in REPLICAS:
+        assert f"replica {replica}" in printed.stdout
+    assert "rec_a" in printed.stdout and "lag 0, pending 0, claims" in printed.stdout
+    for replica in REPLICAS:
+        assert f'reviewd_cluster_heartbeat_age_seconds{{replica="{replica}"}}' in metrics
+    assert 'reviewd_cluster_stream_lag{plugin="rec_b"} 0.0' in metrics
+    assert "reviewd_redis_up 1.0" in metrics
     shares = {r: sum(len(cluster.records()[p][r]) for p in PLUGINS) for r in REPLICAS}
     print(f"\nplain: {2 * EVENTS} deliveries in {elapsed:.1f}s "
           f"({2 * EVENTS / elapsed:.0f}/s), shares {shares}")
