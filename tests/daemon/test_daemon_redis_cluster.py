@@ -494,6 +494,10 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
         wait_for(one_holds_work, timeout=60, interval=0.02,
                  message="replica one handling and holding queued deliveries")
         assert daemons["one"].stop() == 0  # SIGTERM: a clean stop
+        # It left: no longer listed as a replica nor as a consumer of the stream.
+        assert "one" not in client.hgetall(f"{prefix}:replicas")
+        assert "one" not in {c["name"] for c in
+                             client.xinfo_consumers(f"{prefix}:stream:slow", "reviewd")}
         wait_for(lambda: set(handled()["one"] + handled()["two"]) >= set(range(200)),
                  timeout=60, message="replica two finishing everything, one's share included")
     finally:

@@ -515,6 +515,21 @@ class RedisJournal:
                                                    *ids[start:start + 500]]))
         return moved
 
+    def _leave(self) -> None:
+        """A clean stop: this consumer (now holding nothing) leaves its groups and the
+        list of replicas, so that pods that come and go leave no trace behind."""
+        try:
+            self.link.stop()
+            for plugin in self.plugins():
+                stream = self.key("stream", plugin)
+                held = self._r.xpending_range(stream, GROUP, "-", "+", 1,
+                                              consumername=self.consumer)
+                if not held:
+                    self._r.xgroup_delconsumer(stream, GROUP, self.consumer)
+            self._r.hdel(f"{self.prefix}:replicas", self.consumer)
+        except self.redis_error as exc:
+            log.debug("leaving the consumer groups failed", error=redact(str(exc)))
+
     def close(self) -> None:
         """Stop the feeds, write the acknowledgements still owed, hand back what this
         replica held but did not finish (when Redis answers), close."""
@@ -532,6 +547,7 @@ class RedisJournal:
                 if moved:
                     log.info("unfinished deliveries handed back to the other replicas",
                              count=moved)
+                self._leave()
         self.link.stop()
         self._r.close()
 

@@ -160,6 +160,8 @@ class LaneFeed:
             except self.journal.connection_errors as exc:
                 link.lost(exc)
             except Exception as exc:  # noqa: BLE001 - keep feeding; say why it failed
+                if "NOGROUP" in str(exc):  # Redis came back empty: create the group again
+                    self.journal.forget_groups()
                 log.error("reading the Redis stream failed", plugin=self.plugin,
                           error=redact(str(exc)))
                 self._stop.wait(1.0)
