@@ -352,5 +352,5 @@ def test_journal_stats_command_prints_rows_by_state_and_bytes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "deliveries: pending 1, done 1, dead 1" in result.stdout
     assert f"journal: {path}" in result.stdout
-    reported = int(result.stdout.split("(")[1].split(" bytes")[0])
+    reported = int(result.stdout.split("on disk: ")[1].split("(")[1].split(" bytes")[0])
     assert reported >= os.path.getsize(path) > 0  # the file, plus its open log
