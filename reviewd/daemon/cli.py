@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     journal = commands.add_parser("journal", help="inspect and handle dead letters")
     _common_options(journal, suppress=True)
-    journal.add_argument("action", choices=["list", "retry", "purge"])
+    journal.add_argument("action", choices=["list", "retry", "purge", "stats"])
     journal.add_argument("--plugin", help="only this plugin's dead letters")
     journal.add_argument("--event", dest="event_id", help="only this event id")
     journal.add_argument("--pending", action="store_true",
@@ -286,6 +286,10 @@ def journal(args: argparse.Namespace) -> int:
                                  f"attempts={d.attempts}  {error[-1] if error else ''}\n")
             kind = "pending deliveries" if args.pending else "dead letters"
             sys.stdout.write(f"{len(rows)} {kind}\n")
+        elif args.action == "stats":
+            from reviewd.daemon.journal.stats import render_stats
+
+            sys.stdout.write(render_stats(store))
         elif args.action == "retry":
             count = store.retry_dead(args.event_id, args.plugin)
             sys.stdout.write(f"{count} dead letter(s) made pending again; a running daemon "

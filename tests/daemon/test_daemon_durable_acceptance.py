@@ -257,7 +257,7 @@ def test_full_disk_mid_burst_keeps_every_event_and_readyz_says_why(tmp_path, dev
                 if n == 500:
                     fill(small_tmpfs)
                     filled.set()
-                devserver.emit("test.fill", {"n": n, "pad": "p" * 400})
+                devserver.emit("test.fill", {"n": n})
 
         emitter = threading.Thread(target=burst)
         emitter.start()

@@ -335,3 +335,22 @@ def test_finished_events_compact_to_dedupe_rows_that_expire(tmp_path):
 def journal_now() -> float:
     import time
     return time.time()
+
+
+def test_journal_stats_command_prints_rows_by_state_and_bytes(tmp_path):
+    path = str(tmp_path / "journal.sqlite3")
+    journal = SqliteJournal(path)
+    for n in range(3):
+        journal.record({"id": f"s{n}", "topic": "t"}, ["p"])
+    journal.mark_done("s0", "p")
+    journal.mark_dead("s1", "p", "boom")
+    journal.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FTRACK_", "REVIEWD_"))}
+    result = subprocess.run([sys.executable, "-m", "reviewd.daemon.cli", "journal", "stats",
+                             "--journal", path], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert "deliveries: pending 1, done 1, dead 1" in result.stdout
+    assert f"journal: {path}" in result.stdout
+    reported = int(result.stdout.split("on disk: ")[1].split("(")[1].split(" bytes")[0])
+    assert reported >= os.path.getsize(path) > 0  # the file, plus its open log

@@ -74,6 +74,8 @@ DIED = "the process died while handling it"
 COMPACT_AGE = 5.0
 #: Keep the write-ahead log file from staying at its high-water mark after checkpoints.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
+#: Checkpoint every ~1 MB of log (SQLite's default, 4 MB, is a small disk's whole room).
+WAL_CHECKPOINT_PAGES = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +202,7 @@ class SqliteJournal:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         return db
 
     def _check_integrity(self, created: bool) -> None:
@@ -245,13 +248,24 @@ class SqliteJournal:
                 for write in batch:
                     write.result = write.apply(cur)
                 cur.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     try:
                         self._db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
+                if describe_write_error(exc, "").startswith("journal: no space"):
+                    self._shrink_log()
                 raise
+
+    def _shrink_log(self) -> None:
+        """Disk full: fold the write-ahead log into the database and truncate it, which
+        gives its space back once there is room for the checkpoint (self-healing after
+        an operator frees space)."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass
 
     def _write(self, apply, wait: bool = True, then=None) -> Any:
         return self._group.submit(apply, wait=wait, then=then)
