@@ -169,10 +169,16 @@ class LaneFeed:
             self.lease.stop()
 
     def _room(self) -> int:
+        """How many entries to take now: none while the lane holds more than half of
+        what it should (so that reads come in batches, not one per finished delivery),
+        else enough to fill it up."""
         lane = self.lane
         with lane.lock:
             held = len(lane.known) + len(self._waiting)
-        return max(0, min(self.hold_limit() - held, lane.queue.maxsize - lane.queue.qsize()))
+        hold = self.hold_limit()
+        if held > hold // 2:
+            return 0
+        return max(0, min(hold - held, lane.queue.maxsize - lane.queue.qsize()))
 
     def _take(self, deliveries: list) -> int:
         """Queue *deliveries* on the lane; entries whose completion is still being
