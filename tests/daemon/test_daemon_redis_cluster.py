@@ -52,7 +52,7 @@ def redis_server(tmp_path_factory):
 class Cluster:
     """Three replicas with the recorder plugins, and a hub that publishes the burst."""
 
-    def __init__(self, tmp_path, devserver, redis_url, claim_idle="3", **extra):
+    def __init__(self, tmp_path, devserver, redis_url, claim_idle="5", **extra):
         self.tmp = tmp_path
         self.out = tmp_path / "out"
         self.out.mkdir()
@@ -372,7 +372,7 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     daemons = {replica: DaemonProcess(tmp_path, [], name=replica, env=service_env(
         devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
         REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
-        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="3",
+        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="5",
         REVIEWD_PINNED_PLUGINS="pinned", REVIEWD_LEASE_TTL=str(ttl), CLUSTER_OUT=str(out)))
         for replica in REPLICAS}
     client = redis_server.client()
