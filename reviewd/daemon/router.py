@@ -99,6 +99,8 @@ class InFlight:
 
 
 ACTION_LAUNCH = "ftrack.action.launch"
+#: Seconds without a new job after which a lane commits its finished outcomes.
+IDLE_FLUSH = 0.05
 
 Deliver = Callable[[Any, Any], Any]
 Resolver = Callable[[str, Any], "Job | None"]
@@ -149,10 +151,11 @@ class Lane:
             self.known.discard(event_id)
 
     def put_claimed(self, job: Job) -> bool:
-        """Queue a job whose id this lane claimed; when it does not fit (count or bytes)
-        the claim is released and the delivery waits in the journal for a refill."""
+        """Queue a job whose id this lane claimed; when it does not fit (count or bytes),
+        or older events of this lane wait in the journal (order), the claim is released
+        and the delivery waits in the journal for a refill."""
         with self.lock:
-            if self._fits(job.size):
+            if not self.overflowed and self._fits(job.size):
                 self.queue.put_nowait(job)
                 self.queued_bytes += job.size
                 return True
@@ -165,7 +168,7 @@ class Lane:
         with self.lock:
             if job.event_id in self.known:
                 return True
-            if not self._fits(job.size):
+            if self.overflowed or not self._fits(job.size):
                 self.overflowed = True
                 return False
             self.queue.put_nowait(job)
@@ -197,9 +200,14 @@ class Lane:
                 # Shared work: take a small batch so that other hosts get their share.
                 room = min(room, 2 * len(self.threads))
             limit = room + len(self.known)
-            pending = self.router.journal.pending(self.plugin, limit=limit)
-            # A full page means more may wait in the journal: look again when there is room.
-            self.overflowed = len(pending) >= limit
+            journal = self.router.journal
+            if getattr(journal, "pending_skips", False):
+                pending = journal.pending(self.plugin, limit=limit, skip=self.known)
+                # A full page means more may wait in the journal: look again later.
+                self.overflowed = len(pending) >= room
+            else:
+                pending = journal.pending(self.plugin, limit=limit)
+                self.overflowed = len(pending) >= limit
             for delivery in pending:
                 if delivery.event_id in self.known:
                     continue
@@ -228,27 +236,24 @@ class Lane:
 
     def _work_loop(self) -> None:
         while not self.stopping.is_set():
+            if self.overflowed and self.queue.qsize() <= self.queue.maxsize // 2:
+                # Events wait in the journal: pull them in, in order, before the queue
+                # runs dry (the intake does not queue past them meanwhile).
+                self._refill_safely()
             try:
-                job = self.queue.get_nowait()
+                # Outcomes ride along with other commits (the intake's batches) while
+                # events keep coming; after a quiet moment the lane commits its own.
+                job = self.queue.get(timeout=IDLE_FLUSH)
             except queue.Empty:
                 self._flush_outcomes()
+                if self.router.pull:
+                    self._refill_safely()
                 try:
                     job = self.queue.get(timeout=0.2)
                 except queue.Empty:
-                    job = None
-            if job is not None:
-                with self.lock:
-                    self.queued_bytes -= job.size
-            else:
-                pull = self.overflowed or self.router.pull
-                if pull and self.router.resolver is not None and not self.stopping.is_set():
-                    try:
-                        self.refill(self.router.resolver)
-                    except Exception as exc:  # noqa: BLE001 - journal unreachable: wait
-                        log.error("reading the journal failed", plugin=self.plugin,
-                                  error=redact(str(exc)))
-                        self.stopping.wait(1.0)
-                continue
+                    continue
+            with self.lock:
+                self.queued_bytes -= job.size
             if self.stopping.is_set():
                 # Not started: it stays pending in the journal and replays on next start.
                 self._forget(job)
@@ -265,6 +270,15 @@ class Lane:
     def _forget(self, job: Job) -> None:
         with self.lock:
             self.known.discard(job.event_id)
+
+    def _refill_safely(self) -> None:
+        if self.router.resolver is None or self.stopping.is_set():
+            return
+        try:
+            self.refill(self.router.resolver)
+        except Exception as exc:  # noqa: BLE001 - journal unreachable: wait
+            log.error("reading the journal failed", plugin=self.plugin, error=redact(str(exc)))
+            self.stopping.wait(1.0)
 
     def _flush_outcomes(self) -> None:
         """Commit the outcomes this lane queued without waiting (idle: nothing to batch

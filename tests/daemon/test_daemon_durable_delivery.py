@@ -378,3 +378,20 @@ def test_a_finished_attempt_whose_commit_was_lost_is_done_not_died(tmp_path):
     assert [d.state for d in journal.deliveries("finished")] == ["done"]
     assert AttemptLog.read(path + "-attempts") == {}  # emptied once counted
     journal.close()
+
+
+def test_overflow_keeps_arrival_order_new_events_do_not_jump_the_journal(daemon):
+    order = []
+    gate = threading.Event()
+
+    def handler(event):
+        gate.wait(30)
+        order.append(event["data"]["n"])
+
+    daemon.add("ordered", handler, queue_size=5)
+    for n in range(200):
+        daemon.publish(n)
+        if n == 100:
+            gate.set()  # the lane drains while newer events keep arriving
+    wait_for(lambda: len(order) == 200)
+    assert order == list(range(200))

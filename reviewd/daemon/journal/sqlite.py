@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from reviewd.daemon.journal.attempts import FAILED, RUNNING, SUCCEEDED, AttemptLog
@@ -520,7 +520,8 @@ class SqliteJournal:
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
 
-    def _select(self, where: str, params: tuple, limit: int | None = None) -> list[Delivery]:
+    def _select(self, where: str, params: tuple, limit: int | None = None,
+                skip: Collection[str] = ()) -> list[Delivery]:
         sql = (
             "SELECT e.seq, e.id, e.topic, d.plugin, d.state, d.attempts, d.last_error, "
             "e.received_at, d.updated_at, e.payload FROM deliveries d "
@@ -532,14 +533,19 @@ class SqliteJournal:
             Delivery(seq, eid, topic, plugin, state, attempts, err, recv, upd,
                      json.loads(payload), len(payload))
             for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload
-            in self._query(sql, params)
+            in self._query(sql, params) if eid not in skip
         ]
 
-    def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
-        """Unfinished deliveries in arrival order (what a restart replays)."""
+    #: ``pending`` takes ``skip=`` (ids the caller already holds are not decoded).
+    pending_skips = True
+
+    def pending(self, plugin: str | None = None, limit: int | None = None,
+                skip: Collection[str] = ()) -> list[Delivery]:
+        """Unfinished deliveries in arrival order (what a restart replays), leaving out
+        the event ids in *skip* (a lane's own, whose payload it need not decode)."""
         if plugin is None:
-            return self._select("d.state='pending'", (), limit)
-        return self._select("d.state='pending' AND d.plugin=?", (plugin,), limit)
+            return self._select("d.state='pending'", (), limit, skip)
+        return self._select("d.state='pending' AND d.plugin=?", (plugin,), limit, skip)
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:
         if plugin is None:
