@@ -45,6 +45,7 @@ JOURNAL_ACTIONS = {
     "list": "list dead letters (or, with --pending, unfinished deliveries)",
     "retry": "make dead letters pending again (a running daemon picks them up)",
     "purge": "forget dead letters",
+    "stats": "print rows by state and bytes on disk",
 }
 
 
@@ -350,9 +351,30 @@ def format_status(body: dict[str, Any]) -> str:
             lines.append(f"  {'':<24} last error: {info['last_error']}")
     lines.append(f"journal: {journal_info.get('path')}: pending {journal_info.get('pending', 0)},"
                  f" done {journal_info.get('done', 0)}, dead {journal_info.get('dead', 0)}")
+    lines.extend(format_cluster(body.get("cluster")))
     if body.get("last_error"):
         lines.append(f"last error: {body['last_error']}")
     return "\n".join(lines) + "\n"
+
+
+def format_cluster(cluster: dict[str, Any] | None) -> list[str]:
+    """The Redis cluster section (see :mod:`reviewd.daemon.cluster`), empty for SQLite."""
+    if not cluster:
+        return []
+    spool = cluster.get("spool") or {}
+    lines = [f"cluster: replica {cluster.get('replica')} on {cluster.get('redis')}"
+             f"{'' if cluster.get('redis_reachable') else ' (REDIS UNREACHABLE)'}, "
+             f"spool {spool.get('events', 0)} event(s), refused {spool.get('refused', 0)}"]
+    for replica in cluster.get("replicas", []):
+        lines.append(f"  replica {replica.get('name'):<20} last heartbeat "
+                     f"{replica.get('age_seconds')}s ago (pid {replica.get('pid')} on "
+                     f"{replica.get('host')})")
+    for name, fig in sorted((cluster.get("plugins") or {}).items()):
+        holder = f", lease held by {fig['lease_holder']}" if "lease_holder" in fig else ""
+        lines.append(f"  {name:<24} lag {fig.get('lag', 0)}, pending {fig.get('pending', 0)}, "
+                     f"claims {fig.get('claims', 0)}, dead {fig.get('dead_letters', 0)}"
+                     f"{holder}")
+    return lines
 
 
 def _duration(seconds: float) -> str:
@@ -376,7 +398,7 @@ def journal(args: argparse.Namespace) -> int:
         sys.stderr.write(f"reviewd: no journal at {path} (set --journal or journal.path)\n")
         return EX_CONFIG
     try:
-        store = open_journal(path, config)
+        store = open_journal(path, config, background=False)
     except JournalError as exc:
         sys.stderr.write(f"reviewd: {exc}\n")
         return 73
@@ -391,6 +413,10 @@ def journal(args: argparse.Namespace) -> int:
                                  f"attempts={d.attempts}  {error[-1] if error else ''}\n")
             kind = "pending deliveries" if args.pending else "dead letters"
             sys.stdout.write(f"{len(rows)} {kind}\n")
+        elif args.action == "stats":
+            from reviewd.daemon.journal.stats import render_stats
+
+            sys.stdout.write(render_stats(store))
         elif args.action == "retry":
             count = store.retry_dead(args.event_id, args.plugin)
             sys.stdout.write(f"{count} dead letter(s) made pending again; a running daemon "

@@ -46,6 +46,7 @@ from reviewd.api.exception import redact
 from reviewd.daemon import config as config_module
 from reviewd.daemon import embedded, report, status_page
 from reviewd.daemon import logging as daemon_logging
+from reviewd.daemon.cluster import ClusterCollector
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.hub_link import HubLink
@@ -208,9 +209,17 @@ class Daemon:
         except JournalError as exc:
             return self._abort(f"journal.path: {exc}", EX_CANTCREAT)
         log.info("journal open", path=self.journal.path, **self.journal.counts())
+        if getattr(self.journal, "recovered", 0):
+            log.warning("handlers were running when the process died; each counts as a "
+                        "failed attempt", deliveries=self.journal.recovered)
         self.intake.dispatch_local = getattr(self.journal, "dispatch_local", True)
         self.router = Router(self.journal, self.intake.deliver, self.metrics,
-                             resolver=self.intake.resolve)
+                             resolver=self.intake.resolve,
+                             report_failure=self.intake.report_failure)
+        if getattr(self.journal, "feeds_lanes", False):
+            self.metrics.registry.register(ClusterCollector(lambda: self.journal,
+                                                            lambda: self.intake.spool))
+        self.intake.start()  # the journal writer: batches, compaction, file checks
         return None
 
     def _journal_path(self) -> str:
@@ -430,6 +439,7 @@ class Daemon:
                 self.hub.disconnect()
             except Exception as exc:  # noqa: BLE001
                 log.warning("event hub disconnect failed", error=redact(str(exc)))
+        self.intake.close(self.config.grace_period)
         if self.journal is not None:
             counts = self.journal.counts()
             self.intake.journal_closed = True
