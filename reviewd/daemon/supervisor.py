@@ -263,7 +263,7 @@ class Daemon:
         self.signals.wake()
 
     def _on_hub_disconnected(self, reason: str = "") -> None:
-        self.hub_link.on_disconnected()
+        self.hub_link.on_disconnected(getattr(self.hub, "last_heard", None))
         self.last_error = redact(f"event hub disconnected: {reason}")
         self.signals.wake()
 

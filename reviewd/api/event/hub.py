@@ -178,6 +178,14 @@ class EventHub:
         return self._connected_event.is_set()
 
     @property
+    def last_heard(self) -> float | None:
+        """Wall-clock time (``time.time()``) of the last frame heard from the server, on
+        this or an earlier connection: where a gap in the event stream started."""
+        connection = self._supervisor.connection
+        heard = connection.last_heard if connection is not None else None
+        return heard or self._supervisor.last_heard
+
+    @property
     def subscribed(self) -> bool:
         """Whether the server has confirmed every subscription sent on this connection
         (readiness: events matching them will now be delivered)."""
