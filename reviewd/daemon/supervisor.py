@@ -152,6 +152,8 @@ class Daemon:
     def _start(self) -> int | None:
         """Steps 3-10 of the start-up order, in order; the exit code when the run must
         end (the journal cannot be opened), None once ready."""
+        for warning in self.config.warnings:
+            log.warning("configuration warning", problem=warning)
         self._start_http()
         code = self._open_journal()
         if code is not None:
