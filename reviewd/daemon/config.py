@@ -175,6 +175,17 @@ def _parse_str(value: Any) -> str:
     return str(value)
 
 
+def _parse_names(value: Any) -> tuple[str, ...]:
+    """A list of names: a TOML array, or comma-separated text in the environment."""
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        raise ValueError(f"must be a list of names, got {value!r}")
+    return tuple(part.strip() for part in parts if part.strip())
+
+
 def _parse_level(value: Any) -> str:
     return _parse_choice("debug", "info", "warning", "error", "critical")(value)
 
@@ -252,6 +263,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("plugins.allow_world_writable", "plugin_allow_world_writable", _parse_bool, False,
             ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
             "Load plugins from world-writable paths (refused by default: anyone could add code)."),
+    Setting("plugins.secret_arguments", "plugin_secret_arguments", _parse_names, (),
+            ("REVIEWD_PLUGIN_SECRET_ARGUMENTS",),
+            "Plugin argument names whose values are secrets (redacted everywhere), besides "
+            "*_key, *token*, *password* and *secret*."),
     Setting("plugins.ftrack_api_compat", "plugin_ftrack_api_compat", _parse_bool, True,
             ("REVIEWD_FTRACK_API_COMPAT",),
             "Let unchanged ftrack plugins `import ftrack_api` (when the real one is absent)."),
@@ -309,6 +324,7 @@ class Config:
     plugin_strict: bool = False
     plugin_allow_world_writable: bool = False
     plugin_ftrack_api_compat: bool = True
+    plugin_secret_arguments: tuple[str, ...] = ()
     plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
     per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
     queue_size: int = _LANE_DEFAULTS.queue_size
@@ -461,9 +477,53 @@ def load(
     if config.watch_plugins is None:
         config.watch_plugins = foreground
     register_secret(config.api_key)
+    register_plugin_secrets(config)
     config.warnings = unknown_environment(environ)
     validate(config, require_server)
     return config
+
+
+#: Plugin argument names that hold secrets, whatever the configuration says.
+_SECRET_ARGUMENT = re.compile(r"(_key$|^key$|token|password|passwd|secret)", re.IGNORECASE)
+
+
+def is_secret_argument(name: str, marked: tuple[str, ...] = ()) -> bool:
+    """Whether a plugin argument's value is a secret: ``*_key``, ``*token*``,
+    ``*password*``, ``*secret*``, or a name the configuration marks."""
+    return bool(_SECRET_ARGUMENT.search(name)) or name in marked
+
+
+def _secret_values(arguments: Mapping[str, Any], marked: tuple[str, ...]) -> list[str]:
+    values: list[str] = []
+
+    def leaves(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for inner in value.values():
+                leaves(inner)
+        elif isinstance(value, (list, tuple)):
+            for inner in value:
+                leaves(inner)
+        elif value is not None and not isinstance(value, bool):
+            values.append(str(value))
+
+    for name, value in arguments.items():
+        if is_secret_argument(str(name), marked):
+            leaves(value)
+        elif isinstance(value, Mapping):
+            values.extend(_secret_values(value, marked))
+    return values
+
+
+def register_plugin_secrets(config: Config) -> None:
+    """Register the values of secret plugin arguments with :func:`register_secret`, so
+    that logs, ``/status`` (``last_error``) and dead letters show ``***`` instead: a
+    plugin that puts its token in an exception message must not publish it."""
+    marked = tuple(config.plugin_secret_arguments or ())
+    for value in _secret_values(config.plugin_arguments, marked):
+        register_secret(value)
+    for arguments in config.per_plugin_arguments.values():
+        for value in _secret_values(arguments, marked):
+            register_secret(value)
 
 
 #: ``REVIEWD_*`` variables read outside the settings table (tools, the test suite).
