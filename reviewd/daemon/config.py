@@ -219,6 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
             "API user name; defaults to the OS user."),
     Setting("server.api_key_file", "api_key_file", _parse_str, None, ("REVIEWD_API_KEY_FILE",),
             "File holding the API key (first line)."),
+    Setting("server.ca_bundle", "ca_bundle", _parse_str, None, ("REVIEWD_CA_BUNDLE",),
+            "PEM file (or folder) of the CAs to trust for an https server with a private or "
+            "self-signed certificate. Verification is always on."),
     Setting("server.connect_backoff_max", "connect_backoff_max", parse_duration, 60.0,
             ("REVIEWD_CONNECT_BACKOFF_MAX",),
             "Cap of the delay between attempts to reach the server at start."),
@@ -304,6 +307,7 @@ class Config:
     api_user: str | None = None
     api_key: str | None = dataclasses.field(default=None, repr=False)
     api_key_file: str | None = None
+    ca_bundle: str | None = None
     connect_backoff_max: float = 60.0
     state_dir: str | None = None
     http: tuple[str, int] | None = ("127.0.0.1", 9120)
@@ -609,6 +613,9 @@ def validate(config: Config, require_server: bool = True) -> None:
     if config.journal_backend == "redis" and not config.redis_url:
         raise ConfigError("journal.redis_url", "must be set when journal.backend is redis "
                           "(e.g. redis://127.0.0.1:6379/0)", config.sources.get("journal_backend"))
+    if config.ca_bundle and not os.path.exists(config.ca_bundle):
+        raise ConfigError("server.ca_bundle", f"{config.ca_bundle} does not exist",
+                          config.sources.get("ca_bundle"))
     if uses_embedded_server(config) or not require_server:
         return
     if not config.server_url:
