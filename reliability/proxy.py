@@ -9,6 +9,9 @@ the socket.io handshake).  Faults act on one class at a time, on live connection
 - ``slow(kind, bytes_per_second)``: trickle the server's answers;
 - ``half_open(kind)``: keep the sockets open but drop everything from the server (a
   peer that vanished without FIN or RST — only heartbeats can tell);
+- ``deafen(kind)``: drop everything the client sends (the server never acknowledges);
+- ``answer_api(response)``: answer API requests with a canned response (a 500/502 HTML
+  page, truncated JSON) instead of the server;
 - ``refuse(True)``: reset new connections as soon as they arrive.
 
 With *tls* (an ``ssl.SSLContext``) the proxy terminates TLS: the TLS tests use it to
@@ -39,6 +42,8 @@ class _Faults:
     stalled_until: dict[str, float] = field(default_factory=dict)
     rate: dict[str, float] = field(default_factory=dict)
     half_open: set[str] = field(default_factory=set)
+    deaf: set[str] = field(default_factory=set)
+    canned: bytes | None = None
     refusing: bool = False
 
 
@@ -114,6 +119,22 @@ class FaultProxy:
         else:
             self._faults.half_open.discard(kind)
 
+    def deafen(self, kind: str, on: bool = True) -> None:
+        """Drop everything the client sends on *kind* (the server never acknowledges)."""
+        if on:
+            self._faults.deaf.add(kind)
+            self.faults_injected += 1
+        else:
+            self._faults.deaf.discard(kind)
+
+    def answer_api(self, response: bytes | None) -> None:
+        """Answer every new API request with *response* (an error page, truncated JSON)
+        instead of forwarding it; None forwards again.  Live API connections are cut so
+        that clients' pooled connections meet the fault too."""
+        self._faults.canned = response
+        if response is not None:
+            self.cut(API)
+
     def refuse(self, on: bool) -> None:
         self._faults.refusing = on
         if on:
@@ -153,6 +174,9 @@ class FaultProxy:
             writer.transport.abort()
             return
         kind = EVENT if b"/socket.io/1/websocket" in first else API
+        if kind == API and self._faults.canned is not None:
+            await self._answer_canned(reader, writer, self._faults.canned)
+            return
         self.connections[kind] += 1
         link = _Link(kind, writer, up_writer)
         self._links.append(link)
@@ -165,6 +189,18 @@ class FaultProxy:
                 self._links.remove(link)
             writer.transport.abort()
             up_writer.transport.abort()
+
+    async def _answer_canned(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                             response: bytes) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            writer.write(response)
+            await asyncio.wait_for(writer.drain(), 10)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     kind: str, from_server: bool) -> None:
@@ -179,6 +215,8 @@ class FaultProxy:
                     await asyncio.sleep(0.05)
                 if from_server and kind in faults.half_open:
                     continue  # swallowed: the client hears nothing, no FIN, no RST
+                if not from_server and kind in faults.deaf:
+                    continue  # swallowed: the server never hears (nor acknowledges)
                 rate = faults.rate.get(kind) if from_server else None
                 if rate:
                     for start in range(0, len(data), 256):
