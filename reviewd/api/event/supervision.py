@@ -42,8 +42,9 @@ log = logging.getLogger("reviewd.api.event.hub")
 #: A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER = 2.0
 #: Longest wait between probes of an address where nothing listens (refused, no
-#: route).  Such a probe costs the server nothing, and a server restarted after a
-#: short outage must be noticed within a second or so, not after a long backoff.
+#: route), and before the first attempt after a connection is lost.  Such a probe costs
+#: the server nothing, and a server restarted after a short outage must be noticed
+#: within a second or so, not after a long backoff.
 PROBE_CAP = 1.0
 
 
@@ -185,8 +186,12 @@ class Supervisor:
             if stop.is_set():
                 break
             self.reconnects += 1
-            ceiling = backoff.ceiling()
-            delay = backoff.next_delay()
+            # The server was there a moment ago: look again within PROBE_CAP rather than
+            # after a backoff grown by earlier rounds (a server restarted twice in quick
+            # succession was otherwise rejoined 6 s late).  If it is gone, the next
+            # attempts are cheap refusals; if it answers with errors, they back off.
+            ceiling = min(backoff.ceiling(), PROBE_CAP)
+            delay = min(backoff.next_delay(), PROBE_CAP)
             self.attempts.append(
                 Attempt(time.monotonic(), f"lost: {redact(reason)}", delay, ceiling))
             log.warning("event server connection lost (%s); reconnecting in %.2fs",
