@@ -128,3 +128,25 @@ def server_errors(workdir: Path, long: bool) -> Outcome:
             stream.proxy.deafen(EVENT, False)
             outcome.recovered(time_to_next_delivery(stream.daemon, 90))
     return outcome
+
+
+def server_sigstop(workdir: Path, long: bool) -> Outcome:
+    """The server frozen (SIGSTOP) for 8 s (short) or 90 s (long): the daemon must report
+    a hub gap at least as long as the freeze (it starts at the last frame heard)."""
+    outcome = Outcome("server SIGSTOP (hub gap)")
+    pause = 90.0 if long else 8.0
+    with running_stream(workdir, outcome) as stream:
+        stream.server.pause()
+        outcome.faults += 1
+        time.sleep(pause)  # the freeze itself
+        stream.server.resume()
+        resumed = time.monotonic()
+        wait_until(lambda: stream.daemon.status().get("hub", {}).get("last_gap"), 60,
+                   "the gap report")
+        outcome.recovered(time.monotonic() - resumed + time_to_next_delivery(stream.daemon, 60))
+        gap = stream.daemon.status()["hub"]["last_gap"]["seconds"]
+        outcome.notes.append(f"SIGSTOP {pause:.0f}s reported as a gap of {gap:.1f}s")
+        if gap < pause:
+            outcome.crashes += 1  # a wrong gap is a failure of the scenario
+            outcome.notes.append("gap shorter than the freeze")
+    return outcome

@@ -73,7 +73,7 @@ class HttpServer:
         self.add_route("/", lambda request: json_response(
             200, {"endpoints": sorted(path for path in self._routes if path != "/")}))
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=128)
+        sock = socket.create_server((host, port), family=family)
         self._connections = ConnectionServer(sock, self._answer, self._is_inline,
                                              max_connections=max_connections,
                                              header_timeout=header_timeout)
