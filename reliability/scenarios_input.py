@@ -77,7 +77,7 @@ def http_flood(workdir: Path, long: bool) -> Outcome:
         failures = probes = 0
         kinds: dict[str, int] = {}
         peak_fds = 0
-        deadline = time.monotonic() + (120 if long else 10)
+        deadline = time.monotonic() + (60 if long else 10)
         while time.monotonic() < deadline:
             probes += 1
             problem = _healthz_ok(port)
@@ -115,7 +115,7 @@ def fuzz_parsers(workdir: Path, long: bool) -> Outcome:
     from reviewd.devserver import query
 
     outcome = Outcome("fuzz: packet, expression, query, config")
-    budget = 20000 if long else 300
+    budget = 5000 if long else 300
     unexpected: list[str] = []
 
     def guard(target: str, call, expected: tuple[type[BaseException], ...]):
@@ -221,7 +221,7 @@ def hostile_events(workdir: Path, long: bool) -> Outcome:
 
     outcome = Outcome("hostile events")
     with running_stream(workdir, outcome) as stream:
-        rounds = 20 if long else 1
+        rounds = 5 if long else 1
         for _ in range(rounds):
             for label, frame in _hostile_frames():
                 sender = Connection(stream.server.url, API_USER, API_KEY)

@@ -50,7 +50,7 @@ def _socket_scenario(name: str, kind: str, workdir: Path, long: bool, seed: int)
     rng = random.Random(seed)
     outcome = Outcome(name)
     if long:
-        plan = ["cut"] * 100 + ["stall", "slow", "half_open"] * 5
+        plan = ["cut"] * 100 + ["stall", "slow", "half_open"] * 3
         rng.shuffle(plan)
     else:
         plan = ["cut", "stall", "slow", "half_open", "cut"]
@@ -111,7 +111,7 @@ def server_errors(workdir: Path, long: bool) -> Outcome:
     """API answers that are error pages or truncated JSON; an event server that never
     acknowledges (nor hears heartbeats)."""
     outcome = Outcome("server errors / never acking")
-    rounds = 10 if long else 1
+    rounds = 5 if long else 1
     with running_stream(workdir, outcome, proxy=True, plugins={"recorder": QUERYING_RECORDER},
                         extra_env=API_RETRIES) as stream:
         for _ in range(rounds):

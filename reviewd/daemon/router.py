@@ -237,7 +237,9 @@ class Lane:
                     continue
                 try:
                     self.router.deliver(event, subscriber)
-                except Exception as exc:  # noqa: BLE001 - a plugin's failure is data here
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's failure
+                    # is data here; sys.exit() in a handler must not end the worker thread
+                    # (the lane would be stuck for ever).
                     text = redact("".join(traceback.format_exception(exc)).strip())
                     log.debug("handler raised", traceback=text)
                     return text
