@@ -238,4 +238,9 @@ def hostile_events(workdir: Path, long: bool) -> Outcome:
                     outcome.notes.append(f"server died on {label}")
                     stream.server.start()
                 outcome.recovered(time_to_next_delivery(stream.daemon, 30))
+        refused = stream.daemon.log().count("journal write failed; event not dispatched")
+        if refused:
+            outcome.notes.append(f"{refused} event(s) refused by the journal with an error "
+                                 "line (lone surrogate in the topic): not journaled, not "
+                                 "delivered")
     return outcome
