@@ -181,9 +181,11 @@ class ConnectionServer:
         self._started.wait(10)
 
     def stop(self) -> None:
-        if self._loop.is_running():
+        if self.thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
-        self.thread.join(5)
+            self.thread.join(5)
+        elif self.thread.ident is None:  # never started: release the bound socket
+            self._sock.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ loop thread
