@@ -39,6 +39,7 @@ from reviewd.plugin.records import (
     source_file,
 )
 from reviewd.plugin.registry import PluginHealth, Subscription
+from reviewd.plugin.session_view import SessionView
 
 __all__ = ["PluginHost"]
 
@@ -107,6 +108,7 @@ class PluginHost:
         self.problems: list[str] = []
         self._records: list[PluginRecord] = []
         self._by_subscriber: dict[str, Subscription] = {}
+        self._views: dict[str, Any] = {}
         # _lock guards the records and the subscriber map and is held only briefly, so
         # the daemon's dispatch thread (owner_of) never waits on plugin code; _operations
         # serialises load/unload/reload, which run plugin code.
@@ -277,6 +279,21 @@ class PluginHost:
         self._activate(record, plugin)
         return record
 
+    def _session_view(self, plugin: str) -> Any:
+        """A new view for *plugin* (at each load): the session it registers with, so that
+        its patches to the session stay its own (see :mod:`reviewd.plugin.session_view`)."""
+        if self.session is None:
+            return None
+        view = SessionView(self.session, plugin)
+        self._views[plugin] = view
+        return view
+
+    def session_view(self, plugin: str) -> Any:
+        """The session *plugin* was given (its view), for events that carry the session
+        (``ftrack.api.session.ready``): ``event["data"]["session"] is session`` holds
+        in the plugin as it does under ftrack_api."""
+        return self._views.get(plugin, self.session)
+
     def _activate(self, record: PluginRecord, plugin: Any) -> None:
         """Register *plugin*'s hooks and subscriptions; on any failure, undo them."""
         is_pluggy = implements_hooks(self.manager, plugin)
@@ -297,14 +314,14 @@ class PluginHost:
                     register,
                     record.name,
                     record.source,
-                    (self.session,),
+                    (self._session_view(record.name),),
                     self.arguments_for(record.name),
                 )
             if is_pluggy:
                 phase = "reviewd_register hook raised"
                 run_registration_hook(
                     self.manager,
-                    self.session,
+                    self._session_view(record.name),
                     record.name,
                     self.arguments_for(record.name),
                     subscriptions,
