@@ -540,12 +540,16 @@ class SqliteJournal:
     pending_skips = True
 
     def pending(self, plugin: str | None = None, limit: int | None = None,
-                skip: Collection[str] = ()) -> list[Delivery]:
+                skip: Collection[str] = (), after: int = 0) -> list[Delivery]:
         """Unfinished deliveries in arrival order (what a restart replays), leaving out
-        the event ids in *skip* (a lane's own, whose payload it need not decode)."""
-        if plugin is None:
-            return self._select("d.state='pending'", (), limit, skip)
-        return self._select("d.state='pending' AND d.plugin=?", (plugin,), limit, skip)
+        the event ids in *skip* (a lane's own, whose payload it need not decode) and,
+        with *after*, those journaled at or before that sequence number."""
+        where, params = "d.state='pending'", ()
+        if plugin is not None:
+            where, params = where + " AND d.plugin=?", (plugin,)
+        if after:
+            where, params = where + " AND d.event_seq > ?", (*params, after)
+        return self._select(where, params, limit, skip)
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:
         if plugin is None:
