@@ -181,8 +181,9 @@ class EventIntake:
             if not items:
                 self._idle.set()
                 if now >= next_compact:
-                    self._housekeep("compact")
-                    next_compact = now + COMPACT_EVERY
+                    # Small steps between batches, so that events never wait long.
+                    if not self._housekeep("compact"):
+                        next_compact = now + COMPACT_EVERY
                 if now >= next_reclaim:
                     self._housekeep("reclaim")
                     next_reclaim = now + RECLAIM_EVERY
@@ -206,14 +207,16 @@ class EventIntake:
             self.journal_error = reason
             log.error("journal file lost", reason=reason)
 
-    def _housekeep(self, name: str) -> None:
+    def _housekeep(self, name: str) -> Any:
+        """Run a journal upkeep task; its result (None when absent or failed)."""
         task = getattr(self.parts.journal, name, None)
         if task is None or self.journal_closed:
-            return
+            return None
         try:
-            task()
+            return task()
         except Exception as exc:  # noqa: BLE001 - tried again later
             log.warning(f"journal {name} failed", error=redact(str(exc)))
+            return None
 
     def _journal_batch(self, items: list[Received]) -> bool:
         """Journal *items* in one transaction and hand the new deliveries to the lanes;

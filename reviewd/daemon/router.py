@@ -57,7 +57,7 @@ log = structlog.get_logger("reviewd.router")
 class LaneSettings:
     """How one plugin's deliveries are run (from config, overlaid by its subscriptions)."""
 
-    queue_size: int = 1000
+    queue_size: int = 10000  # the byte bound (queue_bytes) is what protects memory
     queue_bytes: int = 64 * 1024 * 1024  # encoded event bytes queued in memory, at most
     concurrency: int = 1
     soft_timeout: float = 30.0

@@ -303,36 +303,7 @@ class SqliteJournal:
         now = time.time()
 
         def apply(cur):
-            results = []
-            for entry in entries:
-                plugins = list(dict.fromkeys(entry.plugins))
-                if not plugins:
-                    results.append([])
-                    continue
-                if cur.execute("SELECT 1 FROM seen WHERE id=?",
-                               (seen_key(entry.event_id),)).fetchone():
-                    results.append([])
-                    continue
-                cur.execute(
-                    "INSERT OR IGNORE INTO events (id, topic, payload, received_at)"
-                    " VALUES (?, ?, ?, ?)", (entry.event_id, entry.topic, entry.payload, now))
-                if cur.rowcount == 1:
-                    seq = cur.lastrowid
-                    cur.executemany(
-                        "INSERT INTO deliveries (event_seq, plugin, updated_at) VALUES (?, ?, ?)",
-                        [(seq, plugin, now) for plugin in plugins])
-                    results.append(plugins)
-                    continue
-                seq = cur.execute("SELECT seq FROM events WHERE id = ?",
-                                  (entry.event_id,)).fetchone()[0]
-                new = []
-                for plugin in plugins:
-                    cur.execute("INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
-                                " VALUES (?, ?, ?)", (seq, plugin, now))
-                    if cur.rowcount == 1:
-                        new.append(plugin)
-                results.append(new)
-            return results
+            return self._record_in(cur, entries, now)
 
         try:
             return self._write(apply)
@@ -340,6 +311,54 @@ class SqliteJournal:
             raise
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(describe_write_error(exc, self.path)) from exc
+
+    @staticmethod
+    def _record_in(cur, entries: Sequence[Entry], now: float) -> list[list[str]]:
+        """The statements of :meth:`record_batch`, set-wise: a handful of statements
+        per batch (finished ids, known ids, inserts) rather than several per event."""
+        ids = list(dict.fromkeys(e.event_id for e in entries))
+        finished = set()
+        known: dict[str, int] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            finished.update(row[0] for row in cur.execute(
+                f"SELECT id FROM seen WHERE id IN ({marks})", [seen_key(i) for i in chunk]))
+            known.update(cur.execute(
+                f"SELECT id, seq FROM events WHERE id IN ({marks})", chunk).fetchall())
+        finished_ids = {i for i in ids if seen_key(i) in finished}
+        fresh: dict[str, Entry] = {}
+        for entry in entries:
+            if (entry.event_id not in known and entry.event_id not in finished_ids
+                    and entry.event_id not in fresh and entry.plugins):
+                fresh[entry.event_id] = entry
+        if fresh:
+            cur.executemany(
+                "INSERT INTO events (id, topic, payload, received_at) VALUES (?, ?, ?, ?)",
+                [(e.event_id, e.topic, e.payload, now) for e in fresh.values()])
+            for chunk in _chunks(list(fresh), 500):
+                known.update(cur.execute(
+                    f"SELECT id, seq FROM events WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall())
+            cur.executemany(
+                "INSERT INTO deliveries (event_seq, plugin, updated_at) VALUES (?, ?, ?)",
+                [(known[e.event_id], plugin, now) for e in fresh.values()
+                 for plugin in dict.fromkeys(e.plugins)])
+        results: list[list[str]] = []
+        for entry in entries:
+            plugins = list(dict.fromkeys(entry.plugins))
+            if not plugins or entry.event_id in finished_ids:
+                results.append([])
+            elif fresh.get(entry.event_id) is entry:
+                results.append(plugins)
+            else:  # known before, or a second copy in this batch: new plugins only
+                new = []
+                for plugin in plugins:
+                    cur.execute("INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
+                                " VALUES (?, ?, ?)", (known[entry.event_id], plugin, now))
+                    if cur.rowcount == 1:
+                        new.append(plugin)
+                results.append(new)
+        return results
 
     def record(self, event: Mapping[str, Any], plugins: Iterable[str]) -> list[str]:
         """Journal one *event* for *plugins*; return the plugins it is new for."""
@@ -417,7 +436,7 @@ class SqliteJournal:
             return count
         return self._write(apply)
 
-    def compact(self, limit: int = 20000, age: float = COMPACT_AGE) -> int:
+    def compact(self, limit: int = 1000, age: float = COMPACT_AGE) -> int:
         """Move events every plugin finished at least *age* seconds ago into ``seen``
         (id, time, count) and drop their payload and delivery rows; return how many.
         Bounded per call so that a backlog never makes one huge transaction; the short
@@ -607,6 +626,11 @@ class SqliteJournal:
         with self._read_lock:
             self._reader.close()
         self._attempts.close()
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
