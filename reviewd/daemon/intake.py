@@ -53,7 +53,7 @@ BATCH = 512
 CHECK_FILE_EVERY = 1.0
 #: How often finished events are compacted, and free pages handed back.
 COMPACT_EVERY = 2.0
-RECLAIM_EVERY = 60.0
+RECLAIM_EVERY = 5.0
 #: Waits between failed journal writes (growing to the cap).
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 
@@ -177,13 +177,14 @@ class EventIntake:
             if now >= next_check:
                 self._check_file()
                 next_check = now + CHECK_FILE_EVERY
-            items = self.spool.peek(BATCH, timeout=0.2)
+            more = bool(getattr(self.parts.journal, "compact_more", False))
+            items = self.spool.peek(BATCH, timeout=0 if more else 0.2)
             if not items:
                 self._idle.set()
-                if now >= next_compact:
+                if now >= next_compact or more:
                     # Small steps between batches, so that events never wait long.
-                    if not self._housekeep("compact"):
-                        next_compact = now + COMPACT_EVERY
+                    self._housekeep("compact")
+                    next_compact = now + COMPACT_EVERY
                 if now >= next_reclaim:
                     self._housekeep("reclaim")
                     next_reclaim = now + RECLAIM_EVERY
