@@ -213,7 +213,8 @@ class Lane:
             else:
                 pending = journal.pending(self.plugin, limit=limit)
                 self.overflowed = len(pending) >= limit
-            advance = True
+            # Only a journal with sequence numbers (SQLite) is read with a cursor.
+            advance = getattr(journal, "pending_skips", False)
             for delivery in pending:
                 if delivery.event_id in self.known:
                     # Held by this lane (or being journaled by the intake right now):
@@ -234,7 +235,7 @@ class Lane:
                 # Read and handled (queued, or no longer subscribed): catch-up reads
                 # start after it.
                 if advance:
-                    self._cursor = max(self._cursor, getattr(delivery, "seq", 0))
+                    self._cursor = max(self._cursor, delivery.seq)
         if added and not self.router.pull:
             self.router.metrics.replayed.labels(plugin=self.plugin).inc(added)
         return added
