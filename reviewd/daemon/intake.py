@@ -177,7 +177,8 @@ class EventIntake:
             if now >= next_check:
                 self._check_file()
                 next_check = now + CHECK_FILE_EVERY
-            more = bool(getattr(self.parts.journal, "compact_more", False))
+            more = (bool(getattr(self.parts.journal, "compact_more", False))
+                    or now >= next_reclaim)
             items = self.spool.peek(BATCH, timeout=0 if more else 0.2)
             if not items:
                 self._idle.set()
@@ -186,8 +187,9 @@ class EventIntake:
                     self._housekeep("compact")
                     next_compact = now + COMPACT_EVERY
                 if now >= next_reclaim:
-                    self._housekeep("reclaim")
-                    next_reclaim = now + RECLAIM_EVERY
+                    # Again at once while free pages remain (after a big compaction).
+                    more_free = self._housekeep("reclaim")
+                    next_reclaim = now + (0 if more_free else RECLAIM_EVERY)
                 continue
             self._idle.clear()
             if self._journal_batch(items):

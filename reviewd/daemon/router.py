@@ -203,11 +203,12 @@ class Lane:
                 room = min(room, 2 * len(self.threads))
             limit = room + len(self.known)
             journal = self.router.journal
-            if getattr(journal, "pending_skips", False):
-                after = self._cursor if catch_up else 0
-                limit = room if after else limit
-                pending = journal.pending(self.plugin, limit=limit, skip=self.known,
-                                          after=after)
+            if getattr(journal, "pending_skips", False) and catch_up and self._cursor:
+                # Catching up: only what came after the last row this lane went past.
+                pending = journal.pending(self.plugin, limit=limit, after=self._cursor)
+                self.overflowed = len(pending) >= limit
+            elif getattr(journal, "pending_skips", False):
+                pending = journal.pending(self.plugin, limit=limit, skip=self.known)
                 # A full page means more may wait in the journal: look again later.
                 self.overflowed = len(pending) >= room
             else:

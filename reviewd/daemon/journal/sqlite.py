@@ -487,17 +487,19 @@ class SqliteJournal:
         self.reclaim()
         return count
 
-    def reclaim(self) -> None:
-        """Give free pages back to the file system and bound the write-ahead log."""
+    def reclaim(self) -> bool:
+        """Give free pages back to the file system (8 MB a step, so the intake never
+        waits long) and bound the write-ahead log; True while free pages remain."""
         with self._lock:
             if self._closed or self.broken:
-                return
+                return False
             try:
                 # executescript: Python's execute() stops after the first freed page
-                self._db.executescript("PRAGMA incremental_vacuum(2048);")  # <= 8 MB a step
+                self._db.executescript("PRAGMA incremental_vacuum(2048);")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return self._db.execute("PRAGMA freelist_count").fetchone()[0] > 0
             except sqlite3.Error:
-                pass
+                return False
 
     @staticmethod
     def _delete_orphans(cur) -> None:
