@@ -86,6 +86,7 @@ def assert_exactly_once(plugins, total: int) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(2400)
 def test_steady_200_per_second_two_plugins_exactly_once(tmp_path, devserver):
     seconds = 300 if LONG else 20
     total = 200 * seconds
@@ -102,6 +103,7 @@ def test_steady_200_per_second_two_plugins_exactly_once(tmp_path, devserver):
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(2400)
 def test_burst_to_two_plugins_exactly_once(tmp_path, devserver):
     total = 100_000 if LONG else 10_000
     daemon, plugins = start(tmp_path, devserver)
