@@ -173,14 +173,17 @@ def _memory(quick: bool) -> dict[str, float]:
             rig.burst(step - sent, start=sent)
             rig.figures(step)
             sent = step
-            # Let compaction catch up with what finished, as it does in service.
-            deadline = time.monotonic() + 60
+            # Let compaction and reclaiming catch up with what finished, as they do in
+            # service: until the journal's size stops changing.
+            deadline = time.monotonic() + 900
+            sizes: list[int] = []
             while time.monotonic() < deadline:
                 status = rig.status().get("journal", {})
-                if status.get("pending", 1) == 0 and status.get("done", 0) >= step:
+                sizes = (sizes + [rig.journal_bytes()])[-6:]
+                settled = len(sizes) == 6 and max(sizes) == min(sizes)
+                if status.get("pending", 1) == 0 and settled:
                     break
-                time.sleep(0.5)
-            time.sleep(7)  # compaction runs every 2 s on events finished 5 s ago
+                time.sleep(1)
             label = f"{step // 1000}k"
             out[f"rss_after_{label}_mb"] = rig.rss() / 1e6
             out[f"journal_after_{label}_mb"] = rig.journal_bytes() / 1e6

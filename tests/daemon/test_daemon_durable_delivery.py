@@ -395,3 +395,18 @@ def test_overflow_keeps_arrival_order_new_events_do_not_jump_the_journal(daemon)
             gate.set()  # the lane drains while newer events keep arriving
     wait_for(lambda: len(order) == 200)
     assert order == list(range(200))
+
+
+def test_journal_file_replaced_or_emptied_under_it_is_reported_and_writes_stop(tmp_path):
+    path = str(tmp_path / "journal.sqlite3")
+    journal = SqliteJournal(path)
+    journal.record({"id": "before", "topic": "t"}, ["p"])
+    assert journal.check_file() is None
+    os.rename(path, path + ".old")
+    with open(path, "wb"):
+        pass  # another (empty) file under the same name
+    reason = journal.check_file()
+    assert reason and path in reason and "replaced" in reason
+    with pytest.raises(Exception, match="replaced"):
+        journal.record({"id": "after", "topic": "t"}, ["p"])  # kept by the intake's spool
+    journal.close()
