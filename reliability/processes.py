@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 API_USER = "reliability"
@@ -196,33 +197,40 @@ class DaemonProcess:
 
     def handled(self) -> list[str]:
         try:
-            return self.out.read_text().split()
+            return [_canonical(i) for i in self.out.read_text().split()]
         except FileNotFoundError:
             return []
 
     def journaled(self) -> set[str]:
-        """Ids of the reliability events the journal accepted."""
-        if not self.journal.exists():
-            return set()
-        db = sqlite3.connect(str(self.journal))
-        try:
-            rows = db.execute("SELECT id FROM events WHERE topic LIKE 'reliability.%'").fetchall()
-        finally:
-            db.close()
-        return {row[0] for row in rows}
+        """Ids of the reliability events the journal accepted: those it still holds, and
+        those compaction already turned into de-duplication rows (every plugin of this
+        harness subscribes to ``reliability.*`` only, so every compacted row is one)."""
+        live, _done, compacted = self._journal_ids()
+        return live | compacted
 
     def done_ids(self) -> set[str]:
-        """Ids of the reliability events whose delivery the journal records as done."""
+        """Ids of the reliability events whose delivery the journal records as done
+        (a compacted event is one every plugin finished)."""
+        _live, done, compacted = self._journal_ids()
+        return done | compacted
+
+    def _journal_ids(self) -> tuple[set[str], set[str], set[str]]:
         if not self.journal.exists():
-            return set()
+            return set(), set(), set()
         db = sqlite3.connect(str(self.journal))
         try:
-            rows = db.execute("SELECT e.id FROM events e JOIN deliveries d ON d.event_seq = "
-                              "e.seq WHERE d.state = 'done' AND e.topic LIKE 'reliability.%'"
-                              ).fetchall()
+            live = {row[0] for row in db.execute(
+                "SELECT id FROM events WHERE topic LIKE 'reliability.%'")}
+            done = {row[0] for row in db.execute(
+                "SELECT e.id FROM events e JOIN deliveries d ON d.event_seq = e.seq "
+                "WHERE d.state = 'done' AND e.topic LIKE 'reliability.%'")}
+            try:
+                compacted = {_id_text(row[0]) for row in db.execute("SELECT id FROM seen")}
+            except sqlite3.OperationalError:  # a journal from before compaction existed
+                compacted = set()
         finally:
             db.close()
-        return {row[0] for row in rows}
+        return {_canonical(i) for i in live}, {_canonical(i) for i in done}, compacted
 
     def pending(self) -> int:
         if not self.journal.exists():
@@ -233,3 +241,18 @@ class DaemonProcess:
                               ).fetchone()[0]
         finally:
             db.close()
+
+
+def _canonical(event_id: str) -> str:
+    """One spelling per id (the journal's compact rows keep a UUID's 16 bytes only)."""
+    try:
+        return str(uuid.UUID(event_id))
+    except ValueError:
+        return event_id
+
+
+def _id_text(key: bytes | str) -> str:
+    """The id behind a compact de-duplication key (see ``journal.sqlite.seen_key``)."""
+    if isinstance(key, bytes):
+        return str(uuid.UUID(bytes=key)) if len(key) == 16 else key.decode("utf-8")
+    return _canonical(key)

@@ -170,13 +170,14 @@ def _parse_paths(value: Any) -> list[str]:
 
 
 def _parse_names(value: Any) -> list[str]:
-    """Plugin names: a TOML list, or comma-separated text in the environment."""
+    """Names (of plugins, of secret arguments): a TOML list, or comma-separated text in
+    the environment."""
     if isinstance(value, str):
         parts = value.split(",")
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         parts = list(value)
     else:
-        raise ValueError(f"must be a list of plugin names, got {value!r}")
+        raise ValueError(f"must be a list of names, got {value!r}")
     return [part.strip() for part in parts if part.strip()]
 
 
@@ -184,17 +185,6 @@ def _parse_str(value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError(f"must be text, got {value!r}")
     return str(value)
-
-
-def _parse_names(value: Any) -> tuple[str, ...]:
-    """A list of names: a TOML array, or comma-separated text in the environment."""
-    if isinstance(value, str):
-        parts = value.split(",")
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        parts = list(value)
-    else:
-        raise ValueError(f"must be a list of names, got {value!r}")
-    return tuple(part.strip() for part in parts if part.strip())
 
 
 def _parse_level(value: Any) -> str:
@@ -285,7 +275,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("plugins.allow_world_writable", "plugin_allow_world_writable", _parse_bool, False,
             ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
             "Load plugins from world-writable paths (refused by default: anyone could add code)."),
-    Setting("plugins.secret_arguments", "plugin_secret_arguments", _parse_names, (),
+    Setting("plugins.secret_arguments", "plugin_secret_arguments", _parse_names, [],
             ("REVIEWD_PLUGIN_SECRET_ARGUMENTS",),
             "Plugin argument names whose values are secrets (redacted everywhere), besides "
             "*_key, *token*, *password* and *secret*."),
@@ -361,7 +351,7 @@ class Config:
     plugin_allow_world_writable: bool = False
     plugin_ftrack_api_compat: bool = True
     plugin_ftrack_api: str = "reviewd"
-    plugin_secret_arguments: tuple[str, ...] = ()
+    plugin_secret_arguments: list[str] = dataclasses.field(default_factory=list)
     plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
     per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
     queue_size: int = _LANE_DEFAULTS.queue_size

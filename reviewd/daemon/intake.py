@@ -39,7 +39,12 @@ from typing import Any, Protocol
 import structlog
 
 from reviewd.api.exception import redact
-from reviewd.daemon.journal.sqlite import Entry, describe_write_error, encode_event
+from reviewd.daemon.journal.sqlite import (
+    Entry,
+    describe_write_error,
+    encode_event,
+    storable_text,
+)
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.router import ACTION_LAUNCH, Job, Router, clone_event
 from reviewd.daemon.spool import DEFAULT_MAX_BYTES, Spool
@@ -107,7 +112,7 @@ class EventIntake:
     def on_events(self, event: Any, subscribers: list) -> None:
         """The hub's dispatch hook: spool for the writer (never blocks on plugins or disk)."""
         parts = self.parts
-        topic = str(event.get("topic", ""))
+        topic = storable_text(str(event.get("topic", "")))
         by_plugin: dict[str, list] = {}
         inline = []
         host = parts.host
@@ -127,7 +132,7 @@ class EventIntake:
             return
         parts.metrics.received.labels(topic=topic).inc()
         payload = encode_event(event)
-        item = Received(event, str(event["id"]), topic, payload, by_plugin)
+        item = Received(event, storable_text(str(event["id"])), topic, payload, by_plugin)
         self._ensure_writer()
         if not self.spool.put(item, len(payload)):
             log.error("event refused: the journal cannot be written and the intake spool "

@@ -72,7 +72,10 @@ def test_known_variables_raise_no_warning():
 def test_sighup_with_a_non_utf8_config_keeps_the_running_configuration(tmp_path, devserver):
     path = tmp_path / "reviewd.toml"
     path.write_text('[daemon]\nlog_level = "info"\n')
-    daemon = DaemonProcess(tmp_path, ["--config", str(path)], env=service_env(devserver))
+    # No plugin path: the configuration is under test (plugins.required would hold
+    # readiness back).
+    daemon = DaemonProcess(tmp_path, ["--config", str(path)],
+                           env=service_env(devserver, REVIEWD_PLUGINS_REQUIRED="false"))
     try:
         daemon.wait_ready()
         path.write_bytes(NOT_UTF8)

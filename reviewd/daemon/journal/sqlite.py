@@ -120,6 +120,17 @@ def encode_event(event: Mapping[str, Any]) -> str:
     return json.dumps(_jsonable(event), default=str, separators=(",", ":"))
 
 
+def storable_text(text: str) -> str:
+    """*text* as valid UTF-8: a lone surrogate (which JSON allows and a hostile sender may
+    put in a topic or an id) becomes its escape, ``\\udfff``.  SQLite refuses to bind such
+    a string, and one unbindable event must not block the writer for every event behind it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def seen_key(event_id: str) -> bytes:
     """The compact de-duplication key: the 16 bytes of a UUID id, else the UTF-8 text."""
     try:
