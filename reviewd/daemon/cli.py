@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return plugins_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
-        from reviewd import __version__
+        from reviewd.daemon.version_report import version_text
 
-        sys.stdout.write(f"reviewd {__version__}\n")
+        sys.stdout.write(version_text())
         return EX_OK
     from reviewd.daemon.config import ConfigError
 
