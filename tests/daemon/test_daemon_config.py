@@ -198,9 +198,9 @@ def test_cli_check_config_ok_hides_key(tmp_path):
 
 
 def test_cli_version():
-    from reviewd import __version__
-
     import platform
+
+    from reviewd import __version__
 
     result = run_cli("--version")
     assert result.returncode == 0
