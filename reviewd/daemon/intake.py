@@ -106,6 +106,7 @@ class EventIntake:
                 # whichever host's lane pulls it first handles it.
                 continue
             job = Job(clone_event(event), event_id, topic, plugin, subs)
+            assert parts.router is not None, "events are taken in only once the router exists"
             parts.router.submit(job)
 
     def deliver(self, event: Any, subscriber: Any) -> Any:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -94,7 +95,8 @@ def journald_available() -> bool:
     return True
 
 
-def choose_format(requested: str, foreground: bool, environ: dict | None = None) -> str:
+def choose_format(requested: str, foreground: bool,
+                  environ: Mapping[str, str] | None = None) -> str:
     """Resolve ``auto``: console in the foreground, journald under systemd's journal, else JSON."""
     if requested != "auto":
         return requested

@@ -177,7 +177,7 @@ class BatchExecutor:
 
     def entity_out(self, entity_type: EntityType, row: dict) -> dict:
         """The wire form of a stored *row* with all its stored scalar attributes."""
-        tree = {
+        tree: dict[str, Any] = {
             name: {}
             for name, attribute in entity_type.attributes.items()
             if attribute.kind == "scalar" and not attribute.computed

@@ -190,6 +190,7 @@ class DevServer:
         self._loop = loop
         runner = None
         try:
+            assert self.store is not None, "start() opens the store before serving"
             app = build_app(self)
             event_server_class = _event_server_class()
             if event_server_class is not None:
@@ -226,6 +227,7 @@ class DevServer:
                 action = operation.get("action") if isinstance(operation, dict) else None
                 self.action_counts[str(action)] += 1
             self.batches.append(batch)
+        assert self.executor is not None, "batches run only while the server is started"
         results, changes = self.executor.execute(batch, user)
         event = None
         if changes:

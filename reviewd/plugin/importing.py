@@ -80,6 +80,7 @@ def import_candidate(candidate: Candidate, module_name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         module_name, filename, loader=loader, submodule_search_locations=locations
     )
+    assert spec is not None, "a file location with an explicit loader always has a spec"
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:

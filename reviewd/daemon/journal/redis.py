@@ -78,7 +78,9 @@ class RedisJournal:
         self.retention = max(1, int(retention))
         self.claim_idle_ms = max(1, int(claim_idle * 1000))
         try:
-            self._r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30,
+            # Any: redis-py types every reply as bytes | str (and most as optional) even
+            # with decode_responses=True, where they are str; its stubs cannot say that.
+            self._r: Any = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30,
                                            health_check_interval=30)
             self._r.ping()
         except redis.RedisError as exc:
@@ -116,7 +118,7 @@ class RedisJournal:
             stream = self._ensure_group(plugin)
             keys = [self._key("seen", plugin, event_id), stream, self._key("entry", plugin),
                     f"{self.prefix}:plugins"]
-            args = [self.retention, event_id, topic, payload, repr(time.time()), plugin]
+            args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), plugin]
             if self._record(keys=keys, args=args):
                 new.append(plugin)
         return new
@@ -281,7 +283,7 @@ class RedisJournal:
 
 
 def _entries(response: Any) -> list[tuple[str, dict]]:
-    out = []
+    out: list[tuple[str, dict]] = []
     for _stream, items in response or []:
         out.extend((entry, fields) for entry, fields in items)
     return out

@@ -53,7 +53,7 @@ PENDING, DONE, DEAD = "pending", "done", "dead"
 class Delivery:
     """One (event, plugin) pair as stored in the journal."""
 
-    seq: int
+    seq: int | str  # the SQLite row number, or the Redis stream entry id
     event_id: str
     topic: str
     plugin: str
