@@ -26,7 +26,7 @@ class Attribute:
     __slots__ = ("name", "kind", "mutable", "computed", "default_value", "target_type",
                  "key_attribute", "value_attribute", "data_type", "format")
 
-    def __init__(self, name: str, spec: dict, *, mutable: bool = True, computed: bool = False):
+    def __init__(self, name: str, spec: dict[str, Any], *, mutable: bool = True, computed: bool = False) -> None:
         self.name = name
         self.mutable = mutable
         self.computed = computed
@@ -51,25 +51,25 @@ class Attribute:
             self.target_type = None
 
     # ftrack-familiar accessors -------------------------------------------------
-    def get_local_value(self, entity) -> Any:
+    def get_local_value(self, entity: Any) -> Any:
         return entity._local.get(self.name, NOT_SET)
 
-    def get_remote_value(self, entity) -> Any:
+    def get_remote_value(self, entity: Any) -> Any:
         return entity._remote.get(self.name, NOT_SET)
 
-    def get_value(self, entity) -> Any:
+    def get_value(self, entity: Any) -> Any:
         return entity[self.name]
 
-    def set_local_value(self, entity, value) -> None:
+    def set_local_value(self, entity: Any, value: Any) -> None:
         entity[self.name] = value
 
-    def set_remote_value(self, entity, value) -> None:
+    def set_remote_value(self, entity: Any, value: Any) -> None:
         entity._remote[self.name] = value
 
-    def is_modified(self, entity) -> bool:
+    def is_modified(self, entity: Any) -> bool:
         return self.name in entity._local
 
-    def is_set(self, entity) -> bool:
+    def is_set(self, entity: Any) -> bool:
         return self.name in entity._local or self.name in entity._remote
 
     def __repr__(self) -> str:
@@ -98,7 +98,7 @@ class Attributes:
         return len(self._by_name)
 
 
-class Collection(MutableSequence):
+class Collection(MutableSequence[Any]):
     """A live list of entities held by one attribute of an owner entity.
 
     Reads see the owner's current value; every change writes a new list back through
@@ -107,46 +107,46 @@ class Collection(MutableSequence):
 
     __slots__ = ("entity", "attribute_name")
 
-    def __init__(self, entity, attribute_name: str) -> None:
+    def __init__(self, entity: Any, attribute_name: str) -> None:
         self.entity = entity
         self.attribute_name = attribute_name
 
-    def _items(self) -> list:
+    def _items(self) -> list[Any]:
         return self.entity._current_list(self.attribute_name)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         return self._items()[index]
 
     def __len__(self) -> int:
         return len(self._items())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(list(self._items()))
 
-    def __contains__(self, value) -> bool:
+    def __contains__(self, value: Any) -> bool:
         return any(item is value for item in self._items())
 
-    def _replace(self, items: list) -> None:
+    def _replace(self, items: list[Any]) -> None:
         self.entity[self.attribute_name] = items
 
-    def __setitem__(self, index, value) -> None:
+    def __setitem__(self, index: Any, value: Any) -> None:
         items = list(self._items())
         items[index] = value
         self._replace(items)
 
-    def __delitem__(self, index) -> None:
+    def __delitem__(self, index: Any) -> None:
         items = list(self._items())
         del items[index]
         self._replace(items)
 
-    def insert(self, index: int, value) -> None:
+    def insert(self, index: int, value: Any) -> None:
         items = list(self._items())
         if any(item is value for item in items):
             raise ValueError(f"{value!r} is already in {self.attribute_name!r}.")
         items.insert(index, value)
         self._replace(items)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Collection):
             other = other._items()
         return isinstance(other, list) and len(other) == len(self) and all(
@@ -159,7 +159,7 @@ class Collection(MutableSequence):
         return f"<Collection {self.attribute_name} {self._items()!r}>"
 
 
-class KeyValueMappedCollectionProxy(MutableMapping):
+class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
     """A mapped collection (``metadata``) seen as a mapping of key → value.
 
     Setting a new key creates the item entity (for example a ``Metadata`` with the
@@ -167,25 +167,25 @@ class KeyValueMappedCollectionProxy(MutableMapping):
     updates the item; deleting a key deletes the item.
     """
 
-    def __init__(self, entity, attribute: Attribute) -> None:
+    def __init__(self, entity: Any, attribute: Attribute) -> None:
         self.entity = entity
         self.attribute = attribute
         self.collection = Collection(entity, attribute.name)
 
-    def _find(self, key):
+    def _find(self, key: Any) -> Any:
         key_name = self.attribute.key_attribute
         for item in self.collection._items():
             if item[key_name] == key:
                 return item
         return None
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         item = self._find(key)
         if item is None:
             raise KeyError(key)
         return item[self.attribute.value_attribute]
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         item = self._find(key)
         if item is not None:
             item[self.attribute.value_attribute] = value
@@ -201,14 +201,14 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         item = session.create(self.attribute.target_type, data)
         self.collection.append(item)
 
-    def __delitem__(self, key) -> None:
+    def __delitem__(self, key: Any) -> None:
         item = self._find(key)
         if item is None:
             raise KeyError(key)
         self.collection.remove(item)
         self.entity.session.delete(item)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         key_name = self.attribute.key_attribute
         return iter([item[key_name] for item in self.collection._items()])
 

@@ -33,7 +33,7 @@ from reviewd.api.operation import UpdateEntityOperation
 from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET
 
 #: Shared, never-mutated local-values dict of an entity without local changes.
-_NO_LOCAL: dict = {}
+_NO_LOCAL: dict[str, Any] = {}
 
 
 class Entity:
@@ -48,10 +48,10 @@ class Entity:
     entity_type: str = "Entity"
     primary_key_attributes: tuple[str, ...] = ("id",)
     default_projections: tuple[str, ...] = ()
-    _schema: dict = {}
+    _schema: dict[str, Any] = {}
     _attributes_cache: Attributes | None = None
 
-    def __init__(self, session, data: dict | None = None, reconstructing: bool = False) -> None:
+    def __init__(self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False) -> None:
         """Create a new entity through *session* (ftrack-compatible signature).
 
         Prefer ``session.create(type, data)``; with *reconstructing* the values are
@@ -89,10 +89,10 @@ class Entity:
         return self._attributes()
 
     @property
-    def session(self):
+    def session(self) -> Any:
         return self._session
 
-    def primary_key_values(self) -> list:
+    def primary_key_values(self) -> list[Any]:
         """The primary key values, in schema order (local values win)."""
         local, remote = self._local, self._remote
         return [local.get(name, remote.get(name, NOT_SET)) if local else remote.get(name, NOT_SET)
@@ -137,7 +137,7 @@ class Entity:
             session._auto_populate(self, name)
         return self._remote.get(name, NOT_SET)
 
-    def _wrap(self, name: str):
+    def _wrap(self, name: str) -> Any:
         attribute = self._attributes().get(name)
         if attribute is None or attribute.kind == COLLECTION:
             items = self._current_list(name)
@@ -152,7 +152,7 @@ class Entity:
         local = self._local
         return local[name] if local and name in local else self._remote.get(name, NOT_SET)
 
-    def _current_list(self, name: str) -> list:
+    def _current_list(self, name: str) -> list[Any]:
         local = self._local
         if local and name in local:
             value = local[name]
@@ -219,13 +219,13 @@ class Entity:
     def __contains__(self, name: object) -> bool:
         return name in self._attributes()
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         return [self[name] for name in self.keys()]
 
     def items(self) -> list[tuple[str, Any]]:
         return [(name, self[name]) for name in self.keys()]
 
-    def update(self, data: dict | None = None, **kwargs) -> None:
+    def update(self, data: dict[str, Any] | None = None, **kwargs: Any) -> None:
         for name, value in dict(data or {}, **kwargs).items():
             self[name] = value
 
@@ -235,7 +235,7 @@ class Entity:
         self._local = _NO_LOCAL
 
     # -------------------------------------------------------------- wire and repr
-    def __ftrack_wire__(self) -> dict:
+    def __ftrack_wire__(self) -> dict[str, Any]:
         """The reference form of this entity: its type and primary key."""
         data = {"__entity_type__": self.entity_type}
         for name, value in zip(self.primary_key_attributes, self.primary_key_values(), strict=False):
@@ -256,22 +256,22 @@ class Entity:
 
 
 # ------------------------------------------------------------------ inspection helpers
-def identity(entity: Entity) -> tuple:
+def identity(entity: Entity) -> tuple[Any, ...]:
     """``(entity_type, (primary key values...))`` — what the identity map is keyed by."""
     return (entity.entity_type, tuple(entity.primary_key_values()))
 
 
-def primary_key(entity: Entity) -> dict:
+def primary_key(entity: Entity) -> dict[str, Any]:
     """Ordered mapping of primary key attribute → value."""
     return dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False))
 
 
-def state(entity: Entity):
+def state(entity: Entity) -> Any:
     """``CREATED``, ``MODIFIED``, ``DELETED`` or ``None`` (in sync with the server)."""
     return entity._state
 
 
-def creation_values(cls: type[Entity], data: dict) -> tuple[dict, dict]:
+def creation_values(cls: type[Entity], data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(values, mapped)`` for a new entity of *cls* created with *data*.
 
     *values* holds the schema defaults (``"{uid}"`` becomes a fresh UUID) overlaid with
@@ -311,7 +311,7 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def record_update(session, entity: Entity, name: str, old: Any, new: Any) -> UpdateEntityOperation:
+def record_update(session: Any, entity: Entity, name: str, old: Any, new: Any) -> UpdateEntityOperation:
     """Build the update operation for a change of *name* on *entity*."""
     return UpdateEntityOperation(entity.entity_type, primary_key(entity), name, old, new)
 

@@ -28,7 +28,7 @@ def encode(data: Any, strategy: str = "set_only") -> str:
     """
     top = data
 
-    def default(value):
+    def default(value: Any) -> Any:
         if isinstance(value, Entity):
             if value is top or (isinstance(top, list) and any(value is t for t in top)):
                 return entity_values(value, strategy)
@@ -38,7 +38,7 @@ def encode(data: Any, strategy: str = "set_only") -> str:
     return json.dumps(data, default=default, separators=(",", ":"))
 
 
-def entity_values(entity: Entity, strategy: str) -> dict:
+def entity_values(entity: Entity, strategy: str) -> dict[str, Any]:
     """The wire mapping of *entity* with the values *strategy* selects."""
     if strategy == "all":
         entity.session.populate([entity], ", ".join(entity.keys()))

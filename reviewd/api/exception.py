@@ -9,6 +9,7 @@ that formats a message from request data must pass it through :func:`redact` fir
 from __future__ import annotations
 
 import re
+from typing import Any
 
 
 class Error(Exception):
@@ -16,7 +17,7 @@ class Error(Exception):
 
     default_message = "An unspecified error occurred."
 
-    def __init__(self, message: str | None = None, details: dict | None = None) -> None:
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message
         self.details = details or {}
         super().__init__(self.message)
@@ -31,7 +32,7 @@ class ServerError(Error):
 
     default_message = "The server reported an error."
 
-    def __init__(self, message=None, details=None, exception_name=None, error_code=None):
+    def __init__(self, message: Any=None, details: Any=None, exception_name: Any=None, error_code: Any=None) -> None:
         super().__init__(message, details)
         self.exception_name = exception_name
         self.error_code = error_code
@@ -138,7 +139,7 @@ class ConfigurationError(Error):
     default_message = "Invalid configuration."
 
 
-_SECRET_PATTERNS: list[re.Pattern] = []
+_SECRET_PATTERNS: list[re.Pattern[str]] = []
 
 
 def register_secret(secret: str | None) -> None:
@@ -156,7 +157,7 @@ def redact(text: str) -> str:
     return text
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "ParseError":
         from reviewd.api.event.expression import ParseError
 

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-Identity = tuple  # (entity_type, (primary key values...))
+Identity = tuple[Any, ...]  # (entity_type, (primary key values...))
 
 
 class Operation:
@@ -49,7 +49,7 @@ class CreateEntityOperation(Operation):
 
     __slots__ = ("entity_data",)
 
-    def __init__(self, entity_type: str, entity_key: Mapping, entity_data: Mapping) -> None:
+    def __init__(self, entity_type: str, entity_key: Mapping[str, Any], entity_data: Mapping[str, Any]) -> None:
         super().__init__(entity_type, entity_key)
         self.entity_data = dict(entity_data)
 
@@ -62,7 +62,7 @@ class UpdateEntityOperation(Operation):
 
     __slots__ = ("attribute_name", "old_value", "new_value")
 
-    def __init__(self, entity_type, entity_key, attribute_name: str, old_value, new_value):
+    def __init__(self, entity_type: Any, entity_key: Any, attribute_name: str, old_value: Any, new_value: Any) -> None:
         super().__init__(entity_type, entity_key)
         self.attribute_name = attribute_name
         self.old_value = old_value
@@ -179,7 +179,7 @@ class UnitOfWork:
                 f"entities={len(self.entities)}>")
 
 
-def _values(value: Any) -> Iterable:
+def _values(value: Any) -> Iterable[Any]:
     if isinstance(value, (list, tuple)):
         return value
     return (value,)
@@ -189,7 +189,7 @@ def optimise(
     operations: Iterable[Operation],
     identity_of: Callable[[Any], Identity | None] = lambda value: None,
     same: Callable[[Any, Any], bool] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Return the optimised wire batch (list of payload dicts) for *operations*.
 
     *identity_of(value)* returns the identity of an entity value (or None for plain
@@ -204,7 +204,7 @@ def optimise(
     if same is None:
         same = _same
 
-    batch: list[dict | None] = []
+    batch: list[dict[str, Any] | None] = []
     latest: dict[Identity, int] = {}      # identity -> index of its latest create/update
     created_at: dict[Identity, int] = {}  # identity -> index of its create payload
     originals: dict[tuple[int, str], Any] = {}  # (update index, attribute) -> first old value
@@ -261,7 +261,7 @@ def optimise(
     ]
 
 
-def _refers_to_later(value, target: int, created_at: dict, identity_of) -> bool:
+def _refers_to_later(value: Any, target: int, created_at: dict[str, Any], identity_of: Any) -> bool:
     """True when *value* references an entity whose create payload comes after *target*."""
     for item in _values(value):
         identity = identity_of(item)

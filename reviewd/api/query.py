@@ -38,7 +38,7 @@ def split_offset_limit(expression: str) -> tuple[str, int | None, int | None]:
 class QueryResult:
     """The lazily fetched result of ``session.query(expression)``."""
 
-    def __init__(self, session, expression: str, page_size: int = 500) -> None:
+    def __init__(self, session: Any, expression: str, page_size: int = 500) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1.")
         self._session = session
@@ -47,7 +47,7 @@ class QueryResult:
         self._page_size = page_size
         if self._limit is not None and self._limit < page_size:
             self._page_size = max(self._limit, 1)
-        self._results: list = []
+        self._results: list[Any] = []
         self._next_offset: int | None = self._offset or 0
         self._lock = threading.RLock()
 
@@ -76,7 +76,7 @@ class QueryResult:
             self._next_offset = next_offset
             return True
 
-    def all(self) -> list:
+    def all(self) -> list[Any]:
         """Every result, fetching the remaining pages."""
         while self._fetch_more():
             pass
@@ -95,7 +95,7 @@ class QueryResult:
     def __len__(self) -> int:
         return len(self.all())
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         return self.all()[index]
 
     def __bool__(self) -> bool:
@@ -103,7 +103,7 @@ class QueryResult:
             return True
         return False
 
-    def first(self):
+    def first(self) -> Any:
         """The first result or None, with a query of ``limit 1``."""
         if self._results:
             return self._results[0]
@@ -111,7 +111,7 @@ class QueryResult:
         entities, _ = self._session._fetch_page(expression)
         return entities[0] if entities else None
 
-    def one(self):
+    def one(self) -> Any:
         """The only result; ``NotFoundError`` if none, ``MultipleResultsFoundError`` if more."""
         not_found, multiple = self._session._result_errors()
         if self._offset is not None or self._limit is not None:

@@ -106,8 +106,8 @@ class Session:
         api_user: str | None = None,
         auto_populate: bool = True,
         plugin_paths: Iterable[str] | None = None,
-        cache=None,
-        cache_key_maker=None,
+        cache: Any=None,
+        cache_key_maker: Any=None,
         auto_connect_event_hub: bool = False,
         schema_cache_path: str | bool | None = None,
         plugin_arguments: Mapping[str, Any] | None = None,
@@ -138,7 +138,7 @@ class Session:
         self._identity = self._memory.data
         self.cache = LayeredCache([self._memory])
         self._lower_caches: list[Cache] = []
-        self._lower_tried: set[tuple] = set()
+        self._lower_tried: set[tuple[Any, ...]] = set()
         self._merger = Merger(self, self._identity, self._lower_caches, self._lock, self._thread)
         self._closed = False
         self._auth = SessionAuthentication(self._api_key, self._api_user)
@@ -189,7 +189,7 @@ class Session:
         return self._api_key
 
     @property
-    def server_information(self) -> dict:
+    def server_information(self) -> dict[str, Any]:
         return self._server_information
 
     @property
@@ -211,7 +211,7 @@ class Session:
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
     def _check_open(self) -> None:
@@ -261,7 +261,7 @@ class Session:
 
     # -------------------------------------------------------------- event hub, plugins
     @property
-    def event_hub(self):
+    def event_hub(self) -> Any:
         """The session's :class:`reviewd.api.event.hub.EventHub` (created on first use)."""
         if self._event_hub is None:
             with self._lock:
@@ -280,7 +280,7 @@ class Session:
 
         discover(self._plugin_paths, (self,), dict(plugin_arguments or {}))
 
-    def _publish_local(self, topic: str, data: dict) -> list:
+    def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]:
         """Publish a synchronous local event if anything could be listening."""
         hub = self._event_hub
         if hub is None or not getattr(hub, "subscribers", None):
@@ -295,7 +295,7 @@ class Session:
             logger.exception("A handler of %s failed.", topic)
             return []
 
-    def _construct_entity_type(self, schema: dict):
+    def _construct_entity_type(self, schema: dict[str, Any]) -> Any:
         """Let plugins supply the class for *schema* (``construct-entity-type``)."""
         if self._event_hub is None:
             return None
@@ -309,12 +309,12 @@ class Session:
         return None
 
     # -------------------------------------------------------------- transport
-    def _call(self, batch: list[dict], merge: bool = False) -> list:
+    def _call(self, batch: list[dict[str, Any]], merge: bool = False) -> list[Any]:
         """Send *batch*; with *merge*, entities in the answer are merged while parsed."""
         self._check_open()
         return self._client.call(batch, self._merger.decode_response if merge else None)
 
-    def call(self, data: list[dict]) -> list:
+    def call(self, data: list[dict[str, Any]]) -> list[Any]:
         """Send raw operations; entities in the results are merged and returned live."""
         return self._call(list(data), merge=True)
 
@@ -343,7 +343,7 @@ class Session:
     def _result_errors(self) -> tuple[type, type]:
         return NoResultFoundError, MultipleResultsFoundError
 
-    def _fetch_page(self, expression: str) -> tuple[list, int | None]:
+    def _fetch_page(self, expression: str) -> tuple[list[Any], int | None]:
         result = self._call([{"action": "query", "expression": expression}], merge=True)[0]
         entities, next_offset = result_checks.query_page(result, self._server_url)
         return _populate.group_page(entities), next_offset
@@ -368,7 +368,7 @@ class Session:
                 f"Entity type {entity_type!r} is not known by the server at {self._server_url}."
             ) from None
 
-    def get(self, entity_type: str, entity_key) -> Entity | None:
+    def get(self, entity_type: str, entity_key: Any) -> Entity | None:
         """The entity of *entity_type* with primary key *entity_key*, or None.
 
         Looks in the identity map, then in the persistent cache layers, and only then
@@ -398,7 +398,7 @@ class Session:
         results = self.query(f"{entity_type} where {key_condition(keys, entity_key)}").all()
         return results[0] if results else None
 
-    def populate(self, entities, projections: str | Iterable[str]) -> None:
+    def populate(self, entities: Any, projections: str | Iterable[str]) -> None:
         """Fetch *projections* for *entities* in as few queries as possible.
 
         Entities created locally and not yet committed are skipped: the server has
@@ -459,7 +459,7 @@ class Session:
                 return self._merger.entity(wire)
         return cls(self, dict(data or {}))
 
-    def _initialise_created(self, entity: Entity, data: dict) -> None:
+    def _initialise_created(self, entity: Entity, data: dict[str, Any]) -> None:
         """Give a new entity its defaults and *data*; record the creation."""
         self._check_open()
         cls = entity.__class__
@@ -623,7 +623,7 @@ class Session:
             return self._merger.value(data, write_lower=False)
 
 
-def _identity_of_value(value: Any):
+def _identity_of_value(value: Any) -> Any:
     if isinstance(value, Entity):
         return (value.entity_type, tuple(value.primary_key_values()))
     return None

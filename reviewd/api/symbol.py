@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Symbol:
     """A named sentinel that is falsy, copy-stable and readable in reprs."""
@@ -20,13 +22,13 @@ class Symbol:
     def __bool__(self) -> bool:
         return False
 
-    def __copy__(self):
+    def __copy__(self) -> Any:
         return self
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: Any) -> Any:
         return self
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         return self.name
 
 

@@ -71,7 +71,7 @@ class SessionAuthentication(requests.auth.AuthBase):
         self.api_key = api_key
         self.api_user = api_user
 
-    def __call__(self, request):
+    def __call__(self, request: Any) -> Any:
         request.headers["ftrack-api-key"] = self.api_key
         request.headers["ftrack-user"] = self.api_user
         return request
@@ -108,7 +108,7 @@ def encode(data: Any) -> str:
     return json.dumps(data, default=encode_default, separators=(",", ":"))
 
 
-def decode_typed(mapping: Mapping) -> Any:
+def decode_typed(mapping: Mapping[str, Any]) -> Any:
     """Return the Python value of a ``{"__type__": ..., "value": ...}`` wire mapping."""
     kind = mapping.get("__type__")
     text = mapping.get("value")
@@ -206,7 +206,7 @@ class ApiClient:
 
         return remove
 
-    def _notify(self, batch: list, duration: float, error: BaseException | None,
+    def _notify(self, batch: list[Any], duration: float, error: BaseException | None,
                 status: int | None) -> None:
         info = CallInfo(
             tuple(str(operation.get("action", "")) if isinstance(operation, Mapping) else ""
@@ -226,7 +226,7 @@ class ApiClient:
         """The underlying ``requests.Session`` (headers, cookies, adapters)."""
         return self._http
 
-    def call(self, batch: list[dict], decoder: Callable[[bytes], Any] | None = None) -> list:
+    def call(self, batch: list[dict[str, Any]], decoder: Callable[[bytes], Any] | None = None) -> list[Any]:
         """POST *batch* and return the decoded JSON result list (one per operation).
 
         *decoder* parses the body (default ``json.loads``); the Session passes one with an
@@ -242,7 +242,7 @@ class ApiClient:
         if not self._listeners:
             return self._post_and_parse(body, decoder, expected)
         started = time.perf_counter()
-        timing: list = []
+        timing: list[Any] = []
         try:
             result = self._post_and_parse(body, decoder, expected, timing)
         except BaseException as exc:
@@ -254,7 +254,7 @@ class ApiClient:
         return result
 
     def _post_and_parse(self, body: str, decoder: Callable[[bytes], Any] | None,
-                        expected: int | None = None, timing: list | None = None) -> list:
+                        expected: int | None = None, timing: list[Any] | None = None) -> list[Any]:
         """POST *body*; on an answer, append ``(status, perf_counter())`` to *timing*."""
         try:
             response = self._http.post(self.url, data=body.encode("utf-8"), timeout=self.timeout)
@@ -284,7 +284,7 @@ class ApiClient:
 
     def parse_response(self, status: int, content: bytes,
                        decoder: Callable[[bytes], Any] | None = None,
-                       expected: int | None = None) -> list:
+                       expected: int | None = None) -> list[Any]:
         """Turn a raw HTTP answer into the result list or the right exception.
 
         With *expected*, a list of any other length (results missing or extra, so that
@@ -327,7 +327,7 @@ class ApiClient:
         return f"<ApiClient {self.url}>"
 
 
-def server_error(error: Mapping, server_url: str = "", status: int | None = None) -> ServerError:
+def server_error(error: Mapping[str, Any], server_url: str = "", status: int | None = None) -> ServerError:
     """Build the exception for a server error object ``{"exception", "content", ...}``."""
     name = str(error.get("exception") or "ServerError")
     content = str(error.get("content") or "")

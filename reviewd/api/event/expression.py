@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["ParseError", "Expression", "parse", "MAX_DEPTH"]
 
@@ -148,21 +149,21 @@ class _Condition:
 class _Not:
     __slots__ = ("child",)
 
-    def __init__(self, child) -> None:
+    def __init__(self, child: Any) -> None:
         self.child = child
 
 
 class _All:
     __slots__ = ("children",)
 
-    def __init__(self, children: list) -> None:
+    def __init__(self, children: list[Any]) -> None:
         self.children = children
 
 
 class _Any:
     __slots__ = ("children",)
 
-    def __init__(self, children: list) -> None:
+    def __init__(self, children: list[Any]) -> None:
         self.children = children
 
 
@@ -184,31 +185,31 @@ class _Parser:
         self.index += 1
         return token
 
-    def fail(self, problem: str, token: _Token):
+    def fail(self, problem: str, token: _Token) -> None:
         raise ParseError(f"{problem}, found {token.describe()}", self.text, token.position)
 
-    def parse(self):
+    def parse(self) -> Any:
         tree = self.parse_or(0)
         token = self.peek()
         if token.kind != _END:
             self.fail("expected 'and', 'or' or the end of the expression", token)
         return tree
 
-    def parse_or(self, depth: int):
+    def parse_or(self, depth: int) -> Any:
         children = [self.parse_and(depth)]
         while _is_keyword(self.peek(), "or"):
             self.take()
             children.append(self.parse_and(depth))
         return children[0] if len(children) == 1 else _Any(children)
 
-    def parse_and(self, depth: int):
+    def parse_and(self, depth: int) -> Any:
         children = [self.parse_not(depth)]
         while _is_keyword(self.peek(), "and"):
             self.take()
             children.append(self.parse_not(depth))
         return children[0] if len(children) == 1 else _All(children)
 
-    def parse_not(self, depth: int):
+    def parse_not(self, depth: int) -> Any:
         token = self.peek()
         if depth >= MAX_DEPTH:
             raise ParseError(
@@ -251,7 +252,7 @@ class _Parser:
 
 
 # ------------------------------------------------------------------------ compiler
-_Matcher = Callable[[Mapping], bool]
+_Matcher = Callable[[Mapping[str, Any]], bool]
 _COMPARE = {
     "=": operator.eq,
     "!=": operator.ne,
@@ -327,7 +328,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
         (key,) = parts
         if node.op == "=" and not wildcard:
 
-            def match(candidate: Mapping) -> bool:
+            def match(candidate: Mapping[str, Any]) -> bool:
                 try:
                     found = candidate[key]
                 except _LOOKUP_ERRORS:
@@ -338,7 +339,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
             return match
 
-        def match(candidate: Mapping) -> bool:
+        def match(candidate: Mapping[str, Any]) -> bool:
             try:
                 found = candidate[key]
             except _LOOKUP_ERRORS:
@@ -353,7 +354,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
         first, second = parts
         if node.op == "=" and not wildcard:
 
-            def match(candidate: Mapping) -> bool:
+            def match(candidate: Mapping[str, Any]) -> bool:
                 try:
                     found = candidate[first][second]
                 except _LOOKUP_ERRORS:
@@ -364,7 +365,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
             return match
 
-        def match(candidate: Mapping) -> bool:
+        def match(candidate: Mapping[str, Any]) -> bool:
             try:
                 found = candidate[first][second]
             except _LOOKUP_ERRORS:
@@ -375,7 +376,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
         return match
 
-    def match(candidate: Mapping) -> bool:
+    def match(candidate: Mapping[str, Any]) -> bool:
         found = candidate
         try:
             for part in parts:
@@ -389,7 +390,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
     return match
 
 
-def _compile(node) -> _Matcher:
+def _compile(node: Any) -> _Matcher:
     if isinstance(node, _Condition):
         return _compile_condition(node)
     if isinstance(node, _Not):
@@ -401,7 +402,7 @@ def _compile(node) -> _Matcher:
             left, right = matchers
             return lambda candidate: left(candidate) and right(candidate)
 
-        def match_all(candidate: Mapping) -> bool:
+        def match_all(candidate: Mapping[str, Any]) -> bool:
             for matcher in matchers:
                 if not matcher(candidate):
                     return False
@@ -412,7 +413,7 @@ def _compile(node) -> _Matcher:
         left, right = matchers
         return lambda candidate: left(candidate) or right(candidate)
 
-    def match_any(candidate: Mapping) -> bool:
+    def match_any(candidate: Mapping[str, Any]) -> bool:
         for matcher in matchers:
             if matcher(candidate):
                 return True
@@ -421,7 +422,7 @@ def _compile(node) -> _Matcher:
     return match_any
 
 
-def _required_topics(node) -> frozenset[str] | None:
+def _required_topics(node: Any) -> frozenset[str] | None:
     """Exact topics an event must have to match, or None when any topic might match."""
     if isinstance(node, _Condition):
         if node.key == "topic" and node.op == "=" and not node.value.endswith("*"):
@@ -438,11 +439,11 @@ def _required_topics(node) -> frozenset[str] | None:
     return None
 
 
-def _match_everything(candidate: Mapping) -> bool:
+def _match_everything(candidate: Mapping[str, Any]) -> bool:
     return True
 
 
-def _bind(node, key: str, value: str):
+def _bind(node: Any, key: str, value: str) -> Any:
     """Simplify *node* knowing that ``candidate[key] == value``: True, False or a tree."""
     if isinstance(node, _Condition):
         if node.key == key:

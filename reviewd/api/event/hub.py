@@ -364,7 +364,7 @@ class EventHub:
         self,
         subscription: str,
         callback: Callable[[Event], Any],
-        subscriber: Mapping | None = None,
+        subscriber: Mapping[str, Any] | None = None,
         priority: int = 100,
     ) -> str:
         """Subscribe *callback* to events matching *subscription*; return the subscriber id.
@@ -389,7 +389,7 @@ class EventHub:
         self,
         subscription: str,
         callback: Callable[[Event], Any],
-        subscriber: Mapping | None = None,
+        subscriber: Mapping[str, Any] | None = None,
         priority: int = 100,
     ) -> Iterator[str]:
         """Subscribe for the duration of a ``with`` block."""
@@ -405,11 +405,11 @@ class EventHub:
     # ================================================================== publishing
     def publish(
         self,
-        event: Event | Mapping,
+        event: Event | Mapping[str, Any],
         synchronous: bool = False,
         on_reply: Callable[[Event], Any] | None = None,
         on_error: str = "raise",
-    ) -> list | None:
+    ) -> list[Any] | None:
         """Publish *event*.
 
         With *synchronous* the event is only dispatched locally, in this thread, and the
@@ -429,7 +429,7 @@ class EventHub:
                 return None
             raise
 
-    def _publish(self, event, synchronous, on_reply, inline_reply=False):
+    def _publish(self, event: Any, synchronous: Any, on_reply: Any, inline_reply: Any=False) -> Any:
         if not isinstance(event, Event):
             if not isinstance(event, Mapping):
                 raise TypeError(f"publish needs an Event, not {type(event).__name__}")
@@ -448,7 +448,7 @@ class EventHub:
         self._outbox.publish(item)
         return None
 
-    def publish_reply(self, source_event: Mapping, data: Any, source: Mapping | None = None) -> None:
+    def publish_reply(self, source_event: Mapping[str, Any], data: Any, source: Mapping[str, Any] | None = None) -> None:
         """Publish *data* as a reply to *source_event* (targeted at its publisher)."""
         origin = source_event.get("source") if isinstance(source_event, Mapping) else None
         origin_id = origin.get("id") if isinstance(origin, Mapping) else None
@@ -465,7 +465,7 @@ class EventHub:
             reply["source"] = dict(source)
         self.publish(reply)
 
-    def publish_and_wait(self, event: Event | Mapping, timeout: float = 30.0) -> Event:
+    def publish_and_wait(self, event: Event | Mapping[str, Any], timeout: float = 30.0) -> Event:
         """Publish *event* and return the first reply; raise :class:`ReplyTimeoutError`.
 
         The reply is taken straight off the socket, so this may be called from inside a
@@ -510,7 +510,7 @@ class EventHub:
             ready = self._ready_event
             ready.clear()
 
-            def confirmed(args: list) -> None:
+            def confirmed(args: list[Any]) -> None:
                 waiting["count"] -= 1
                 if waiting["count"] <= 0:
                     ready.set()
