@@ -112,7 +112,8 @@ class Collection(MutableSequence[Any]):
         self.attribute_name = attribute_name
 
     def _items(self) -> list[Any]:
-        return self.entity._current_list(self.attribute_name)
+        items: list[Any] = self.entity._current_list(self.attribute_name)
+        return items
 
     def __getitem__(self, index: Any) -> Any:
         return self._items()[index]
@@ -153,7 +154,7 @@ class Collection(MutableSequence[Any]):
             a is b for a, b in zip(self._items(), other, strict=False)
         )
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable, like list
 
     def __repr__(self) -> str:
         return f"<Collection {self.attribute_name} {self._items()!r}>"

@@ -30,7 +30,7 @@ from reviewd.api.attribute import (
 )
 from reviewd.api.exception import ImmutableAttributeError, InvalidStateError
 from reviewd.api.operation import UpdateEntityOperation
-from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET
+from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET, Symbol
 
 #: Shared, never-mutated local-values dict of an entity without local changes.
 _NO_LOCAL: dict[str, Any] = {}
@@ -60,7 +60,7 @@ class Entity:
         self._session = session
         self._remote = {}
         self._local = _NO_LOCAL
-        self._state = None
+        self._state: Symbol | None = None
         self._group = None
         if reconstructing:
             self._remote.update(data or {})
@@ -281,6 +281,7 @@ def creation_values(cls: type[Entity], data: dict[str, Any]) -> tuple[dict[str, 
     """
     attributes = cls._attributes()
     values: dict[str, Any] = {}
+    attribute: Attribute | None
     for attribute in attributes:
         default = attribute.default_value
         if default is not NOT_SET and attribute.name not in data:
@@ -295,7 +296,8 @@ def creation_values(cls: type[Entity], data: dict[str, Any]) -> tuple[dict[str, 
             value = list(value) if not isinstance(value, Mapping) else value
         values[name] = value
     mapped = {name: values.pop(name) for name in list(values)
-              if attributes.get(name).kind == MAPPED and isinstance(values[name], Mapping)}
+              if (attribute := attributes.get(name)) is not None and attribute.kind == MAPPED
+              and isinstance(values[name], Mapping)}
     missing = [name for name in cls.primary_key_attributes if values.get(name) is None]
     if missing:
         raise ValueError(

@@ -19,6 +19,7 @@ import gc
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from reviewd.api.entity import _NO_LOCAL, Entity
@@ -53,14 +54,14 @@ class Merger:
     layers encodes entities with the ``persisted_only`` strategy).
     """
 
-    def __init__(self, session: Any, identity: dict[str, Any], lower_caches: list[Any],
+    def __init__(self, session: Any, identity: dict[Any, Any], lower_caches: list[Any],
                  lock: threading.RLock, thread_state: threading.local) -> None:
         self._session = session
         self._identity = identity
         self._lower_caches = lower_caches
         self._lock = lock
         self._thread = thread_state
-        self._hook = None
+        self._hook: Callable[[dict[str, Any]], Any] | None = None
 
     # -------------------------------------------------------------- plain merging
     def value(self, value: Any, write_lower: bool = True) -> Any:
@@ -97,7 +98,7 @@ class Merger:
             key = (entity_type, data.get(keys[0]))
         else:
             key = (entity_type, *[data.get(name) for name in keys])
-        entity = self._identity.get(key)
+        entity: Entity | None = self._identity.get(key)
         if entity is None:
             entity = cls.__new__(cls)
             entity._session = self._session
@@ -115,9 +116,9 @@ class Merger:
     # -------------------------------------------------------------- merging while parsing
     def object_hook(self) -> Any:
         """A ``json.loads`` object hook that merges entities while the JSON is parsed."""
-        hook = self._hook
-        if hook is not None:
-            return hook
+        made = self._hook
+        if made is not None:
+            return made
         session = self._session
         identity = self._identity
         types = session.types

@@ -204,7 +204,7 @@ def optimise(
     if same is None:
         same = _same
 
-    batch: list[dict[str, Any] | None] = []
+    batch: list[dict[str, Any]] = []
     latest: dict[Identity, int] = {}      # identity -> index of its latest create/update
     created_at: dict[Identity, int] = {}  # identity -> index of its create payload
     originals: dict[tuple[int, str], Any] = {}  # (update index, attribute) -> first old value
@@ -261,7 +261,8 @@ def optimise(
     ]
 
 
-def _refers_to_later(value: Any, target: int, created_at: dict[str, Any], identity_of: Any) -> bool:
+def _refers_to_later(value: Any, target: int, created_at: Mapping[Identity, int],
+                     identity_of: Callable[[Any], Identity | None]) -> bool:
     """True when *value* references an entity whose create payload comes after *target*."""
     for item in _values(value):
         identity = identity_of(item)
@@ -274,7 +275,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
     if type(a) in (str, int, float, bool, type(None)) and type(b) is type(a):
-        return a == b
+        return bool(a == b)
     if hasattr(a, "__ftrack_wire__") or hasattr(b, "__ftrack_wire__"):
         return a is b
     try:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for annotations only: this module imports nothing of the client
+    from reviewd.api.entity import Entity
 
 _OFFSET = re.compile(r"\boffset\s+(\d+)", re.IGNORECASE)
 _LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
@@ -47,7 +50,7 @@ class QueryResult:
         self._page_size = page_size
         if self._limit is not None and self._limit < page_size:
             self._page_size = max(self._limit, 1)
-        self._results: list[Any] = []
+        self._results: list[Entity] = []
         self._next_offset: int | None = self._offset or 0
         self._lock = threading.RLock()
 
@@ -76,13 +79,13 @@ class QueryResult:
             self._next_offset = next_offset
             return True
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[Entity]:
         """Every result, fetching the remaining pages."""
         while self._fetch_more():
             pass
         return list(self._results)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Entity]:
         index = 0
         while True:
             while index < len(self._results):
@@ -103,21 +106,23 @@ class QueryResult:
             return True
         return False
 
-    def first(self) -> Any:
+    def first(self) -> Entity | None:
         """The first result or None, with a query of ``limit 1``."""
         if self._results:
             return self._results[0]
         expression = f"{self._base} offset {self._offset or 0} limit 1"
+        entities: list[Entity]
         entities, _ = self._session._fetch_page(expression)
         return entities[0] if entities else None
 
-    def one(self) -> Any:
+    def one(self) -> Entity:
         """The only result; ``NotFoundError`` if none, ``MultipleResultsFoundError`` if more."""
         not_found, multiple = self._session._result_errors()
         if self._offset is not None or self._limit is not None:
             raise ValueError(
                 "one() cannot be used with an expression that has an offset or limit."
             )
+        entities: list[Entity]
         entities, _ = self._session._fetch_page(f"{self._base} offset 0 limit 2")
         if not entities:
             raise not_found(f"No result found for query {self._base!r}.")

@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from reviewd.api.entity import Entity
 from reviewd.api.exception import ServerCompatibilityError
@@ -100,7 +100,7 @@ def write_cached(folder: str, schema_hash: str | None, schemas: list[dict[str, A
     return path
 
 
-def _looks_like_schemas(value: Any) -> bool:
+def _looks_like_schemas(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     """A list of schema objects, each with a string ``id``, a ``properties`` object and
     a list ``primary_key`` where present: what building types and attributes reads."""
     return isinstance(value, list) and all(
@@ -152,7 +152,7 @@ def build_type(schema: dict[str, Any], base: type = Entity) -> type:
 def build_types(
     schemas: Iterable[dict[str, Any]],
     construct: Callable[[dict[str, Any]], type | None] | None = None,
-) -> dict[str, type]:
+) -> dict[str, type[Entity]]:
     """Build every entity type; *construct(schema)* may supply a class (plugins)."""
     types: dict[str, type] = {}
     for schema in schemas:

@@ -55,7 +55,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api import populate as _populate
 from reviewd.api import result_checks
@@ -93,6 +93,9 @@ from reviewd.api.symbol import CREATED, DELETED, MODIFIED
 from reviewd.api.transport import ApiClient, CallInfo, SessionAuthentication
 from reviewd.api.unit_of_work import UnitsOfWork
 
+if TYPE_CHECKING:  # the hub is imported on first use, to keep start-up light
+    from reviewd.api.event.hub import EventHub
+
 logger = logging.getLogger(__name__)
 
 
@@ -116,8 +119,8 @@ class Session:
         cookies: Mapping[str, str] | None = None,
     ) -> None:
         self._closed = True  # until construction succeeds; close() is then a no-op
-        self._client = None
-        self._event_hub = None
+        self._client: ApiClient | None = None
+        self._event_hub: EventHub | None = None
         self._lock = threading.RLock()
         self._thread = threading.local()
         self._work = UnitsOfWork(self._lock)
@@ -194,7 +197,8 @@ class Session:
 
     @property
     def server_version(self) -> str:
-        return self._server_information.get("version", "unknown")
+        version: str = self._server_information.get("version", "unknown")
+        return version
 
     @property
     def plugin_paths(self) -> list[str]:
@@ -261,7 +265,7 @@ class Session:
 
     # -------------------------------------------------------------- event hub, plugins
     @property
-    def event_hub(self) -> Any:
+    def event_hub(self) -> EventHub:
         """The session's :class:`reviewd.api.event.hub.EventHub` (created on first use)."""
         if self._event_hub is None:
             with self._lock:
@@ -312,6 +316,7 @@ class Session:
     def _call(self, batch: list[dict[str, Any]], merge: bool = False) -> list[Any]:
         """Send *batch*; with *merge*, entities in the answer are merged while parsed."""
         self._check_open()
+        assert self._client is not None, "an open session has an API client"
         return self._client.call(batch, self._merger.decode_response if merge else None)
 
     def call(self, data: list[dict[str, Any]]) -> list[Any]:
@@ -329,6 +334,7 @@ class Session:
         Calling the returned function again is harmless.
         """
         self._check_open()
+        assert self._client is not None, "an open session has an API client"
         return self._client.add_call_listener(callback)
 
     # -------------------------------------------------------------- merging
@@ -360,7 +366,7 @@ class Session:
                 expression, cls.default_projections or cls.primary_key_attributes)
         return QueryResult(self, expression, page_size=page_size)
 
-    def _type(self, entity_type: str) -> type:
+    def _type(self, entity_type: str) -> type[Entity]:
         try:
             return self.types[entity_type]
         except KeyError:
@@ -387,7 +393,7 @@ class Session:
                 f"Entity type {entity_type} has a primary key of {len(keys)} value(s) "
                 f"({', '.join(keys)}); got {entity_key!r}."
             )
-        entity = self._identity.get((entity_type, *entity_key))
+        entity: Entity | None = self._identity.get((entity_type, *entity_key))
         if entity is not None and entity._state is not DELETED:
             return entity
         if self._lower_caches:

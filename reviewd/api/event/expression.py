@@ -253,7 +253,7 @@ class _Parser:
 
 # ------------------------------------------------------------------------ compiler
 _Matcher = Callable[[Mapping[str, Any]], bool]
-_COMPARE = {
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "!=": operator.ne,
     ">": operator.gt,
@@ -376,8 +376,8 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
         return match
 
-    def match(candidate: Mapping[str, Any]) -> bool:
-        found = candidate
+    def match_path(candidate: Mapping[str, Any]) -> bool:
+        found: Any = candidate
         try:
             for part in parts:
                 found = found[part]
@@ -387,7 +387,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
             return test_text(found)
         return judge(found)
 
-    return match
+    return match_path
 
 
 def _compile(node: Any) -> _Matcher:
@@ -433,9 +433,10 @@ def _required_topics(node: Any) -> frozenset[str] | None:
         return frozenset.intersection(*known) if known else None
     if isinstance(node, _Any):
         options = [_required_topics(child) for child in node.children]
-        if any(option is None for option in options):
+        present = [option for option in options if option is not None]
+        if len(present) != len(options):
             return None
-        return frozenset().union(*options)
+        return frozenset[str]().union(*present)
     return None
 
 

@@ -429,7 +429,8 @@ class EventHub:
                 return None
             raise
 
-    def _publish(self, event: Any, synchronous: Any, on_reply: Any, inline_reply: Any=False) -> Any:
+    def _publish(self, event: Any, synchronous: Any, on_reply: Any,
+                 inline_reply: Any = False) -> list[Any] | None:
         if not isinstance(event, Event):
             if not isinstance(event, Mapping):
                 raise TypeError(f"publish needs an Event, not {type(event).__name__}")

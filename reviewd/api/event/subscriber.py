@@ -46,7 +46,8 @@ class Subscriber:
 
     @property
     def id(self) -> str:
-        return self.metadata["id"]
+        subscriber_id: str = self.metadata["id"]
+        return subscriber_id
 
     def interested_in(self, event: Mapping[str, Any]) -> bool:
         """Whether *event* matches this subscription (the target is checked separately)."""
