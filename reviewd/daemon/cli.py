@@ -80,7 +80,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _load(args: argparse.Namespace, require_server: bool = True):
+def _load(args: argparse.Namespace, require_server: bool = True) -> Any:
     from reviewd.daemon import config
 
     return config.load(flags=_flags(args), config_file=getattr(args, "config", None),

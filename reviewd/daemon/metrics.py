@@ -14,7 +14,7 @@ or an event topic, and nothing here can contain the API key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -118,10 +118,10 @@ class SnapshotCollector(Collector):
     def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         self._snapshot = snapshot
 
-    def describe(self):  # registering must not call the snapshot (it may not be ready)
+    def describe(self) -> Any:  # registering must not call the snapshot (it may not be ready)
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Any]:
         try:
             snap = self._snapshot()
         except Exception:  # noqa: BLE001 - a scrape must never fail the daemon

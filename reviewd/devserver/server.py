@@ -31,7 +31,7 @@ log = logging.getLogger("reviewd.devserver")
 SEEDS = ("demo", "empty")
 
 
-def _event_server_class():
+def _event_server_class() -> Any:
     """The socket.io event server, when that part of the package is present."""
     try:
         from reviewd.devserver.events import EventServer

@@ -30,7 +30,7 @@ import json
 import socket
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from reviewd.api.exception import register_secret
@@ -171,7 +171,7 @@ class RedisJournal:
         self._forget(pipe, plugin, event_id, entry)
         pipe.execute()
 
-    def _dead_entries(self, event_id: str | None, plugin: str | None):
+    def _dead_entries(self, event_id: str | None, plugin: str | None) -> Iterator[Any]:
         for name in [plugin] if plugin else self.plugins():
             for entry, fields in self._r.xrange(self._key("dead", name)):
                 if event_id is None or fields.get("id") == event_id:

@@ -200,7 +200,7 @@ class SqliteJournal:
         )
 
     @staticmethod
-    def _filter(sql: str, params: list, event_id: str | None, plugin: str | None):
+    def _filter(sql: str, params: list, event_id: str | None, plugin: str | None) -> Any:
         if event_id:
             sql += " AND event_seq=(SELECT seq FROM events WHERE id=?)"
             params.append(event_id)
