@@ -26,7 +26,9 @@ class Attribute:
     __slots__ = ("name", "kind", "mutable", "computed", "default_value", "target_type",
                  "key_attribute", "value_attribute", "data_type", "format")
 
-    def __init__(self, name: str, spec: dict[str, Any], *, mutable: bool = True, computed: bool = False) -> None:
+    def __init__(self, name: str, spec: dict[str, Any] | None = None, *, mutable: bool = True,
+                 computed: bool = False) -> None:
+        spec = spec if isinstance(spec, dict) else {}
         self.name = name
         self.mutable = mutable
         self.computed = computed
@@ -218,3 +220,8 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<KeyValueMappedCollectionProxy {dict(self.items())!r}>"
+
+
+# ftrack_api's attribute class names, for code that checks ``isinstance`` or reads ``kind``.
+ScalarAttribute = ReferenceAttribute = CollectionAttribute = Attribute
+KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribute

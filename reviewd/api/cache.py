@@ -317,3 +317,53 @@ class ObjectKeyMaker(KeyMaker):
         if isinstance(item, bytes):
             return b"b" + item
         return type(item).__name__.encode() + b":" + str(item).encode("utf-8")
+
+
+class Memoiser:
+    """Remembers a function's results by its arguments, in any :class:`Cache`.
+
+    Positional and keyword spellings of the same call share one entry (the key is
+    built from the bound arguments).  With *return_copies* each caller gets a deep
+    copy, so mutating a result cannot change what the next caller receives.
+    """
+
+    def __init__(self, cache: Cache | None = None, key_maker: KeyMaker | None = None,
+                 return_copies: bool = True) -> None:
+        self.cache = cache if cache is not None else MemoryCache()
+        self.key_maker = key_maker if key_maker is not None else ObjectKeyMaker()
+        self.return_copies = return_copies
+
+    def call(self, function, args: tuple | None = None, kw: dict | None = None):
+        """``function(*args, **kw)``, from the cache when this call was seen before."""
+        import copy
+        import inspect
+
+        args = tuple(args or ())
+        kw = dict(kw or {})
+        bound = inspect.signature(function).bind(*args, **kw)
+        bound.apply_defaults()
+        key = self.key_maker.key(function, dict(bound.arguments))
+        try:
+            value = self.cache.get(key)
+        except KeyError:
+            value = function(*args, **kw)
+            self.cache.set(key, value)
+        return copy.deepcopy(value) if self.return_copies else value
+
+
+def memoise_decorator(memoiser: Memoiser):
+    """Decorator memoising a function through *memoiser*."""
+    import functools
+
+    def decorate(function):
+        @functools.wraps(function)
+        def memoised(*args, **kw):
+            return memoiser.call(function, args, kw)
+
+        return memoised
+
+    return decorate
+
+
+#: The module-level memoiser ftrack_api offers for expensive pure helpers.
+memoiser = Memoiser()

@@ -8,6 +8,7 @@ that formats a message from request data must pass it through :func:`redact` fir
 
 from __future__ import annotations
 
+import builtins
 import re
 from typing import Any
 
@@ -71,7 +72,7 @@ class AttributeError_(Error):  # noqa: N801 - avoid shadowing the builtin
     default_message = "Unknown or invalid attribute."
 
 
-class ImmutableAttributeError(Error):
+class ImmutableAttributeError(AttributeError_):
     default_message = "Cannot set an immutable attribute."
 
 
@@ -79,13 +80,17 @@ class NotFoundError(Error):
     default_message = "No matching entity was found."
 
 
-class NoResultFoundError(NotFoundError):
+class IncorrectResultError(Error):
+    default_message = "The query returned an unexpected number of results."
+
+
+class NoResultFoundError(NotFoundError, IncorrectResultError):
     """``query(...).one()`` found nothing (ftrack_api's name for it)."""
 
     default_message = "The query returned no result where exactly one was expected."
 
 
-class MultipleResultsFoundError(Error):
+class MultipleResultsFoundError(IncorrectResultError):
     default_message = "More than one entity matched where exactly one was expected."
 
 
@@ -95,6 +100,134 @@ class OperationError(Error):
 
 class InvalidStateError(Error):
     default_message = "The entity is in a state that does not allow this."
+
+
+class InvalidStateTransitionError(InvalidStateError):
+    default_message = "The entity cannot move between these states."
+
+
+class PermissionDeniedError(Error):
+    default_message = "Permission denied."
+
+
+class ConnectionClosedError(Error):
+    default_message = "The connection is closed."
+
+
+# ---------------------------------------------------------------- collections
+class CollectionError(Error):
+    default_message = "Collection error."
+
+
+class ImmutableCollectionError(CollectionError):
+    default_message = "Cannot modify an immutable collection."
+
+
+class DuplicateItemInCollectionError(CollectionError):
+    default_message = "The item is already in the collection."
+
+
+# ---------------------------------------------------------------- locations and storage
+class LocationError(Error):
+    default_message = "Location error."
+
+
+class ComponentNotInAnyLocationError(LocationError):
+    default_message = "The component is not available in any location."
+
+
+class ComponentNotInLocationError(LocationError):
+    default_message = "Components are not in the location."
+
+    def __init__(self, components=None, location=None, message=None, details=None):
+        self.components = list(components or [])
+        self.location = location
+        super().__init__(
+            message or f"{len(self.components)} component(s) not in location {location!r}.",
+            details,
+        )
+
+
+class ComponentInLocationError(LocationError):
+    default_message = "Components are already in the location."
+
+    def __init__(self, components=None, location=None, message=None, details=None):
+        self.components = list(components or [])
+        self.location = location
+        super().__init__(
+            message or f"{len(self.components)} component(s) already in location {location!r}.",
+            details,
+        )
+
+
+class AccessorError(Error):
+    default_message = "Storage accessor error."
+
+
+class AccessorOperationFailedError(AccessorError):
+    default_message = "The storage operation failed."
+
+    def __init__(self, operation="", resource_identifier=None, error=None, message=None,
+                 details=None):
+        self.operation = operation
+        self.resource_identifier = resource_identifier
+        self.error = error
+        super().__init__(
+            message or f"{operation or 'Operation'} failed for {resource_identifier!r}: {error}",
+            details,
+        )
+
+
+class AccessorUnsupportedOperationError(AccessorOperationFailedError):
+    default_message = "The accessor does not support this operation."
+
+
+class AccessorPermissionDeniedError(AccessorOperationFailedError):
+    default_message = "Permission denied by the storage."
+
+
+class AccessorResourceIdentifierError(AccessorError):
+    default_message = "Invalid resource identifier."
+
+    def __init__(self, resource_identifier=None, message=None, details=None):
+        self.resource_identifier = resource_identifier
+        super().__init__(message or f"Invalid resource identifier {resource_identifier!r}.",
+                         details)
+
+
+class AccessorFilesystemPathError(AccessorResourceIdentifierError):
+    default_message = "No filesystem path for the resource."
+
+
+class AccessorResourceError(AccessorError):
+    default_message = "Storage resource error."
+
+    def __init__(self, operation="", resource_identifier=None, error=None, message=None,
+                 details=None):
+        self.operation = operation
+        self.resource_identifier = resource_identifier
+        self.error = error
+        super().__init__(message or f"{self.default_message} ({resource_identifier!r})", details)
+
+
+class AccessorResourceNotFoundError(AccessorResourceError):
+    default_message = "Resource not found."
+
+
+class AccessorParentResourceNotFoundError(AccessorResourceError):
+    default_message = "The parent resource was not found."
+
+
+class AccessorResourceInvalidError(AccessorResourceError):
+    default_message = "The resource is not valid for this operation."
+
+
+class AccessorContainerNotEmptyError(AccessorResourceError):
+    default_message = "The container is not empty."
+
+
+class StructureError(Error):
+    default_message = "Cannot compute a resource identifier."
 
 
 # ---------------------------------------------------------------- events
@@ -157,9 +290,13 @@ def redact(text: str) -> str:
     return text
 
 
+#: ftrack_api's spelling; ``AttributeError_`` keeps the builtin usable inside reviewd.
+AttributeError = AttributeError_  # noqa: A001
+
+
 def __getattr__(name: str) -> Any:
     if name == "ParseError":
         from reviewd.api.event.expression import ParseError
 
         return ParseError
-    raise AttributeError(name)
+    raise builtins.AttributeError(name)

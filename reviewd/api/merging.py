@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from reviewd.api.entity import _NO_LOCAL, Entity
+from reviewd.api.entity.base import _NO_LOCAL, Entity
 from reviewd.api.exception import UnrecognisedEntityTypeError, redact
 from reviewd.api.transport import decode_typed
 

@@ -40,6 +40,8 @@ def literal(value: Any) -> str:
         return "None"
     if isinstance(value, (int, float)):
         return repr(value)
+    if value.__class__.__module__ == "arrow.arrow":  # arrow.Arrow, without importing arrow
+        value = value.datetime
     if isinstance(value, _dt.datetime):
         value = value.replace(microsecond=0).isoformat()
     elif isinstance(value, _dt.date):

@@ -133,12 +133,24 @@ def load_schemas(
     return schemas
 
 
-def build_type(schema: dict[str, Any], base: type = Entity) -> type:
-    """Build the entity class for one *schema* (cheap: no attribute objects yet)."""
+def build_type(schema: dict[str, Any], base: type | None = None,
+               bases: tuple[type, ...] | None = None) -> type[Entity]:
+    """Build the entity class for one *schema* (cheap: no attribute objects yet).
+
+    Without *base*/*bases* the factory picks them (ftrack's helper classes for
+    users, notes, locations, ...).
+    """
     name = schema["id"]
+    if bases is None:
+        if base is None:
+            from reviewd.api.entity.factory import bases_for
+
+            bases = bases_for(schema)
+        else:
+            bases = (base,)
     namespace = {
         "__slots__": (),
-        "__module__": "reviewd.api.entity",
+        "__module__": "reviewd.api.entity.base",
         "__qualname__": name,
         "entity_type": name,
         "primary_key_attributes": tuple(schema.get("primary_key") or ("id",)),
@@ -146,7 +158,7 @@ def build_type(schema: dict[str, Any], base: type = Entity) -> type:
         "_schema": schema,
         "_attributes_cache": None,
     }
-    return type(str(name), (base,), namespace)
+    return type(str(name), bases, namespace)
 
 
 def build_types(

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 from reviewd.api import populate as _populate
 from reviewd.api import result_checks
 from reviewd.api.cache import Cache, LayeredCache, MemoryCache, StringKeyMaker
+from reviewd.api.components import ComponentsAndLocations
 from reviewd.api.entity import Entity, creation_values
 from reviewd.api.entity_json import encode as encode_entities
 from reviewd.api.exception import (
@@ -83,6 +84,7 @@ from reviewd.api.query_text import (
     with_projections,
 )
 from reviewd.api.schema import build_types, check_server_version, load_schemas
+from reviewd.api.server_actions import ServerActions
 from reviewd.api.session_settings import (
     plain_mapping,
     resolve_credentials,
@@ -99,7 +101,7 @@ if TYPE_CHECKING:  # the hub is imported on first use, to keep start-up light
 logger = logging.getLogger(__name__)
 
 
-class Session:
+class Session(ServerActions, ComponentsAndLocations):
     """An authenticated connection to an ftrack server with an entity cache."""
 
     def __init__(
@@ -172,6 +174,7 @@ class Session:
             self.schemas = load_schemas(self._call, self._server_information,
                                         self._schema_cache_path)
             self.types = build_types(self.schemas, self._construct_entity_type)
+            self._configure_builtin_locations()
             self._publish_local("ftrack.api.session.configure-location", {"session": self})
             self._publish_local("ftrack.api.session.ready", {"session": self})
         except BaseException:

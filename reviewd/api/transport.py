@@ -91,7 +91,7 @@ def encode_default(value: Any) -> Any:
     Objects that know their wire form expose ``__ftrack_wire__()`` (entities return a
     reference mapping); anything else is a programming error reported with its type.
     """
-    if isinstance(value, _dt.datetime):
+    if isinstance(value, _dt.datetime) or _is_arrow(value):
         return {"__type__": "datetime", "value": value.isoformat()}
     if isinstance(value, _dt.date):
         return {"__type__": "date", "value": value.isoformat()}
@@ -117,15 +117,56 @@ def decode_typed(mapping: Mapping[str, Any]) -> Any:
     if kind == "datetime":
         return parse_datetime(text)
     if kind == "date":
-        return _dt.date.fromisoformat(text[:10])
+        return _arrow_class().fromdate(_dt.date.fromisoformat(text[:10]), tzinfo=_dt.timezone.utc)
     return mapping
 
 
-def parse_datetime(text: str) -> _dt.datetime:
-    """Parse an ISO 8601 datetime as servers send it (``Z`` or offset or naive)."""
+_ARROW: type | None = None
+_ARROW_FAST = False
+
+
+def _arrow_class() -> type:
+    """``arrow.Arrow``, imported on the first date decoded (arrow costs start-up time)."""
+    global _ARROW, _ARROW_FAST
+    if _ARROW is None:
+        import arrow
+
+        sample = _dt.datetime(2000, 1, 2, 3, 4, 5, tzinfo=_dt.timezone.utc)
+        built = arrow.Arrow.fromdatetime(sample)
+        # An Arrow is a wrapped datetime.  When this arrow release keeps nothing else
+        # on the instance, wrap directly: ten times cheaper than its constructor, which
+        # matters when a query result holds tens of thousands of dates.
+        _ARROW_FAST = getattr(built, "__dict__", None) == {"_datetime": sample}
+        _ARROW = arrow.Arrow
+    return _ARROW
+
+
+def _wrap_datetime(value: _dt.datetime):
+    """An ``arrow.Arrow`` for the aware datetime *value*."""
+    arrow_class = _ARROW or _arrow_class()
+    if _ARROW_FAST:
+        wrapped = object.__new__(arrow_class)
+        wrapped._datetime = value
+        return wrapped
+    return arrow_class.fromdatetime(value)
+
+
+def _is_arrow(value: Any) -> bool:
+    return value.__class__.__module__ == "arrow.arrow"
+
+
+def parse_datetime(text: str):
+    """Parse an ISO 8601 datetime as servers send it (``Z``, offset or naive) into an
+    ``arrow.Arrow``, as ftrack_api does: plugins call ``.shift()``, ``.format()``,
+    ``.floor()`` on dates.  Naive values are UTC (what a server without time-zone
+    support stores); values with an offset keep it.
+    """
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
-    return _dt.datetime.fromisoformat(text)
+    value = _dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return _wrap_datetime(value)
 
 
 def decode_value(value: Any) -> Any:

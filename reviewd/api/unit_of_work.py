@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from reviewd.api.entity import _NO_LOCAL, Entity
+from reviewd.api.entity.base import _NO_LOCAL, Entity
 from reviewd.api.operation import (
     CreateEntityOperation,
     DeleteEntityOperation,

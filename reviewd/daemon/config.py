@@ -224,7 +224,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Load plugins from world-writable paths (refused by default: anyone could add code)."),
     Setting("plugins.ftrack_api_compat", "plugin_ftrack_api_compat", _parse_bool, True,
             ("REVIEWD_FTRACK_API_COMPAT",),
-            "Let unchanged ftrack plugins `import ftrack_api` (when the real one is absent)."),
+            "Let unchanged ftrack plugins `import ftrack_api` at all."),
+    Setting("plugins.ftrack_api", "plugin_ftrack_api", _parse_choice("reviewd", "installed"),
+            "reviewd", ("REVIEWD_FTRACK_API",),
+            "What `import ftrack_api` gives classic plugins: reviewd (default, even when "
+            "ftrack-python-api is installed) or installed (the real package)."),
     Setting("routing.queue_size", "queue_size", _parse_positive_int, _LANE_DEFAULTS.queue_size, ("REVIEWD_QUEUE_SIZE",),
             "Per-plugin queue bound; overflow stays in the journal and is fed in later."),
     Setting("routing.concurrency", "concurrency", _parse_positive_int, _LANE_DEFAULTS.concurrency, ("REVIEWD_CONCURRENCY",),
@@ -279,6 +283,7 @@ class Config:
     plugin_strict: bool = False
     plugin_allow_world_writable: bool = False
     plugin_ftrack_api_compat: bool = True
+    plugin_ftrack_api: str = "reviewd"
     plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
     per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
     queue_size: int = _LANE_DEFAULTS.queue_size

@@ -80,7 +80,8 @@ class PluginControl:
                           arguments=config.plugin_arguments,
                           plugin_arguments=config.per_plugin_arguments, strict=strict,
                           allow_world_writable=config.plugin_allow_world_writable,
-                          ftrack_api_compat=config.plugin_ftrack_api_compat)
+                          ftrack_api_compat=config.plugin_ftrack_api_compat,
+                          ftrack_api=config.plugin_ftrack_api)
         if not raise_config_error:
             host.load_all()
             return host

@@ -107,6 +107,7 @@ def status(daemon: Parts) -> dict[str, Any]:
         plugins[record.name] = {
             "kind": record.kind, "source": record.source, "loaded": record.loaded,
             "error": record.error,
+            "warnings": list(record.warnings),
             "subscriptions": [s.expression for s in record.subscriptions],
             **lanes.get(record.name, {}),
         }

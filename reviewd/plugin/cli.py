@@ -20,6 +20,7 @@ from typing import Any
 
 from reviewd.api.exception import Error, PluginError, redact
 from reviewd.plugin import PluginHost, PluginRecord, split_plugin_paths
+from reviewd.plugin.host import REGISTERED_NOTHING
 
 EX_OK = 0
 EX_USAGE = 64
@@ -112,6 +113,7 @@ def _config_file_settings(path: str | None) -> dict[str, Any]:
         "strict": bool(plugins.get("strict", False)),
         "arguments": dict(plugins.get("arguments", {}) or {}),
         "plugin_arguments": {str(k): dict(v) for k, v in per_plugin.items()},
+        "ftrack_api": str(plugins.get("ftrack_api", "reviewd")),
     }
 
 
@@ -191,10 +193,17 @@ def _load(options: argparse.Namespace, settings: Mapping[str, Any], paths: list[
                 plugin_arguments,
                 allow_world_writable=options.allow_world_writable,
                 entry_points=entry_points,
+                ftrack_api=settings.get("ftrack_api", "reviewd"),
             )
             host.load_all()
             problems.extend(host.problems)
             problems.extend(f"{r.describe()}: {r.error}" for r in host.failures)
+            problems.extend(
+                f"{r.describe()}: {warning}"
+                for r in host.plugins
+                for warning in r.warnings
+                if warning.startswith(REGISTERED_NOTHING)
+            )
             if options.command == "check":
                 problems.extend(_exercise_hooks(host))
             described = [_describe(r) for r in host.plugins]

@@ -63,8 +63,12 @@ class PluginHost:
         one-line reason (the daemon exits 78).
     :param allow_world_writable: load from world-writable places anyway.
     :param entry_points: also load the ``reviewd.plugins`` entry-point group.
-    :param ftrack_api_compat: make ``import ftrack_api`` resolve to reviewd's
-        classes when the real package is not installed.
+    :param ftrack_api_compat: let classic plugins ``import ftrack_api`` at all
+        (False: leave imports alone, whatever *ftrack_api* says).
+    :param ftrack_api: ``"reviewd"`` (default): ``import ftrack_api`` resolves to
+        ``reviewd.api`` even when ftrack-python-api is installed, so the usual
+        ``isinstance(session, ftrack_api.Session)`` guard passes; ``"installed"``:
+        plugins get the real package (and guarded plugins are named in a warning).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class PluginHost:
         allow_world_writable: bool = False,
         entry_points: bool = True,
         ftrack_api_compat: bool = True,
+        ftrack_api: str = "reviewd",
     ) -> None:
         self.session = session
         self.paths = [str(p) for p in paths]
@@ -87,6 +92,13 @@ class PluginHost:
         self.allow_world_writable = allow_world_writable
         self.use_entry_points = entry_points
         self.ftrack_api_compat = ftrack_api_compat
+        from reviewd.compat import MODES
+
+        if ftrack_api not in MODES:
+            raise PluginError(
+                f"plugins.ftrack_api must be one of {', '.join(MODES)}, not {ftrack_api!r}"
+            )
+        self.ftrack_api_mode = ftrack_api
         self.manager = pluggy.PluginManager(PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
         #: pluggy's hook relay, for callers that want plain pluggy semantics.
@@ -155,7 +167,7 @@ class PluginHost:
             if self.ftrack_api_compat:
                 from reviewd import compat
 
-                compat.install()
+                compat.install(self.ftrack_api_mode)
             for candidate in find_candidates(
                 self.paths, allow_world_writable=self.allow_world_writable, problems=self.problems
             ):
@@ -321,6 +333,10 @@ class PluginHost:
             from reviewd import compat
 
             compat.warn_if_guard_refuses(record.name, source_file(record))
+        if is_classic and not is_pluggy and not subscriptions:
+            message = _registered_nothing(record)
+            record.warnings.append(message)
+            _log.warning("%s %s", record.describe(), message, extra={"plugin": record.name})
         _log.info(
             "loaded %s as %s with %d subscription(s)",
             record.describe(),
@@ -453,7 +469,10 @@ class PluginHost:
             if record.error is not None:
                 report[record.name] = PluginHealth(False, (record.error,))
             elif record.loaded:
-                report[record.name] = PluginHealth()
+                nothing = [w for w in record.warnings if w.startswith(REGISTERED_NOTHING)]
+                # A classic plugin with no subscription will never run: not ready.
+                report[record.name] = PluginHealth(False, tuple(nothing)) if nothing else (
+                    PluginHealth())
         for outcome in self._call_each("reviewd_health", session=self.session):
             if outcome.error is not None:
                 problem = f"health hook raised {one_line(outcome.error)}"
@@ -476,3 +495,33 @@ class PluginHost:
             if outcome.error is None and outcome.result is not None:
                 collected.setdefault(outcome.plugin, []).extend(outcome.result)
         return collected
+
+
+#: Start of the warning for a classic plugin whose register() subscribed nothing;
+#: ``reviewd plugins check`` and the daemon's readiness look for it.
+REGISTERED_NOTHING = "register() subscribed nothing"
+
+
+def _registered_nothing(record: PluginRecord) -> str:
+    """The one-line problem for a classic plugin that made no subscription, with its likely cause."""
+    from reviewd import compat
+
+    path = source_file(record)
+    guard: list[int] = []
+    if path:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                guard = compat.guard_lines(handle.read())
+        except OSError:
+            pass
+    if guard and not compat.installed():
+        cause = (f"its isinstance(session, ftrack_api.Session) check (line {guard[0]}) refused "
+                 'reviewd\'s session because it got the real ftrack_api; set plugins.ftrack_api = '
+                 '"reviewd"')
+    elif guard:
+        cause = (f"its session check (line {guard[0]}) returned early, or register() returned "
+                 "before subscribing")
+    else:
+        cause = ("register() returned before calling session.event_hub.subscribe(), or it "
+                 "subscribes on a different session")
+    return f"{REGISTERED_NOTHING}: likely cause: {cause}"

@@ -107,3 +107,33 @@ def test_bad_usage_is_reported_not_raised(tmp_path):
     assert result.returncode == 78
     assert result.stderr.strip() == "reviewd plugins: --arg needs KEY=VALUE, got 'no-equals-sign'"
     assert _reviewd("frobnicate").returncode == 64
+
+
+NOTHING_REGISTERED = """
+    import ftrack_api.session
+
+    def register(session, **kw):
+        if not isinstance(session, ftrack_api.session.Session):
+            return
+        if kw.get("enabled"):
+            session.event_hub.subscribe("topic=ftrack.update", print)
+"""
+
+
+def test_check_exits_non_zero_naming_a_classic_plugin_that_subscribed_nothing(tmp_path):
+    write_plugin(tmp_path, "watcher.py", GOOD_CLASSIC)
+    write_plugin(tmp_path, "idle.py", NOTHING_REGISTERED)
+    result = _reviewd("check", str(tmp_path))
+    assert result.returncode == 78, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("reviewd plugins: plugin 'idle'")
+    assert "register() subscribed nothing" in last and "likely cause" in last
+    assert "watcher" not in last
+    assert "Traceback" not in result.stderr
+
+
+def test_check_passes_once_the_plugin_subscribes(tmp_path):
+    write_plugin(tmp_path, "idle.py", NOTHING_REGISTERED)
+    result = _reviewd("check", str(tmp_path), "--arg", "enabled=1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "subscribes 'topic=ftrack.update'" in result.stdout

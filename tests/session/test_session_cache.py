@@ -46,12 +46,12 @@ def test_persistent_cache_is_reused_by_a_second_session(devserver_session, conne
 
 
 def test_persistent_cache_keeps_datetimes(devserver_session, connect, tmp_path):
-    import datetime as dt
+    import arrow
 
     path = str(tmp_path / "entities.sqlite")
     writer = connect(devserver_session, cache=persistent(path))
     shot = writer.query("select name, start_date from Shot").first()
-    assert isinstance(shot["start_date"], dt.datetime)
+    assert isinstance(shot["start_date"], arrow.Arrow)
     writer.close()
     reader = connect(devserver_session, cache=persistent(path))
     assert reader.get("Shot", shot["id"])["start_date"] == shot["start_date"]

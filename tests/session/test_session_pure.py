@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 
+import arrow
 import pytest
 
 from reviewd.api.cache import (
@@ -205,12 +206,26 @@ def test_codec_round_trips_datetimes_and_dates():
     wire = json.loads(text)
     assert wire["when"] == {"__type__": "datetime", "value": "2022-10-10T10:12:09+00:00"}
     assert wire["day"] == {"__type__": "date", "value": "2024-02-29"}
-    assert decode(text) == value
+    decoded = decode(text)
+    # ftrack_api's types: dates and datetimes come back as arrow.Arrow (dates at UTC midnight)
+    assert isinstance(decoded["when"], arrow.Arrow) and isinstance(decoded["day"], arrow.Arrow)
+    assert decoded["when"] == value["when"]
+    assert decoded["day"].date() == value["day"]
+    assert decoded["n"] == value["n"]
+    # and an arrow value encodes like the datetime it stands for
+    assert json.loads(encode({"when": decoded["when"]}))["when"] == wire["when"]
+
+
+def test_decoded_dates_are_arrow_values_plugins_can_shift():
+    start = decode('{"__type__": "datetime", "value": "2022-10-10T10:12:09+02:00"}')
+    assert start.shift(days=3).format("YYYY-MM-DD HH:mm ZZ") == "2022-10-13 10:12 +02:00"
+    assert start.floor("day").isoformat() == "2022-10-10T00:00:00+02:00"
 
 
 def test_codec_parses_server_forms():
+    # a naive server value is UTC, as ftrack_api reads it
     assert decode('{"__type__": "datetime", "value": "2022-10-10T10:12:09"}') == dt.datetime(
-        2022, 10, 10, 10, 12, 9)
+        2022, 10, 10, 10, 12, 9, tzinfo=dt.timezone.utc)
     z = decode('{"__type__": "datetime", "value": "2022-10-10T10:12:09Z"}')
     assert z.utcoffset() == dt.timedelta(0)
     assert decode('{"__type__": "datetime", "value": null}') is None

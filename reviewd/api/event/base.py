@@ -94,7 +94,15 @@ class Event(dict[str, Any]):
     def __repr__(self) -> str:
         return f"<Event {self.get('topic')!r} id={self.get('id')!r}>"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        # ftrack_api shows the whole mapping; scripts grep their logs for it.
+        return f"<Event {dict.__repr__(self)}>"
+
+    @property
+    def _data(self) -> dict:
+        """The mapping itself: ftrack_api keeps an event's values in ``_data``, and
+        plugins written for it read them there."""
+        return self
 
     def copy(self) -> Event:
         duplicate = Event.from_wire(self.to_wire())

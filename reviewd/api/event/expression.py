@@ -33,7 +33,10 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ParseError", "Expression", "parse", "MAX_DEPTH"]
+__all__ = [
+    "MAX_DEPTH", "All", "Any", "CompiledExpression", "Condition", "Expression", "Not",
+    "ParseError", "Parser", "parse",
+]
 
 #: Deepest nesting of parentheses/``not`` accepted; deeper text is a ParseError rather
 #: than a RecursionError (the server parses expressions sent by any client).
@@ -469,7 +472,7 @@ def _bind(node: Any, key: str, value: str) -> Any:
     return _Any(kept) if absorbing else _All(kept)
 
 
-class Expression:
+class CompiledExpression:
     """A compiled expression; ``match(candidate)`` tests an event or subscriber metadata.
 
     ``topics`` is the set of exact topics a matching event must have (``None`` when the
@@ -503,22 +506,22 @@ class Expression:
         return f"<Expression {self.text!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Expression) and other.text == self.text
+        return isinstance(other, CompiledExpression) and other.text == self.text
 
     def __hash__(self) -> int:
         return hash(self.text)
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_cached(text: str) -> Expression:
+def _parse_cached(text: str) -> CompiledExpression:
     if not text.strip():
-        return Expression(text, _match_everything, None)
+        return CompiledExpression(text, _match_everything, None)
     tree = _Parser(text).parse()
-    return Expression(text, _compile(tree), _required_topics(tree), tree)
+    return CompiledExpression(text, _compile(tree), _required_topics(tree), tree)
 
 
-def parse(text: str) -> Expression:
-    """Parse *text* into a compiled :class:`Expression`; raise :class:`ParseError`.
+def parse(text: str) -> CompiledExpression:
+    """Parse *text* into a :class:`CompiledExpression`; raise :class:`ParseError`.
 
     Empty or whitespace-only text matches everything.  Results are cached by text, so
     parsing the same subscription again (every reconnect, every targeted event) is a
@@ -527,3 +530,128 @@ def parse(text: str) -> Expression:
     if not isinstance(text, str):
         raise ParseError(f"expression must be text, not {type(text).__name__}", repr(text), 0)
     return _parse_cached(text)
+
+
+# ------------------------------------------------------------------------ object model
+# ftrack_api exposes expressions as a small tree of objects that callers build and
+# inspect (``All([Condition("a", operator.eq, "b"), Not(...)])``).  The tree below
+# offers that; :func:`parse` and the hub keep using the compiled closures above.
+
+_MISSING = object()
+
+
+def _lookup(candidate: Mapping, key: str):
+    value = candidate
+    for part in key.split("."):
+        try:
+            value = value[part]
+        except _LOOKUP_ERRORS:
+            return _MISSING
+    return value
+
+
+class Expression:
+    """The expression that matches every candidate; base of the tree nodes."""
+
+    def __str__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    __repr__ = __str__
+
+    def match(self, candidate: Mapping) -> bool:
+        return True
+
+
+class All(Expression):
+    """Matches when every child matches (vacuously true without children)."""
+
+    def __init__(self, expressions: list[Expression] | None = None) -> None:
+        self.expressions = list(expressions or [])
+
+    def __str__(self) -> str:
+        inner = " ".join(str(expression) for expression in self.expressions)
+        return f"<{type(self).__name__} [{inner}]>"
+
+    def match(self, candidate: Mapping) -> bool:
+        return all(expression.match(candidate) for expression in self.expressions)
+
+
+class Any(All):
+    """Matches when at least one child matches (never without children)."""
+
+    def match(self, candidate: Mapping) -> bool:
+        return any(expression.match(candidate) for expression in self.expressions)
+
+
+class Not(Expression):
+    """Inverts its one child."""
+
+    def __init__(self, expression: Expression) -> None:
+        self.expression = expression
+
+    def __str__(self) -> str:
+        return f"<{type(self).__name__} {self.expression}>"
+
+    def match(self, candidate: Mapping) -> bool:
+        return not self.expression.match(candidate)
+
+
+class Condition(Expression):
+    """``key <operator> value``: *operator* is a two-argument function such as ``operator.eq``.
+
+    A missing key never matches.  With ``operator.eq`` a text value ending in ``*``
+    matches candidates whose text starts with what precedes the ``*``.  A text value
+    compared with a number is compared as a number when it reads as one.
+    """
+
+    def __init__(self, key: str, operator: Callable, value) -> None:  # noqa: A002
+        self.key = key
+        self.operator = operator
+        self.value = value
+        self._wildcard = (
+            operator is _COMPARE["="] and isinstance(value, str) and value.endswith("*")
+        )
+
+    def __str__(self) -> str:
+        return f"<{type(self).__name__} {self.key}{self.operator}{self.value}>"
+
+    def match(self, candidate: Mapping) -> bool:
+        found = _lookup(candidate, self.key)
+        if found is _MISSING:
+            return False
+        if self._wildcard:
+            return str(found).startswith(self.value[:-1])
+        value = self.value
+        if isinstance(value, str) and isinstance(found, (int, float)) and not isinstance(
+            found, bool
+        ):
+            number = _number(value)
+            if number is not None:
+                value = number
+        try:
+            return bool(self.operator(found, value))
+        except TypeError:
+            return False
+
+
+class Parser:
+    """Builds the object tree for expression text; raises :class:`ParseError`."""
+
+    def parse(self, expression: str) -> Expression:
+        if not isinstance(expression, str):
+            raise ParseError(
+                f"expression must be text, not {type(expression).__name__}", repr(expression), 0
+            )
+        if not expression.strip():
+            return Expression()
+        return _to_objects(_Parser(expression).parse())
+
+
+def _to_objects(node) -> Expression:
+    if isinstance(node, _Condition):
+        return Condition(node.key, _COMPARE[node.op], node.value)
+    if isinstance(node, _Not):
+        return Not(_to_objects(node.child))
+    if isinstance(node, _All):
+        return All([_to_objects(child) for child in node.children])
+    return Any([_to_objects(child) for child in node.children])

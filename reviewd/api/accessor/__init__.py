@@ -1,0 +1,1 @@
+"""Accessors: ways of reading and writing the bytes behind resource identifiers."""

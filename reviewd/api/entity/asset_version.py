@@ -1,0 +1,28 @@
+"""``AssetVersion``: components and media encoding on a version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reviewd.api.entity.base import Entity
+
+
+class AssetVersion(Entity):
+    """One version of an asset (what reviews are about)."""
+
+    __slots__ = ()
+
+    def create_component(self, path: str, data: dict | None = None,
+                         location: Any = "auto") -> Entity:
+        """Create a component from *path* belonging to this version."""
+        data = dict(data or {})
+        data.setdefault("version_id", self["id"])
+        return self.session.create_component(path, data=data, location=location)
+
+    def encode_media(self, media: Any, keep_original: Any = "auto") -> Entity:
+        """Ask the server to encode *media* (a path or a component) for review.
+
+        Returns the job; the encoded components are attached to this version.
+        """
+        return self.session.encode_media(media, version_id=self["id"],
+                                         keep_original=keep_original)

@@ -1,0 +1,30 @@
+"""ftrack_api's plugin discovery entry point: ``discover(paths, args, kwargs)``.
+
+Discovery itself (safe path scanning, fresh imports, argument culling,
+attribution of subscriptions) lives in :mod:`reviewd.plugin.discovery`; this
+module gives it ftrack_api's module path and signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def discover(
+    paths: Iterable[str],
+    positional_arguments: Sequence[Any] | None = None,
+    keyword_arguments: Mapping[str, Any] | None = None,
+) -> None:
+    """Import every ``*.py`` plugin under *paths* and call its ``register``.
+
+    Failures are logged and skipped, as in ftrack_api: one broken plugin must
+    not stop the others from loading.
+    """
+    from reviewd.plugin.discovery import discover as discover_plugins
+
+    discover_plugins(
+        [path for path in paths if path and path.strip()],
+        tuple(positional_arguments or ()),
+        dict(keyword_arguments or {}),
+    )

@@ -1,0 +1,1 @@
+"""Resource identifier transformers: rewrite identifiers stored on the server."""
