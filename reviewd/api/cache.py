@@ -333,7 +333,7 @@ class Memoiser:
         self.key_maker = key_maker if key_maker is not None else ObjectKeyMaker()
         self.return_copies = return_copies
 
-    def call(self, function, args: tuple | None = None, kw: dict | None = None):
+    def call(self, function: Any, args: tuple[Any, ...] | None = None, kw: dict[str, Any] | None = None) -> Any:
         """``function(*args, **kw)``, from the cache when this call was seen before."""
         import copy
         import inspect
@@ -351,13 +351,13 @@ class Memoiser:
         return copy.deepcopy(value) if self.return_copies else value
 
 
-def memoise_decorator(memoiser: Memoiser):
+def memoise_decorator(memoiser: Memoiser) -> Any:
     """Decorator memoising a function through *memoiser*."""
     import functools
 
-    def decorate(function):
+    def decorate(function: Any) -> Any:
         @functools.wraps(function)
-        def memoised(*args, **kw):
+        def memoised(*args: Any, **kw: Any) -> Any:
             return memoiser.call(function, args, kw)
 
         return memoised

@@ -139,7 +139,7 @@ class ComponentNotInAnyLocationError(LocationError):
 class ComponentNotInLocationError(LocationError):
     default_message = "Components are not in the location."
 
-    def __init__(self, components=None, location=None, message=None, details=None):
+    def __init__(self, components: Any=None, location: Any=None, message: Any=None, details: Any=None) -> None:
         self.components = list(components or [])
         self.location = location
         super().__init__(
@@ -151,7 +151,7 @@ class ComponentNotInLocationError(LocationError):
 class ComponentInLocationError(LocationError):
     default_message = "Components are already in the location."
 
-    def __init__(self, components=None, location=None, message=None, details=None):
+    def __init__(self, components: Any=None, location: Any=None, message: Any=None, details: Any=None) -> None:
         self.components = list(components or [])
         self.location = location
         super().__init__(
@@ -167,8 +167,8 @@ class AccessorError(Error):
 class AccessorOperationFailedError(AccessorError):
     default_message = "The storage operation failed."
 
-    def __init__(self, operation="", resource_identifier=None, error=None, message=None,
-                 details=None):
+    def __init__(self, operation: Any="", resource_identifier: Any=None, error: Any=None, message: Any=None,
+                 details: Any=None) -> None:
         self.operation = operation
         self.resource_identifier = resource_identifier
         self.error = error
@@ -189,7 +189,7 @@ class AccessorPermissionDeniedError(AccessorOperationFailedError):
 class AccessorResourceIdentifierError(AccessorError):
     default_message = "Invalid resource identifier."
 
-    def __init__(self, resource_identifier=None, message=None, details=None):
+    def __init__(self, resource_identifier: Any=None, message: Any=None, details: Any=None) -> None:
         self.resource_identifier = resource_identifier
         super().__init__(message or f"Invalid resource identifier {resource_identifier!r}.",
                          details)
@@ -202,8 +202,8 @@ class AccessorFilesystemPathError(AccessorResourceIdentifierError):
 class AccessorResourceError(AccessorError):
     default_message = "Storage resource error."
 
-    def __init__(self, operation="", resource_identifier=None, error=None, message=None,
-                 details=None):
+    def __init__(self, operation: Any="", resource_identifier: Any=None, error: Any=None, message: Any=None,
+                 details: Any=None) -> None:
         self.operation = operation
         self.resource_identifier = resource_identifier
         self.error = error

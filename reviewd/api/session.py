@@ -371,7 +371,8 @@ class Session(ServerActions, ComponentsAndLocations):
 
     def _type(self, entity_type: str) -> type[Entity]:
         try:
-            return self.types[entity_type]
+            answer: type[Entity] = self.types[entity_type]
+            return answer
         except KeyError:
             raise UnrecognisedEntityTypeError(
                 f"Entity type {entity_type!r} is not known by the server at {self._server_url}."

@@ -18,9 +18,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:  # arrow itself is imported on first use (start-up time)
+    from arrow import Arrow
 import requests.auth
 
 from reviewd.api.exception import (
@@ -121,11 +124,11 @@ def decode_typed(mapping: Mapping[str, Any]) -> Any:
     return mapping
 
 
-_ARROW: type | None = None
+_ARROW: type[Arrow] | None = None
 _ARROW_FAST = False
 
 
-def _arrow_class() -> type:
+def _arrow_class() -> type[Arrow]:
     """``arrow.Arrow``, imported on the first date decoded (arrow costs start-up time)."""
     global _ARROW, _ARROW_FAST
     if _ARROW is None:
@@ -141,7 +144,7 @@ def _arrow_class() -> type:
     return _ARROW
 
 
-def _wrap_datetime(value: _dt.datetime):
+def _wrap_datetime(value: _dt.datetime) -> Any:
     """An ``arrow.Arrow`` for the aware datetime *value*."""
     arrow_class = _ARROW or _arrow_class()
     if _ARROW_FAST:
@@ -151,11 +154,11 @@ def _wrap_datetime(value: _dt.datetime):
     return arrow_class.fromdatetime(value)
 
 
-def _is_arrow(value: Any) -> bool:
+def _is_arrow(value: object) -> bool:
     return value.__class__.__module__ == "arrow.arrow"
 
 
-def parse_datetime(text: str):
+def parse_datetime(text: str) -> Any:
     """Parse an ISO 8601 datetime as servers send it (``Z``, offset or naive) into an
     ``arrow.Arrow``, as ftrack_api does: plugins call ``.shift()``, ``.format()``,
     ``.floor()`` on dates.  Naive values are UTC (what a server without time-zone

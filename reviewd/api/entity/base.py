@@ -17,7 +17,7 @@ commit or rollback does to them, is the session's bookkeeping (see :mod:`reviewd
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api.attribute import (
     COLLECTION,
@@ -31,6 +31,9 @@ from reviewd.api.attribute import (
 from reviewd.api.exception import ImmutableAttributeError, InvalidStateError
 from reviewd.api.operation import UpdateEntityOperation
 from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET, Symbol
+
+if TYPE_CHECKING:  # annotations only: the session module imports this one
+    from reviewd.api.session import Session
 
 #: Shared, never-mutated local-values dict of an entity without local changes.
 _NO_LOCAL: dict[str, Any] = {}
@@ -89,8 +92,9 @@ class Entity:
         return self._attributes()
 
     @property
-    def session(self) -> Any:
-        return self._session
+    def session(self) -> Session:
+        session: Session = self._session
+        return session
 
     def primary_key_values(self) -> list[Any]:
         """The primary key values, in schema order (local values win)."""

@@ -12,18 +12,19 @@ class Component(Entity):
 
     __slots__ = ()
 
-    def get_availability(self, locations: list | None = None) -> dict:
+    def get_availability(self, locations: list[Any] | None = None) -> dict[str, Any]:
         """Percentage (0-100) of this component present in each location, by location id."""
         return self.session.get_component_availability(self, locations=locations)
 
-    def create_thumbnail(self, path: str, data: dict | None = None) -> Entity:
+    def create_thumbnail(self, path: str, data: dict[str, Any] | None = None) -> Entity:
         """Upload *path* as this component's entity thumbnail (see ``Session.create_thumbnail``)."""
         thumbnail = self.session.create_component(path, dict(data or {}, name="thumbnail"),
                                                   location=self.session.get(
                                                       "Location", _server_location_id()))
         self["thumbnail_id"] = thumbnail["id"]
         self.session.commit()
-        return thumbnail
+        answer: Entity = thumbnail
+        return answer
 
 
 def _server_location_id() -> Any:

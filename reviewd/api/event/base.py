@@ -99,7 +99,7 @@ class Event(dict[str, Any]):
         return f"<Event {dict.__repr__(self)}>"
 
     @property
-    def _data(self) -> dict:
+    def _data(self) -> dict[str, Any]:
         """The mapping itself: ftrack_api keeps an event's values in ``_data``, and
         plugins written for it read them there."""
         return self
