@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("topic", help="event topic, e.g. ftrack.action.discover")
     parser.add_argument("--data", default="{}", help="event data as a JSON object")
     parser.add_argument("--target", default="", help="target expression, e.g. applicationId=x")
+    parser.add_argument("--source-user", default=None, metavar="NAME",
+                        help="send as this user (source.user with its id), as when that "
+                        "person clicks in the web UI (default: a 'devserver' user)")
     parser.add_argument("--wait-reply", type=float, default=None, metavar="SECONDS",
                         help="wait this long for a reply and print it as JSON")
     parser.add_argument("--server", default=None, help="server URL (default: $FTRACK_SERVER)")
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None,
 
     body = {"topic": args.topic, "data": data, "target": args.target,
             "wait_reply": args.wait_reply}
+    if args.source_user:
+        body["source_user"] = args.source_user
     try:
         response = requests.post(
             f"{server}/devserver/emit",

@@ -160,6 +160,8 @@ class EventServer:
         #: Server-originated events (``publish``/``emit``) use this as their source id,
         #: so replies to them (target ``id=<it>``) can be recognised.
         self.source_id = f"devserver-{uuid.uuid4().hex[:12]}"
+        #: username -> user id (or None when unknown); set by the DevServer owning this.
+        self.user_lookup: Callable[[str], str | None] | None = None
         self.published_count = 0
 
     # ------------------------------------------------------------------ mounting
@@ -569,6 +571,20 @@ class EventServer:
         finally:
             self._reply_waiters.pop(event["id"], None)
 
+    def source_user(self, username: Any) -> dict:
+        """``source.user`` naming *username* with its id, as real servers send it.
+
+        Actions often check ``event['source']['user']['username']`` (or the id) against
+        the people allowed to run them, so an emitted event must carry a real user.
+        """
+        if not isinstance(username, str) or not username.strip():
+            raise ValueError("source_user must be a user name")
+        lookup = self.user_lookup
+        user_id = lookup(username) if lookup is not None else None
+        if lookup is not None and user_id is None:
+            raise ValueError(f"there is no user {username!r} on this server")
+        return {"username": username, "id": user_id}
+
     def build_event(self, topic: str, data: dict | None = None, target: str = "",
                     source: dict | None = None) -> dict:
         """A wire-form event as the web UI would send it, sourced at this server."""
@@ -630,6 +646,8 @@ class EventServer:
                 raise ValueError("target must be an expression string")
             if source is not None and not isinstance(source, dict):
                 raise ValueError("source must be a JSON object")
+            if body.get("source_user") is not None:
+                source = {**(source or {}), "user": self.source_user(body["source_user"])}
             if wait_reply is not None and (
                     isinstance(wait_reply, bool) or not isinstance(wait_reply, (int, float))
                     or wait_reply < 0):

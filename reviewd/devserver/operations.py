@@ -11,7 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from reviewd.devserver import errors
+from reviewd.devserver import actions, errors
+from reviewd.devserver.custom_attributes import CustomAttributes, decoded, find_owner
+from reviewd.devserver.defaults import ServerDefaults
 from reviewd.devserver.errors import ApiError
 from reviewd.devserver.schema import schema_hash
 from reviewd.devserver.schema.model import NOT_SET, Attribute, EntityType, Model
@@ -37,8 +39,14 @@ OWNING_KEYS = {
     "workflow_schema_id",
     "task_type_schema_id",
     "schema_id",
+    "entity_id",
+    "from_id",
+    "to_id",
+    "job_id",
 }
 _AUTOMATIC_TIMES = ("created_at", "date")
+# Columns that must be unique per type (the only such rule clients rely on: one timer).
+UNIQUE = {"Timer": ("user_id",)}
 
 
 class BatchExecutor:
@@ -50,6 +58,12 @@ class BatchExecutor:
         self.schemas = schemas
         self.schema_hash = schema_hash(schemas)
         self.queries = QueryEngine(model, store)
+        self.defaults = ServerDefaults(model, store)
+        self.custom_attributes = CustomAttributes(model, store)
+        self.files = None  # a FileStore, set by the server that owns this executor
+        self._new_notes: list[dict] = []
+        self._unfinished: list[tuple[int, EntityType, list]] = []
+        self._index = 0
         self._lenient = False
 
     # ================================================================== entry point
@@ -73,13 +87,65 @@ class BatchExecutor:
         changes: list[Change] = []
         results = []
         user_id = self.user_id(username)
+        self._new_notes = []
+        self._unfinished = []
         with self.store.transaction():
             for index, operation in enumerate(batch, start=1):
+                self._index = index
                 try:
                     results.append(self._dispatch(operation, user_id, changes))
                 except ApiError as error:
                     raise error.with_prefix(_describe(index, len(batch), operation)) from None
+            self._check_unfinished(batch)
+            self._add_author_recipients(user_id, changes)
         return results, changes
+
+    def _check_unfinished(self, batch: list) -> None:
+        """Required attributes are checked when the batch ends, as a real server does.
+
+        The official client may send ``create Scope {id}`` followed by ``update Scope
+        {name}`` in one batch; only what is still missing at the end is an error, reported
+        against the create that left it out.
+        """
+        for index, entity_type, key in self._unfinished:
+            row = self.store.get_row(entity_type, key) or {}
+            missing = self._missing_required(entity_type, row)
+            if missing:
+                raise errors.validation(
+                    f"Missing required attribute(s) {', '.join(missing)} for a new {entity_type.id}."
+                ).with_prefix(_describe(index, len(batch), batch[index - 1]))
+
+    def _add_author_recipients(self, user_id: str | None, changes: list[Change]) -> None:
+        """The user writing a note is one of its recipients, as on a real server.
+
+        Done after the batch's own operations, so a client that lists the author among
+        the recipients itself does not collide with it.
+        """
+        recipient_type = self.model.get("Recipient")
+        if recipient_type is None or user_id is None:
+            return
+        for note in self._new_notes:
+            key = [note.get("id"), user_id]
+            if self.store.get_row(recipient_type, key) is None:
+                row = {"__type__": recipient_type.id, "note_id": key[0], "resource_id": user_id}
+                self.store.insert(recipient_type, row)
+                self._record("add", recipient_type, row, added_changes(recipient_type, row), changes)
+
+    def _after_create(self, entity_type: EntityType, row: dict, changes: list[Change]) -> None:
+        if entity_type.id == "Note":
+            self._new_notes.append(row)
+        elif entity_type.id == "NoteLabelLink":
+            # A note given a category through the label API shows it as its category too.
+            category_type, note_type = self.model.get("NoteCategory"), self.model.get("Note")
+            if category_type is None or note_type is None:
+                return
+            if self.store.get_row(category_type, [row.get("label_id")]) is None:
+                return
+            note = self.store.get_row(note_type, [row.get("note_id")])
+            if note is not None and note.get("category_id") is None:
+                self._write_update(
+                    note_type, [note["id"]], note, {"category_id": row["label_id"]}, changes
+                )
 
     def user_id(self, username: str) -> str | None:
         user_type = self.model.get("User")
@@ -106,6 +172,12 @@ class BatchExecutor:
             return self._delete(operation, changes)
         if action == "reset_remote":
             return self._reset_remote(operation, changes)
+        if action == "get_upload_metadata":
+            return actions.get_upload_metadata(self, operation)
+        if action == "get_widget_url":
+            return actions.get_widget_url(self, operation)
+        if action == "encode_media":
+            return actions.encode_media(self, operation, user_id, changes)
         raise ApiError(
             "UnknownActionError", f"The action {action!r} is not supported by this server."
         )
@@ -175,22 +247,43 @@ class BatchExecutor:
                 collections[name] = value
         return columns, collections
 
-    def entity_out(self, entity_type: EntityType, row: dict) -> dict:
-        """The wire form of a stored *row* with all its stored scalar attributes."""
+    def entity_out(self, entity_type: EntityType, row: dict, assigned: Any = ()) -> dict:
+        """The wire form of a stored *row* with all its stored scalar attributes.
+
+        Collections the operation *assigned* are included too (as references), as a real
+        server echoes them: the client takes them as the new remote value.
+        """
         tree: dict[str, Any] = {
             name: {}
             for name, attribute in entity_type.attributes.items()
             if attribute.kind == "scalar" and not attribute.computed
         }
+        tree.update({name: {} for name in assigned})
         return self.queries.project([row], tree)[0]
 
     def _record(
         self, action: str, entity_type: EntityType, row: dict, changes: dict, out: list
     ) -> None:
+        if self.custom_attributes.handles(entity_type):
+            # Real servers report a custom attribute change as an update of its owner,
+            # under the attribute's key: {"keys": ["fstart"], "changes": {"fstart": ...}}.
+            owner = find_owner(self.model, self.store, row.get("entity_id"))
+            key = row.get("key")
+            if owner is not None and key:
+                old, new = changes.get("value", (None, None))
+                if action == "remove":
+                    old, new = row.get("value"), None
+                entity_type, row = owner
+                changes = {key: (decoded(old), decoded(new))}
+                action = "update"
         parents = parent_chain(self.model, self.store, entity_type, row)
         out.append(Change(action, entity_type, dict(row), changes, parents))
 
     # ================================================================== create
+    def create(self, operation: dict, user_id: str | None, changes: list[Change]) -> dict:
+        """Run one create operation inside the current batch (used by other actions)."""
+        return self._create(operation, user_id, changes)
+
     def _create(self, operation: dict, user_id: str | None, changes: list[Change]) -> dict:
         entity_type = self._entity_type(operation)
         data = self._entity_data(operation)
@@ -211,21 +304,40 @@ class BatchExecutor:
         row = {"__type__": entity_type.id}
         row.update(columns)
         self._apply_defaults(entity_type, row, user_id)
+        self.defaults.apply(entity_type, row, user_id)
+        if self.custom_attributes.handles(entity_type):
+            self.custom_attributes.complete(entity_type, row)
         missing = self._missing_required(entity_type, row)
         if missing and self._lenient:
             self._fill_blanks(entity_type, row, missing)
             missing = self._missing_required(entity_type, row)
-        if missing:
+        key = [row.get(k) for k in entity_type.primary_key]
+        if missing and any(value is None for value in key):
             raise errors.validation(
                 f"Missing required attribute(s) {', '.join(missing)} for a new {entity_type.id}."
             )
-        key = [row.get(k) for k in entity_type.primary_key]
         if self._row_exists(entity_type, key):
             raise ApiError("DuplicateEntityError", f"{entity_type.id} {key!r} already exists.")
+        self._check_unique(entity_type, row)
+        if missing:
+            self._unfinished.append((self._index, entity_type, key))
         self.store.insert(entity_type, row)
         self._record("add", entity_type, row, added_changes(entity_type, row), changes)
         self._assign_collections(entity_type, row, collections, changes)
-        return {"action": "create", "data": self.entity_out(entity_type, row)}
+        self._after_create(entity_type, row, changes)
+        out = self.entity_out(entity_type, row, collections)
+        return {"action": "create", "data": _without_unset(out, data)}
+
+    def _check_unique(self, entity_type: EntityType, row: dict) -> None:
+        """Uniqueness a real server's database enforces beyond the primary key."""
+        for column in UNIQUE.get(entity_type.id, ()):
+            value = row.get(column)
+            if value is not None and self.store.rows_by(entity_type, column, [value], ["__type__"]):
+                raise ApiError(
+                    "DuplicateEntryError",
+                    f"A {entity_type.id} with {column} {value!r} already exists "
+                    "(a user has at most one running timer).",
+                )
 
     def _row_exists(self, entity_type: EntityType, key: list) -> bool:
         """True when the table already holds *key*, whatever the row's concrete type."""
@@ -298,6 +410,9 @@ class BatchExecutor:
         for name, value in collections.items():
             attribute = entity_type.attributes[name]
             target = self.model.get(attribute.target or "")
+            if not attribute.computed and target is not None and attribute.link is not None:
+                self._assign_links(owner_key, attribute, target, value, changes)
+                continue
             if attribute.computed or target is None or attribute.fk is None:
                 raise ApiError("ImmutableAttributeError", f"{entity_type.id}.{name} cannot be set.")
             if attribute.kind == "mapped" and isinstance(value, dict):
@@ -305,8 +420,10 @@ class BatchExecutor:
                 continue
             if not isinstance(value, list):
                 raise errors.validation(f"{entity_type.id}.{name}: expected a list of entities.")
+            kept = set()
             for item in value:
                 item_type, item_key, item_row = self._collection_item(target, item)
+                kept.add(tuple(item_key))
                 link = {attribute.fk: owner_key}
                 if attribute.polymorphic and "parent_type" in item_row:
                     link["parent_type"] = entity_type.id
@@ -315,6 +432,37 @@ class BatchExecutor:
                     self._write_update(
                         self.model.types[item_row["__type__"]], item_key, item_row, link, changes
                     )
+            if attribute.fk not in OWNING_KEYS and attribute.kind == "collection":
+                # Items left out of the new list leave the collection (a many-to-one link).
+                for old in self.store.rows_by(target, attribute.fk, [owner_key]):
+                    old_type = self.model.types[old["__type__"]]
+                    old_key = [old.get(k) for k in old_type.primary_key]
+                    if tuple(old_key) not in kept:
+                        self._write_update(old_type, old_key, old, {attribute.fk: None}, changes)
+
+    def _assign_links(
+        self, owner_key: Any, attribute: Attribute, target: EntityType, value: Any, changes: list
+    ) -> None:
+        """Replace a many-to-many collection (``scopes``): add and remove link rows."""
+        if not isinstance(value, list):
+            raise errors.validation(f"{attribute.name}: expected a list of entities.")
+        link_id, mine, theirs = attribute.link
+        link_type = self.model.types[link_id]
+        wanted = []
+        for item in value:
+            _item_type, item_key, _row = self._collection_item(target, item)
+            if item_key[0] not in wanted:
+                wanted.append(item_key[0])
+        current = {row[theirs]: row for row in self.store.rows_by(link_type, mine, [owner_key])}
+        for item_id, row in current.items():
+            if item_id not in wanted:
+                self.store.delete(link_type, [row.get(k) for k in link_type.primary_key])
+                self._record("remove", link_type, row, removed_changes(link_type, row), changes)
+        for item_id in wanted:
+            if item_id not in current:
+                row = {"__type__": link_type.id, mine: owner_key, theirs: item_id}
+                self.store.insert(link_type, row)
+                self._record("add", link_type, row, added_changes(link_type, row), changes)
 
     def _collection_item(self, target: EntityType, item: Any) -> tuple[EntityType, list, dict]:
         """Resolve one element of a collection assignment (a reference or a bare id)."""
@@ -372,6 +520,9 @@ class BatchExecutor:
         data = self._entity_data(operation)
         key = self._key(entity_type, operation, data)
         row = self.store.get_row(entity_type, key)
+        if row is None and self.custom_attributes.handles(entity_type):
+            # A dense custom attribute value that was never stored: setting it stores it.
+            row = self._store_value_row(entity_type, key, changes)
         if row is None:
             raise errors.not_found(entity_type.id, key)
         concrete = self.model.types[row["__type__"]]
@@ -393,10 +544,21 @@ class BatchExecutor:
                     "ImmutableAttributeError", f"{concrete.id}.{name} cannot be changed."
                 )
         columns = {c: v for c, v in columns.items() if row.get(c) != v}
+        if "value" in columns and self.custom_attributes.handles(concrete):
+            self.custom_attributes.check_update(row, columns["value"])
         if columns:
             row = self._write_update(concrete, key, row, columns, changes)
         self._assign_collections(concrete, row, collections, changes)
-        return {"action": "update", "data": self.entity_out(concrete, row)}
+        out = self.entity_out(concrete, row, collections)
+        return {"action": "update", "data": _without_unset(out, data)}
+
+    def _store_value_row(self, entity_type: EntityType, key: list, changes: list[Change]) -> dict:
+        row = dict(zip(entity_type.primary_key, key, strict=True))
+        row["__type__"] = entity_type.id
+        self.custom_attributes.complete(entity_type, row)
+        self.store.insert(entity_type, row)
+        self._record("add", entity_type, row, added_changes(entity_type, row), changes)
+        return row
 
     # ================================================================== delete
     def _delete(self, operation: dict, changes: list[Change]) -> dict:
@@ -424,6 +586,14 @@ class BatchExecutor:
             owner_key = owner_row.get(owner_type.primary_key[0])
             for attribute in owner_type.attributes.values():
                 if attribute.kind not in ("collection", "mapped") or attribute.computed:
+                    continue
+                if attribute.link is not None:  # many-to-many: the link rows go, not the items
+                    link_type = self.model.types[attribute.link[0]]
+                    for link in self.store.rows_by(link_type, attribute.link[1], [owner_key]):
+                        marker = (link_type.table, tuple(link.get(k) for k in link_type.primary_key))
+                        if marker not in seen:
+                            seen.add(marker)
+                            found.append((link_type, link))
                     continue
                 if attribute.fk not in OWNING_KEYS:
                     continue
@@ -453,6 +623,8 @@ class BatchExecutor:
             raise errors.not_found(entity_type.id, key)
         concrete = self.model.types[row["__type__"]]
         name = operation.get("reset_type") or operation.get("attribute")
+        if name == "api_key" and concrete.id == "User":
+            return {"action": "reset_remote", "data": actions.reset_api_key(self, row)}
         attribute = self._attribute(concrete, str(name))
         if (
             attribute.immutable
@@ -470,6 +642,15 @@ class BatchExecutor:
         if row.get(column) != value:
             row = self._write_update(concrete, key, row, {column: value}, changes)
         return {"action": "reset_remote", "data": self.entity_out(concrete, row)}
+
+
+def _without_unset(entity: dict, data: dict) -> dict:
+    """Leave out attributes that have no value and were not sent.
+
+    A client keeps an attribute the server did not return as "not loaded" and fetches
+    it when read; returning ``None`` for everything would tell it "known to be empty".
+    """
+    return {k: v for k, v in entity.items() if v is not None or k in data}
 
 
 def _describe(index: int, total: int, operation: Any) -> str:

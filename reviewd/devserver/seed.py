@@ -40,6 +40,28 @@ NORMAL_PRIORITY = "9661b320-3a0c-11e2-81c1-0800200c9a66"
 DEFAULT_USER = "admin"
 
 
+CUSTOM_ATTRIBUTE_TYPES = ("text", "number", "boolean", "date", "enumerator", "dynamic enumerator")
+# key: (label, type, entity type as ftrack names it, object type for "task" ones, default)
+DEMO_ATTRIBUTES = {
+    "fstart": ("Frame start", "number", "task", "Shot", 1001),
+    "fend": ("Frame end", "number", "task", "Shot", 1100),
+    "handles": ("Handles", "number", "task", "Shot", 0),
+    "fps": ("Frames per second", "number", "show", None, 24),
+    "delivery": ("For delivery", "boolean", "assetversion", None, False),
+}
+
+
+def _custom_value(b: _Builder, key: str, entity_id: str, value: Any) -> None:
+    b.add(
+        "CustomAttributeValue",
+        {
+            "configuration_id": seed_id("CustomAttributeConfiguration", key),
+            "entity_id": entity_id,
+            "value": value,
+        },
+    )
+
+
 def seed_id(*parts: str) -> str:
     """A stable id for a seeded entity, derived from its kind and name."""
     return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
@@ -265,6 +287,31 @@ def demo_operations(model: Model, api_user: str = DEFAULT_USER) -> list[dict]:
             {"id": seed_id("AssetType", name), "name": name, "short": short, "sort": sort},
         )
 
+    # Custom attributes a studio keeps on its work: frame range, handles, fps, delivery.
+    for name in CUSTOM_ATTRIBUTE_TYPES:
+        b.add("CustomAttributeType", {"id": seed_id("CustomAttributeType", name), "name": name,
+                                      "core": True})
+    b.add("CustomAttributeGroup", {"id": seed_id("CustomAttributeGroup", "Production"),
+                                   "name": "Production"})
+    for key, (label, type_name, entity_type, object_type, default) in DEMO_ATTRIBUTES.items():
+        b.add(
+            "CustomAttributeConfiguration",
+            {
+                "id": seed_id("CustomAttributeConfiguration", key),
+                "key": key,
+                "label": label,
+                "type_id": seed_id("CustomAttributeType", type_name),
+                "entity_type": entity_type,
+                "object_type_id": OBJECT_TYPES[object_type][0] if object_type else None,
+                "default": default,
+                "config": "{}",
+                "group_id": seed_id("CustomAttributeGroup", "Production"),
+                "is_hierarchical": False,
+                "core": False,
+            },
+        )
+    b.add("ListCategory", {"id": seed_id("ListCategory", "Dailies"), "name": "Dailies"})
+
     # The production itself.
     project = seed_id("Project", "demo_production")
     admin = seed_id("User", api_user)
@@ -284,6 +331,7 @@ def demo_operations(model: Model, api_user: str = DEFAULT_USER) -> list[dict]:
         },
     )
     b.add("Metadata", {"parent_id": project, "parent_type": "Project", "key": "fps", "value": "24"})
+    _custom_value(b, "fps", project, 24)
     task_plan = {
         "Animation": ["Approved", "Pending Review", "In progress"],
         "Lighting": ["In progress", "Pending Review", "Not started"],
@@ -332,6 +380,9 @@ def demo_operations(model: Model, api_user: str = DEFAULT_USER) -> list[dict]:
                     "value": f"1001-{1050 + 10 * shot_number}",
                 },
             )
+            _custom_value(b, "fstart", shot, 1001)
+            _custom_value(b, "fend", shot, 1050 + 10 * shot_number)
+            _custom_value(b, "handles", shot, 8)
             for task_type, plan in task_plan.items():
                 status = plan[(shot_number - 1) % len(plan)]
                 task = seed_id("Task", sequence_name, shot_name, task_type)
@@ -414,6 +465,8 @@ def demo_operations(model: Model, api_user: str = DEFAULT_USER) -> list[dict]:
                         "resource_identifier": f"{version}.mov",
                     },
                 )
+                if latest:
+                    _custom_value(b, "delivery", version, shot_number % 2 == 1)
                 if number == 1:
                     b.add(
                         "Note",

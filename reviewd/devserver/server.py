@@ -20,6 +20,8 @@ from aiohttp import web
 
 from reviewd.devserver.app import build_app
 from reviewd.devserver.errors import ApiError, register_secret
+from reviewd.devserver.files import FileStore
+from reviewd.devserver.files import add_routes as add_file_routes
 from reviewd.devserver.operations import BatchExecutor
 from reviewd.devserver.schema import build_model, load_schemas
 from reviewd.devserver.seed import DEFAULT_USER, demo_operations, seed_id
@@ -80,6 +82,7 @@ class DevServer:
         self.events: Any = None
         self.store: Store | None = None
         self.executor: BatchExecutor | None = None
+        self.files: FileStore | None = None
         self.simulator: Any = None
         self._requested_port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,6 +121,10 @@ class DevServer:
             model = build_model(schemas)
             self.store = Store(model, self.data)
             self.executor = BatchExecutor(model, self.store, schemas)
+            # Component data lives beside the SQLite file, or in a temporary folder.
+            self.files = FileStore(f"{self.data}.files" if self.data else None, lambda: self.url)
+            self.executor.files = self.files
+            self.executor.queries.files = self.files
             self._prepare_store()
             self._worker = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="reviewd-devserver-store"
@@ -163,6 +170,9 @@ class DevServer:
     def _close_store(self) -> None:
         if self.store is not None:
             self.store.close()
+        if self.files is not None:
+            self.files.close()
+            self.files = None
 
     def _prepare_store(self) -> None:
         store, executor = self.store, self.executor
@@ -192,6 +202,7 @@ class DevServer:
         try:
             assert self.store is not None, "start() opens the store before serving"
             app = build_app(self)
+            add_file_routes(app, self)
             event_server_class = _event_server_class()
             if event_server_class is not None:
                 self.events = event_server_class(
@@ -200,6 +211,7 @@ class DevServer:
                     heartbeat_timeout=self.heartbeat_timeout,
                 )
                 self.events.add_routes(app)
+                self.events.user_lookup = self.executor.user_id
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, self.host, self._requested_port)
@@ -275,6 +287,21 @@ class DevServer:
                 asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
         return results
 
+    # ------------------------------------------------------------------ files
+    def _read_row(self, entity_type_name: str, entity_id: str) -> dict | None:
+        entity_type = self.store.model.get(entity_type_name)
+        if entity_type is None:
+            return None
+        return self.store.get_row(entity_type, [entity_id])
+
+    def describe_entity(self, entity_type_name: str, entity_id: str) -> str:
+        """A few lines about an entity for the widget page (no secrets: plain attributes)."""
+        row = self._read_row(entity_type_name, entity_id)
+        if row is None:
+            return f"{entity_type_name} {entity_id}: not found"
+        shown = {k: v for k, v in row.items() if k in ("name", "id", "__type__", "description")}
+        return "\n".join(f"{key}: {value}" for key, value in shown.items())
+
     # ------------------------------------------------------------------ events
     @property
     def faults(self) -> Any:
@@ -289,10 +316,16 @@ class DevServer:
         target: str = "",
         source: dict | None = None,
         wait_reply: float | None = None,
+        source_user: str | None = None,
     ) -> dict | None:
-        """Publish a server-originated event; with *wait_reply*, return the first reply."""
+        """Publish a server-originated event; with *wait_reply*, return the first reply.
+
+        *source_user* sends it as that user (``source.user`` with username and id).
+        """
         if self.events is None or self._loop is None:
             raise RuntimeError("the event server is not available")
+        if source_user is not None:
+            source = {**(source or {}), "user": self.events.source_user(source_user)}
         future = asyncio.run_coroutine_threadsafe(
             self.events.emit(topic, data, target=target, source=source, wait_reply=wait_reply),
             self._loop,

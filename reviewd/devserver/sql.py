@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reviewd.devserver import errors
+from reviewd.devserver.custom_attributes import VALUE_STORAGE, DenseValues
 from reviewd.devserver.errors import ApiError
 from reviewd.devserver.query import BoolOp, Condition, Not, Query, parse
 from reviewd.devserver.schema.model import Attribute, EntityType, Model
@@ -28,6 +29,7 @@ class QueryEngine:
     def __init__(self, model: Model, store: Store) -> None:
         self.model = model
         self.store = store
+        self.files = None  # a FileStore: thumbnail URLs point into it
         self._aliases = 0
 
     # ================================================================== public
@@ -160,8 +162,13 @@ class QueryEngine:
                     f"'{operator}' needs a reference or collection, not {attribute.name!r}.",
                 )
             if attribute.computed:
-                raise ApiError(
-                    "ParseError", f"Computed attribute {attribute.name!r} cannot be queried."
+                derived = COMPUTED_SQL.get(attribute.name)
+                if derived is None:
+                    raise ApiError(
+                        "ParseError", f"Computed attribute {attribute.name!r} cannot be queried."
+                    )
+                return self._compare(
+                    derived(self, entity_type, alias), attribute.data_type, cond, params
                 )
             return self._compare(
                 f"{alias}.{quote(attribute.name)}", attribute.data_type, cond, params
@@ -262,6 +269,10 @@ class QueryEngine:
     def _compare(self, column: str, data_type: str | None, cond: Condition, params: list) -> str:
         operator = cond.operator
         value = cond.value
+        if data_type in ("variable", "object"):
+            # Free-form values are stored as JSON text; compare the decoded value so that
+            # ``value > 1000`` is numeric and ``value is "yes"`` matches the string.
+            column = f"(CASE WHEN json_valid({column}) THEN json_extract({column}, '$') ELSE {column} END)"
         if operator in ("in", "not_in"):
             negate = "NOT " if operator == "not_in" else ""
             if isinstance(value, Query):
@@ -403,6 +414,15 @@ class QueryEngine:
         if target is not None and attribute.link is not None:
             self._project_link(entity_type, attribute, target, members, subtree)
             return
+        if target is not None and attribute.kind == "mapped" and target.storage == VALUE_STORAGE:
+            # Custom attributes: dense, and always with key and value (the client maps on them).
+            dense_tree = {"key": {}, "value": {}, **subtree}
+            per_owner = DenseValues(self.model, self.store).rows_for(entity_type, target, members)
+            flat = [value for values in per_owner for value in values]
+            projected = iter(self.project(flat, dense_tree))
+            for (_row, entity), values in zip(members, per_owner, strict=True):
+                entity[name] = [next(projected) for _ in values]
+            return
         if target is None or attribute.fk is None:
             empty: Callable[[], Any] = (lambda: None) if attribute.kind == "reference" else list
             for _row, entity in members:
@@ -505,7 +525,8 @@ def _compute_link(engine: QueryEngine, entity_type: EntityType, row: dict, _tree
             return [_link_entry(engine, row)]
         parent = engine.store.get_row(context, [asset.get("context_id")])
         chain = _context_chain(engine, parent) if parent else []
-        return [_link_entry(engine, r) for r in [*chain, asset, row]]
+        # As on a real server the asset itself is not a link: project, contexts, version.
+        return [_link_entry(engine, r) for r in [*chain, row]]
     return None
 
 
@@ -552,7 +573,34 @@ def _compute_latest_version(
     return engine.project([latest], tree)[0]
 
 
+def _compute_thumbnail_url(
+    engine: QueryEngine, entity_type: EntityType, row: dict, _tree: Tree
+) -> Any:
+    thumbnail_id = row.get("thumbnail_id")
+    if not thumbnail_id or engine.files is None:
+        return None
+    return {"url": engine.files.signed_url("thumbnail", thumbnail_id)}
+
+
+def _is_latest_sql(engine: QueryEngine, entity_type: EntityType, alias: str) -> str:
+    """``is_latest_version`` as SQL: no sibling of the same asset has a higher number."""
+    table = quote(entity_type.table)
+    return (
+        f"(CASE WHEN {alias}.{quote('version')} >= (SELECT MAX(latest.{quote('version')}) "
+        f"FROM {table} AS latest WHERE latest.{quote('asset_id')} = {alias}.{quote('asset_id')})"
+        " THEN 1 ELSE 0 END)"
+    )
+
+
+# Derived attributes that criteria may use, as SQL over the row's own table.
+COMPUTED_SQL: dict[str, Callable[[QueryEngine, EntityType, str], str]] = {
+    "is_latest_version": _is_latest_sql,
+}
+
+
 COMPUTED: dict[str, Callable[[QueryEngine, EntityType, dict, Tree], Any]] = {
+    "bid_time_logged_difference": lambda _engine, _type, row, _tree: row.get("bid") or 0,
+    "thumbnail_url": _compute_thumbnail_url,
     "link": _compute_link,
     "ancestors": _compute_ancestors,
     "descendants": _compute_descendants,

@@ -18,6 +18,19 @@ from typing import Any
 NOT_SET: Any = object()
 
 SCALAR_TYPES = {"string", "integer", "number", "boolean", "object", "variable"}
+# Attributes a server derives from other data instead of storing, whether or not the
+# schema lists them as ``computed`` (real schemas list ``ancestors`` as a plain array
+# and ``is_latest_version`` as a plain boolean, and clients treat them accordingly).
+DERIVED = {
+    "link",
+    "ancestors",
+    "descendants",
+    "is_latest_version",
+    "latest_version",
+    "time_logged",
+    "bid_time_logged_difference",
+    "thumbnail_url",
+}
 # Storage groups a real server keeps in one table: every context (projects and all
 # typed contexts) is one hierarchy, every component kind is one table.
 CONTEXT_GROUP = {"Context", "Task", "Show"}
@@ -159,7 +172,7 @@ class Model:
             "name": name,
             "db_name": spec.get("alias_for") or name,
             "default": spec.get("default", NOT_SET),
-            "computed": name in entity_type.computed,
+            "computed": name in entity_type.computed or name in DERIVED,
             "immutable": name in entity_type.immutable,
         }
         if data_type is None and "$ref" in spec:
@@ -261,6 +274,23 @@ class Model:
                 and ref.target in self.types
                 and self.is_a(entity_type.id, ref.target)
             ]
+            if not candidates:
+                # A sequence's members are components pointing at it as their container:
+                # both are rows of one table, which the alias classifiers do not relate.
+                candidates = [
+                    ref
+                    for ref in target.attributes.values()
+                    if ref.kind == "reference"
+                    and ref.fk
+                    and ref.target in self.types
+                    and self.types[ref.target].table == entity_type.table
+                    and entity_type.table != entity_type.id
+                ]
+            if len(candidates) > 1:
+                # Direction by name: incoming links point *to* me, outgoing come *from* me.
+                for prefix, wanted in (("incoming", "to"), ("outgoing", "from")):
+                    if attribute.name.startswith(prefix):
+                        candidates = [ref for ref in candidates if ref.name == wanted] or candidates
             if len(candidates) > 1:
                 preferred = [ref for ref in candidates if ref.name == "parent"]
                 if attribute.name == "replies" or not preferred:
@@ -273,6 +303,9 @@ class Model:
             elif "parent_id" in target.attributes:
                 attribute.fk = "parent_id"
                 attribute.polymorphic = True
+            elif "entity_id" in target.attributes:
+                # Custom attribute values name their owner by id alone, whatever its type.
+                attribute.fk = "entity_id"
             else:
                 attribute.link = self._find_link(entity_type, target)
 

@@ -1,0 +1,1 @@
+"""Run ftrack's own client test suite against the embedded server (see ``run.py``)."""
