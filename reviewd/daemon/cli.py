@@ -169,6 +169,8 @@ def check_config(args: argparse.Namespace) -> int:
         f"{config.max_attempts} attempts",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
+    for warning in config.warnings:
+        sys.stderr.write(f"reviewd: warning: {warning}\n")
     return EX_OK
 
 

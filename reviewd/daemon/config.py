@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from reviewd.api.exception import ConfigurationError, register_secret
 from reviewd.daemon.router import LaneSettings
@@ -74,6 +75,27 @@ def _parse_positive_int(value: Any) -> int:
     return number
 
 
+def _bounded_int(high: int) -> Callable[[Any], int]:
+    """A whole number from 1 to *high*: values past what the daemon can really run
+    (``REVIEWD_CONCURRENCY=100000`` threads per plugin) are refused by ``check-config``
+    rather than killing the daemon later with "can't start new thread"."""
+    def parse(value: Any) -> int:
+        number = _parse_positive_int(value)
+        if number > high:
+            raise ValueError(f"must be a whole number from 1 to {high}, got {value!r}")
+        return number
+
+    return parse
+
+
+#: Upper bounds of the numeric settings (see :func:`_bounded_int`).
+MAX_CONCURRENCY = 64
+MAX_QUEUE_SIZE = 1_000_000
+MAX_ATTEMPTS = 1000
+#: Longest duration accepted (a year): beyond it ``threading`` timeouts overflow.
+MAX_DURATION = 365 * 86400.0
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -91,6 +113,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds < 0:
         raise ValueError(f"must not be negative, got {value!r}")
+    if not seconds <= MAX_DURATION:  # also catches nan and inf
+        raise ValueError(f"must be at most {MAX_DURATION:g}s (a year), got {value!r}")
     return seconds
 
 
@@ -120,6 +144,12 @@ def _parse_server_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", text):
         raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    try:
+        port = urlsplit(text).port  # raises ValueError for 99999 or "x"
+    except ValueError:
+        raise ValueError(f"has an invalid port (1-65535), got {value!r}") from None
+    if port == 0:
+        raise ValueError(f"has an invalid port (1-65535), got {value!r}")
     return text
 
 
@@ -145,6 +175,17 @@ def _parse_str(value: Any) -> str:
     return str(value)
 
 
+def _parse_names(value: Any) -> tuple[str, ...]:
+    """A list of names: a TOML array, or comma-separated text in the environment."""
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        raise ValueError(f"must be a list of names, got {value!r}")
+    return tuple(part.strip() for part in parts if part.strip())
+
+
 def _parse_level(value: Any) -> str:
     return _parse_choice("debug", "info", "warning", "error", "critical")(value)
 
@@ -154,8 +195,8 @@ def _parse_non_negative_float(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"must be a number >= 0, got {value!r}") from None
-    if number < 0 or isinstance(value, bool):
-        raise ValueError(f"must be a number >= 0, got {value!r}")
+    if not 0 <= number <= 1e6 or isinstance(value, bool):
+        raise ValueError(f"must be a number from 0 to 1000000, got {value!r}")
     return number
 
 
@@ -178,6 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
             "API user name; defaults to the OS user."),
     Setting("server.api_key_file", "api_key_file", _parse_str, None, ("REVIEWD_API_KEY_FILE",),
             "File holding the API key (first line)."),
+    Setting("server.ca_bundle", "ca_bundle", _parse_str, None, ("REVIEWD_CA_BUNDLE",),
+            "PEM file (or folder) of the CAs to trust for an https server with a private or "
+            "self-signed certificate. Verification is always on."),
     Setting("server.connect_backoff_max", "connect_backoff_max", parse_duration, 60.0,
             ("REVIEWD_CONNECT_BACKOFF_MAX",),
             "Cap of the delay between attempts to reach the server at start."),
@@ -222,6 +266,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("plugins.allow_world_writable", "plugin_allow_world_writable", _parse_bool, False,
             ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
             "Load plugins from world-writable paths (refused by default: anyone could add code)."),
+    Setting("plugins.secret_arguments", "plugin_secret_arguments", _parse_names, (),
+            ("REVIEWD_PLUGIN_SECRET_ARGUMENTS",),
+            "Plugin argument names whose values are secrets (redacted everywhere), besides "
+            "*_key, *token*, *password* and *secret*."),
     Setting("plugins.ftrack_api_compat", "plugin_ftrack_api_compat", _parse_bool, True,
             ("REVIEWD_FTRACK_API_COMPAT",),
             "Let unchanged ftrack plugins `import ftrack_api` at all."),
@@ -229,15 +277,15 @@ SETTINGS: tuple[Setting, ...] = (
             "reviewd", ("REVIEWD_FTRACK_API",),
             "What `import ftrack_api` gives classic plugins: reviewd (default, even when "
             "ftrack-python-api is installed) or installed (the real package)."),
-    Setting("routing.queue_size", "queue_size", _parse_positive_int, _LANE_DEFAULTS.queue_size, ("REVIEWD_QUEUE_SIZE",),
+    Setting("routing.queue_size", "queue_size", _bounded_int(MAX_QUEUE_SIZE), _LANE_DEFAULTS.queue_size, ("REVIEWD_QUEUE_SIZE",),
             "Per-plugin queue bound; overflow stays in the journal and is fed in later."),
-    Setting("routing.concurrency", "concurrency", _parse_positive_int, _LANE_DEFAULTS.concurrency, ("REVIEWD_CONCURRENCY",),
+    Setting("routing.concurrency", "concurrency", _bounded_int(MAX_CONCURRENCY), _LANE_DEFAULTS.concurrency, ("REVIEWD_CONCURRENCY",),
             "Worker threads per plugin (1 keeps events in order)."),
     Setting("routing.soft_timeout", "soft_timeout", parse_duration, _LANE_DEFAULTS.soft_timeout, ("REVIEWD_SOFT_TIMEOUT",),
             "A handler running longer is logged and counted."),
     Setting("routing.hard_timeout", "hard_timeout", parse_duration, _LANE_DEFAULTS.hard_timeout, ("REVIEWD_HARD_TIMEOUT",),
             "A handler running longer marks its plugin stuck (not ready)."),
-    Setting("routing.max_attempts", "max_attempts", _parse_positive_int, _LANE_DEFAULTS.max_attempts, ("REVIEWD_MAX_ATTEMPTS",),
+    Setting("routing.max_attempts", "max_attempts", _bounded_int(MAX_ATTEMPTS), _LANE_DEFAULTS.max_attempts, ("REVIEWD_MAX_ATTEMPTS",),
             "Attempts per delivery before it is dead-lettered."),
     Setting("routing.retry_backoff", "retry_backoff", parse_duration, _LANE_DEFAULTS.retry_backoff, ("REVIEWD_RETRY_BACKOFF",),
             "First retry delay; doubles per attempt."),
@@ -263,6 +311,7 @@ class Config:
     api_user: str | None = None
     api_key: str | None = dataclasses.field(default=None, repr=False)
     api_key_file: str | None = None
+    ca_bundle: str | None = None
     connect_backoff_max: float = 60.0
     state_dir: str | None = None
     http: tuple[str, int] | None = ("127.0.0.1", 9120)
@@ -284,6 +333,7 @@ class Config:
     plugin_allow_world_writable: bool = False
     plugin_ftrack_api_compat: bool = True
     plugin_ftrack_api: str = "reviewd"
+    plugin_secret_arguments: tuple[str, ...] = ()
     plugin_arguments: dict = dataclasses.field(default_factory=dict)  # for every plugin
     per_plugin_arguments: dict[str, dict] = dataclasses.field(default_factory=dict)
     queue_size: int = _LANE_DEFAULTS.queue_size
@@ -297,6 +347,8 @@ class Config:
     foreground: bool = False
     config_file: str | None = None
     sources: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    #: Problems worth a warning but not a refusal (an unknown REVIEWD_* variable).
+    warnings: list[str] = dataclasses.field(default_factory=list, repr=False)
 
     def routing_for(self, plugin: str) -> dict[str, Any]:
         """Routing settings of one plugin: global values with its overrides on top."""
@@ -309,6 +361,7 @@ class Config:
         out = dataclasses.asdict(self)
         out.pop("api_key", None)
         out.pop("sources", None)
+        out.pop("warnings", None)
         out["api_key_set"] = bool(self.api_key)
         return out
 
@@ -338,6 +391,11 @@ def read_toml(path: str) -> dict[str, Any]:
         raise ConfigError("config", f"file {path} is not readable (permission denied)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        # tomllib decodes before parsing and raises this, not TOMLDecodeError: without
+        # this clause a stray Latin-1 byte was a traceback at start and killed a reload.
+        raise ConfigError("config", f"{path} is not UTF-8 text (invalid byte at offset "
+                          f"{exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
     return _flatten(data)
@@ -349,6 +407,8 @@ def _read_key_file(path: str, key: str, source: str) -> str:
             first = handle.readline().strip()
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror}", source) from None
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"{path} is not UTF-8 text", source) from None
     if not first:
         raise ConfigError(key, f"{path} is empty", source)
     return first
@@ -426,8 +486,85 @@ def load(
     if config.watch_plugins is None:
         config.watch_plugins = foreground
     register_secret(config.api_key)
+    register_plugin_secrets(config)
+    config.warnings = unknown_environment(environ)
     validate(config, require_server)
     return config
+
+
+#: Plugin argument names that hold secrets, whatever the configuration says.
+_SECRET_ARGUMENT = re.compile(r"(_key$|^key$|token|password|passwd|secret)", re.IGNORECASE)
+
+
+def is_secret_argument(name: str, marked: tuple[str, ...] = ()) -> bool:
+    """Whether a plugin argument's value is a secret: ``*_key``, ``*token*``,
+    ``*password*``, ``*secret*``, or a name the configuration marks."""
+    return bool(_SECRET_ARGUMENT.search(name)) or name in marked
+
+
+def _secret_values(arguments: Mapping[str, Any], marked: tuple[str, ...]) -> list[str]:
+    values: list[str] = []
+
+    def leaves(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for inner in value.values():
+                leaves(inner)
+        elif isinstance(value, (list, tuple)):
+            for inner in value:
+                leaves(inner)
+        elif value is not None and not isinstance(value, bool):
+            values.append(str(value))
+
+    for name, value in arguments.items():
+        if is_secret_argument(str(name), marked):
+            leaves(value)
+        elif isinstance(value, Mapping):
+            values.extend(_secret_values(value, marked))
+    return values
+
+
+def register_plugin_secrets(config: Config) -> None:
+    """Register the values of secret plugin arguments with :func:`register_secret`, so
+    that logs, ``/status`` (``last_error``) and dead letters show ``***`` instead: a
+    plugin that puts its token in an exception message must not publish it."""
+    marked = tuple(config.plugin_secret_arguments or ())
+    for value in _secret_values(config.plugin_arguments, marked):
+        register_secret(value)
+    for arguments in config.per_plugin_arguments.values():
+        for value in _secret_values(arguments, marked):
+            register_secret(value)
+
+
+#: ``REVIEWD_*`` variables read outside the settings table (tools, the test suite).
+_OTHER_VARIABLES = frozenset({
+    "REVIEWD_CONFIG", "REVIEWD_DEVSERVER_API_USER", "REVIEWD_DEVSERVER_API_KEY",
+    "REVIEWD_REQUIRE_ALL", "REVIEWD_SOAK", "REVIEWD_TEST_REDIS_URL", "REVIEWD_TEST_PLUGINS_DIR",
+})
+
+
+def known_variables() -> frozenset[str]:
+    return frozenset(var for s in SETTINGS for var in s.env
+                     if var.startswith("REVIEWD_")) | _OTHER_VARIABLES
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``REVIEWD_*`` variable no setting reads, naming the closest
+    valid name: ``REVIEWD_LOGLEVEL`` silently doing nothing costs an operator an
+    afternoon.  A warning, not a refusal: a variable meant for a newer version (or a
+    plugin) must not stop the daemon."""
+    import difflib
+
+    known = known_variables()
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("REVIEWD_") or name in known:
+            continue
+        if name.startswith(("REVIEWD_TEST_", "REVIEWD_PLUGIN_ARG_")):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else " (see docs/operations.md)"
+        warnings.append(f"environment variable {name} is not a reviewd setting{hint}")
+    return warnings
 
 
 def _parse_overrides(value: Any, path: str | None) -> dict[str, dict[str, Any]]:
@@ -481,6 +618,9 @@ def validate(config: Config, require_server: bool = True) -> None:
     if config.journal_backend == "redis" and not config.redis_url:
         raise ConfigError("journal.redis_url", "must be set when journal.backend is redis "
                           "(e.g. redis://127.0.0.1:6379/0)", config.sources.get("journal_backend"))
+    if config.ca_bundle and not os.path.exists(config.ca_bundle):
+        raise ConfigError("server.ca_bundle", f"{config.ca_bundle} does not exist",
+                          config.sources.get("ca_bundle"))
     if uses_embedded_server(config) or not require_server:
         return
     if not config.server_url:

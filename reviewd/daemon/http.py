@@ -1,24 +1,36 @@
 """The daemon's HTTP listener: ``/healthz``, ``/readyz``, ``/metrics``, ``/status``.
 
-Why the standard library's ``ThreadingHTTPServer`` in a thread and not aiohttp: the
-daemon is built on threads (the hub's reader, the plugin workers), four read-only GET
-endpoints need no event loop, and a listener with no loop of its own keeps answering
-``/healthz`` truthfully even when something else in the process is wedged.  Each
-request runs on its own short-lived thread, so a slow scrape never blocks a probe.
+Why a listener of its own thread (and loop) and not part of anything else: a listener
+that shares nothing with the rest of the process keeps answering ``/healthz``
+truthfully even when something else in it is wedged.  How connections are held —
+bounded, with deadlines, so that idle or slow clients cannot exhaust threads or
+descriptors — is :mod:`reviewd.daemon.http_connections`; this module is only *what*
+each path answers.
 
-Every JSON body is passed through :func:`reviewd.api.exception.redact` before it is sent.
+Routes are a table: :meth:`HttpServer.add_route` adds one (the status page at ``/``
+is added that way), so a new endpoint never means editing the dispatch.  Every JSON
+body is passed through :func:`reviewd.api.exception.redact` before it is sent.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
 
 from reviewd.api.exception import redact
+from reviewd.daemon.http_connections import (
+    HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
+    ConnectionServer,
+    Request,
+    Response,
+)
+
+__all__ = ["HttpServer", "Probe", "Request", "Response", "json_response"]
 
 log = structlog.get_logger("reviewd.http")
 
@@ -32,72 +44,86 @@ class Probe(Protocol):
     def metrics_text(self) -> bytes: ...
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "reviewd"
-    sys_version = ""
-    probe: Probe
+def json_response(code: int, body: Any) -> Response:
+    """A JSON response, secrets redacted."""
+    text = redact(json.dumps(body, default=str, indent=2, sort_keys=True)) + "\n"
+    return Response(code, text.encode("utf-8"), "application/json")
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        try:
-            if path == "/healthz":
-                ok, body = self.probe.health()
-                self._json(200 if ok else 503, body)
-            elif path == "/readyz":
-                ok, body = self.probe.readiness()
-                self._json(200 if ok else 503, body)
-            elif path == "/status":
-                self._json(200, self.probe.status())
-            elif path == "/metrics":
-                self._send(200, self.probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8")
-            elif path == "/":
-                self._json(200, {"endpoints": ["/healthz", "/readyz", "/metrics", "/status"]})
-            else:
-                self._json(404, {"error": f"no such endpoint: {path}"})
-        except Exception as exc:  # noqa: BLE001 - a probe error is a 500, not a dead listener
-            log.exception("http endpoint failed", path=path)
-            self._json(500, {"error": redact(f"{type(exc).__name__}: {exc}")})
 
-    def _json(self, code: int, body: Any) -> None:
-        text = redact(json.dumps(body, default=str, indent=2, sort_keys=True)) + "\n"
-        self._send(code, text.encode("utf-8"), "application/json")
-
-    def _send(self, code: int, payload: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("http request", request=format % args)
+Route = Callable[[Request], Response]
 
 
 class HttpServer:
-    """Serve *probe* on (host, port) from a background thread; port 0 picks a free one."""
+    """Serve *probe* on (host, port) from a background thread; port 0 picks a free one.
 
-    def __init__(self, probe: Probe, host: str = "127.0.0.1", port: int = 9120) -> None:
-        handler = type("ReviewdHandler", (_Handler,), {"probe": probe})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2},
-                                        name="reviewd-http", daemon=True)
+    The socket is bound here, in the constructor, so that a port already in use fails
+    start-up with an ``OSError`` the caller can name, not later on another thread.
+    """
+
+    def __init__(self, probe: Probe, host: str = "127.0.0.1", port: int = 9120, *,
+                 max_connections: int = MAX_CONNECTIONS,
+                 header_timeout: float = HEADER_TIMEOUT) -> None:
+        self.probe = probe
+        self._routes: dict[str, tuple[Route, bool]] = {}
+        self.add_route("/healthz", self._healthz, inline=True)
+        self.add_route("/readyz", self._readyz)
+        self.add_route("/status", lambda request: json_response(200, probe.status()))
+        self.add_route("/metrics", lambda request: Response(
+            200, probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"))
+        self.add_route("/", lambda request: json_response(
+            200, {"endpoints": sorted(path for path in self._routes if path != "/")}))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=128)
+        self._connections = ConnectionServer(sock, self._answer, self._is_inline,
+                                             max_connections=max_connections,
+                                             header_timeout=header_timeout)
+        self._address = sock.getsockname()[:2]
+
+    def add_route(self, path: str, route: Route, *, inline: bool = False) -> None:
+        """Answer GET *path* with *route(request)*.  *inline* routes run on the
+        listener's loop and must never block (they answer even when every worker is
+        busy); the others run on the worker pool."""
+        self._routes[path.rstrip("/") or "/"] = (route, inline)
+
+    def _healthz(self, request: Request) -> Response:
+        ok, body = self.probe.health()
+        return json_response(200 if ok else 503, body)
+
+    def _readyz(self, request: Request) -> Response:
+        ok, body = self.probe.readiness()
+        return json_response(200 if ok else 503, body)
+
+    def _is_inline(self, request: Request) -> bool:
+        entry = self._routes.get(request.path)
+        return entry is not None and entry[1]
+
+    def _answer(self, request: Request) -> Response:
+        entry = self._routes.get(request.path)
+        if entry is None:
+            return json_response(404, {"error": f"no such endpoint: {request.path}"})
+        try:
+            return entry[0](request)
+        except Exception as exc:  # noqa: BLE001 - a probe error is a 500, not a dead listener
+            log.exception("http endpoint failed", path=request.path)
+            return json_response(500, {"error": redact(f"{type(exc).__name__}: {exc}")})
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
+        host, port = self._address
         return str(host), int(port)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._connections.thread.is_alive()
+
+    @property
+    def connections(self) -> ConnectionServer:
+        """The connection machinery (open connections, evictions, timeouts)."""
+        return self._connections
 
     def start(self) -> HttpServer:
-        self._thread.start()
+        self._connections.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._connections.stop()

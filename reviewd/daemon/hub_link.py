@@ -52,11 +52,15 @@ class HubLink:
         self._ever_connected = True
         self.disconnected_at = None
 
-    def on_disconnected(self) -> None:
-        """Hub thread: disconnected; the gap starts now unless it already started."""
+    def on_disconnected(self, last_heard: float | None = None) -> None:
+        """Hub thread: disconnected.  The gap starts at *last_heard* — the last frame the
+        hub heard from the server — not now: a server that froze (SIGSTOP, a dead
+        network) is only noticed a heartbeat timeout later, and plugins reconciling
+        the gap need the window in which events may really have been missed."""
         self.connected = False
         if self.disconnected_at is None:
-            self.disconnected_at = time.time()
+            now = time.time()
+            self.disconnected_at = min(now, last_heard) if last_heard else now
 
     def pending_gaps(self) -> Iterator[Gap]:
         """Main loop: the gaps that ended since the last call, oldest first."""

@@ -14,6 +14,7 @@ rejects — waiting cannot fix those, so they are configuration errors (exit 78)
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,10 @@ def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
     """
     from reviewd import Session
 
+    if config.ca_bundle:
+        # Read by requests (the API) and by the event hub's TLS options alike: one
+        # setting covers both sockets.  Verification itself is never switched off.
+        os.environ["REQUESTS_CA_BUNDLE"] = config.ca_bundle
     delay = FIRST_DELAY
     attempts = 0
     while True:
@@ -63,6 +68,14 @@ def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
         except TypeError as exc:
             raise ConfigError("server", redact(str(exc))) from None
         except Exception as exc:  # noqa: BLE001 - unreachable server, proxy errors, ...
+            if _certificate_refused(exc):
+                # Waiting cannot make an untrusted certificate trusted: a configuration
+                # error naming the fix, not a retry loop.
+                raise ConfigError(
+                    "server.url", f"the TLS certificate of {config.server_url} is not "
+                    "trusted (certificate verify failed); if it is your studio's own CA or "
+                    "a self-signed certificate, set server.ca_bundle (REVIEWD_CA_BUNDLE) to "
+                    "its PEM file", config.sources.get("server_url")) from None
             metrics.session_attempts.labels(outcome="failed").inc()
             error = redact(f"{type(exc).__name__}: {exc}")
             on_failure(error)
@@ -74,3 +87,8 @@ def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
             return session
         signals.wait_or_abort(wait)
         delay = min(delay * 2, max(config.connect_backoff_max, FIRST_DELAY))
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    text = f"{exc} {exc.__cause__} {exc.__context__}".lower()
+    return "certificate verify failed" in text or "certificate_verify_failed" in text

@@ -32,6 +32,7 @@ delivered inline, as the hub would have.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -66,6 +67,15 @@ PRUNE_EVERY = 3600.0
 WATCH_EVERY = 1.0
 
 __all__ = ["Daemon", "StartupAborted", "EX_OK", "EX_SOFTWARE", "EX_CANTCREAT", "EX_CONFIG"]
+
+
+_DURATION_TEXT = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s)\b")
+
+
+def state_without_durations(status: str) -> str:
+    """*status* with every duration ("12.3s", "250 ms") blanked, to tell a change of
+    state from the same state lasting longer."""
+    return _DURATION_TEXT.sub("…", status)
 
 
 class Daemon:
@@ -152,6 +162,8 @@ class Daemon:
     def _start(self) -> int | None:
         """Steps 3-10 of the start-up order, in order; the exit code when the run must
         end (the journal cannot be opened), None once ready."""
+        for warning in self.config.warnings:
+            log.warning("configuration warning", problem=warning)
         self._start_http()
         code = self._open_journal()
         if code is not None:
@@ -264,7 +276,7 @@ class Daemon:
         self.signals.wake()
 
     def _on_hub_disconnected(self, reason: str = "") -> None:
-        self.hub_link.on_disconnected()
+        self.hub_link.on_disconnected(getattr(self.hub, "last_heard", None))
         self.last_error = redact(f"event hub disconnected: {reason}")
         self.signals.wake()
 
@@ -299,11 +311,14 @@ class Daemon:
                 next_watch = now + WATCH_EVERY
             ok, body = self.readiness()
             status = "running" if ok else "degraded: " + "; ".join(body["reasons"])
-            if status != last_status:
+            # Compared without its durations ("not connected (for 3.2s)"): a state line
+            # per change, not one per tick while a duration grows.
+            state_key = state_without_durations(status)
+            if state_key != last_status:
                 self.notifier.status(status)
                 if last_status is not None:
                     log.info("state", state=status)
-                last_status = status
+                last_status = state_key
             if watchdog_every and now >= next_watchdog and self.health()[0]:
                 self.notifier.watchdog()
                 next_watchdog = now + watchdog_every

@@ -305,7 +305,10 @@ class EventServer:
                 if isinstance(item, _Goodbye):
                     await conn.ws.close(code=1001, message=item.reason)
                     return
-                await conn.ws.send_str(item)
+                try:
+                    await conn.ws.send_str(item)
+                except UnicodeEncodeError:  # a lone surrogate ("\ud800") in an event
+                    await conn.ws.send_str(_escape_surrogates(item))
                 conn.queued -= len(item)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return
@@ -436,6 +439,8 @@ class EventServer:
         event.setdefault("target", "")
         event.setdefault("sent", None)
         event.setdefault("inReplyToEvent", None)
+        if event["inReplyToEvent"] is not None and not isinstance(event["inReplyToEvent"], str):
+            raise EventRefused("inReplyToEvent must be an event id (a string) or null")
         source = event.setdefault("source", {})
         if not isinstance(source, dict):
             raise EventRefused("the event's source must be an object")
@@ -714,3 +719,13 @@ def _error(status: int, exception: str, content: str) -> web.Response:
 
 
 __all__ = ["EventServer", "Subscriber", "EventRefused"]
+
+
+def _escape_surrogates(text: str) -> str:
+    """JSON text with each lone surrogate written as its ``\\uXXXX`` escape.
+
+    Such text cannot be encoded as UTF-8 for a WebSocket frame, but the escape is valid
+    JSON that decodes to the very same string: the event is delivered unchanged and
+    the connection's writer lives on (it used to die, stalling every later event).
+    """
+    return "".join(f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)

@@ -39,6 +39,7 @@ from reviewd.plugin.records import (
     source_file,
 )
 from reviewd.plugin.registry import PluginHealth, Subscription
+from reviewd.plugin.session_view import SessionView
 
 __all__ = ["PluginHost"]
 
@@ -278,6 +279,13 @@ class PluginHost:
         self._activate(record, plugin)
         return record
 
+    def _session_view(self, plugin: str) -> Any:
+        """The session *plugin* registers with: its own view, so that its patches to
+        the session stay its own (see :mod:`reviewd.plugin.session_view`)."""
+        if self.session is None:
+            return None
+        return SessionView(self.session, plugin)
+
     def _activate(self, record: PluginRecord, plugin: Any) -> None:
         """Register *plugin*'s hooks and subscriptions; on any failure, undo them."""
         is_pluggy = implements_hooks(self.manager, plugin)
@@ -298,14 +306,14 @@ class PluginHost:
                     register,
                     record.name,
                     record.source,
-                    (self.session,),
+                    (self._session_view(record.name),),
                     self.arguments_for(record.name),
                 )
             if is_pluggy:
                 phase = "reviewd_register hook raised"
                 run_registration_hook(
                     self.manager,
-                    self.session,
+                    self._session_view(record.name),
                     record.name,
                     self.arguments_for(record.name),
                     subscriptions,

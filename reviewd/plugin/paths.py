@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Candidate", "find_candidates", "split_plugin_paths"]
+__all__ = ["Candidate", "find_candidates", "split_plugin_paths", "unsafe_reason"]
 
 #: One logger for the whole plugin loader, whichever of its modules speaks.
 _log = logging.getLogger("reviewd.plugin")
@@ -37,18 +37,63 @@ class Candidate:
         return os.path.realpath(self.path)
 
 
-def _world_writable(path: str) -> bool:
-    try:
-        return bool(os.stat(path).st_mode & stat.S_IWOTH)
-    except OSError:
-        return False
+def _trusted_owners() -> frozenset[int]:
+    """Who may own a plugin or a directory above it: root and the daemon's own user."""
+    return frozenset({0, os.geteuid()})
 
 
-def _refusal(kind: str, path: str) -> str:
+def _weakness(path: str, st: os.stat_result, trusted: frozenset[int]) -> str | None:
+    """Why one path component lets someone else change what is loaded, or None."""
+    mode = st.st_mode
+    if st.st_uid not in trusted:
+        return f"is owned by uid {st.st_uid}, not by root or the daemon's user"
+    writable = mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if not writable:
+        return None
+    # A sticky directory owned by a trusted user (/tmp) is shared, but nobody else can
+    # rename or replace the entries we own in it: as sshd and sudo, accept it.
+    if stat.S_ISDIR(mode) and mode & stat.S_ISVTX:
+        return None
+    who = "world-writable" if mode & stat.S_IWOTH else "group-writable"
+    return f"is {who} (mode {stat.S_IMODE(mode):o})"
+
+
+def unsafe_reason(path: str, cache: dict[str, str | None] | None = None) -> str | None:
+    """Why loading *path* is unsafe, naming the offending path, or None when it is safe.
+
+    As sshd's StrictModes and sudo do, the whole way is checked: the file (after
+    resolving symlinks) and every directory above it up to ``/``, and the directories
+    above the name as given too (a safe file reached through a symlink in an unsafe
+    directory can be swapped).  Each must be owned by root or the daemon's user and
+    writable by no one else — except sticky directories such as ``/tmp``.
+    """
+    cache = {} if cache is None else cache
+    trusted = _trusted_owners()
+    given = os.path.abspath(path)
+    chains = [os.path.realpath(given), os.path.dirname(given)]
+    for start in chains:
+        current = start
+        while True:
+            if current not in cache:
+                try:
+                    reason = _weakness(current, os.lstat(current), trusted)
+                except OSError:
+                    reason = None  # vanished meanwhile: the import will fail on its own
+                cache[current] = f"{current} {reason}" if reason else None
+            if cache[current]:
+                return cache[current]
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+    return None
+
+
+def _refusal(kind: str, path: str, reason: str) -> str:
     return (
-        f"refusing to load plugins from world-writable {kind} {path}: any user on this "
-        f"host could put code there that reviewd would run; fix with 'chmod o-w {path}' "
-        f"or set allow_world_writable to accept the risk"
+        f"refusing to load plugin {kind} {path}: {reason}, so another user on this "
+        f"host could put code there that reviewd would run; fix the ownership or mode "
+        f"('chmod o-w' / 'chmod g-w', or chown) or set allow_world_writable to accept the risk"
     )
 
 
@@ -65,17 +110,23 @@ def find_candidates(
     ignored; a directory with ``__init__.py`` is one package
     plugin; other directories are searched recursively.  World-writable
     directories and files are refused (logged, and appended to *problems*) unless
-    *allow_world_writable*.  A real path reached twice (overlapping paths,
+    *allow_world_writable*; so is anything with a path someone other than root or the
+    daemon's user could change (see :func:`unsafe_reason`).  A real path reached twice (overlapping paths,
     symlinks) is returned once.
     """
     problems = problems if problems is not None else []
     found: list[Candidate] = []
     seen: set[str] = set()
 
+    checked: dict[str, str | None] = {}
+
     def refuse(kind: str, path: str) -> bool:
-        if allow_world_writable or not _world_writable(path):
+        if allow_world_writable:
             return False
-        message = _refusal(kind, path)
+        reason = unsafe_reason(path, checked)
+        if reason is None:
+            return False
+        message = _refusal(kind, path, reason)
         _log.error(message, extra={"plugin_path": path})
         problems.append(message)
         return True

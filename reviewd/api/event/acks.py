@@ -45,6 +45,9 @@ class PendingAcks:
         self._pending: OrderedDict[int, tuple[float, Any]] = OrderedDict()
         self.lost = 0
         self.refusals = 0
+        #: Subscriber id -> the server's reason, for subscriptions it refused (past its
+        #: limit, a bad expression): the owner must be told it is not hearing them.
+        self.refused_subscribers: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -83,10 +86,16 @@ class PendingAcks:
             return
         info = entry[1]
         response = args[0] if args and isinstance(args[0], dict) else {}
+        subscriber = (info[1].split(" ", 1)[1] if info[0] == "subscribe"
+                      and str(info[1]).startswith("subscriber ") else None)
         if response.get("success") is False:
             self.refusals += 1
             log.error("event server refused %s of %s: %s", info[0], info[1],
                       redact(str(response.get("message"))))
+            if subscriber is not None and len(self.refused_subscribers) < MAX_PENDING_ACKS:
+                self.refused_subscribers[subscriber] = redact(str(response.get("message")))
+        elif subscriber is not None:
+            self.refused_subscribers.pop(subscriber, None)
         if info[2] is not None:
             call_safely(info[2], args)
 

@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ import websocket
 from reviewd.api.event import packet
 from reviewd.api.exception import EventHubConnectionError, redact
 
-__all__ = ["Connection", "ConnectionLost", "HandshakeRefused", "dead_after"]
+__all__ = ["Connection", "ConnectionLost", "HandshakeRefused", "ServerUnreachable", "dead_after"]
 
 log = logging.getLogger("reviewd.api.event.connection")
 
@@ -42,6 +43,15 @@ class HandshakeRefused(EventHubConnectionError):
     @property
     def credentials_refused(self) -> bool:
         return self.status in (401, 403)
+
+
+class ServerUnreachable(EventHubConnectionError):
+    """Nothing answered at the server's address (connection refused, no route).
+
+    Told apart from other failures because probing an address where nothing listens
+    costs the server nothing: the hub may retry it often and so notice a returning
+    server within a second, where a server that answers with errors gets backoff.
+    """
 
 
 class ConnectionLost(EventHubConnectionError):
@@ -239,6 +249,9 @@ class Connection:
         self.close_reason: str | None = None
         self.handshake: packet.Handshake | None = None
         self.dead_after: float | None = None
+        #: Wall-clock time (``time.time()``) of the last frame heard from the server —
+        #: where a gap in the event stream really starts, however late the loss is noticed.
+        self.last_heard: float | None = None
 
     # ------------------------------------------------------------------ opening
     def open(self) -> packet.Handshake:
@@ -278,6 +291,7 @@ class Connection:
                 raise ConnectionLost("connection closed while opening")
             self._socket = sock
         self.handshake = handshake
+        self.last_heard = time.time()
         return handshake
 
     def _handshake(self) -> packet.Handshake:
@@ -292,6 +306,11 @@ class Connection:
                 auth=self._auth,
                 timeout=self._connect_timeout,
             )
+        except requests.ConnectionError as error:
+            # A refused or unroutable connect (not a timeout of a server that accepted).
+            unreachable = not isinstance(error, (requests.ReadTimeout, requests.ConnectTimeout))
+            kind = ServerUnreachable if unreachable else EventHubConnectionError
+            raise kind(redact(f"event server handshake at {url} failed: {error}")) from None
         except requests.RequestException as error:
             raise EventHubConnectionError(
                 redact(f"event server handshake at {url} failed: {error}")
@@ -345,6 +364,7 @@ class Connection:
             if self.close_reason is not None:
                 raise ConnectionLost(self.close_reason) from None
             raise ConnectionLost(f"event socket failed: {type(error).__name__}: {error}") from None
+        self.last_heard = time.time()
         try:
             return payload.decode("utf-8")
         except UnicodeDecodeError:

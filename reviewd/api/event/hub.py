@@ -178,6 +178,20 @@ class EventHub:
         return self._connected_event.is_set()
 
     @property
+    def refused_subscriptions(self) -> dict[str, str]:
+        """Subscriber id -> reason, for subscriptions the server refused (for example
+        past its per-connection limit): events they match are not being received."""
+        return dict(self._acks.refused_subscribers)
+
+    @property
+    def last_heard(self) -> float | None:
+        """Wall-clock time (``time.time()``) of the last frame heard from the server, on
+        this or an earlier connection: where a gap in the event stream started."""
+        connection = self._supervisor.connection
+        heard = connection.last_heard if connection is not None else None
+        return heard or self._supervisor.last_heard
+
+    @property
     def subscribed(self) -> bool:
         """Whether the server has confirmed every subscription sent on this connection
         (readiness: events matching them will now be delivered)."""

@@ -24,7 +24,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from reviewd.api.event.backoff import Backoff
-from reviewd.api.event.connection import Connection, ConnectionLost, HandshakeRefused
+from reviewd.api.event.connection import (
+    Connection,
+    ConnectionLost,
+    HandshakeRefused,
+    ServerUnreachable,
+)
 from reviewd.api.event.dispatch import call_safely
 from reviewd.api.exception import EventHubConnectionError, redact
 
@@ -36,6 +41,11 @@ log = logging.getLogger("reviewd.api.event.hub")
 
 #: A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER = 2.0
+#: Longest wait between probes of an address where nothing listens (refused, no
+#: route), and before the first attempt after a connection is lost.  Such a probe costs
+#: the server nothing, and a server restarted after a short outage must be noticed
+#: within a second or so, not after a long backoff.
+PROBE_CAP = 1.0
 
 
 class Attempt(NamedTuple):
@@ -118,6 +128,8 @@ class Supervisor:
         #: The latest connection attempts (:class:`Attempt`), for diagnosis and tests.
         self.attempts: deque[Attempt] = deque(maxlen=200)
         self.reconnects = 0
+        #: Wall-clock time of the last frame heard on any connection (None: never).
+        self.last_heard: float | None = None
 
     def run(self) -> None:
         backoff = Backoff(self._reconnect_base, self._reconnect_cap)
@@ -133,6 +145,9 @@ class Supervisor:
                     self.fatal = error
                 ceiling = backoff.ceiling()
                 delay = backoff.next_delay()
+                if isinstance(error, ServerUnreachable):
+                    ceiling = min(ceiling, PROBE_CAP)
+                    delay = min(delay, PROBE_CAP)
                 self.attempts.append(
                     Attempt(time.monotonic(), f"failed: {redact(str(error))}", delay, ceiling))
                 log.warning("event server connection failed (%s); retrying in %.2fs",
@@ -164,14 +179,19 @@ class Supervisor:
                 log.exception("event hub reader failed; reconnecting")
             finally:
                 connection.close()
+                self.last_heard = connection.last_heard or self.last_heard
                 self._on_close(connection, reason)
             if time.monotonic() - opened >= HEALTHY_AFTER:
                 backoff.reset()
             if stop.is_set():
                 break
             self.reconnects += 1
-            ceiling = backoff.ceiling()
-            delay = backoff.next_delay()
+            # The server was there a moment ago: look again within PROBE_CAP rather than
+            # after a backoff grown by earlier rounds (a server restarted twice in quick
+            # succession was otherwise rejoined 6 s late).  If it is gone, the next
+            # attempts are cheap refusals; if it answers with errors, they back off.
+            ceiling = min(backoff.ceiling(), PROBE_CAP)
+            delay = min(backoff.next_delay(), PROBE_CAP)
             self.attempts.append(
                 Attempt(time.monotonic(), f"lost: {redact(reason)}", delay, ceiling))
             log.warning("event server connection lost (%s); reconnecting in %.2fs",

@@ -1,0 +1,67 @@
+"""What a scenario measured, and the accounting every stream scenario shares."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from reliability.processes import DaemonProcess, wait_until
+
+
+@dataclass
+class Outcome:
+    """One scenario's figures, as the report's table shows them."""
+
+    name: str
+    runs: int = 0
+    faults: int = 0
+    sent: int = 0
+    journaled: int = 0
+    handled: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    crashes: int = 0
+    longest_recovery: float = 0.0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def recovered(self, seconds: float) -> None:
+        self.longest_recovery = max(self.longest_recovery, seconds)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicates == 0 and self.crashes == 0
+
+
+def settle(daemon: DaemonProcess, timeout: float = 120.0) -> None:
+    """Until every journaled reliability event has been handled (or *timeout*)."""
+    def drained() -> bool:
+        return daemon.journaled() <= set(daemon.handled()) and daemon.pending() == 0
+    try:
+        wait_until(drained, timeout, "the daemon to finish every journaled event", 0.2)
+    except TimeoutError:
+        pass  # what is left is counted as lost by account()
+
+
+def account(outcome: Outcome, daemon: DaemonProcess, sent: int) -> Outcome:
+    """Fill sent/journaled/handled/lost/duplicates from the journal and the plugin's log.
+
+    *lost* counts events the journal accepted that the plugin never handled;
+    *duplicates* counts handlings beyond the first of an event.
+    """
+    handled = daemon.handled()
+    journaled = daemon.journaled()
+    outcome.sent += sent
+    outcome.journaled += len(journaled)
+    outcome.handled += len(set(handled))
+    outcome.lost += len(journaled - set(handled))
+    outcome.duplicates += len(handled) - len(set(handled))
+    return outcome
+
+
+def time_to_next_delivery(daemon: DaemonProcess, timeout: float = 60.0) -> float:
+    """Seconds until the plugin handles one more event than now (the stream is on)."""
+    start = time.monotonic()
+    before = len(daemon.handled())
+    wait_until(lambda: len(daemon.handled()) > before, timeout, "the next delivery", 0.02)
+    return time.monotonic() - start
