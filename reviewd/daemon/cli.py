@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from reviewd.plugin.cli import main as plugins_main
 
         return plugins_main(argv[1:])
+    if argv and argv[0] == "new-plugin":
+        from reviewd.plugin.scaffold import main as new_plugin_main
+
+        return new_plugin_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
         from reviewd.daemon.version_report import version_text

@@ -6,6 +6,17 @@ from __future__ import annotations
 
 import pytest
 
+from reviewd.testing import (  # noqa: F401 - the plugin kit's fixtures, found by name
+    _reviewd_handles,
+    _reviewd_module_servers,
+    emit,
+    ftrack_changes,
+    ftrack_server,
+    ftrack_session,
+    pytest_configure,
+    reviewd_plugin,
+    wait_for,
+)
 from tests.plugins_e2e.harness import Daemon, Recorder, Webhook
 from tests.plugins_e2e.helpers import PLUGINS_DIR
 
