@@ -211,6 +211,7 @@ class DevServer:
                     heartbeat_timeout=self.heartbeat_timeout,
                 )
                 self.events.add_routes(app)
+                assert self.executor is not None, "start() creates the executor before serving"
                 self.events.user_lookup = self.executor.user_id
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             loop.run_until_complete(runner.setup())
@@ -289,6 +290,7 @@ class DevServer:
 
     # ------------------------------------------------------------------ files
     def _read_row(self, entity_type_name: str, entity_id: str) -> dict | None:
+        assert self.store is not None, "rows are read only while the store is open"
         entity_type = self.store.model.get(entity_type_name)
         if entity_type is None:
             return None

@@ -29,7 +29,7 @@ class QueryEngine:
     def __init__(self, model: Model, store: Store) -> None:
         self.model = model
         self.store = store
-        self.files = None  # a FileStore: thumbnail URLs point into it
+        self.files: Any = None  # a FileStore: thumbnail URLs point into it
         self._aliases = 0
 
     # ================================================================== public
