@@ -292,6 +292,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("routing.retry_backoff_max", "retry_backoff_max", parse_duration,
             _LANE_DEFAULTS.retry_backoff_max,
             ("REVIEWD_RETRY_BACKOFF_MAX",), "Cap of the retry delay."),
+    Setting("routing.queue_bytes", "queue_bytes", _parse_positive_int, _LANE_DEFAULTS.queue_bytes,
+            ("REVIEWD_QUEUE_BYTES",),
+            "Per-plugin bound on queued event bytes; beyond it events wait in the journal."),
+    Setting("routing.retry_actions", "retry_actions", _parse_bool, _LANE_DEFAULTS.retry_actions,
+            ("REVIEWD_RETRY_ACTIONS",),
+            "Retry a failed ftrack.action.launch like other events (default: reply failure)."),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 _ROUTING_KEYS = {
@@ -343,6 +349,8 @@ class Config:
     max_attempts: int = _LANE_DEFAULTS.max_attempts
     retry_backoff: float = _LANE_DEFAULTS.retry_backoff
     retry_backoff_max: float = _LANE_DEFAULTS.retry_backoff_max
+    queue_bytes: int = _LANE_DEFAULTS.queue_bytes
+    retry_actions: bool = _LANE_DEFAULTS.retry_actions
     routing_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     foreground: bool = False
     config_file: str | None = None

@@ -3,12 +3,17 @@
 Why this order: an event is journaled (once per plugin, deduplicated by event id)
 *before* any plugin sees it, so a crash at any point leaves it pending in the journal
 and it replays on the next start — never lost.  The hook runs on the hub's dispatch
-thread and never waits on a plugin: it journals and queues, the lanes' workers run
-the handlers.
+thread and never waits on a plugin nor on the disk: it encodes the event and appends
+it to the bounded :class:`~reviewd.daemon.spool.Spool`.  The intake's writer thread
+journals the spool's head in batches (one transaction each: group commit), and only
+then hands the new deliveries to the lanes.  When the journal cannot be written (disk
+full, file deleted) the events stay in the spool, ``/readyz`` says why, and the writer
+retries until the spool drains; only an event that no longer fits in the spool is
+refused, counted and logged.
 
 Three jobs live here:
 
-- :meth:`EventIntake.on_events` — the dispatch hook.  Subscribers that belong to no
+- :meth:`EventIntake.on_events` — the dispatch hook (and the writer thread behind it).  Subscribers that belong to no
   plugin (the hub's own reply subscriber) and ``ftrack.meta.*`` events are delivered
   inline, as the hub would have; everything else becomes journal entries and
   :class:`~reviewd.daemon.router.Job` s.
@@ -16,6 +21,8 @@ Three jobs live here:
   it fails, discards the changes it left unsaved on that thread.
 - :meth:`EventIntake.resolve` — turns a journaled delivery (replay, refill, retry)
   back into a job for the plugin's *current* subscribers.
+- :meth:`EventIntake.report_failure` — tells the web UI that an action failed (a reply
+  with ``success: false``), since a failed action is not retried.
 
 The intake reads the daemon's parts (:class:`Parts`) at call time rather than keeping
 its own references: the plugin host is replaced when a reload changes the plugin
@@ -24,16 +31,31 @@ settings, and an event arriving meanwhile must see the host that is there.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 from typing import Any, Protocol
 
 import structlog
 
 from reviewd.api.exception import redact
+from reviewd.daemon.journal.sqlite import Entry, describe_write_error, encode_event
 from reviewd.daemon.metrics import Metrics
-from reviewd.daemon.router import Job, Router, clone_event
+from reviewd.daemon.router import ACTION_LAUNCH, Job, Router, clone_event
+from reviewd.daemon.spool import DEFAULT_MAX_BYTES, Spool
 
 # These lines have always been the supervisor's; operators filter on the logger name.
 log = structlog.get_logger("reviewd.supervisor")
+
+#: Most events journaled in one transaction.
+BATCH = 512
+#: How often the writer looks at the journal file (deleted, replaced, emptied).
+CHECK_FILE_EVERY = 1.0
+#: How often finished events are compacted, and free pages handed back.
+COMPACT_EVERY = 2.0
+RECLAIM_EVERY = 60.0
+#: Waits between failed journal writes (growing to the cap).
+RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 
 
 class Parts(Protocol):
@@ -49,12 +71,24 @@ class Parts(Protocol):
     def host(self) -> Any: ...
 
 
-class EventIntake:
-    """The dispatch hook, the lanes' delivery function and their journal resolver."""
+@dataclasses.dataclass
+class Received:
+    """One event waiting in the spool: the event, its encoding, its plugins' subscribers."""
 
-    def __init__(self, parts: Parts) -> None:
+    event: Any
+    event_id: str
+    topic: str
+    payload: str
+    by_plugin: dict[str, list]
+
+
+class EventIntake:
+    """The dispatch hook, the journal writer, the lanes' delivery function and their
+    journal resolver."""
+
+    def __init__(self, parts: Parts, spool_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.parts = parts
-        #: Why the last journal write failed (``/readyz`` says it), None once one works.
+        #: Why journal writes fail now (``/readyz`` says it), None while they work.
         self.journal_error: str | None = None
         #: False once stopping: journaled events then stay pending for the next start.
         self.accepting = True
@@ -62,9 +96,16 @@ class EventIntake:
         self.journal_closed = False
         #: False for a shared (Redis) journal: the lanes pull events instead.
         self.dispatch_local = True
+        self.spool: Spool[Received] = Spool(spool_bytes)
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
 
+    # ------------------------------------------------------------------ the hub's side
     def on_events(self, event: Any, subscribers: list) -> None:
-        """The hub's dispatch hook: journal, then queue per plugin (never blocks on plugins)."""
+        """The hub's dispatch hook: spool for the writer (never blocks on plugins or disk)."""
         parts = self.parts
         topic = str(event.get("topic", ""))
         by_plugin: dict[str, list] = {}
@@ -85,30 +126,166 @@ class EventIntake:
         if not by_plugin or self.journal_closed:
             return
         parts.metrics.received.labels(topic=topic).inc()
-        try:
-            new = parts.journal.record(event, list(by_plugin))
-        except Exception as exc:  # noqa: BLE001 - disk full, locked, corrupt
-            self.journal_error = redact(f"journal write failed: {exc}")
-            log.error("journal write failed; event not dispatched", event_id=event.get("id"),
-                      topic=topic, error=self.journal_error)
-            return
-        self.journal_error = None
-        event_id = str(event["id"])
-        for plugin, subs in by_plugin.items():
-            labels = {"plugin": plugin, "topic": topic}
-            if plugin not in new:
-                parts.metrics.deduplicated.labels(**labels).inc()
-                log.info("duplicate event ignored", event_id=event_id, plugin=plugin)
-                continue
-            parts.metrics.journaled.labels(**labels).inc()
-            if not self.accepting or not self.dispatch_local:
-                # Stopping: it stays pending for the next start.  Shared (Redis) journal:
-                # whichever host's lane pulls it first handles it.
-                continue
-            job = Job(clone_event(event), event_id, topic, plugin, subs)
-            assert parts.router is not None, "events are taken in only once the router exists"
-            parts.router.submit(job)
+        payload = encode_event(event)
+        item = Received(event, str(event["id"]), topic, payload, by_plugin)
+        self._ensure_writer()
+        if not self.spool.put(item, len(payload)):
+            log.error("event refused: the journal cannot be written and the intake spool "
+                      "is full", event_id=item.event_id, topic=topic,
+                      spool_bytes=self.spool.bytes, refused=self.spool.refused,
+                      reason=self.journal_error)
 
+    # ------------------------------------------------------------------ the writer
+    def _ensure_writer(self) -> None:
+        if self._writer is not None:
+            return
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                                name="reviewd-intake-writer")
+                self._writer.start()
+
+    def start(self) -> None:
+        """Start the writer now (it also starts with the first event)."""
+        self._ensure_writer()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for the spool to be journaled; True if it was."""
+        deadline = time.monotonic() + timeout
+        while len(self.spool) and time.monotonic() < deadline:
+            self._idle.wait(0.05)
+        return not len(self.spool)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Journal what the spool holds (up to *timeout*), then stop the writer."""
+        if self._writer is None:
+            return
+        drained = self.drain(timeout)
+        self._stop.set()
+        self.spool.wake()
+        self._writer.join(timeout)
+        if not drained:
+            log.error("events still in the intake spool at stop were not journaled",
+                      count=len(self.spool), reason=self.journal_error)
+
+    def _write_loop(self) -> None:
+        delay = RETRY_FIRST
+        next_check = next_compact = time.monotonic()
+        next_reclaim = time.monotonic() + RECLAIM_EVERY
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_check:
+                self._check_file()
+                next_check = now + CHECK_FILE_EVERY
+            items = self.spool.peek(BATCH, timeout=0.2)
+            if not items:
+                self._idle.set()
+                if now >= next_compact:
+                    self._housekeep("compact")
+                    next_compact = now + COMPACT_EVERY
+                if now >= next_reclaim:
+                    self._housekeep("reclaim")
+                    next_reclaim = now + RECLAIM_EVERY
+                continue
+            self._idle.clear()
+            if self._journal_batch(items):
+                delay = RETRY_FIRST
+            else:
+                self._stop.wait(delay)
+                delay = min(RETRY_MAX, delay * 2)
+
+    def _check_file(self) -> None:
+        check = getattr(self.parts.journal, "check_file", None)
+        if check is None:
+            return
+        try:
+            reason = check()
+        except Exception:  # noqa: BLE001 - a stat that fails says nothing
+            return
+        if reason and reason != self.journal_error:
+            self.journal_error = reason
+            log.error("journal file lost", reason=reason)
+
+    def _housekeep(self, name: str) -> None:
+        task = getattr(self.parts.journal, name, None)
+        if task is None or self.journal_closed:
+            return
+        try:
+            task()
+        except Exception as exc:  # noqa: BLE001 - tried again later
+            log.warning(f"journal {name} failed", error=redact(str(exc)))
+
+    def _journal_batch(self, items: list[Received]) -> bool:
+        """Journal *items* in one transaction and hand the new deliveries to the lanes;
+        False (items kept in the spool) when the journal cannot be written."""
+        parts = self.parts
+        router = parts.router
+        local = self.dispatch_local and self.accepting and router is not None
+        claims: list[dict[str, Any]] = []
+        for item in items:
+            claimed = {}
+            if local:
+                for plugin in item.by_plugin:
+                    lane = router.lanes.get(plugin)
+                    if lane is not None and not lane.stopping.is_set() and lane.claim(item.event_id):
+                        claimed[plugin] = lane
+            claims.append(claimed)
+        try:
+            results = self._record(items)
+        except Exception as exc:  # noqa: BLE001 - disk full, deleted, locked, corrupt
+            for item, claimed in zip(items, claims, strict=True):
+                for lane in claimed.values():
+                    lane.release(item.event_id)
+            self._write_failed(exc, len(items))
+            return False
+        self.spool.drop(len(items))
+        if self.journal_error is not None and not getattr(parts.journal, "broken", None):
+            log.info("journal writable again; spooled events journaled",
+                     was=self.journal_error, spooled=len(self.spool))
+            self.journal_error = None
+        for item, new, claimed in zip(items, results, claims, strict=True):
+            self._hand_over(item, new, claimed)
+        return True
+
+    def _record(self, items: list[Received]) -> list[list[str]]:
+        journal = self.parts.journal
+        batch = getattr(journal, "record_batch", None)
+        if batch is not None:
+            return batch([Entry(i.event_id, i.topic, i.payload, list(i.by_plugin)) for i in items])
+        return [journal.record(i.event, list(i.by_plugin)) for i in items]  # Redis
+
+    def _write_failed(self, exc: BaseException, count: int) -> None:
+        path = getattr(self.parts.journal, "path", "") or "the journal"
+        reason = redact(describe_write_error(exc, path))
+        if reason != self.journal_error:
+            log.error("journal write failed; events kept in memory until it works again",
+                      reason=reason, spooled=len(self.spool), spool_bytes=self.spool.bytes)
+        self.journal_error = reason
+
+    def _hand_over(self, item: Received, new: list[str], claimed: dict[str, Any]) -> None:
+        metrics = self.parts.metrics
+        first = True
+        for plugin, subs in item.by_plugin.items():
+            lane = claimed.get(plugin)
+            labels = {"plugin": plugin, "topic": item.topic}
+            if plugin not in new:
+                metrics.deduplicated.labels(**labels).inc()
+                log.info("duplicate event ignored", event_id=item.event_id, plugin=plugin)
+                if lane is not None:
+                    lane.release(item.event_id)
+                continue
+            metrics.journaled.labels(**labels).inc()
+            if lane is None:
+                # Stopping, a lane being reloaded, or a shared (Redis) journal: it stays
+                # pending; a refill (or whichever host pulls it first) takes it.
+                continue
+            event = item.event if first else clone_event(item.event)
+            first = False
+            job = Job(event, item.event_id, item.topic, plugin, subs, size=len(item.payload))
+            if not lane.put_claimed(job):
+                metrics.overflow.labels(plugin=plugin).inc()
+
+    # ------------------------------------------------------------------ the lanes' side
     def deliver(self, event: Any, subscriber: Any) -> Any:
         """Run one handler on this lane's worker thread.
 
@@ -122,6 +299,16 @@ class EventIntake:
         except BaseException:
             self._discard_unsaved_work()
             raise
+
+    def report_failure(self, job: Job, message: str) -> None:
+        """A dead-lettered action: answer the web UI, which waits for a reply."""
+        if job.topic != ACTION_LAUNCH:
+            return
+        hub = self.parts.hub
+        if hub is None:
+            return
+        hub.publish_reply(job.event, {"success": False,
+                                      "message": f"{job.plugin} failed: {message}"[:500]})
 
     def _discard_unsaved_work(self) -> None:
         session = self.parts.session
@@ -158,4 +345,5 @@ class EventIntake:
             return None
         subscribers.sort(key=lambda s: s.sort_key())
         return Job(event, delivery.event_id, delivery.topic, plugin, subscribers,
-                   attempts=delivery.attempts)
+                   attempts=delivery.attempts, size=getattr(delivery, "size", 0),
+                   last_error=delivery.last_error)

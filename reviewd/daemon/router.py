@@ -8,6 +8,17 @@ Guarantees, given the journal (:mod:`reviewd.daemon.journal`):
 
 * A job is only submitted after its delivery was committed to the journal, so a crash
   at any point leaves it ``pending`` and it is replayed on the next start.
+* A lane *claims* an event id before the intake journals it and forgets it only after
+  the outcome is committed, so a refill from the journal can never hand the same
+  (event, plugin) to a worker twice: between journal and lane there is no window.
+* An attempt is committed as *running* before the handler is called, so a process that
+  dies inside a handler counts that attempt as failed at the next start and the budget
+  ends in a dead letter ("the process died while handling it"), not a crash loop.
+* Any exception a handler raises, ``SystemExit`` and ``KeyboardInterrupt`` included, is
+  a failed attempt; the worker lives on.
+* A failed ``ftrack.action.launch`` is not retried (the user clicked once and waits for
+  an answer) unless the plugin's ``retry_actions`` is set; the failure is dead-lettered
+  and told to the web UI as a reply with ``success: false``.
 * A delivery is marked ``done`` only after every handler of the plugin that matched the
   event returned; it is never delivered again afterwards (at-least-once, and at most
   once after completion).
@@ -15,8 +26,9 @@ Guarantees, given the journal (:mod:`reviewd.daemon.journal`):
   else the configured one) and dead-lettered after the budget; it is never dropped.
 * With concurrency 1 (the default) a plugin sees its events in arrival order: retries
   happen in place, blocking the lane, rather than reordering.
-* A full queue does not block the hub: the delivery stays ``pending`` in the journal
-  and the lane pulls it back when it has room (``refill``).
+* A full queue (count *or* bytes) does not block the hub: the delivery stays
+  ``pending`` in the journal, not in memory, and the lane pulls it back when it has
+  room (``refill``).
 
 Timeouts cannot kill a Python thread, so they are observations: past the *soft* timeout
 a warning and a metric; past the *hard* timeout the plugin is *stuck* (``/readyz`` says
@@ -46,6 +58,7 @@ class LaneSettings:
     """How one plugin's deliveries are run (from config, overlaid by its subscriptions)."""
 
     queue_size: int = 1000
+    queue_bytes: int = 64 * 1024 * 1024  # encoded event bytes queued in memory, at most
     concurrency: int = 1
     soft_timeout: float = 30.0
     hard_timeout: float = 300.0
@@ -53,6 +66,7 @@ class LaneSettings:
     retry_backoff: float = 1.0
     retry_backoff_max: float = 60.0
     retry_multiplier: float = 2.0
+    retry_actions: bool = False  # retry a failed ftrack.action.launch like any event
 
     def retry_delay(self, failures: int) -> float:
         """Delay before the next attempt after *failures* failed ones (1 = first retry)."""
@@ -72,6 +86,8 @@ class Job:
     attempts: int = 0  # attempts already made (from the journal on replay)
     settings: LaneSettings | None = None  # per-delivery override (subscription options)
     finished: set = dataclasses.field(default_factory=set)  # subscribers done this run
+    size: int = 0  # bytes of the encoded event (the lane's memory bound counts them)
+    last_error: str | None = None  # the journal's last error (a replayed delivery)
 
 
 @dataclasses.dataclass
@@ -82,8 +98,11 @@ class InFlight:
     stuck_reported: bool = False
 
 
+ACTION_LAUNCH = "ftrack.action.launch"
+
 Deliver = Callable[[Any, Any], Any]
 Resolver = Callable[[str, Any], "Job | None"]
+FailureReporter = Callable[[Job, str], None]
 
 
 class Lane:
@@ -95,7 +114,11 @@ class Lane:
         self.settings = settings
         self.queue: queue.Queue[Job] = queue.Queue(maxsize=settings.queue_size)
         self.lock = threading.Lock()
-        self.known: set[str] = set()  # event ids queued or in flight in this lane
+        # Event ids claimed by this lane: being journaled by the intake, queued, running,
+        # or finished with the outcome not yet committed.  Refill skips them.
+        self.known: set[str] = set()
+        self.queued_bytes = 0
+        self._flush_error: str | None = None
         self.in_flight: dict[int, InFlight] = {}  # worker thread ident -> attempt
         self.overflowed = False
         self.stopping = threading.Event()
@@ -111,25 +134,62 @@ class Lane:
             thread.start()
 
     # ------------------------------------------------------------------ feeding
+    def claim(self, event_id: str) -> bool:
+        """Reserve *event_id* before the intake journals it; False if this lane already
+        has it (queued, running, or finishing)."""
+        with self.lock:
+            if event_id in self.known:
+                return False
+            self.known.add(event_id)
+            return True
+
+    def release(self, event_id: str) -> None:
+        """Give up a claim (the journal write failed, or the event was a duplicate)."""
+        with self.lock:
+            self.known.discard(event_id)
+
+    def put_claimed(self, job: Job) -> bool:
+        """Queue a job whose id this lane claimed; when it does not fit (count or bytes)
+        the claim is released and the delivery waits in the journal for a refill."""
+        with self.lock:
+            if self._fits(job.size):
+                self.queue.put_nowait(job)
+                self.queued_bytes += job.size
+                return True
+            self.overflowed = True
+            self.known.discard(job.event_id)
+            return False
+
     def submit(self, job: Job) -> bool:
         """Queue *job* unless already known here; False when the queue is full."""
         with self.lock:
             if job.event_id in self.known:
                 return True
-            try:
-                self.queue.put_nowait(job)
-            except queue.Full:
+            if not self._fits(job.size):
                 self.overflowed = True
                 return False
+            self.queue.put_nowait(job)
+            self.queued_bytes += job.size
             self.known.add(job.event_id)
             return True
 
+    def _fits(self, size: int) -> bool:
+        """Room for one more job of *size* bytes (one job always fits an empty queue)."""
+        if self.queue.qsize() >= self.queue.maxsize:
+            return False
+        return self.queue.qsize() == 0 or self.queued_bytes + size <= self.settings.queue_bytes
+
     def refill(self, resolve: Resolver) -> int:
-        """Queue pending deliveries of this plugin from the journal; return how many."""
+        """Queue pending deliveries of this plugin from the journal; return how many.
+
+        The journal is read and the claims checked under the lane lock; outcomes drop
+        their claim only after their commit, so a delivery read as pending here is
+        either claimed (skipped) or really unclaimed.  Reads use the journal's reader
+        connection and never wait for a commit."""
         added = 0
         with self.lock:
             room = self.queue.maxsize - self.queue.qsize()
-            if room <= 0:
+            if room <= 0 or (self.queue.qsize() and self.queued_bytes >= self.settings.queue_bytes):
                 return 0
             if self.router.pull:
                 # Shared work: take a small batch so that other hosts get their share.
@@ -144,11 +204,13 @@ class Lane:
                 job = resolve(self.plugin, delivery)
                 if job is None:
                     continue
-                try:
-                    self.queue.put_nowait(job)
-                except queue.Full:
+                if not job.size:
+                    job.size = getattr(delivery, "size", 0)
+                if not self._fits(job.size):
                     self.overflowed = True
                     break
+                self.queue.put_nowait(job)
+                self.queued_bytes += job.size
                 self.known.add(job.event_id)
                 added += 1
         if added and not self.router.pull:
@@ -157,10 +219,25 @@ class Lane:
 
     # ------------------------------------------------------------------ working
     def _work(self) -> None:
+        try:
+            self._work_loop()
+        finally:
+            self._flush_outcomes()  # the last outcomes are durable before the lane ends
+
+    def _work_loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                job = self.queue.get(timeout=0.2)
+                job = self.queue.get_nowait()
             except queue.Empty:
+                self._flush_outcomes()
+                try:
+                    job = self.queue.get(timeout=0.2)
+                except queue.Empty:
+                    job = None
+            if job is not None:
+                with self.lock:
+                    self.queued_bytes -= job.size
+            else:
                 pull = self.overflowed or self.router.pull
                 if pull and self.router.resolver is not None and not self.stopping.is_set():
                     try:
@@ -176,7 +253,7 @@ class Lane:
                 return
             try:
                 self._run(job)
-            except Exception as exc:  # noqa: BLE001 - journal write failed: keep the worker
+            except BaseException as exc:  # noqa: BLE001 - journal write failed: keep the worker
                 log.error("recording a delivery's outcome failed; it stays pending",
                           event_id=job.event_id, plugin=self.plugin, error=redact(str(exc)))
                 self.in_flight.pop(threading.get_ident(), None)
@@ -187,12 +264,36 @@ class Lane:
         with self.lock:
             self.known.discard(job.event_id)
 
+    def _flush_outcomes(self) -> None:
+        """Commit the outcomes this lane queued without waiting (idle: nothing to batch
+        them with)."""
+        flush = getattr(self.router.journal, "flush", None)
+        if flush is None:
+            return
+        try:
+            flush()
+            self._flush_error = None
+        except Exception as exc:  # noqa: BLE001 - retried with the next write
+            text = redact(str(exc))
+            if text != self._flush_error:  # once per kind of failure, not every 0.2 s
+                log.error("committing delivery outcomes failed; will retry",
+                          plugin=self.plugin, error=text)
+            self._flush_error = text
+
     def _run(self, job: Job) -> None:
         settings = job.settings or self.settings
         labels = {"plugin": self.plugin, "topic": job.topic}
         metrics = self.router.metrics
         ident = threading.get_ident()
+        journal = self.router.journal
+        begin = getattr(journal, "begin_attempt", None)
+        if job.attempts >= settings.max_attempts:
+            # The budget was spent by attempts whose process died inside the handler.
+            self._dead(job, job.last_error or "retry budget spent", labels, count_attempt=False)
+            return
         while True:
+            if begin is not None:
+                begin(job.event_id, self.plugin)  # durable before the handler runs
             self.in_flight[ident] = InFlight(job, time.monotonic())
             metrics.dispatched.labels(**labels).inc()
             started = time.perf_counter()
@@ -208,14 +309,11 @@ class Lane:
             self.stats["failed"] += 1
             self.last_error = error.splitlines()[-1] if error else "error"
             metrics.failed.labels(**labels).inc()
-            if job.attempts >= settings.max_attempts:
-                self._finish(job, "dead", error)
-                self.stats["dead_lettered"] += 1
-                metrics.dead_lettered.labels(**labels).inc()
-                log.error("delivery dead-lettered", event_id=job.event_id, plugin=self.plugin,
-                          topic=job.topic, attempts=job.attempts, error=self.last_error)
+            no_retry = job.topic == ACTION_LAUNCH and not settings.retry_actions
+            if no_retry or job.attempts >= settings.max_attempts:
+                self._dead(job, error, labels)
                 return
-            self.router.journal.mark_failed(job.event_id, self.plugin, error)
+            journal.mark_failed(job.event_id, self.plugin, error)
             self.stats["retried"] += 1
             metrics.retried.labels(**labels).inc()
             delay = settings.retry_delay(job.attempts)
@@ -227,6 +325,23 @@ class Lane:
                 self._forget(job)  # stays pending in the journal
                 return
 
+    def _dead(self, job: Job, error: str, labels: dict[str, str],
+              count_attempt: bool = True) -> None:
+        self._finish(job, "dead", error, count_attempt)
+        self.stats["dead_lettered"] += 1
+        self.router.metrics.dead_lettered.labels(**labels).inc()
+        last = error.strip().splitlines()[-1] if error.strip() else "error"
+        self.last_error = last
+        log.error("delivery dead-lettered", event_id=job.event_id, plugin=self.plugin,
+                  topic=job.topic, attempts=job.attempts, error=last)
+        report = self.router.report_failure
+        if report is not None:
+            try:
+                report(job, last)
+            except Exception as exc:  # noqa: BLE001 - the dead letter is what matters
+                log.warning("reporting a failed delivery failed", event_id=job.event_id,
+                            plugin=self.plugin, error=redact(str(exc)))
+
     def _attempt(self, job: Job) -> str | None:
         """Run the plugin's handlers not yet finished for *job*; the error text or None."""
         event = job.event
@@ -237,7 +352,7 @@ class Lane:
                     continue
                 try:
                     self.router.deliver(event, subscriber)
-                except Exception as exc:  # noqa: BLE001 - a plugin's failure is data here
+                except BaseException as exc:  # noqa: BLE001 - SystemExit too: a failed attempt
                     text = redact("".join(traceback.format_exception(exc)).strip())
                     log.debug("handler raised", traceback=text)
                     return text
@@ -247,14 +362,27 @@ class Lane:
                     break
         return None
 
-    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+    def _finish(self, job: Job, state: str, error: str | None = None,
+                count_attempt: bool = True) -> None:
+        """Record the outcome; the lane forgets the id only once it is committed (the
+        write joins the next shared commit, no lock held meanwhile)."""
         journal = self.router.journal
-        with self.lock:
+
+        def forget(_result: Any = None) -> None:
+            self._forget(job)
+
+        if getattr(journal, "deferred_outcomes", False):
+            if state == "done":
+                journal.mark_done(job.event_id, self.plugin, then=forget)
+            else:
+                journal.mark_dead(job.event_id, self.plugin, error or "", then=forget,
+                                  count_attempt=count_attempt)
+        else:  # a journal that commits each outcome at once (the Redis journal)
             if state == "done":
                 journal.mark_done(job.event_id, self.plugin)
             else:
                 journal.mark_dead(job.event_id, self.plugin, error or "")
-            self.known.discard(job.event_id)
+            forget()
         self.stats["handled"] += 1
 
     def _clear_in_flight(self, ident: int) -> None:
@@ -292,6 +420,7 @@ class Lane:
     def snapshot(self) -> dict[str, Any]:
         return {
             "queue_depth": self.queue.qsize(),
+            "queued_bytes": self.queued_bytes,
             "in_flight": len(self.in_flight),
             "workers": len(self.threads),
             "stuck": self.stuck_reason,
@@ -304,8 +433,11 @@ class Router:
     """All lanes, plus the watcher thread that applies soft and hard timeouts."""
 
     def __init__(self, journal: Any, deliver: Deliver, metrics: Any,
-                 resolver: Resolver | None = None, check_interval: float = 0.1) -> None:
+                 resolver: Resolver | None = None, check_interval: float = 0.1,
+                 report_failure: FailureReporter | None = None) -> None:
         self.journal = journal
+        #: Told about every dead-lettered delivery (the intake replies to failed actions).
+        self.report_failure = report_failure
         self.deliver = deliver
         self.metrics = metrics
         self.resolver = resolver

@@ -199,9 +199,14 @@ class Daemon:
         except JournalError as exc:
             return self._abort(f"journal.path: {exc}", EX_CANTCREAT)
         log.info("journal open", path=self.journal.path, **self.journal.counts())
+        if getattr(self.journal, "recovered", 0):
+            log.warning("handlers were running when the process died; each counts as a "
+                        "failed attempt", deliveries=self.journal.recovered)
         self.intake.dispatch_local = getattr(self.journal, "dispatch_local", True)
         self.router = Router(self.journal, self.intake.deliver, self.metrics,
-                             resolver=self.intake.resolve)
+                             resolver=self.intake.resolve,
+                             report_failure=self.intake.report_failure)
+        self.intake.start()  # the journal writer: batches, compaction, file checks
         return None
 
     def _journal_path(self) -> str:
@@ -414,6 +419,7 @@ class Daemon:
                 self.hub.disconnect()
             except Exception as exc:  # noqa: BLE001
                 log.warning("event hub disconnect failed", error=redact(str(exc)))
+        self.intake.close(self.config.grace_period)
         if self.journal is not None:
             counts = self.journal.counts()
             self.intake.journal_closed = True

@@ -4,27 +4,42 @@ Why SQLite in WAL mode: a single file under the state directory, no service to r
 transactions that survive ``kill -9`` of the daemon (a committed WAL frame is in the
 OS's page cache the moment ``COMMIT`` returns; ``synchronous=NORMAL`` only risks the
 last transactions on a power cut, which is the usual trade for a queue), and readers
-(``reviewd journal list`` in another process) that never block the daemon.
+(``reviewd journal list`` in another process, the lanes refilling) that never block
+the writer.
 
-Model: one row per event (deduplicated by the event's id) and one *delivery* row per
-(event, plugin).  A delivery is ``pending`` until the plugin's handlers succeed
-(``done``) or the retry budget is spent (``dead``).  On start the daemon replays every
-pending delivery; ``done`` rows older than the retention period are pruned; ``dead``
-rows stay until an operator retries or purges them.
+Model: one row per live event (deduplicated by the event's id) and one *delivery* row
+per (event, plugin).  A delivery is ``pending`` until the plugin's handlers succeed
+(``done``) or the retry budget is spent (``dead``).  Before a handler runs, its attempt
+is marked ``running`` (committed first), so a process that dies inside a handler is
+seen at the next start: that attempt counts as failed ("the process died while
+handling it") and the retry budget eventually dead-letters the event instead of
+crash-looping the daemon on it.
+
+Size: once every plugin finished an event, :meth:`SqliteJournal.compact` moves it to
+``seen``: 16 bytes of id, a time and a delivery count (no payload, no delivery rows),
+which is all de-duplication needs; ``seen`` rows expire with the retention period
+(:meth:`prune`) and freed pages go back to the file system (incremental vacuum).
+
+Cost: all writes go through :class:`~reviewd.daemon.journal.group_commit.GroupCommit`,
+so concurrent writers share transactions; reads use a second connection.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-SCHEMA_VERSION = 1
+from reviewd.daemon.journal.group_commit import GroupCommit, Write
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -41,12 +56,26 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     updated_at REAL NOT NULL,
+    running INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_seq, plugin)
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, plugin, event_seq);
+CREATE TABLE IF NOT EXISTS seen (
+    id BLOB PRIMARY KEY,
+    at INTEGER NOT NULL,
+    deliveries INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_time ON seen (at);
 """
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
+DIED = "the process died while handling it"
+#: Seconds a finished event stays whole before compaction takes its payload.
+COMPACT_AGE = 5.0
+#: Keep the write-ahead log file from staying at its high-water mark after checkpoints.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+#: Checkpoint every ~1 MB of log (SQLite's default, 4 MB, is a small disk's whole room).
+WAL_CHECKPOINT_PAGES = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,10 +92,15 @@ class Delivery:
     received_at: float
     updated_at: float
     payload: dict[str, Any]
+    size: int = 0  # bytes of the encoded payload (lanes bound their memory with it)
 
 
 class JournalError(Exception):
     """The journal file cannot be opened or written (disk full, permissions, corrupt)."""
+
+
+class JournalCorrupt(JournalError):
+    """The journal file is not a readable SQLite database (checked at open)."""
 
 
 def event_id_of(event: Mapping[str, Any]) -> str:
@@ -81,123 +115,328 @@ def _jsonable(event: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def encode_event(event: Mapping[str, Any]) -> str:
+    """The payload text the journal stores (also the size the spool and lanes count)."""
+    return json.dumps(_jsonable(event), default=str, separators=(",", ":"))
+
+
+def seen_key(event_id: str) -> bytes:
+    """The compact de-duplication key: the 16 bytes of a UUID id, else the UTF-8 text."""
+    try:
+        return uuid.UUID(event_id).bytes
+    except ValueError:
+        return event_id.encode("utf-8")
+
+
+def describe_write_error(exc: BaseException, path: str) -> str:
+    """One line saying why a journal write failed, in an operator's words."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if (code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) == errno.ENOSPC
+            or "disk is full" in text or "No space left" in text):
+        return f"journal: no space left on device at {path}"
+    if isinstance(exc, JournalError):
+        return text if text.startswith("journal:") else f"journal: {text}"
+    return f"journal: cannot write {path}: {text}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One event to journal: its id, topic, encoded payload and the plugins it is for."""
+
+    event_id: str
+    topic: str
+    payload: str
+    plugins: Sequence[str]
+
+
 class SqliteJournal:
-    """A thread-safe journal in one SQLite file (one connection guarded by a lock)."""
+    """A thread-safe journal in one SQLite file: a writer connection fed by group
+    commit, a reader connection for queries."""
+
+    dispatch_local = True
+    #: mark_done/mark_dead accept ``then=`` (commit later, shared) - the router uses it.
+    deferred_outcomes = True
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.broken: str | None = None  # set once the file was deleted/replaced/emptied
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                       timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            created = self._create_private(path)
+            self._db = self._connect(path)
+            self._check_integrity(created)
+            self._migrate(created)
+            self._reader = self._connect(path)
+        except JournalError:
+            raise
         except (sqlite3.Error, OSError) as exc:
+            if _looks_corrupt(exc):
+                raise JournalCorrupt(_corrupt_line(path, exc)) from exc
             raise JournalError(f"cannot open journal {path}: {exc}") from exc
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the writer connection
+        self._read_lock = threading.Lock()
         self._closed = False
+        self._group = GroupCommit(self._run_batch)
+        self._identity = self._stat()
+        #: Deliveries found running at open: their process died inside the handler.
+        self.recovered = self._recover_running()
+
+    # ------------------------------------------------------------------ opening
+    @staticmethod
+    def _create_private(path: str) -> bool:
+        """Create the file 0600 whatever the umask (events may hold private data)."""
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return os.path.getsize(path) == 0
+        os.fchmod(fd, 0o600)
+        os.close(fd)
+        return True
+
+    @staticmethod
+    def _connect(path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        return db
+
+    def _check_integrity(self, created: bool) -> None:
+        if created:
+            return
+        rows = self._db.execute("PRAGMA quick_check").fetchall()
+        if rows != [("ok",)]:
+            problem = "; ".join(str(r[0]) for r in rows[:3])
+            raise JournalCorrupt(_corrupt_line(self.path, problem))
+
+    def _migrate(self, created: bool) -> None:
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if created or db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table
+        db.executescript(_SCHEMA)
+        if version == 1:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
+            if "running" not in columns:
+                db.execute("ALTER TABLE deliveries ADD COLUMN running INTEGER NOT NULL DEFAULT 0")
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("VACUUM")  # once, to make an old journal reclaimable
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _recover_running(self) -> int:
+        def apply(cur):
+            return cur.execute(
+                "UPDATE deliveries SET attempts=attempts+1, running=0, last_error=?, "
+                "updated_at=? WHERE running=1 AND state='pending'", (DIED, time.time())).rowcount
+        return self._group.submit(apply)
 
     # ------------------------------------------------------------------ writing
-    def record(self, event: Mapping[str, Any], plugins: Iterable[str]) -> list[str]:
-        """Journal *event* for *plugins*; return the plugins it is new for (dedupe by id).
+    def _run_batch(self, batch: list[Write]) -> None:
+        with self._lock:
+            if self._closed:
+                raise JournalError(f"journal: {self.path} is closed")
+            if self.broken:
+                raise JournalError(self.broken)
+            cur = self._db.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                for write in batch:
+                    write.result = write.apply(cur)
+                cur.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if describe_write_error(exc, "").startswith("journal: no space"):
+                    self._shrink_log()
+                raise
+
+    def _shrink_log(self) -> None:
+        """Disk full: fold the write-ahead log into the database and truncate it, which
+        gives its space back once there is room for the checkpoint (self-healing after
+        an operator frees space)."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass
+
+    def _write(self, apply, wait: bool = True, then=None) -> Any:
+        return self._group.submit(apply, wait=wait, then=then)
+
+    def record_batch(self, entries: Sequence[Entry]) -> list[list[str]]:
+        """Journal *entries* in one transaction; for each, the plugins it is new for.
 
         Returns only after the transaction committed, so a caller that dispatches what
-        this returns never dispatches an event that a crash could forget.
+        this returns never dispatches an event that a crash could forget.  An event
+        already finished (compacted into ``seen``) is new for no plugin.
         """
-        plugins = list(dict.fromkeys(plugins))
-        if not plugins:
-            return []
-        payload = json.dumps(_jsonable(event), default=str, separators=(",", ":"))
         now = time.time()
-        event_id = event_id_of(event)
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
+
+        def apply(cur):
+            results = []
+            for entry in entries:
+                plugins = list(dict.fromkeys(entry.plugins))
+                if not plugins:
+                    results.append([])
+                    continue
+                if cur.execute("SELECT 1 FROM seen WHERE id=?",
+                               (seen_key(entry.event_id),)).fetchone():
+                    results.append([])
+                    continue
                 cur.execute(
                     "INSERT OR IGNORE INTO events (id, topic, payload, received_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (event_id, str(event.get("topic", "")), payload, now),
-                )
-                seq = cur.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()[0]
+                    " VALUES (?, ?, ?, ?)", (entry.event_id, entry.topic, entry.payload, now))
+                if cur.rowcount == 1:
+                    seq = cur.lastrowid
+                    cur.executemany(
+                        "INSERT INTO deliveries (event_seq, plugin, updated_at) VALUES (?, ?, ?)",
+                        [(seq, plugin, now) for plugin in plugins])
+                    results.append(plugins)
+                    continue
+                seq = cur.execute("SELECT seq FROM events WHERE id = ?",
+                                  (entry.event_id,)).fetchone()[0]
                 new = []
                 for plugin in plugins:
-                    cur.execute(
-                        "INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
-                        " VALUES (?, ?, ?)",
-                        (seq, plugin, now),
-                    )
+                    cur.execute("INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
+                                " VALUES (?, ?, ?)", (seq, plugin, now))
                     if cur.rowcount == 1:
                         new.append(plugin)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-        return new
+                results.append(new)
+            return results
 
-    def _update(self, sql: str, params: tuple) -> int:
-        with self._lock:
-            return self._db.execute(sql, params).rowcount
+        try:
+            return self._write(apply)
+        except JournalError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(describe_write_error(exc, self.path)) from exc
 
-    def mark_done(self, event_id: str, plugin: str) -> None:
-        """The plugin's handlers all succeeded: never deliver this again."""
-        self._update(
-            "UPDATE deliveries SET state='done', updated_at=?, attempts=attempts+1 "
-            "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)",
-            (time.time(), plugin, event_id),
-        )
+    def record(self, event: Mapping[str, Any], plugins: Iterable[str]) -> list[str]:
+        """Journal one *event* for *plugins*; return the plugins it is new for."""
+        plugins = list(plugins)
+        if not plugins:
+            return []
+        entry = Entry(event_id_of(event), str(event.get("topic", "")), encode_event(event),
+                      plugins)
+        return self.record_batch([entry])[0]
+
+    _BY_ID = "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)"
+
+    def begin_attempt(self, event_id: str, plugin: str) -> None:
+        """Mark the delivery running, committed before the handler is called: if the
+        process dies inside the handler, the next start counts that attempt as failed."""
+        self._write(lambda cur: cur.execute(
+            "UPDATE deliveries SET running=1 " + self._BY_ID, (plugin, event_id)))
+
+    def mark_done(self, event_id: str, plugin: str, then=None) -> None:
+        """The plugin's handlers all succeeded: never deliver this again.
+
+        With *then*, return at once: the write joins the next shared commit and
+        ``then(None)`` runs once it is durable (see :meth:`flush`)."""
+        params = (time.time(), plugin, event_id)
+        self._write(lambda cur: cur.execute(
+            "UPDATE deliveries SET state='done', running=0, updated_at=?, attempts=attempts+1 "
+            + self._BY_ID, params), wait=then is None, then=then)
 
     def mark_failed(self, event_id: str, plugin: str, error: str) -> None:
         """Count one failed attempt; the delivery stays pending (it will be retried)."""
-        self._update(
-            "UPDATE deliveries SET attempts=attempts+1, last_error=?, updated_at=? "
-            "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)",
-            (error[:4000], time.time(), plugin, event_id),
-        )
+        params = (error[:4000], time.time(), plugin, event_id)
+        self._write(lambda cur: cur.execute(
+            "UPDATE deliveries SET attempts=attempts+1, running=0, last_error=?, updated_at=? "
+            + self._BY_ID, params))
 
-    def mark_dead(self, event_id: str, plugin: str, error: str) -> None:
+    def mark_dead(self, event_id: str, plugin: str, error: str, then=None,
+                  count_attempt: bool = True) -> None:
         """The retry budget is spent: keep it as a dead letter for an operator."""
-        self._update(
-            "UPDATE deliveries SET state='dead', attempts=attempts+1, last_error=?, updated_at=? "
-            "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)",
-            (error[:4000], time.time(), plugin, event_id),
-        )
+        params = (1 if count_attempt else 0, error[:4000], time.time(), plugin, event_id)
+        self._write(lambda cur: cur.execute(
+            "UPDATE deliveries SET state='dead', running=0, attempts=attempts+?, last_error=?, "
+            "updated_at=? " + self._BY_ID, params), wait=then is None, then=then)
+
+    def flush(self) -> None:
+        """Commit the writes queued without waiting (``mark_done(..., then=...)``)."""
+        self._group.flush()
 
     def retry_dead(self, event_id: str | None = None, plugin: str | None = None) -> int:
         """Turn dead letters back into pending deliveries (attempts reset)."""
         sql = "UPDATE deliveries SET state='pending', attempts=0, updated_at=? WHERE state='dead'"
-        params: list[Any] = [time.time()]
-        sql, params = self._filter(sql, params, event_id, plugin)
-        return self._update(sql, tuple(params))
+        sql, params = self._filter(sql, [time.time()], event_id, plugin)
+        return self._write(lambda cur: cur.execute(sql, tuple(params)).rowcount)
 
     def purge_dead(self, event_id: str | None = None, plugin: str | None = None) -> int:
         """Forget dead letters for good."""
         sql, params = self._filter("DELETE FROM deliveries WHERE state='dead'", [], event_id,
                                    plugin)
-        with self._lock:
-            count = self._db.execute(sql, tuple(params)).rowcount
-            self._delete_orphans()
-        return count
+
+        def apply(cur):
+            count = cur.execute(sql, tuple(params)).rowcount
+            self._delete_orphans(cur)
+            return count
+        return self._write(apply)
+
+    def compact(self, limit: int = 20000, age: float = COMPACT_AGE) -> int:
+        """Move events every plugin finished at least *age* seconds ago into ``seen``
+        (id, time, count) and drop their payload and delivery rows; return how many.
+        Bounded per call so that a backlog never makes one huge transaction; the short
+        age keeps just-finished events visible to ``reviewd journal list``."""
+        cutoff = time.time() - age
+
+        def apply(cur):
+            rows = cur.execute(
+                "SELECT e.seq, e.id, e.received_at, COUNT(*) FROM events e "
+                "JOIN deliveries d ON d.event_seq = e.seq GROUP BY e.seq "
+                "HAVING SUM(d.state != 'done') = 0 AND MAX(d.updated_at) < ? LIMIT ?",
+                (cutoff, limit)).fetchall()
+            if not rows:
+                return 0
+            cur.executemany("INSERT OR IGNORE INTO seen (id, at, deliveries) VALUES (?, ?, ?)",
+                            [(seen_key(eid), int(at), n) for _, eid, at, n in rows])
+            seqs = [(seq,) for seq, _, _, _ in rows]
+            cur.executemany("DELETE FROM deliveries WHERE event_seq=?", seqs)
+            cur.executemany("DELETE FROM events WHERE seq=?", seqs)
+            return len(rows)
+        return self._write(apply)
 
     def prune(self, retention: float, now: float | None = None) -> int:
-        """Delete done deliveries older than *retention* seconds; return how many."""
+        """Forget finished work older than *retention* seconds (which bounds the
+        de-duplication window), reclaim the freed pages; return how many deliveries."""
         cutoff = (now if now is not None else time.time()) - retention
-        with self._lock:
-            count = self._db.execute(
-                "DELETE FROM deliveries WHERE state='done' AND updated_at < ?", (cutoff,)
-            ).rowcount
-            self._delete_orphans()
+
+        def apply(cur):
+            count = cur.execute("DELETE FROM deliveries WHERE state='done' AND updated_at < ?",
+                                (cutoff,)).rowcount
+            self._delete_orphans(cur)
+            count += cur.execute("SELECT COALESCE(SUM(deliveries), 0) FROM seen WHERE at < ?",
+                                 (cutoff,)).fetchone()[0]
+            cur.execute("DELETE FROM seen WHERE at < ?", (cutoff,))
+            return count
+        count = self._write(apply)
+        self.reclaim()
         return count
 
-    def _delete_orphans(self) -> None:
-        self._db.execute(
-            "DELETE FROM events WHERE NOT EXISTS "
-            "(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)"
-        )
+    def reclaim(self) -> None:
+        """Give free pages back to the file system and bound the write-ahead log."""
+        with self._lock:
+            if self._closed or self.broken:
+                return
+            try:
+                # executescript: Python's execute() stops after the first freed page
+                self._db.executescript("PRAGMA incremental_vacuum;")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+
+    @staticmethod
+    def _delete_orphans(cur) -> None:
+        cur.execute("DELETE FROM events WHERE NOT EXISTS "
+                    "(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)")
 
     @staticmethod
     def _filter(sql: str, params: list, event_id: str | None, plugin: str | None) -> Any:
@@ -209,7 +448,42 @@ class SqliteJournal:
             params.append(plugin)
         return sql, params
 
+    # ------------------------------------------------------------------ watching the file
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check_file(self) -> str | None:
+        """Whether the file under the daemon is still the journal it opened; the
+        not-ready reason when it was deleted, replaced or emptied (sticky: events
+        written now would be lost, so writes fail and the intake holds them)."""
+        if self.broken or self._closed:
+            return self.broken
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self.broken = (f"journal: {self.path} was deleted while reviewd was running; "
+                           "received events are held in memory - restart reviewd to "
+                           "start a new journal")
+            return self.broken
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino) != self._identity:
+            self.broken = (f"journal: {self.path} was replaced by another file while reviewd "
+                           "was running; restart reviewd to use it")
+        elif st.st_size == 0:
+            self.broken = (f"journal: {self.path} was emptied (truncated to 0 bytes) while "
+                           "reviewd was running; restart reviewd to start a new journal")
+        return self.broken
+
     # ------------------------------------------------------------------ reading
+    def _query(self, sql: str, params: tuple = ()) -> list:
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
+
     def _select(self, where: str, params: tuple, limit: int | None = None) -> list[Delivery]:
         sql = (
             "SELECT e.seq, e.id, e.topic, d.plugin, d.state, d.attempts, d.last_error, "
@@ -218,11 +492,11 @@ class SqliteJournal:
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
         return [
-            Delivery(seq, eid, topic, plugin, state, attempts, err, recv, upd, json.loads(payload))
-            for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload in rows
+            Delivery(seq, eid, topic, plugin, state, attempts, err, recv, upd,
+                     json.loads(payload), len(payload))
+            for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload
+            in self._query(sql, params)
         ]
 
     def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
@@ -237,16 +511,26 @@ class SqliteJournal:
         return self._select("d.state='dead' AND d.plugin=?", (plugin,))
 
     def deliveries(self, event_id: str) -> list[Delivery]:
+        """The live deliveries of one event (a compacted, finished event has none)."""
         return self._select("e.id=?", (event_id,))
 
     def counts(self) -> dict[str, int]:
-        """Deliveries per state, e.g. ``{"pending": 3, "done": 120, "dead": 1}``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()
+        """Deliveries per state, e.g. ``{"pending": 3, "done": 120, "dead": 1}`` (done
+        includes the finished events already compacted)."""
         counts = {PENDING: 0, DONE: 0, DEAD: 0}
-        counts.update(dict(rows))
+        counts.update(dict(self._query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")))
+        counts[DONE] += self._query("SELECT COALESCE(SUM(deliveries), 0) FROM seen")[0][0]
         return counts
+
+    def stats(self) -> dict[str, Any]:
+        """What ``reviewd journal stats`` prints: rows by state and bytes on disk."""
+        live = self._query("SELECT COUNT(*) FROM events")[0][0]
+        seen = self._query("SELECT COUNT(*) FROM seen")[0][0]
+        page_size = self._query("PRAGMA page_size")[0][0]
+        free = self._query("PRAGMA freelist_count")[0][0]
+        return {"path": self.path, "deliveries": self.counts(), "live_events": live,
+                "finished_events_kept_for_dedupe": seen,
+                "bytes_on_disk": self.size_bytes(), "free_bytes": free * page_size}
 
     def size_bytes(self) -> int:
         """Bytes on disk of the database and its write-ahead log."""
@@ -259,7 +543,12 @@ class SqliteJournal:
         return total
 
     def close(self) -> None:
-        """Checkpoint the WAL into the database file and close (idempotent)."""
+        """Commit what is queued, checkpoint the WAL into the database file and close
+        (idempotent)."""
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - closing anyway; pending rows replay next start
+            pass
         with self._lock:
             if self._closed:
                 return
@@ -269,3 +558,17 @@ class SqliteJournal:
             except sqlite3.Error:
                 pass
             self._db.close()
+        with self._read_lock:
+            self._reader.close()
+
+
+def _looks_corrupt(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or any(
+        text in str(exc) for text in ("malformed", "not a database"))
+
+
+def _corrupt_line(path: str, problem: Any) -> str:
+    return (f"journal {path} is corrupt ({problem}); move it aside "
+            f"(mv {path} {path}.corrupt) and start again - its unfinished events are lost "
+            "unless you restore a backup")
