@@ -229,7 +229,7 @@ class SqliteJournal:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _recover_running(self) -> int:
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             return cur.execute(
                 "UPDATE deliveries SET attempts=attempts+1, running=0, last_error=?, "
                 "updated_at=? WHERE running=1 AND state='pending'", (DIED, time.time())).rowcount
@@ -267,7 +267,7 @@ class SqliteJournal:
         except sqlite3.Error:
             pass
 
-    def _write(self, apply, wait: bool = True, then=None) -> Any:
+    def _write(self, apply: Any, wait: bool = True, then: Any=None) -> Any:
         return self._group.submit(apply, wait=wait, then=then)
 
     def record_batch(self, entries: Sequence[Entry]) -> list[list[str]]:
@@ -279,8 +279,8 @@ class SqliteJournal:
         """
         now = time.time()
 
-        def apply(cur):
-            results = []
+        def apply(cur: sqlite3.Cursor) -> Any:
+            results: list[list[str]] = []
             for entry in entries:
                 plugins = list(dict.fromkeys(entry.plugins))
                 if not plugins:
@@ -335,7 +335,7 @@ class SqliteJournal:
         self._write(lambda cur: cur.execute(
             "UPDATE deliveries SET running=1 " + self._BY_ID, (plugin, event_id)))
 
-    def mark_done(self, event_id: str, plugin: str, then=None) -> None:
+    def mark_done(self, event_id: str, plugin: str, then: Any=None) -> None:
         """The plugin's handlers all succeeded: never deliver this again.
 
         With *then*, return at once: the write joins the next shared commit and
@@ -352,7 +352,7 @@ class SqliteJournal:
             "UPDATE deliveries SET attempts=attempts+1, running=0, last_error=?, updated_at=? "
             + self._BY_ID, params))
 
-    def mark_dead(self, event_id: str, plugin: str, error: str, then=None,
+    def mark_dead(self, event_id: str, plugin: str, error: str, then: Any=None,
                   count_attempt: bool = True) -> None:
         """The retry budget is spent: keep it as a dead letter for an operator."""
         params = (1 if count_attempt else 0, error[:4000], time.time(), plugin, event_id)
@@ -375,7 +375,7 @@ class SqliteJournal:
         sql, params = self._filter("DELETE FROM deliveries WHERE state='dead'", [], event_id,
                                    plugin)
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             count = cur.execute(sql, tuple(params)).rowcount
             self._delete_orphans(cur)
             return count
@@ -388,7 +388,7 @@ class SqliteJournal:
         age keeps just-finished events visible to ``reviewd journal list``."""
         cutoff = time.time() - age
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             rows = cur.execute(
                 "SELECT e.seq, e.id, e.received_at, COUNT(*) FROM events e "
                 "JOIN deliveries d ON d.event_seq = e.seq GROUP BY e.seq "
@@ -409,7 +409,7 @@ class SqliteJournal:
         de-duplication window), reclaim the freed pages; return how many deliveries."""
         cutoff = (now if now is not None else time.time()) - retention
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             count = cur.execute("DELETE FROM deliveries WHERE state='done' AND updated_at < ?",
                                 (cutoff,)).rowcount
             self._delete_orphans(cur)
@@ -434,7 +434,7 @@ class SqliteJournal:
                 pass
 
     @staticmethod
-    def _delete_orphans(cur) -> None:
+    def _delete_orphans(cur: sqlite3.Cursor) -> None:
         cur.execute("DELETE FROM events WHERE NOT EXISTS "
                     "(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)")
 
