@@ -9,7 +9,9 @@
 #
 # Plugins: mount them at /etc/reviewd/plugins (FTRACK_EVENT_PLUGIN_PATH points there).
 # Configuration: environment variables, or mount a TOML file at /etc/reviewd/reviewd.toml.
-FROM python:3.11-slim
+# The base image is pinned to an exact release (bump it deliberately, with the tests);
+# tests/container builds and runs this file in CI (see docs/operations.md).
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -20,9 +22,19 @@ RUN groupadd --system reviewd \
  && useradd --system --gid reviewd --home-dir /var/lib/reviewd --shell /usr/sbin/nologin reviewd
 
 WORKDIR /opt/reviewd
-COPY pyproject.toml README.md ./
+# Dependencies first, in a layer of their own: it is rebuilt only when pyproject.toml
+# changes, not on every code change.  The list is read from pyproject.toml itself (core
+# dependencies and the redis extra), so there is no second list to keep in step.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['redis']))" > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+
+# The code: only this layer and the ones below are rebuilt when it changes.
+COPY README.md ./
 COPY reviewd ./reviewd
-RUN pip install ".[redis]" \
+RUN pip install --no-deps . \
  && mkdir -p /var/lib/reviewd /etc/reviewd/plugins \
  && chown reviewd:reviewd /var/lib/reviewd
 
@@ -37,8 +49,9 @@ ENV REVIEWD_STATE_DIR=/var/lib/reviewd \
 USER reviewd
 EXPOSE 9120
 
+# Liveness from /healthz on the port REVIEWD_HTTP names (0.0.0.0 is asked on 127.0.0.1).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9120/healthz', timeout=4).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, sys, urllib.request; h, _, p = os.environ.get('REVIEWD_HTTP', '127.0.0.1:9120').rpartition(':'); h = '127.0.0.1' if h in ('', '0.0.0.0', '[::]') else h.strip('[]'); sys.exit(0 if urllib.request.urlopen(f'http://{h}:{p}/healthz', timeout=4).status == 200 else 1)"]
 
 # SIGTERM drains in-flight handlers (daemon.grace_period); give `docker stop -t` more time.
 STOPSIGNAL SIGTERM

@@ -155,7 +155,7 @@ class StatusRollup:
         current = parent["status"]["name"] if parent["status"] else None
         target = rollup((t["status"]["name"] for t in tasks if t["status"]), current, self.settings)
         if target is None:
-            self.actions.count("unchanged", "%s %s stays %s", kind, parent["name"], current)
+            self.actions.noop("unchanged", "%s %s stays %s", kind, parent["name"], current)
             return None
         parent["status"] = self.session.get("Status", self.status_ids[target])
         self.session.commit()

@@ -250,7 +250,7 @@ class VerdictsToStatus:
         latest = object_verdicts(self.session, object_id, names)
         outcome = decide(latest, len(invitees), self.settings.quorum)
         if outcome is None:
-            self.actions.count("undecided", "review object %s still open: %s", object_id, latest)
+            self.actions.noop("undecided", "review object %s still open: %s", object_id, latest)
             return None
         self.enact(review_object, latest, outcome)
         return outcome
@@ -269,7 +269,7 @@ class VerdictsToStatus:
         session_name = review_object["review_session"]["name"]
         content = render_note(label, session_name, latest, outcome, version_status)
         if settings.note and self.already_applied(version["id"], content):
-            self.actions.count("replay_ignored", "%s: decision %s already applied", label, outcome)
+            self.actions.noop("replay_ignored", "%s: decision %s already applied", label, outcome)
             return
         changed = []
         current = version["status"]["name"] if version["status"] is not None else None

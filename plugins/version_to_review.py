@@ -163,7 +163,7 @@ class VersionToReview:
             f' from ReviewSessionObject where review_session_id is "{review["id"]}"'
         ).all()
         if any(o["version_id"] == version_id for o in objects):
-            self.actions.count("already_present", "%s is already in %r", label, name)
+            self.actions.noop("already_present", "%s is already in %r", label, name)
             return
         same_asset = {
             o["id"]: o["asset_version"]["version"]

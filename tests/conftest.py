@@ -25,6 +25,17 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, give each worker its own Redis database (gw0 → 1, gw1 → 2,
+    ...), so that no worker's keys or clean-up can meet another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("REVIEWD_TEST_REDIS_URL")
+    if url and worker.startswith("gw") and worker[2:].isdigit():
+        base, _, db = url.rpartition("/")
+        if db.isdigit() and base.startswith("redis"):
+            os.environ["REVIEWD_TEST_REDIS_URL"] = f"{base}/{1 + int(worker[2:]) % 15}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -7,6 +7,7 @@ Tests hand it a script and read a JSON document back from its last stdout line.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -20,19 +21,32 @@ PEER_VENV = ROOT / ".cache" / "peer-venv"
 
 
 def peer_python() -> Path:
-    """Return the peer virtualenv's interpreter, creating the venv the first time."""
+    """Return the peer virtualenv's interpreter, creating the venv the first time.
+
+    Several pytest-xdist workers may ask at once: an exclusive lock on a file beside the
+    venv makes one of them build it while the others wait, then find the marker.
+    """
     python = PEER_VENV / "bin" / "python"
     marker = PEER_VENV / ".installed"
-    if marker.exists() and marker.read_text().strip() == PEER_REQUIREMENT:
+    if _installed(marker):
         return python
     PEER_VENV.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", PEER_REQUIREMENT],
-        check=True,
-    )
-    marker.write_text(PEER_REQUIREMENT)
+    with open(PEER_VENV.parent / "peer-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if _installed(marker):
+            return python
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             PEER_REQUIREMENT],
+            check=True,
+        )
+        marker.write_text(PEER_REQUIREMENT)
     return python
+
+
+def _installed(marker: Path) -> bool:
+    return marker.exists() and marker.read_text().strip() == PEER_REQUIREMENT
 
 
 class PeerError(AssertionError):

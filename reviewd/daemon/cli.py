@@ -3,7 +3,9 @@
 ``reviewd [--foreground] [--config FILE] [--plugin-path DIR]... [--log-level L]
 [--log-format console|json|journald] [--http ADDR:PORT] [--embedded-server]`` runs the
 daemon; ``check-config``, ``status``, ``journal list|retry|purge`` and ``--version`` are
-small tools around it; ``devserver`` and ``plugins`` are dispatched to their own parts.
+small tools around it, each with only its own options; ``devserver``, ``plugins`` and
+``new-plugin`` are dispatched to their own parts (``DELEGATED_COMMANDS``).  A mistyped
+flag or command is answered with the closest one.
 
 Exit codes (see docs/operations.md): 0 success, 1 stopped by a second signal or an
 unexpected error, 2 usage error, 3 ``status``: daemon up but not ready, 69 ``status``:
@@ -13,60 +15,170 @@ daemon not reachable, 73 journal cannot be opened, 78 configuration error.
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.util
 import json
+import re
 import sys
 import threading
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, NoReturn
 
 EX_OK, EX_NOT_READY, EX_UNAVAILABLE, EX_CONFIG = 0, 3, 69, 78
 
 
-def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--config", metavar="FILE", default=default,
+#: Commands with a parser of their own, run before this module parses anything:
+#: (module, its ``main``, one line for ``reviewd --help``).  A command appears when its
+#: module is importable, so a part that is not installed is not advertised.
+DELEGATED_COMMANDS: dict[str, tuple[str, str]] = {
+    "plugins": ("reviewd.plugin.cli",
+                "what would load from the plugin path; load plugins against a throwaway "
+                "server ('plugins list', 'plugins check DIR')"),
+    "devserver": ("reviewd.devserver.cli",
+                  "the embedded ftrack-compatible server; 'devserver emit' publishes an "
+                  "event on it"),
+    "new-plugin": ("reviewd.plugin.scaffold", "create a plugin package with its test"),
+}
+
+JOURNAL_ACTIONS = {
+    "list": "list dead letters (or, with --pending, unfinished deliveries)",
+    "retry": "make dead letters pending again (a running daemon picks them up)",
+    "purge": "forget dead letters",
+}
+
+
+class SuggestingParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose "invalid choice" error names the closest choice.
+
+    Why: ``reviewd jornal list`` should answer "did you mean 'journal'?" rather than
+    print the whole list and leave the reader to spot the typo.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
+            if close:
+                message = f"unknown command '{match.group(1)}'; did you mean '{close[0]}'?"
+        super().error(message)
+
+
+def _config_option(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        default=argparse.SUPPRESS if suppress else None,
                         help="TOML configuration file (default /etc/reviewd/reviewd.toml "
                              "when it exists, or $REVIEWD_CONFIG)")
-    parser.add_argument("--foreground", action="store_true",
-                        default=argparse.SUPPRESS if suppress else False,
+
+
+def _daemon_options(parser: argparse.ArgumentParser) -> None:
+    """The daemon's own flags: only on the top-level parser (subcommands list theirs)."""
+    _config_option(parser, suppress=False)
+    parser.add_argument("--foreground", action="store_true", default=False,
                         help="run for development: console logs, plugin hot reload, and the "
                              "embedded demo server when no server is configured")
     parser.add_argument("--plugin-path", metavar="DIR", action="append", dest="plugin_paths",
-                        default=default, help="plugin directory (repeatable)")
-    parser.add_argument("--log-level", metavar="LEVEL", default=default,
+                        default=None, help="plugin directory (repeatable)")
+    parser.add_argument("--log-level", metavar="LEVEL", default=None,
                         help="debug, info, warning, error or critical")
-    parser.add_argument("--log-format", metavar="FORMAT", default=default,
+    parser.add_argument("--log-format", metavar="FORMAT", default=None,
                         help="console, json or journald (default: chosen automatically)")
-    parser.add_argument("--http", metavar="ADDR:PORT", default=default,
-                        help="health/metrics listener, e.g. 127.0.0.1:9120, or 'off'")
-    parser.add_argument("--embedded-server", action="store_true",
-                        default=argparse.SUPPRESS if suppress else False,
+    parser.add_argument("--http", metavar="ADDR:PORT", default=None,
+                        help="health/metrics/status listener, e.g. 127.0.0.1:9120, or 'off'")
+    parser.add_argument("--embedded-server", action="store_true", default=False,
                         help="run the embedded demo server and connect to it")
-    parser.add_argument("--journal", metavar="PATH", dest="journal_path", default=default,
+    parser.add_argument("--journal", metavar="PATH", dest="journal_path", default=None,
                         help="SQLite journal file")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reviewd", description="ftrack event-processing daemon.",
-        epilog="Also: 'reviewd devserver ...' (embedded server), 'reviewd plugins ...'.")
+    """``reviewd [daemon options]`` runs the daemon; ``reviewd COMMAND --help`` shows
+    each command's own options (daemon options may still precede a command)."""
+    parser = SuggestingParser(
+        prog="reviewd", description="ftrack event-processing daemon. Without a command it "
+        "runs the daemon; 'reviewd COMMAND --help' shows a command's options.",
+        allow_abbrev=False)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    _common_options(parser, suppress=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = commands.add_parser("check-config", help="validate the configuration and exit")
-    _common_options(check, suppress=True)
-    status = commands.add_parser("status", help="ask the running daemon for its status")
-    _common_options(status, suppress=True)
+    _daemon_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     parser_class=SuggestingParser)
+    check = commands.add_parser("check-config", help="validate the configuration and exit "
+                                "(78 when invalid)", allow_abbrev=False,
+                                description="Validate the configuration the daemon would run "
+                                "with and print it (the API key never).")
+    _config_option(check, suppress=True)
+    status = commands.add_parser("status", help="ask the running daemon what it is doing",
+                                 allow_abbrev=False, description="Ask a running daemon over "
+                                 "HTTP: 0 ready, 3 not ready, 69 not reachable.")
+    _config_option(status, suppress=True)
+    status.add_argument("--http", metavar="ADDR:PORT", default=argparse.SUPPRESS,
+                        help="where the daemon listens (default: from the configuration)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
-    journal = commands.add_parser("journal", help="inspect and handle dead letters")
-    _common_options(journal, suppress=True)
-    journal.add_argument("action", choices=["list", "retry", "purge"])
-    journal.add_argument("--plugin", help="only this plugin's dead letters")
-    journal.add_argument("--event", dest="event_id", help="only this event id")
-    journal.add_argument("--pending", action="store_true",
-                         help="list: show unfinished deliveries instead of dead letters")
+    journal = commands.add_parser("journal", help="inspect and handle dead letters",
+                                  allow_abbrev=False,
+                                  description="Inspect and handle the journal's dead letters.")
+    actions = journal.add_subparsers(dest="action", metavar="ACTION", title="actions",
+                                     required=True, parser_class=SuggestingParser)
+    for name, text in JOURNAL_ACTIONS.items():
+        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:]
+                                    + ".", allow_abbrev=False)
+        _config_option(action, suppress=True)
+        action.add_argument("--journal", metavar="PATH", dest="journal_path",
+                            default=argparse.SUPPRESS, help="SQLite journal file")
+        action.add_argument("--plugin", help="only this plugin's dead letters")
+        action.add_argument("--event", dest="event_id", help="only this event id")
+        if name == "list":
+            action.add_argument("--pending", action="store_true",
+                                help="show unfinished deliveries instead of dead letters")
+    for name, (module, text) in DELEGATED_COMMANDS.items():
+        if importlib.util.find_spec(module) is not None:
+            # Listed for --help and suggestions; main() hands these over before parsing.
+            commands.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def check_flags(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Refuse an unknown ``--flag`` with the closest known one, before argparse parses.
+
+    Why before: argparse sets an unknown flag aside and reads the value after it as the
+    command, so ``--plugins-path x`` would be reported as "invalid choice: 'x'".  The
+    flags known are the top level's plus those of the command (and journal action)
+    named in *argv*.
+    """
+    known = _option_strings(parser)
+    scope, level = parser, parser
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("-"):
+            continue
+        sub = _subparsers(level).get(token)
+        if sub is not None:
+            known |= _option_strings(sub)
+            scope = level = sub
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        flag = token.split("=", 1)[0]
+        if flag in known:
+            continue
+        close = difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; see '{scope.prog} --help'"
+        scope.error(f"unknown option {flag}{hint}")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,19 +207,12 @@ def _config_error(exc: Exception) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "devserver":
-        from reviewd.devserver.cli import main as devserver_main
-
-        return devserver_main(argv[1:])
-    if argv and argv[0] == "plugins":
-        from reviewd.plugin.cli import main as plugins_main
-
-        return plugins_main(argv[1:])
-    if argv and argv[0] == "new-plugin":
-        from reviewd.plugin.scaffold import main as new_plugin_main
-
-        return new_plugin_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    if argv and argv[0] in DELEGATED_COMMANDS:
+        module = importlib.import_module(DELEGATED_COMMANDS[argv[0]][0])
+        return module.main(argv[1:])
+    parser = build_parser()
+    check_flags(parser, argv)
+    args = parser.parse_args(argv)
     if args.version:
         from reviewd.daemon.version_report import version_text
 

@@ -263,6 +263,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Plugin directories (os.pathsep-separated in the environment)."),
     Setting("plugins.strict", "plugin_strict", _parse_bool, False, ("REVIEWD_PLUGIN_STRICT",),
             "Make any plugin load failure fatal (exit 78)."),
+    Setting("plugins.required", "plugins_required", _parse_bool, True,
+            ("REVIEWD_PLUGINS_REQUIRED",),
+            "Not ready while a plugin failed to load or no plugin loaded at all; false "
+            "reports both in /status but stays ready (a daemon that runs no plugin yet)."),
     Setting("plugins.allow_world_writable", "plugin_allow_world_writable", _parse_bool, False,
             ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
             "Load plugins from world-writable paths (refused by default: anyone could add code)."),
@@ -336,6 +340,7 @@ class Config:
     journal_retention: float = 7 * 86400.0
     plugin_paths: list[str] | None = None
     plugin_strict: bool = False
+    plugins_required: bool = True
     plugin_allow_world_writable: bool = False
     plugin_ftrack_api_compat: bool = True
     plugin_ftrack_api: str = "reviewd"

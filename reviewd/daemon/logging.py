@@ -8,6 +8,12 @@ handler gives their lines the same timestamp, level, ``event_id``/``plugin`` con
 Redaction happens twice on purpose: a processor redacts every string value of the event
 dict, and the formatter redacts the final rendered text (tracebacks included), so the
 API key cannot slip out through an exception message or a repr.
+
+A plugin's handler that raises is logged at error level with the plugin's frames
+(``file:line in function``) as the ``frames`` field (:func:`log_handler_exception`):
+a list in JSON and journald, an indented block under the line on the console.  Without
+them an operator reads ``RuntimeError: boom`` and has to switch on debug logging and wait
+for the failure to happen again to learn where.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -24,6 +31,45 @@ import structlog
 from reviewd.api.exception import redact
 
 _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_FRAMES = 20
+
+
+def plugin_frames(exc: BaseException) -> list[str]:
+    """The frames of *exc*'s traceback from the first one outside reviewd on, as
+    ``"path/to/plugin.py:42 in on_update"``.
+
+    Why drop the leading frames: they are reviewd's delivery machinery (router, hub
+    dispatch), the same for every failure; what a reader needs starts where the plugin's
+    code does, including anything it called back into (``session.commit`` failing deep
+    in the client).  When no frame is outside reviewd, every frame is kept.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = next((i for i, f in enumerate(frames)
+                  if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)), 0)
+    chosen = list(frames)[start:][-MAX_FRAMES:]
+    return [redact(f"{f.filename}:{f.lineno} in {f.name}") for f in chosen]
+
+
+def log_handler_exception(logger: Any, exc: BaseException, **fields: Any) -> None:
+    """Log a plugin handler's exception at error level, with its frames as a field."""
+    logger.error("handler raised", error=redact(f"{type(exc).__name__}: {exc}"),
+                 frames=plugin_frames(exc), **fields)
+
+
+class ConsoleWithFrames:
+    """structlog's console renderer, with a ``frames`` list shown as an indented block
+    under the line (the way a traceback reads) instead of a one-line list repr."""
+
+    def __init__(self, renderer: Any) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
+        frames = event_dict.pop("frames", None)
+        text = self._renderer(logger, name, event_dict)
+        if frames and isinstance(frames, (list, tuple)):
+            text += "".join(f"\n    at {frame}" for frame in frames)
+        return text
 
 
 def redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +171,8 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
         redact_processor,
     ]
     if fmt == "console":
-        renderer: Any = structlog.dev.ConsoleRenderer(
-            colors=hasattr(stream, "isatty") and stream.isatty())
+        renderer: Any = ConsoleWithFrames(structlog.dev.ConsoleRenderer(
+            colors=hasattr(stream, "isatty") and stream.isatty()))
         final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
     else:
         final = [

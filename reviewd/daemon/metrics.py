@@ -9,7 +9,15 @@ this daemon owns.  Counters are updated where things happen; point-in-time value
 
 Names follow Prometheus conventions: ``reviewd_`` prefix, ``_total`` for counters,
 base units (seconds, bytes).  No label ever carries user data other than a plugin name
-or an event topic, and nothing here can contain the API key.
+or an event topic, and nothing here can contain the API key.  Per-plugin values are the
+``plugin`` label of one family, never a metric name per plugin.
+
+Every per-plugin series is created with 0 when the plugin loads
+(:meth:`Metrics.add_plugin`): Prometheus's ``increase()`` needs a sample before the
+first increment, so a counter that appears only when first incremented would never
+fire an alert for a plugin's first dead letter.  Process (memory, CPU, descriptors,
+start time), platform (Python version) and garbage-collector collectors are registered
+too: a daemon meant to run for months must show its own growth.
 """
 
 from __future__ import annotations
@@ -17,7 +25,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -80,6 +97,25 @@ class Metrics:
                       registry=r)
         build.labels(version=__version__).set(1)
         self._plugin_collectors: dict[str, list[Collector]] = {}
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            # The same collector objects prometheus_client's default registry uses:
+            # they read /proc and the interpreter at scrape time and hold no state.
+            r.register(standard)
+
+    def add_plugin(self, plugin: str, topics: Iterable[str] = ()) -> None:
+        """Create every per-plugin series of *plugin* with 0 (see the module docstring).
+
+        *topics* are the exact topics its subscriptions pin (``topic=ftrack.update``);
+        the ``(plugin, topic)`` series of a subscription that matches any topic appear
+        when first counted, which the dead-letter alert covers with its new-series rule.
+        """
+        for counter in (self.replayed, self.slow, self.stuck_total, self.overflow):
+            counter.labels(plugin=plugin)
+        for topic in sorted(set(topics)):
+            for counter in (self.journaled, self.deduplicated, self.dispatched,
+                            self.succeeded, self.failed, self.retried, self.dead_lettered):
+                counter.labels(plugin=plugin, topic=topic)
+            self.handler_duration.labels(plugin=plugin, topic=topic)
 
     def add_snapshot(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         """Expose point-in-time values computed by *snapshot* at each scrape."""

@@ -61,7 +61,9 @@ class PluginControl:
             log.warning("plugin path problem", problem=problem)
         for record in host.plugins:
             if record.loaded:
-                log.info("plugin loaded", plugin=record.name, kind=record.kind,
+                # The host already said "loaded X as KIND with N subscription(s)" at
+                # info: one line per load; the details here are for debugging.
+                log.debug("plugin loaded", plugin=record.name, kind=record.kind,
                          source=record.source,
                          subscriptions=[s.expression for s in record.subscriptions])
                 self._open_lane(record.name)
@@ -136,6 +138,21 @@ class PluginControl:
     def _open_lane(self, plugin: str) -> None:
         with self._lane_lock:
             self._router.lane(plugin, self._lane_settings(plugin))
+        self.parts.metrics.add_plugin(plugin, self._pinned_topics(plugin))
+
+    def _pinned_topics(self, plugin: str) -> set[str]:
+        """The exact topics *plugin*'s subscriptions pin (for its zero-valued series)."""
+        from reviewd.api.event.expression import parse
+
+        topics: set[str] = set()
+        for subscription in self.host.subscriptions:
+            if subscription.plugin != plugin:
+                continue
+            try:
+                topics |= set(parse(subscription.expression).topics or ())
+            except ValueError:
+                continue
+        return topics
 
     def _close_lane(self, plugin: str) -> None:
         """Drain *plugin*'s lane (up to the grace period) and drop its collectors."""

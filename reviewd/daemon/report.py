@@ -86,6 +86,8 @@ def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
         reasons.append(daemon.intake.journal_error)
     host = daemon.host
     reasons += _refused_subscriptions(daemon.hub, host)
+    if host is not None and daemon.config.plugins_required:
+        reasons.extend(plugin_load_reasons(host))
     if host is not None and daemon.ready:
         try:
             for name, plugin_health in sorted(host.health().items()):
@@ -109,6 +111,24 @@ def _refused_subscriptions(hub: Any, host: Any) -> list[str]:
         by_plugin.setdefault(owner.plugin if owner else "(none)", []).append(message)
     return [f"plugin {plugin} not ready: {len(messages)} subscription(s) refused by the "
             f"event server ({messages[0]})" for plugin, messages in sorted(by_plugin.items())]
+
+
+def plugin_load_reasons(host: Any) -> list[str]:
+    """Why the plugins make the daemon not ready: each plugin that failed to load, or no
+    plugin loaded at all (with the plugin path's problems, which say why).
+
+    Why this counts against readiness: a daemon running without the plugin a studio
+    configured processes nothing while every probe says all is well; the operator finds
+    out days later.  ``plugins.required = false`` relaxes it for a daemon meant to start
+    empty."""
+    reasons = [f"plugin {record.name} failed to load: {redact(str(record.error))}"
+               for record in list(host.failures)]
+    if not host.loaded:
+        paths = ", ".join(host.paths) or "none configured"
+        problems = "; ".join(redact(p) for p in host.problems)
+        reasons.append(f"no plugin loaded (plugin paths: {paths})"
+                       + (f": {problems}" if problems else ""))
+    return reasons
 
 
 def status(daemon: Parts) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from typing import Any
 import structlog
 
 from reviewd.api.exception import redact
+from reviewd.daemon.logging import log_handler_exception
 
 log = structlog.get_logger("reviewd.router")
 
@@ -354,6 +355,7 @@ class Lane:
                     self.router.deliver(event, subscriber)
                 except BaseException as exc:  # noqa: BLE001 - SystemExit too: a failed attempt
                     text = redact("".join(traceback.format_exception(exc)).strip())
+                    log_handler_exception(log, exc, topic=job.topic, attempt=job.attempts + 1)
                     log.debug("handler raised", traceback=text)
                     return text
                 job.finished.add(key)

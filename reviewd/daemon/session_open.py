@@ -33,6 +33,23 @@ log = structlog.get_logger("reviewd.supervisor")
 FIRST_DELAY = 0.5
 
 
+def refused_credentials_message(config: Config) -> str:
+    """One sentence for refused credentials, naming what *reviewd* reads them from.
+
+    Why not the server's own text: it speaks of the ``ftrack-user``/``ftrack-api-key``
+    request headers, which are no setting of reviewd, and the daemon's line would then
+    say "check" twice.  The user's source and the key's source are named so that the
+    right one gets fixed (an old key in a forgotten variable is the usual cause).
+    """
+    user_from = config.sources.get("api_user", "default")
+    key_from = config.sources.get("api_key", "default")
+    return (f"the ftrack server at {config.server_url} refused user {config.api_user!r} "
+            f"(from {user_from}) with the API key from {key_from}; set FTRACK_API_USER and "
+            "FTRACK_API_KEY (or the key file: REVIEWD_API_KEY_FILE, the systemd credential "
+            "ftrack_api_key), or server.user and server.api_key_file in the configuration "
+            "file")
+
+
 def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
                  on_attempt: Callable[[str], None],
                  on_failure: Callable[[str], None]) -> Any:
@@ -61,10 +78,9 @@ def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
             session = Session(
                 server_url=config.server_url, api_key=config.api_key,
                 api_user=config.api_user, plugin_paths=[], auto_connect_event_hub=False)
-        except AuthenticationError as exc:
+        except AuthenticationError:
             metrics.session_attempts.labels(outcome="refused").inc()
-            raise ConfigError("server.api_key", f"the server refused the credentials of "
-                              f"user {config.api_user!r}: {redact(str(exc))}") from None
+            raise ConfigError("server.api_key", refused_credentials_message(config)) from None
         except TypeError as exc:
             raise ConfigError("server", redact(str(exc))) from None
         except Exception as exc:  # noqa: BLE001 - unreachable server, proxy errors, ...

@@ -44,7 +44,7 @@ import structlog
 
 from reviewd.api.exception import redact
 from reviewd.daemon import config as config_module
-from reviewd.daemon import embedded, report
+from reviewd.daemon import embedded, report, status_page
 from reviewd.daemon import logging as daemon_logging
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.http import HttpServer
@@ -65,6 +65,10 @@ TICK = 0.25
 REFILL_EVERY = 2.0
 PRUNE_EVERY = 3600.0
 WATCH_EVERY = 1.0
+HISTORY_EVERY = 1.0
+#: Start-up time asked of systemd for each step that may wait (EXTEND_TIMEOUT_USEC):
+#: an attempt to reach the server gets this on top of the backoff before it.
+START_STEP_SECONDS = 60.0
 
 __all__ = ["Daemon", "StartupAborted", "EX_OK", "EX_SOFTWARE", "EX_CANTCREAT", "EX_CONFIG"]
 
@@ -106,6 +110,8 @@ class Daemon:
         self.plugins = PluginControl(self, tick=self._tick)
         self._temp_dir: str | None = None
         self._removers: list[Callable[[], None]] = []
+        #: The status page's last hour (events per minute, handler time).
+        self.history = status_page.History()
 
     @property
     def host(self) -> Any:
@@ -189,7 +195,21 @@ class Daemon:
                               f"cannot listen on {host}:{port}: {exc.strerror} "
                               "(choose another with --http ADDR:PORT or REVIEWD_HTTP, "
                               "or 'off')") from None
+        self._add_status_page_route()
         log.info("http listening", address="{}:{}".format(*self.http.address))
+
+    def _add_status_page_route(self) -> None:
+        """Serve the status page at ``/`` on a listener with a route table.
+
+        A listener without ``add_route`` asks :meth:`status_page` for ``/`` itself."""
+        add_route = getattr(self.http, "add_route", None)
+        if add_route is None:
+            return
+        from reviewd.daemon import http as daemon_http
+
+        response = daemon_http.Response
+        add_route("/", lambda request: response(200, self.status_page(),
+                                                 "text/html; charset=utf-8"))
 
     def _open_journal(self) -> int | None:
         """Open the journal and the router on it; EX_CANTCREAT when it cannot be opened."""
@@ -230,6 +250,9 @@ class Daemon:
         def attempting(state: str) -> None:
             self.state = state
             self.notifier.status(state)
+            # The wait before this attempt is at most connect_backoff_max; the attempt
+            # itself is bounded by the request timeouts.
+            self.notifier.extend_timeout(self.config.connect_backoff_max + START_STEP_SECONDS)
 
         def failed(error: str) -> None:
             self.last_error = error
@@ -246,6 +269,7 @@ class Daemon:
     def _load_plugins(self) -> None:
         self.signals.check_stop()
         self._set_state("loading plugins")
+        self.notifier.extend_timeout(START_STEP_SECONDS)
         self.plugins.load()
 
     def _connect_hub(self) -> None:
@@ -255,8 +279,13 @@ class Daemon:
         self._removers.append(hub.add_connection_listener(self._on_hub_connected,
                                                           self._on_hub_disconnected))
         hub.connect(wait=False)
+        extended = 0.0
         while not hub.connected:
             self.heartbeat = time.monotonic()
+            if self.heartbeat - extended > START_STEP_SECONDS / 4:
+                # The hub reconnects forever; systemd waits as long as it keeps trying.
+                self.notifier.extend_timeout(START_STEP_SECONDS)
+                extended = self.heartbeat
             self.signals.wait_or_abort(0.05)
 
     def _replay_unfinished(self) -> None:
@@ -292,7 +321,7 @@ class Daemon:
         in step (refill every REFILL_EVERY, prune every PRUNE_EVERY), hot-reload changed
         plugins (``--foreground``), tell systemd each state change, feed the watchdog
         while healthy."""
-        next_refill = next_prune = next_watch = time.monotonic()
+        next_refill = next_prune = next_watch = next_history = time.monotonic()
         last_status = None
         watchdog_every = self.notifier.watchdog_interval
         next_watchdog = time.monotonic()
@@ -311,6 +340,9 @@ class Daemon:
             if now >= next_prune:
                 self._prune()
                 next_prune = now + PRUNE_EVERY
+            if now >= next_history:
+                self._housekeep(self._record_history)
+                next_history = now + HISTORY_EVERY
             if self.config.watch_plugins and now >= next_watch:
                 self.plugins.reload_changed()
                 next_watch = now + WATCH_EVERY
@@ -451,6 +483,18 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """``/status``: see :func:`reviewd.daemon.report.status`."""
         return report.status(self)
+
+    def _record_history(self) -> None:
+        latency = status_page.handler_latency(self.metrics.handler_duration)
+        lanes = self.router.snapshot() if self.router is not None else {}
+        self.history.record(*status_page.totals_of({"plugins": lanes}, latency))
+
+    def status_page(self) -> bytes:
+        """``/``: the read-only HTML status page (:mod:`reviewd.daemon.status_page`)."""
+        if self.state == "running":
+            self._record_history()
+        return status_page.render(self.status(), self.history.series(),
+                                  status_page.handler_latency(self.metrics.handler_duration))
 
     def metrics_text(self) -> bytes:
         """``/metrics``: the Prometheus exposition text."""

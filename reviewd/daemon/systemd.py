@@ -1,4 +1,5 @@
-"""sd_notify over ``$NOTIFY_SOCKET``: READY, STATUS, WATCHDOG and STOPPING messages.
+"""sd_notify over ``$NOTIFY_SOCKET``: READY, STATUS, WATCHDOG, EXTEND_TIMEOUT_USEC and
+STOPPING messages.
 
 Why a pure-socket implementation: the protocol is one datagram per message to a Unix
 socket named by an environment variable, so a dozen lines replace a dependency on
@@ -50,6 +51,15 @@ class Notifier:
 
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")
+
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for *seconds* more before the current start (or stop) timeout: systemd
+        fails the start unless another message comes within that time.
+
+        Why: the unit's ``TimeoutStartSec`` is finite so that a wedged start fails, but
+        waiting for an ftrack server that is down is not wedged; each attempt extends it.
+        """
+        return self.notify(f"EXTEND_TIMEOUT_USEC={max(1, int(seconds * 1_000_000))}")
 
     def reloading(self) -> bool:
         return self.notify("RELOADING=1\nSTATUS=reloading configuration and plugins")

@@ -14,7 +14,9 @@ arrives.  A socket.io client would work too, but would have to stay subscribed f
 reply and would appear as one more hub to the plugins under test.
 
 Exit codes: 0 sent (and, with ``--wait-reply``, answered; the reply is printed as JSON),
-1 no reply in time, 2 usage, 65 ``--data`` is not a JSON object or the server refused
+1 no reply in time, 2 usage, 70 the reply says the handler failed (``success: false``, as
+the daemon answers an action whose handler raised: the reply is printed and its message
+said on stderr), 65 ``--data`` is not a JSON object or the server refused
 the event, 69 server unreachable, 77 credentials refused, 78 server/user/key missing.
 """
 
@@ -32,6 +34,7 @@ from reviewd.devserver.errors import redact, register_secret
 
 EXIT_OK = 0
 EXIT_NO_REPLY = 1
+EXIT_HANDLER_FAILED = 70
 EXIT_DATAERR = 65
 EXIT_UNAVAILABLE = 69
 EXIT_NOPERM = 77
@@ -125,8 +128,14 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None,
         reply = answer.get("reply")
         if reply is None:
             return fail(EXIT_NO_REPLY, f"no reply to {args.topic} within {args.wait_reply:g} s "
-                        f"(event id {answer['event']['id']}); is a plugin subscribed to it?")
+                        f"(event id {answer['event']['id']}): no plugin subscribed to it "
+                        "answered; a handler may still be running, or returned nothing")
         stdout.write(json.dumps(reply, indent=2, sort_keys=True) + "\n")
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if isinstance(data, dict) and data.get("success") is False:
+            stdout.flush()
+            message = data.get("message") or "no message"
+            return fail(EXIT_HANDLER_FAILED, f"the handler of {args.topic} failed: {message}")
     else:
         stdout.write(json.dumps(answer["event"], sort_keys=True) + "\n")
     stdout.flush()

@@ -130,6 +130,22 @@ class ActionLog:
         else:
             self.log.info(message + " [%s total: %d]", *args, action, total)
 
+    def noop(self, action: str, message: str, *args: Any) -> None:
+        """Count *action* like :meth:`count`, but log at DEBUG: a decision to do nothing.
+
+        Why a level of its own: "parent stays In progress" happens for most events a
+        plugin sees; at INFO it buries the lines that report a change.  The count (and
+        the metric) still shows how often it happens.
+        """
+        with self._lock:
+            self.totals[action] += 1
+            total = self.totals[action]
+        if self.metric is not None:
+            self.metric.labels(action).inc()
+            self.log.debug(message, *args)
+        else:
+            self.log.debug(message + " [%s total: %d]", *args, action, total)
+
     def collectors(self) -> list[Counter]:
         """What ``reviewd_prometheus_collectors`` should return for this log."""
         return [self.metric] if self.metric is not None else []

@@ -127,7 +127,8 @@ def test_unreachable_server_at_start_waits_then_becomes_ready(tmp_path):
     key = "wait-key-" + uuid.uuid4().hex
     env = {"FTRACK_SERVER": f"http://127.0.0.1:{port}", "FTRACK_API_USER": "admin",
            "FTRACK_API_KEY": key, "REVIEWD_CONNECT_BACKOFF_MAX": "0.5",
-           "REVIEWD_LOG_FORMAT": "json"}
+           "REVIEWD_LOG_FORMAT": "json",
+           "REVIEWD_PLUGINS_REQUIRED": "false"}  # no plugin path: the server is under test
     daemon = DaemonProcess(tmp_path, [], env=env)
     server = None
     try:
@@ -209,7 +210,8 @@ def test_refused_credentials_exit_78_with_one_line(tmp_path, devserver):
     daemon = DaemonProcess(tmp_path, [], env=env)
     assert daemon.proc.wait(60) == 78
     last = daemon.stderr_path.read_text().strip().splitlines()[-1]
-    assert last.startswith("reviewd: configuration error: server.api_key: the server refused")
+    assert last.startswith("reviewd: configuration error: server.api_key: the ftrack server "
+                           f"at {devserver.url} refused user")
     assert env["FTRACK_API_KEY"] not in daemon.output()
 
 

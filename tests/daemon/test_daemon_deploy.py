@@ -83,7 +83,11 @@ def test_example_config_and_env_file_are_valid(tmp_path):
 
 def test_dockerfile_promises():
     text = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
+    # An exact base image (Python release and Debian release), never a floating tag.
+    assert re.search(r"^FROM python:3\.\d+\.\d+-slim-[a-z]+$", text, re.M)
+    # Dependencies in a layer of their own, before the code is copied in.
+    assert text.index("COPY pyproject.toml") < text.index("pip install -r") < text.index(
+        "COPY reviewd ") < text.index("pip install --no-deps .")
     assert re.search(r"^USER reviewd", text, re.M)
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert re.search(r"^STOPSIGNAL SIGTERM", text, re.M)
@@ -92,6 +96,9 @@ def test_dockerfile_promises():
     assert "/etc/reviewd/plugins" in text
     compose = (REPO / "deploy/docker-compose.yml").read_text()
     assert "redis" in compose and "reviewd-state:/var/lib/reviewd" in compose
+    for image in re.findall(r"^\s*image:\s*(\S+)", compose, re.M):
+        tag = image.rpartition(":")[2]
+        assert re.match(r"^\d+\.\d+\.\d+", tag), f"compose image not pinned: {image}"
     drop_in = (REPO / "deploy/reviewd.service.d/plugins.conf.example").read_text()
     assert drop_in.startswith("#") and "[Service]" in drop_in
 

@@ -35,11 +35,13 @@ def make_daemon(tmp_path_factory):
     """Start `reviewd` processes on demand; all are stopped (SIGTERM) when the module ends."""
     started: list[Daemon] = []
 
-    def make(server, plugin_arguments=None, paths=(PLUGINS_DIR,)) -> Daemon:
+    def make(server, plugin_arguments=None, paths=(PLUGINS_DIR,), ready=True) -> Daemon:
+        """*ready* False: wait for the listener only (a plugin is expected to fail, and
+        the daemon then says it is not ready)."""
         workdir = tmp_path_factory.mktemp("reviewd")
         daemon = Daemon(server, workdir, list(paths), plugin_arguments or {})
         started.append(daemon)
-        daemon.wait_ready()
+        daemon.wait_ready(ready=ready)
         return daemon
 
     yield make

@@ -78,9 +78,13 @@ class Daemon:
             raise OSError(f"GET {path}: {code or 'no answer'} {body}")
         return json.loads(body) if path != "/metrics" else body
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 30.0, ready: bool = True) -> None:
+        """Wait for ``/readyz`` to answer 200 or, with *ready* False, for start-up to
+        finish (``/status`` says running) whatever readiness says."""
         def answers() -> bool:
             try:
+                if not ready:
+                    return self.get("/status")["state"] == "running"
                 self.get("/readyz")
                 return True
             except (OSError, ValueError):

@@ -3,10 +3,13 @@ reported with a message naming the argument and the fix, and the others run."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.plugins_e2e.harness import fresh_session
 from tests.plugins_e2e.helpers import PLUGINS_DIR
+from tests.support import http_get
 
 ALL = {"verdicts_to_status", "version_to_review", "review_digest", "status_rollup"}
 
@@ -79,7 +82,14 @@ def test_plugins_daemon_reports_misconfigured_plugins_and_runs_the_rest(server, 
             "status_rollup": {"task_status": "Finished"},
             "review_digest": {"folder": "/nonexistent/digests"},
         },
+        ready=False,
     )
+    # Not ready while a configured plugin failed to load, and /readyz says which.
+    code, body = http_get(f"http://127.0.0.1:{daemon.port}/readyz")
+    assert code == 503
+    reasons = json.loads(body)["reasons"]
+    assert any(r.startswith("plugin status_rollup failed to load") for r in reasons), reasons
+    assert any(r.startswith("plugin review_digest failed to load") for r in reasons), reasons
     plugins = daemon.plugins()
     assert not plugins["status_rollup"]["loaded"]
     assert "unknown status 'Finished'" in plugins["status_rollup"]["error"]
