@@ -335,9 +335,30 @@ def format_status(body: dict[str, Any]) -> str:
             lines.append(f"  {'':<24} last error: {info['last_error']}")
     lines.append(f"journal: {journal_info.get('path')}: pending {journal_info.get('pending', 0)},"
                  f" done {journal_info.get('done', 0)}, dead {journal_info.get('dead', 0)}")
+    lines.extend(format_cluster(body.get("cluster")))
     if body.get("last_error"):
         lines.append(f"last error: {body['last_error']}")
     return "\n".join(lines) + "\n"
+
+
+def format_cluster(cluster: dict[str, Any] | None) -> list[str]:
+    """The Redis cluster section (see :mod:`reviewd.daemon.cluster`), empty for SQLite."""
+    if not cluster:
+        return []
+    spool = cluster.get("spool") or {}
+    lines = [f"cluster: replica {cluster.get('replica')} on {cluster.get('redis')}"
+             f"{'' if cluster.get('redis_reachable') else ' (REDIS UNREACHABLE)'}, "
+             f"spool {spool.get('events', 0)} event(s), refused {spool.get('refused', 0)}"]
+    for replica in cluster.get("replicas", []):
+        lines.append(f"  replica {replica.get('name'):<20} last heartbeat "
+                     f"{replica.get('age_seconds')}s ago (pid {replica.get('pid')} on "
+                     f"{replica.get('host')})")
+    for name, fig in sorted((cluster.get("plugins") or {}).items()):
+        holder = f", lease held by {fig['lease_holder']}" if "lease_holder" in fig else ""
+        lines.append(f"  {name:<24} lag {fig.get('lag', 0)}, pending {fig.get('pending', 0)}, "
+                     f"claims {fig.get('claims', 0)}, dead {fig.get('dead_letters', 0)}"
+                     f"{holder}")
+    return lines
 
 
 def _duration(seconds: float) -> str:
@@ -361,7 +382,7 @@ def journal(args: argparse.Namespace) -> int:
         sys.stderr.write(f"reviewd: no journal at {path} (set --journal or journal.path)\n")
         return EX_CONFIG
     try:
-        store = open_journal(path, config)
+        store = open_journal(path, config, background=False)
     except JournalError as exc:
         sys.stderr.write(f"reviewd: {exc}\n")
         return 73

@@ -169,6 +169,17 @@ def _parse_paths(value: Any) -> list[str]:
     return out
 
 
+def _parse_names(value: Any) -> list[str]:
+    """Plugin names: a TOML list, or comma-separated text in the environment."""
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        raise ValueError(f"must be a list of plugin names, got {value!r}")
+    return [part.strip() for part in parts if part.strip()]
+
+
 def _parse_str(value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError(f"must be text, got {value!r}")
@@ -254,6 +265,10 @@ SETTINGS: tuple[Setting, ...] = (
             "This host's consumer name in Redis (default: the host name); keep it stable."),
     Setting("journal.claim_idle", "claim_idle", parse_duration, 60.0, ("REVIEWD_CLAIM_IDLE",),
             "Redis: deliveries a host stopped touching for this long are taken over."),
+    Setting("journal.pinned", "pinned_plugins", _parse_names, [], ("REVIEWD_PINNED_PLUGINS",),
+            "Redis: plugins that run on one replica at a time (the holder of a lease)."),
+    Setting("journal.lease_ttl", "lease_ttl", parse_duration, 10.0, ("REVIEWD_LEASE_TTL",),
+            "Redis: a pinned plugin's lease runs out this long after its holder died."),
     Setting("journal.path", "journal_path", _parse_str, None, ("REVIEWD_JOURNAL",),
             "SQLite journal file; default STATE_DIR/journal.sqlite3."),
     Setting("journal.retention", "journal_retention", parse_duration, 7 * 86400.0,
@@ -336,6 +351,8 @@ class Config:
     redis_prefix: str = "reviewd"
     consumer: str | None = None
     claim_idle: float = 60.0
+    pinned_plugins: list[str] = dataclasses.field(default_factory=list)
+    lease_ttl: float = 10.0
     journal_path: str | None = None
     journal_retention: float = 7 * 86400.0
     plugin_paths: list[str] | None = None

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from reviewd import __version__
 from reviewd.api.exception import redact
+from reviewd.daemon import cluster
 from reviewd.daemon.config import Config
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.hub_link import HubLink
@@ -84,6 +85,9 @@ def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
             reasons.append(f"plugin {plugin} stuck: {reason}")
     if daemon.intake.journal_error:
         reasons.append(daemon.intake.journal_error)
+    journal_problem = getattr(daemon.journal, "problem", None)  # Redis unreachable
+    if journal_problem:
+        reasons.append(journal_problem)
     host = daemon.host
     reasons += _refused_subscriptions(daemon.hub, host)
     if host is not None and daemon.config.plugins_required:
@@ -184,6 +188,8 @@ def status(daemon: Parts) -> dict[str, Any]:
         "plugin_problems": list(host.problems) if host is not None else [],
         "journal": journal,
         "dead_letters": dead,
+        "cluster": (cluster.safe_view(daemon.journal, getattr(daemon.intake, "spool", None))
+                    if daemon.state != "stopping" else None),
         "last_error": daemon.last_error,
     }
 

@@ -188,6 +188,8 @@ class Lane:
         either claimed (skipped) or really unclaimed.  Reads use the journal's reader
         connection and never wait for a commit."""
         added = 0
+        if getattr(self.router.journal, "feeds_lanes", False):
+            return 0  # the journal feeds this lane itself (Redis: LaneFeed)
         with self.lock:
             room = self.queue.maxsize - self.queue.qsize()
             if room <= 0 or (self.queue.qsize() and self.queued_bytes >= self.settings.queue_bytes):
@@ -445,6 +447,10 @@ class Router:
         self.resolver = resolver
         # A shared journal (Redis) hands out work: idle lanes pull instead of waiting.
         self.pull = not getattr(journal, "dispatch_local", True)
+        #: The journal supplies each lane from a thread of its own (Redis Streams).
+        self.fed = getattr(journal, "feeds_lanes", False)
+        if self.fed:
+            self.pull = False
         self.lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -458,6 +464,8 @@ class Router:
             lane = self.lanes.get(plugin)
             if lane is None:
                 lane = self.lanes[plugin] = Lane(self, plugin, settings or LaneSettings())
+                if self.fed and self.resolver is not None:
+                    self.journal.feed(lane, self.resolver)
             return lane
 
     def submit(self, job: Job) -> bool:

@@ -46,6 +46,7 @@ from reviewd.api.exception import redact
 from reviewd.daemon import config as config_module
 from reviewd.daemon import embedded, report, status_page
 from reviewd.daemon import logging as daemon_logging
+from reviewd.daemon.cluster import ClusterCollector
 from reviewd.daemon.config import Config, ConfigError
 from reviewd.daemon.http import HttpServer
 from reviewd.daemon.hub_link import HubLink
@@ -226,6 +227,9 @@ class Daemon:
         self.router = Router(self.journal, self.intake.deliver, self.metrics,
                              resolver=self.intake.resolve,
                              report_failure=self.intake.report_failure)
+        if getattr(self.journal, "feeds_lanes", False):
+            self.metrics.registry.register(ClusterCollector(lambda: self.journal,
+                                                            lambda: self.intake.spool))
         self.intake.start()  # the journal writer: batches, compaction, file checks
         return None
 

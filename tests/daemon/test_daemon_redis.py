@@ -3,6 +3,7 @@ takeover from a dead host, dead letters; and two real daemons sharing one Redis.
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ def redis_url():
 def journal(url, prefix, consumer, **kwargs):
     from reviewd.daemon.journal.redis import RedisJournal
 
+    kwargs.setdefault("background", False)
     return RedisJournal(url, prefix=prefix, consumer=consumer, **kwargs)
 
 
@@ -55,25 +57,45 @@ def event(n):
     return {"id": f"r{n:04d}", "topic": "t", "data": {"n": n}}
 
 
-def test_dedupe_across_hosts_and_shared_pending(redis_url):
+def test_dedupe_across_hosts_and_shared_work(redis_url):
     prefix = "t" + uuid.uuid4().hex[:8]
     a, b = journal(redis_url, prefix, "host-a"), journal(redis_url, prefix, "host-b")
     assert a.record(event(1), ["p", "q"]) == ["p", "q"]
     assert b.record(event(1), ["p", "q"]) == []  # the other host already journaled it
     for n in range(2, 6):
         b.record(event(n), ["p"])
-    first = a.pending("p", limit=2)
-    rest = b.pending("p", limit=10)
+    first = a.fetch("p", 2, block_ms=10)
+    rest = b.fetch("p", 10, block_ms=10)
     assert [d.event_id for d in first] == ["r0001", "r0002"]
     assert [d.event_id for d in rest] == ["r0003", "r0004", "r0005"]  # no entry twice
     assert first[0].payload["data"] == {"n": 1}
+    # The read-only view (reviewd journal list --pending) takes nothing.
+    assert [d.event_id for d in a.pending("p")] == [f"r000{n}" for n in range(1, 6)]
+    assert b.fetch("p", 10, block_ms=10) == []
     assert a.counts() == {"pending": 6, "done": 0, "dead": 0}
     for d in first:
         a.mark_done(d.event_id, "p")
     assert a.counts()["done"] == 2 and a.counts()["pending"] == 4
     # A restarted host (same consumer name) gets its own unfinished entries back.
-    assert [d.event_id for d in journal(redis_url, prefix, "host-b").pending("p")] == \
-        ["r0003", "r0004", "r0005"]
+    again = journal(redis_url, prefix, "host-b").fetch("p", 100, own=True)
+    assert [d.event_id for d in again] == ["r0003", "r0004", "r0005"]
+
+
+def test_acknowledgements_are_written_in_batches(redis_url):
+    prefix = "t" + uuid.uuid4().hex[:8]
+    j = journal(redis_url, prefix, "host", background=True)
+    try:
+        for n in range(300):
+            j.record(event(n), ["p"])
+        taken = j.fetch("p", 300, block_ms=10)
+        assert len(taken) == 300
+        for d in taken:
+            j.mark_done(d.event_id, "p")
+        assert j.acks.flush(10)
+        assert j.counts() == {"pending": 0, "done": 300, "dead": 0}
+        assert j.acks.acked == 300 and j.acks.batches < 300
+    finally:
+        j.close()
 
 
 def test_a_dead_hosts_entries_are_taken_over_unless_touched(redis_url):
@@ -82,9 +104,9 @@ def test_a_dead_hosts_entries_are_taken_over_unless_touched(redis_url):
     b = journal(redis_url, prefix, "host-b", claim_idle=0.3)
     for n in range(3):
         a.record(event(n), ["p"])
-    held = a.pending("p")
+    held = a.fetch("p", 10, block_ms=10)
     assert len(held) == 3
-    assert b.pending("p") == []  # all held by host-a
+    assert b.fetch("p", 10, block_ms=10) == [] and b.claim("p", 10) == []  # all held by a
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -93,24 +115,33 @@ def test_a_dead_hosts_entries_are_taken_over_unless_touched(redis_url):
         entries = client.xpending_range(f"{prefix}:stream:p", "reviewd", "-", "+", 10)
         return len(entries) == 3 and all(e["time_since_delivered"] > 300 for e in entries)
     wait_for(all_idle, timeout=10, message="host-a's entries to be idle past claim_idle")
-    a.touch("p", ["r0000"])  # host-a still works on this one
-    taken = b.pending("p")
+    assert a.touch("p", ["r0000"]) == []  # host-a still works on this one
+    taken = b.claim("p", 10)
     assert [d.event_id for d in taken] == ["r0001", "r0002"]
+    assert int(client.get(f"{prefix}:claims:p")) == 2
+    # host-a touching what host-b took does not take it back: it learns it lost them.
+    assert sorted(a.touch("p", ["r0001", "r0002"])) == ["r0001", "r0002"]
+    owners = {e["message_id"].decode(): e["consumer"].decode()
+              for e in client.xpending_range(f"{prefix}:stream:p", "reviewd", "-", "+", 10)}
+    assert sorted(owners.values()) == ["host-a", "host-b", "host-b"]
 
 
 def test_failures_dead_letters_retry_and_purge(redis_url):
     prefix = "t" + uuid.uuid4().hex[:8]
     j = journal(redis_url, prefix, "host")
     j.record(event(1), ["p"])
-    j.pending("p")
+    j.fetch("p", 10, block_ms=10)
+    assert j.begin_attempt("r0001", "p") == 1  # counted before the handler runs
     j.mark_failed("r0001", "p", "first failure")
-    assert j.pending("p")[0].attempts == 1
+    again = j.fetch("p", 10, own=True)
+    assert [(d.attempts, d.last_error) for d in again] == [(1, "first failure")]
+    j.begin_attempt("r0001", "p")
     j.mark_dead("r0001", "p", "Traceback\nValueError: no")
     dead = j.dead_letters()
     assert [(d.event_id, d.state, d.attempts) for d in dead] == [("r0001", "dead", 2)]
     assert j.counts() == {"pending": 0, "done": 0, "dead": 1}
     assert j.retry_dead(plugin="p") == 1
-    again = j.pending("p")
+    again = j.fetch("p", 10, block_ms=10)
     assert [(d.event_id, d.attempts) for d in again] == [("r0001", 0)]
     j.mark_dead("r0001", "p", "still no")
     assert j.purge_dead(event_id="r0001") == 1
@@ -229,3 +260,43 @@ def test_journal_cli_works_on_the_redis_backend(redis_url):
     assert "r0007  p  t  dead  attempts=1  KeyError: 'x'" in listed.stdout
     assert "1 dead letter(s) made pending again" in run_cli("journal", "retry", env=env).stdout
     assert j.counts() == {"pending": 1, "done": 0, "dead": 0}
+
+
+def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_fail_it(
+        redis_url):
+    import redis
+
+    prefix = "t" + uuid.uuid4().hex[:8]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    j = journal(redis_url, prefix, "host", background=True)
+    seen_attempts = []
+    calls = collections.Counter()
+
+    def handler(event):
+        calls[event["id"]] += 1
+        seen_attempts.append(client.hget(f"{prefix}:attempts:p", event["id"]))
+        if event["id"] == "r0001":
+            raise SystemExit("a handler calling sys.exit")
+        if event["id"] == "r0002":
+            raise KeyboardInterrupt
+
+    def resolve(plugin, delivery):
+        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin, [handler],
+                   attempts=delivery.attempts)
+    router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
+    router.lane("p", LaneSettings(max_attempts=2, retry_backoff=0.01))
+    try:
+        for n in range(4):
+            j.record(event(n), ["p"])
+        wait_for(lambda: j.counts() == {"pending": 0, "done": 2, "dead": 2}, timeout=20,
+                 message="two done, the two raising BaseException dead-lettered")
+        dead = {d.event_id: (d.attempts, d.last_error.splitlines()[-1]) for d in j.dead_letters()}
+    finally:
+        router.stop(grace=2)
+        j.close()
+    # Each attempt was in Redis before its handler ran; the worker survived SystemExit
+    # and KeyboardInterrupt (each a failed attempt, retried once, then dead-lettered).
+    assert "1" in seen_attempts and "2" in seen_attempts
+    assert calls == {"r0000": 1, "r0001": 2, "r0002": 2, "r0003": 1}
+    assert dead == {"r0001": (2, "SystemExit: a handler calling sys.exit"),
+                    "r0002": (2, "KeyboardInterrupt")}

@@ -15,12 +15,19 @@ from reviewd.daemon.journal.sqlite import DEAD, DONE, PENDING, Delivery, Journal
 __all__ = ["DEAD", "DONE", "PENDING", "Delivery", "JournalError", "SqliteJournal", "open_journal"]
 
 
-def open_journal(path: str, config: Any = None) -> Any:
-    """Open the journal the configuration asks for (SQLite at *path* by default)."""
+def open_journal(path: str, config: Any = None, *, background: bool = True) -> Any:
+    """Open the journal the configuration asks for (SQLite at *path* by default).
+
+    *background* False (command-line tools): a Redis journal starts no threads of its
+    own (no heartbeat: a tool is not a replica).
+    """
     if config is not None and getattr(config, "journal_backend", "sqlite") == "redis":
         from reviewd.daemon.journal.redis import RedisJournal
 
         return RedisJournal(config.redis_url, prefix=config.redis_prefix,
                             consumer=config.consumer, retention=config.journal_retention,
-                            claim_idle=config.claim_idle)
+                            claim_idle=config.claim_idle,
+                            pinned=getattr(config, "pinned_plugins", ()),
+                            lease_ttl=getattr(config, "lease_ttl", 10.0),
+                            background=background)
     return SqliteJournal(path)

@@ -1,4 +1,4 @@
-"""A journal in Redis Streams, so that several reviewd hosts share the work.
+"""A journal in Redis Streams, so that several reviewd hosts (replicas) share the work.
 
 Why Streams: a consumer group gives exactly what a shared work queue needs — each
 entry goes to one consumer, stays in that consumer's pending list until acknowledged,
@@ -7,46 +7,110 @@ and can be claimed by another consumer when its owner stops touching it (a dead 
 Model (``PREFIX`` defaults to ``reviewd``):
 
 * ``PREFIX:seen:PLUGIN:EVENT_ID`` — dedupe marker, ``SET NX`` with the retention as TTL.
-  Every host's hub receives every event; the first host to set the marker journals it.
+  Every replica's hub receives every event; the first replica to set the marker journals it.
 * ``PREFIX:stream:PLUGIN`` — one entry per unfinished delivery (fields ``id``, ``topic``,
-  ``payload``, ``received``), consumer group ``reviewd``; one consumer per host
-  (``journal.consumer``, the host name by default, so a restarted host finds its own
+  ``payload``, ``received``), consumer group ``reviewd``; one consumer per replica
+  (``journal.consumer``, the host name by default, so a restarted replica finds its own
   pending entries again).
-* ``PREFIX:entry:PLUGIN`` (event id → entry id), ``PREFIX:attempts:PLUGIN``,
-  ``PREFIX:error:PLUGIN`` — bookkeeping per unfinished delivery.
-* ``PREFIX:dead:PLUGIN`` — dead letters (a plain stream), ``PREFIX:done:PLUGIN`` — a counter.
+* ``PREFIX:entry:PLUGIN`` (event id → entry id), ``PREFIX:attempts:PLUGIN`` (attempts
+  *started*, written before the handler runs), ``PREFIX:error:PLUGIN`` — bookkeeping per
+  unfinished delivery.
+* ``PREFIX:dead:PLUGIN`` — dead letters (a plain stream), ``PREFIX:done:PLUGIN`` and
+  ``PREFIX:claims:PLUGIN`` — counters; ``PREFIX:replicas`` — heartbeats
+  (:mod:`reviewd.daemon.cluster`); ``PREFIX:lease:PLUGIN`` — pinned plugins
+  (:mod:`reviewd.daemon.lease`).
 
-The marker, the stream entry and the bookkeeping are written by one Lua script, so a
-crash can never leave an event "seen" but not journaled.  Lanes *pull* from the group
-(``dispatch_local = False``): the host that journals an event is not necessarily the one
-that handles it.  Per-plugin ordering holds per host only.  A host keeps its claimed
-entries alive with :meth:`touch`; entries idle longer than ``claim_idle`` (their host
-died) are claimed by whichever host asks next.
+The markers, the stream entries and the bookkeeping of one event are written by one Lua
+script (one round trip for all its plugins), so a crash can never leave an event "seen"
+but not journaled.  Lanes are *fed* (``feeds_lanes``): one
+:class:`~reviewd.daemon.journal.redis_feed.LaneFeed` thread per plugin pulls batches
+with a blocking ``XREADGROUP`` and claims entries of dead replicas; completions are
+acknowledged in pipelined batches (:mod:`~reviewd.daemon.journal.redis_acks`).  While
+Redis cannot be reached the journal says so (:attr:`problem`, which ``/readyz`` shows;
+:mod:`~reviewd.daemon.journal.redis_link`) and its writes raise, so that the intake
+keeps the events the hub delivers in its bounded spool (:mod:`reviewd.daemon.spool`)
+and writes them when Redis returns; it never falls back to a local journal.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from reviewd.api.exception import register_secret
+import structlog
+
+from reviewd.api.exception import redact, register_secret
 from reviewd.daemon.journal.sqlite import DEAD, DONE, PENDING, Delivery, JournalError, _jsonable
+
+log = structlog.get_logger("reviewd.journal.redis")
 
 GROUP = "reviewd"
 
+# KEYS: the plugins set, then (seen, stream, entry) per plugin.
+# ARGV: ttl, event id, topic, payload, received, then the plugin names.
+# Returns one flag per plugin: 1 journaled here, 0 another replica already had it.
 _RECORD = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'topic', ARGV[3],
-                           'payload', ARGV[4], 'received', ARGV[5])
-  redis.call('HSET', KEYS[3], ARGV[2], entry)
-  redis.call('SADD', KEYS[4], ARGV[6])
-  return entry
+local out = {}
+local n = (#KEYS - 1) / 3
+for i = 1, n do
+  local seen, stream, entry = KEYS[1 + 3 * i - 2], KEYS[1 + 3 * i - 1], KEYS[1 + 3 * i]
+  if redis.call('SET', seen, '1', 'NX', 'EX', ARGV[1]) then
+    local id = redis.call('XADD', stream, '*', 'id', ARGV[2], 'topic', ARGV[3],
+                          'payload', ARGV[4], 'received', ARGV[5])
+    redis.call('HSET', entry, ARGV[2], id)
+    redis.call('SADD', KEYS[1], ARGV[5 + i])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
 end
-return false
+return out
+"""
+
+# Touch: reset the idle time of entries this consumer still owns, and only those — an
+# entry another replica claimed meanwhile stays theirs (XCLAIM would take it back).
+# KEYS: stream. ARGV: group, consumer, entry ids. Returns the ids no longer owned.
+_TOUCH = """
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
+
+
+# Hand back: entries this consumer still holds go back to the stream as new entries
+# (same fields), so that another replica takes them at once instead of after claim_idle.
+# KEYS: stream, entry hash. ARGV: group, consumer, entry ids. Returns how many moved.
+_HAND_BACK = """
+local moved = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #found == 1 then
+      local fields = found[1][2]
+      local new = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      for j = 1, #fields, 2 do
+        if fields[j] == 'id' then redis.call('HSET', KEYS[2], fields[j + 1], new) end
+      end
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
 """
 
 
@@ -62,12 +126,15 @@ def display_url(url: str) -> str:
 
 
 class RedisJournal:
-    """The journal interface of :class:`SqliteJournal`, shared by hosts through Redis."""
+    """The journal interface of :class:`SqliteJournal`, shared by replicas through Redis."""
 
-    dispatch_local = False  # lanes pull their work from the consumer group
+    dispatch_local = False  # lanes get their work from the consumer group
+    feeds_lanes = True  # ...through one LaneFeed thread per lane (see feed())
 
     def __init__(self, url: str, *, prefix: str = "reviewd", consumer: str | None = None,
-                 retention: float = 7 * 86400.0, claim_idle: float = 60.0) -> None:
+                 retention: float = 7 * 86400.0, claim_idle: float = 60.0,
+                 batch: int = 200, block: float = 1.0, pinned: Iterable[str] = (),
+                 lease_ttl: float = 10.0, background: bool = True) -> None:
         import redis
 
         password = urllib.parse.urlsplit(url).password
@@ -76,116 +143,230 @@ class RedisJournal:
         self.prefix = prefix
         self.consumer = consumer or socket.gethostname()
         self.retention = max(1, int(retention))
+        self.claim_idle = max(0.001, float(claim_idle))
         self.claim_idle_ms = max(1, int(claim_idle * 1000))
+        self.batch = max(1, int(batch))
+        self.block_ms = max(1, int(block * 1000))
+        self.pinned = frozenset(pinned)
+        self.lease_ttl = float(lease_ttl)
+        self.redis_error = redis.RedisError
+        self.connection_errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         try:
+            # socket_timeout above the longest BLOCK, so a blocking read is never cut short.
             # Any: redis-py types every reply as bytes | str (and most as optional) even
             # with decode_responses=True, where they are str; its stubs cannot say that.
-            self._r: Any = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30,
-                                           health_check_interval=30)
+            self._r: Any = redis.Redis.from_url(url, decode_responses=True,
+                                                socket_timeout=max(5.0, 2 * block + 1),
+                                                socket_connect_timeout=2.0,
+                                                health_check_interval=30)
             self._r.ping()
         except redis.RedisError as exc:
-            raise JournalError(f"cannot reach the Redis journal at {self.path}: {exc}") from exc
+            raise JournalError(f"cannot reach the Redis journal at {self.path}: "
+                               f"{redact(str(exc))}") from exc
         self._record = self._r.register_script(_RECORD)
+        self._touch = self._r.register_script(_TOUCH)
+        self._hand_back = self._r.register_script(_HAND_BACK)
         self._groups: set[str] = set()
-        self._redis_error = redis.RedisError
+        #: (plugin, event id) -> stream entry id of the deliveries this replica took.
+        self._held: dict[tuple[str, str], str] = {}
+        self._closed = threading.Event()
+        from reviewd.daemon.journal.redis_acks import AckBatcher
+        from reviewd.daemon.journal.redis_link import RedisLink
+
+        self.acks = AckBatcher(self)
+        self.link = RedisLink(self)
+        self.feeds: dict[str, Any] = {}
+        if background:
+            self.acks.start()
+            self.link.start()
+
+    @property
+    def client(self) -> Any:
+        """The Redis client (leases and cluster heartbeats share its connection pool)."""
+        return self._r
+
+    @property
+    def problem(self) -> str | None:
+        """Why the journal cannot work right now (``/readyz`` says it), else None."""
+        return self.link.problem
 
     # ------------------------------------------------------------------ keys
-    def _key(self, kind: str, plugin: str, *rest: str) -> str:
+    def key(self, kind: str, plugin: str, *rest: str) -> str:
         return ":".join([self.prefix, kind, plugin, *rest])
 
-    def _ensure_group(self, plugin: str) -> str:
-        stream = self._key("stream", plugin)
+    _key = key
+
+    def ensure_group(self, plugin: str) -> str:
+        stream = self.key("stream", plugin)
         if stream not in self._groups:
             try:
                 self._r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except self._redis_error as exc:
+            except self.redis_error as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
             self._groups.add(stream)
         return stream
+
+    def forget_groups(self) -> None:
+        """After Redis came back (maybe empty, restarted without persistence): check again."""
+        self._groups.clear()
 
     def plugins(self) -> list[str]:
         return sorted(self._r.smembers(f"{self.prefix}:plugins"))
 
     # ------------------------------------------------------------------ writing
     def record(self, event: Mapping[str, Any], plugins: Iterable[str]) -> list[str]:
-        """Journal *event* for the *plugins* no host has journaled it for yet."""
+        """Journal *event* for the *plugins* no replica has journaled it for yet.
+
+        Raises :class:`JournalError` while Redis cannot be reached: the intake keeps the
+        event in its bounded spool and tries again (never a local journal instead).
+        """
+        names = list(dict.fromkeys(plugins))
+        if not names:
+            return []
         payload = json.dumps(_jsonable(event), default=str, separators=(",", ":"))
-        event_id = str(event["id"])
-        topic = str(event.get("topic", ""))
-        new = []
-        for plugin in dict.fromkeys(plugins):
-            stream = self._ensure_group(plugin)
-            keys = [self._key("seen", plugin, event_id), stream, self._key("entry", plugin),
-                    f"{self.prefix}:plugins"]
-            args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), plugin]
-            if self._record(keys=keys, args=args):
-                new.append(plugin)
-        return new
+        try:
+            return self.write(payload, names)
+        except self.connection_errors as exc:
+            raise self._unreachable(exc) from exc
 
-    def touch(self, plugin: str, event_ids: Iterable[str]) -> None:
-        """Keep this host's claim on deliveries it still holds (resets their idle time)."""
-        ids = [e for e in self._r.hmget(self._key("entry", plugin), list(event_ids)) if e]
-        if ids:
-            self._r.xclaim(self._key("stream", plugin), GROUP, self.consumer, 0, ids,
-                           justid=True)
+    def record_batch(self, entries: Sequence[Any]) -> list[list[str]]:
+        """Journal the intake's batch (``Entry``: event id, topic, encoded payload,
+        plugins) in one pipelined round trip; the plugins each event was new for.
+        Raises :class:`JournalError` while Redis cannot be reached (see :meth:`record`)."""
+        try:
+            pipe = self._r.pipeline(transaction=False)
+            for entry in entries:
+                self.write(entry.payload, list(entry.plugins), pipe=pipe,
+                           event_id=entry.event_id, topic=entry.topic)
+            flags = pipe.execute()
+        except self.connection_errors as exc:
+            raise self._unreachable(exc) from exc
+        return [[p for p, flag in zip(e.plugins, f, strict=True) if flag]
+                for e, f in zip(entries, flags, strict=True)]
 
-    def _entry_id(self, plugin: str, event_id: str) -> str | None:
-        return self._r.hget(self._key("entry", plugin), event_id)
+    def _unreachable(self, exc: BaseException) -> JournalError:
+        self.link.lost(exc)
+        return JournalError(self.link.problem or f"journal: Redis unreachable at {self.path}")
 
-    def _forget(self, pipe: Any, plugin: str, event_id: str, entry: str) -> None:
-        stream = self._key("stream", plugin)
+    def write(self, payload: str, plugins: list[str], *, pipe: Any = None,
+              event_id: str | None = None, topic: str | None = None) -> Any:
+        """One Lua call journaling the wire-form *payload* for *plugins* (raises when Redis
+        cannot be reached)."""
+        if event_id is None or topic is None:
+            event = json.loads(payload)
+            event_id, topic = str(event["id"]), str(event.get("topic", ""))
+        keys = [f"{self.prefix}:plugins"]
+        for plugin in plugins:
+            keys += [self.key("seen", plugin, event_id), self.ensure_group(plugin),
+                     self.key("entry", plugin)]
+        args = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
+        if pipe is not None:
+            return self._record(keys=keys, args=args, client=pipe)
+        flags = self._record(keys=keys, args=args)
+        return [plugin for plugin, flag in zip(plugins, flags, strict=True) if flag]
+
+    def touch(self, plugin: str, event_ids: Iterable[str]) -> list[str]:
+        """Keep this replica's claim on deliveries it still holds (resets their idle time);
+        return the event ids another replica claimed meanwhile."""
+        wanted = list(event_ids) + self.acks.unacked_ids(plugin)
+        if not wanted:
+            return []
+        entries = self._r.hmget(self.key("entry", plugin), wanted)
+        by_entry = {e: i for i, e in zip(wanted, entries, strict=True) if e}
+        if not by_entry:
+            return []
+        lost = self._touch(keys=[self.key("stream", plugin)],
+                           args=[GROUP, self.consumer, *by_entry])
+        return [by_entry[e] for e in lost or []]
+
+    def begin_attempt(self, event_id: str, plugin: str) -> int:
+        """Count an attempt *before* the handler runs: a replica that dies while handling
+        it has spent one attempt, so an event that kills its process is dead-lettered
+        after the retry budget instead of crash-looping the cluster."""
+        return int(self._r.hincrby(self.key("attempts", plugin), event_id, 1))
+
+    def entry_of(self, plugin: str, event_id: str) -> str | None:
+        return self._r.hget(self.key("entry", plugin), event_id)
+
+    _entry_id = entry_of
+
+    def forget(self, pipe: Any, plugin: str, event_id: str, entry: str) -> None:
+        stream = self.key("stream", plugin)
         pipe.xack(stream, GROUP, entry)
         pipe.xdel(stream, entry)
-        pipe.hdel(self._key("entry", plugin), event_id)
-        pipe.hdel(self._key("attempts", plugin), event_id)
-        pipe.hdel(self._key("error", plugin), event_id)
+        pipe.hdel(self.key("entry", plugin), event_id)
+        pipe.hdel(self.key("attempts", plugin), event_id)
+        pipe.hdel(self.key("error", plugin), event_id)
+
+    _forget = forget
+
+    def forget_many(self, pipe: Any, plugin: str, entries: Mapping[str, str]) -> None:
+        """:meth:`forget` for many deliveries of one plugin (event id -> entry id) in
+        five commands."""
+        stream = self.key("stream", plugin)
+        ids = list(entries)
+        pipe.xack(stream, GROUP, *entries.values())
+        pipe.xdel(stream, *entries.values())
+        for kind in ("entry", "attempts", "error"):
+            pipe.hdel(self.key(kind, plugin), *ids)
+
+    def held_entry(self, plugin: str, event_id: str) -> str | None:
+        """The stream entry of a delivery this replica took (None: not known here)."""
+        return self._held.get((plugin, event_id))
+
+    def release_entry(self, plugin: str, event_id: str) -> None:
+        self._held.pop((plugin, event_id), None)
 
     def mark_done(self, event_id: str, plugin: str) -> None:
-        entry = self._entry_id(plugin, event_id)
-        if entry is None:
-            return
-        pipe = self._r.pipeline(transaction=True)
-        self._forget(pipe, plugin, event_id, entry)
-        pipe.incr(self._key("done", plugin))
-        pipe.execute()
+        """Finished: acknowledged in the next pipelined batch (retried while Redis is away)."""
+        self.acks.done(plugin, event_id)
+        self._wake(plugin)
+
+    def _wake(self, plugin: str) -> None:
+        feed = self.feeds.get(plugin)
+        if feed is not None:
+            feed.wake()
 
     def mark_failed(self, event_id: str, plugin: str, error: str) -> None:
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hincrby(self._key("attempts", plugin), event_id, 1)
-        pipe.hset(self._key("error", plugin), event_id, error[:4000])
-        pipe.execute()
+        """A failed attempt; the attempt itself was counted by :meth:`begin_attempt`."""
+        self._r.hset(self.key("error", plugin), event_id, error[:4000])
 
     def mark_dead(self, event_id: str, plugin: str, error: str) -> None:
-        entry = self._entry_id(plugin, event_id)
+        self.acks.flush()
+        entry = self.entry_of(plugin, event_id)
         if entry is None:
             return
-        stream = self._key("stream", plugin)
+        stream = self.key("stream", plugin)
         found = self._r.xrange(stream, entry, entry)
         fields = dict(found[0][1]) if found else {"id": event_id, "topic": "", "payload": "{}",
                                                   "received": repr(time.time())}
-        attempts = int(self._r.hget(self._key("attempts", plugin), event_id) or 0) + 1
-        fields.update(attempts=str(attempts), error=error[:4000], updated=repr(time.time()))
+        attempts = int(self._r.hget(self.key("attempts", plugin), event_id) or 0)
+        fields.update(attempts=str(max(1, attempts)), error=error[:4000],
+                      updated=repr(time.time()))
         pipe = self._r.pipeline(transaction=True)
-        pipe.xadd(self._key("dead", plugin), fields)
-        self._forget(pipe, plugin, event_id, entry)
+        pipe.xadd(self.key("dead", plugin), fields)
+        self.forget(pipe, plugin, event_id, entry)
         pipe.execute()
+        self.release_entry(plugin, event_id)
+        self._wake(plugin)
 
     def _dead_entries(self, event_id: str | None, plugin: str | None) -> Iterator[Any]:
         for name in [plugin] if plugin else self.plugins():
-            for entry, fields in self._r.xrange(self._key("dead", name)):
+            for entry, fields in self._r.xrange(self.key("dead", name)):
                 if event_id is None or fields.get("id") == event_id:
                     yield name, entry, fields
 
     def retry_dead(self, event_id: str | None = None, plugin: str | None = None) -> int:
         count = 0
         for name, entry, fields in list(self._dead_entries(event_id, plugin)):
-            stream = self._ensure_group(name)
+            stream = self.ensure_group(name)
             new_entry = self._r.xadd(stream, {k: fields[k] for k in
                                               ("id", "topic", "payload", "received")})
             pipe = self._r.pipeline(transaction=True)
-            pipe.hset(self._key("entry", name), fields["id"], new_entry)
-            pipe.xdel(self._key("dead", name), entry)
+            pipe.hset(self.key("entry", name), fields["id"], new_entry)
+            pipe.hdel(self.key("attempts", name), fields["id"])
+            pipe.xdel(self.key("dead", name), entry)
             pipe.execute()
             count += 1
         return count
@@ -193,56 +374,94 @@ class RedisJournal:
     def purge_dead(self, event_id: str | None = None, plugin: str | None = None) -> int:
         count = 0
         for name, entry, _fields in list(self._dead_entries(event_id, plugin)):
-            count += self._r.xdel(self._key("dead", name), entry)
+            count += self._r.xdel(self.key("dead", name), entry)
         return count
 
     def prune(self, retention: float, now: float | None = None) -> int:
         """Nothing to do: done entries are deleted at once and dedupe markers expire."""
         return 0
 
-    # ------------------------------------------------------------------ reading
-    def _delivery(self, plugin: str, entry: str, fields: Mapping[str, str],
-                  state: str = PENDING) -> Delivery:
-        event_id = fields.get("id", "")
-        if state == PENDING:
-            attempts = int(self._r.hget(self._key("attempts", plugin), event_id) or 0)
-            error = self._r.hget(self._key("error", plugin), event_id)
-        else:
-            attempts, error = int(fields.get("attempts", 0)), fields.get("error")
-        received = float(fields.get("received", 0) or 0)
-        return Delivery(entry, event_id, fields.get("topic", ""), plugin, state, attempts, error,
-                        received, float(fields.get("updated", received) or received),
-                        json.loads(fields.get("payload") or "{}"))
+    # ------------------------------------------------------------------ taking work
+    def fetch(self, plugin: str, count: int, *, own: bool = False,
+              block_ms: int | None = None) -> list[Delivery]:
+        """Take up to *count* deliveries for this replica: its own unfinished entries
+        (``own``, after a restart) or new ones, waiting up to *block_ms* for them."""
+        stream = self.ensure_group(plugin)
+        response = self._r.xreadgroup(GROUP, self.consumer, {stream: "0" if own else ">"},
+                                      count=count, block=None if own else block_ms)
+        return self._deliveries(plugin, _entries(response))
 
-    def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
-        """This host's share of unfinished deliveries: its own pending entries, entries
-        whose host stopped touching them, then new ones."""
-        if plugin is None:
-            out = []
-            for name in self.plugins():
-                out.extend(self.pending(name, limit))
-            return out
-        stream = self._ensure_group(plugin)
-        count = limit or 1000
-        entries: list[tuple[str, dict]] = []
-        own = self._r.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=count)
-        entries.extend(_entries(own))
-        if len(entries) < count:
-            claimed = self._r.xautoclaim(stream, GROUP, self.consumer, self.claim_idle_ms,
-                                         start_id="0-0", count=count - len(entries))
-            entries.extend((e, f) for e, f in claimed[1] if f)
-        if len(entries) < count:
-            fresh = self._r.xreadgroup(GROUP, self.consumer, {stream: ">"},
-                                       count=count - len(entries))
-            entries.extend(_entries(fresh))
+    def claim(self, plugin: str, count: int) -> list[Delivery]:
+        """Take over entries other replicas stopped touching for ``claim_idle``."""
+        stream = self.ensure_group(plugin)
+        response = self._r.xautoclaim(stream, GROUP, self.consumer, self.claim_idle_ms,
+                                      start_id="0-0", count=count)
+        entries = [(e, f) for e, f in response[1] if f]
+        deleted = response[2] if len(response) > 2 else []
+        if deleted:  # entries deleted while pending (acked then XDEL raced): drop them
+            self._r.xack(stream, GROUP, *deleted)
+        if entries:
+            self._r.incrby(self.key("claims", plugin), len(entries))
+        return self._deliveries(plugin, entries)
+
+    def _deliveries(self, plugin: str, entries: list[tuple[str, dict]],
+                    hold: bool = True) -> list[Delivery]:
+        entries = [(e, f) for e, f in entries if f and f.get("id")]
+        if not entries:
+            return []
+        ids = [f["id"] for _e, f in entries]
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(self.key("attempts", plugin), ids)
+        pipe.hmget(self.key("error", plugin), ids)
+        attempts, errors = pipe.execute()
         seen: set[str] = set()
         out = []
-        for entry, fields in entries:
-            if not fields or fields.get("id") in seen:
+        for (entry, fields), tries, error in zip(entries, attempts, errors, strict=True):
+            if fields["id"] in seen:
                 continue
             seen.add(fields["id"])
-            out.append(self._delivery(plugin, entry, fields))
-        return out[:count]
+            if hold:
+                self._held[(plugin, fields["id"])] = entry
+            out.append(self._delivery(plugin, entry, fields, PENDING, int(tries or 0), error))
+        return out
+
+    def feed(self, lane: Any, resolve: Any) -> Any:
+        """Start the thread that keeps *lane* supplied from its plugin's stream."""
+        from reviewd.daemon.journal.redis_feed import LaneFeed
+
+        feed = LaneFeed(self, lane, resolve)
+        self.feeds[lane.plugin] = feed
+        feed.start()
+        return feed
+
+    # ------------------------------------------------------------------ reading
+    def _delivery(self, plugin: str, entry: str, fields: Mapping[str, str],
+                  state: str = PENDING, attempts: int | None = None,
+                  error: str | None = None) -> Delivery:
+        event_id = fields.get("id", "")
+        if state == DEAD:
+            attempts, error = int(fields.get("attempts", 0)), fields.get("error")
+        elif attempts is None:
+            attempts = int(self._r.hget(self.key("attempts", plugin), event_id) or 0)
+            error = self._r.hget(self.key("error", plugin), event_id)
+        received = float(fields.get("received", 0) or 0)
+        payload = fields.get("payload") or "{}"
+        return Delivery(entry, event_id, fields.get("topic", ""), plugin, state, attempts, error,
+                        received, float(fields.get("updated", received) or received),
+                        json.loads(payload), len(payload))
+
+    def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
+        """Unfinished deliveries, oldest first (a read-only view: ``reviewd journal list
+        --pending``; replicas take their work with :meth:`fetch` and :meth:`claim`)."""
+        names = [plugin] if plugin else self.plugins()
+        out: list[Delivery] = []
+        for name in names:
+            count = None if limit is None else max(0, limit - len(out))
+            if count == 0:
+                break
+            items = self._r.xrange(self.key("stream", name), count=count)
+            out.extend(self._deliveries(name, items, hold=False))
+        return out
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:
         return [self._delivery(name, entry, fields, DEAD)
@@ -251,9 +470,9 @@ class RedisJournal:
     def deliveries(self, event_id: str) -> list[Delivery]:
         out = []
         for plugin in self.plugins():
-            entry = self._entry_id(plugin, event_id)
+            entry = self.entry_of(plugin, event_id)
             if entry:
-                found = self._r.xrange(self._key("stream", plugin), entry, entry)
+                found = self._r.xrange(self.key("stream", plugin), entry, entry)
                 if found:
                     out.append(self._delivery(plugin, entry, found[0][1]))
             out.extend(self._delivery(plugin, e, f, DEAD)
@@ -263,9 +482,14 @@ class RedisJournal:
     def counts(self) -> dict[str, int]:
         counts = {PENDING: 0, DONE: 0, DEAD: 0}
         for plugin in self.plugins():
-            counts[PENDING] += self._r.xlen(self._key("stream", plugin))
-            counts[DEAD] += self._r.xlen(self._key("dead", plugin))
-            counts[DONE] += int(self._r.get(self._key("done", plugin)) or 0)
+            pipe = self._r.pipeline(transaction=False)
+            pipe.xlen(self.key("stream", plugin))
+            pipe.xlen(self.key("dead", plugin))
+            pipe.get(self.key("done", plugin))
+            pending, dead, done = pipe.execute()
+            counts[PENDING] += pending
+            counts[DEAD] += dead
+            counts[DONE] += int(done or 0)
         return counts
 
     def size_bytes(self) -> int:
@@ -273,17 +497,55 @@ class RedisJournal:
         for plugin in self.plugins():
             for kind in ("stream", "dead", "entry"):
                 try:
-                    total += int(self._r.memory_usage(self._key(kind, plugin)) or 0)
-                except self._redis_error:
+                    total += int(self._r.memory_usage(self.key(kind, plugin)) or 0)
+                except self.redis_error:
                     pass
         return total
 
+    def hand_back(self) -> int:
+        """Return every entry this replica still holds to the stream (a clean stop:
+        the other replicas take them at once rather than after ``claim_idle``)."""
+        moved = 0
+        for plugin in self.plugins():
+            stream = self.key("stream", plugin)
+            held = self._r.xpending_range(stream, GROUP, "-", "+", 10_000,
+                                          consumername=self.consumer)
+            ids = [e["message_id"] for e in held]
+            for start in range(0, len(ids), 500):
+                moved += int(self._hand_back(keys=[stream, self.key("entry", plugin)],
+                                             args=[GROUP, self.consumer,
+                                                   *ids[start:start + 500]]))
+        return moved
+
     def close(self) -> None:
+        """Stop the feeds, write the acknowledgements still owed, hand back what this
+        replica held but did not finish (when Redis answers), close."""
+        self._closed.set()
+        for feed in list(self.feeds.values()):
+            feed.stop()
+        self.acks.stop()
+        if self.feeds and self.acks.backlog() == 0:
+            try:
+                moved = self.hand_back()
+            except self.redis_error as exc:
+                log.warning("handing back unfinished deliveries failed; the other replicas "
+                            "take them after journal.claim_idle", error=redact(str(exc)))
+            else:
+                if moved:
+                    log.info("unfinished deliveries handed back to the other replicas",
+                             count=moved)
+        self.link.stop()
         self._r.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
 
 def _entries(response: Any) -> list[tuple[str, dict]]:
     out: list[tuple[str, dict]] = []
+    if isinstance(response, dict):  # RESP3 shape
+        response = list(response.items())
     for _stream, items in response or []:
         out.extend((entry, fields) for entry, fields in items)
     return out

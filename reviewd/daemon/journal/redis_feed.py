@@ -1,0 +1,218 @@
+"""Keeping one plugin's lane supplied from its Redis stream.
+
+Why a thread per lane instead of workers polling: a worker that finds its queue empty
+used to ask Redis for two entries and sleep 0.2 s when there were none, which capped a
+cluster at some 60 deliveries a second.  The feed instead waits *in Redis*
+(``XREADGROUP ... BLOCK``) for up to ``batch`` entries at a time, so a new entry
+reaches an idle replica at once and a busy one takes work in large batches.
+
+What the feed does, in order, while its lane runs:
+
+1. once, this replica's own unfinished entries (a restart under the same consumer
+   name finds them again);
+2. every ``claim_idle / 3``: touches the entries it holds (queued, running or waiting
+   for their acknowledgement), so no other replica takes them while this one lives;
+3. every ``claim_idle / 2``: claims entries other replicas stopped touching (they died);
+4. otherwise: a blocking read of new entries, no more than the lane has room for and
+   no more than it finishes in about ``HOLD_SECONDS`` (measured), so that a replica
+   does not sit on a backlog of slow deliveries while the other replicas are idle.
+
+A pinned plugin (``journal.pinned``) runs only on the replica holding its lease
+(:mod:`reviewd.daemon.lease`): without the lease the feed takes nothing and takes
+back what it queued but had not started.  While Redis is unreachable the feed waits
+for it to return.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from typing import Any
+
+import structlog
+
+from reviewd.api.exception import redact
+from reviewd.daemon.lease import Lease
+
+log = structlog.get_logger("reviewd.journal.redis")
+
+#: A replica holds about this much work (at its measured pace) per lane.
+HOLD_SECONDS = 0.2
+#: How often the pace is measured.
+PACE_WINDOW = 0.25
+
+
+class LaneFeed:
+    """One lane's supply thread."""
+
+    def __init__(self, journal: Any, lane: Any, resolve: Any) -> None:
+        self.journal = journal
+        self.lane = lane
+        self.plugin = lane.plugin
+        self.resolve = resolve
+        self.limit = max(1, min(journal.batch, lane.queue.maxsize))
+        self.min_hold = min(self.limit, 4 * len(lane.threads))
+        self._finished = 0
+        self._window_start = time.monotonic()
+        self._pace: float | None = None  # deliveries finished per second (smoothed)
+        self._waiting: collections.deque = collections.deque()  # taken, not yet queued
+        self.room = threading.Event()
+        self.lease: Lease | None = None
+        if self.plugin in journal.pinned:
+            self.lease = Lease(journal.client, journal.key("lease", self.plugin),
+                               journal.consumer, journal.lease_ttl,
+                               on_change=lambda held: self.room.set())
+        self.touch_every = max(0.05, journal.claim_idle / 3)
+        self.claim_every = max(0.1, journal.claim_idle / 2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reviewd-feed-{self.plugin}",
+                                        daemon=True)
+        #: Entries taken from the stream, and from other replicas.
+        self.fetched = 0
+        self.claimed = 0
+        self.lost = 0
+
+    def start(self) -> None:
+        if self.lease is not None:
+            self.lease.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.room.set()
+        self._thread.join(5)
+        if self.lease is not None:
+            self.lease.stop()
+
+    def wake(self) -> None:
+        """A delivery finished: there may be room for more."""
+        self._finished += 1
+        self.room.set()
+
+    def hold_limit(self) -> int:
+        """How many deliveries this lane should hold now: what it finishes in about
+        HOLD_SECONDS at its measured pace, at least ``min_hold``, at most ``limit``."""
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed >= PACE_WINDOW:
+            pace = self._finished / elapsed
+            self._pace = pace if self._pace is None else 0.5 * self._pace + 0.5 * pace
+            self._finished, self._window_start = 0, now
+        wanted = int((self._pace or 0.0) * HOLD_SECONDS)
+        return max(self.min_hold, min(self.limit, wanted))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self.lane.stopping.is_set()
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fetched": self.fetched, "claimed": self.claimed}
+        if self.lease is not None:
+            out["lease_held"] = self.lease.held
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        own_done = False
+        now = time.monotonic()
+        next_touch, next_claim = now + self.touch_every, now
+        while not self.stopping:
+            link = self.journal.link
+            if not link.up:
+                # Redis away: take nothing; when it returns give the other replicas one
+                # claim period to touch what they hold before claiming anything.
+                if link.wait_up(1.0):
+                    next_claim = time.monotonic() + self.claim_every
+                    next_touch = time.monotonic()
+                continue
+            if self.lease is not None and not self.lease.held:
+                self._give_back_queued()
+                self.lease.changed.wait(0.5)
+                self.lease.changed.clear()
+                continue
+            try:
+                if not own_done:
+                    self._take(self.journal.fetch(self.plugin, 10_000, own=True))
+                    own_done = True
+                now = time.monotonic()
+                if now >= next_touch:
+                    self._touch()
+                    next_touch = now + self.touch_every
+                if now >= next_claim:
+                    room = self._room()
+                    if room:
+                        self.claimed += self._take(self.journal.claim(self.plugin, room))
+                    next_claim = now + self.claim_every
+                room = self._room()
+                wait = max(0.01, min(next_touch, next_claim) - time.monotonic())
+                if self._waiting:  # taken earlier, did not fit the lane then
+                    self._take([])
+                    room = 0 if self._waiting else room
+                if room <= 0:
+                    self.room.wait(min(wait, PACE_WINDOW))
+                    self.room.clear()
+                    continue
+                block = int(min(self.journal.block_ms, wait * 1000))
+                self.fetched += self._take(self.journal.fetch(self.plugin, room,
+                                                              block_ms=max(1, block)))
+            except self.journal.connection_errors as exc:
+                link.lost(exc)
+            except Exception as exc:  # noqa: BLE001 - keep feeding; say why it failed
+                log.error("reading the Redis stream failed", plugin=self.plugin,
+                          error=redact(str(exc)))
+                self._stop.wait(1.0)
+        if self.lease is not None:  # the lane stopped (reload, shutdown): hand over now
+            self.lease.stop()
+
+    def _room(self) -> int:
+        lane = self.lane
+        with lane.lock:
+            held = len(lane.known) + len(self._waiting)
+        return max(0, min(self.hold_limit() - held, lane.queue.maxsize - lane.queue.qsize()))
+
+    def _take(self, deliveries: list) -> int:
+        """Queue *deliveries* on the lane; entries whose completion is still being
+        acknowledged (a claim right after an outage) are not run again.  What does not
+        fit the lane (its byte bound) waits here, in order, held by this replica."""
+        taken = 0
+        self._waiting.extend(deliveries)
+        while self._waiting:
+            delivery = self._waiting[0]
+            if self.journal.acks.is_unacked(self.plugin, delivery.event_id):
+                self._waiting.popleft()
+                continue
+            job = self.resolve(self.plugin, delivery)
+            if job is None:
+                self._waiting.popleft()
+                log.debug("no current subscriber for a journaled delivery; left pending",
+                          plugin=self.plugin, event_id=delivery.event_id)
+                continue
+            if not self.lane.submit(job):
+                break  # the lane is full (bytes): try again when a delivery finished
+            self._waiting.popleft()
+            taken += 1
+        return taken
+
+    def _touch(self) -> None:
+        with self.lane.lock:
+            known = list(self.lane.known)
+        known.extend(d.event_id for d in list(self._waiting))
+        lost = self.journal.touch(self.plugin, known)
+        if lost:
+            self.lost += len(lost)
+            log.warning("another replica claimed deliveries this one still held (it was "
+                        "silent longer than journal.claim_idle)", plugin=self.plugin,
+                        count=len(lost))
+
+    def _give_back_queued(self) -> None:
+        """Lease lost: queued jobs that have not started stay pending in Redis."""
+        lane = self.lane
+        with lane.lock:
+            while True:
+                try:
+                    job = lane.queue.get_nowait()
+                except queue.Empty:
+                    break
+                lane.known.discard(job.event_id)
