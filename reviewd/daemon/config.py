@@ -169,7 +169,7 @@ def _parse_paths(value: Any) -> list[str]:
     return out
 
 
-def _parse_names(value: Any) -> list[str]:
+def _parse_plugin_names(value: Any) -> list[str]:
     """Plugin names: a TOML list, or comma-separated text in the environment."""
     if isinstance(value, str):
         parts = value.split(",")
@@ -265,7 +265,7 @@ SETTINGS: tuple[Setting, ...] = (
             "This host's consumer name in Redis (default: the host name); keep it stable."),
     Setting("journal.claim_idle", "claim_idle", parse_duration, 60.0, ("REVIEWD_CLAIM_IDLE",),
             "Redis: deliveries a host stopped touching for this long are taken over."),
-    Setting("journal.pinned", "pinned_plugins", _parse_names, [], ("REVIEWD_PINNED_PLUGINS",),
+    Setting("journal.pinned", "pinned_plugins", _parse_plugin_names, [], ("REVIEWD_PINNED_PLUGINS",),
             "Redis: plugins that run on one replica at a time (the holder of a lease)."),
     Setting("journal.lease_ttl", "lease_ttl", parse_duration, 10.0, ("REVIEWD_LEASE_TTL",),
             "Redis: a pinned plugin's lease runs out this long after its holder died."),

@@ -260,7 +260,7 @@ class RedisJournal:
         for plugin in plugins:
             keys += [self.key("seen", plugin, event_id), self.ensure_group(plugin),
                      self.key("entry", plugin)]
-        args = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
+        args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
         if pipe is not None:
             return self._record(keys=keys, args=args, client=pipe)
         flags = self._record(keys=keys, args=args)
