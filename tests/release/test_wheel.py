@@ -23,7 +23,9 @@ import pytest
 from tests.release.conftest import REPO, Dists, WheelVenv, isolated_env, run
 from tests.support import free_port, http_get, stop_process, wait_process_ready
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs them all (``--dist loadgroup``), so the sdist and wheel are
+# built, and the venv made, once per test session rather than once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("release-wheel")]
 
 EXAMPLE_PLUGINS = {"review_digest", "status_rollup", "verdicts_to_status", "version_to_review"}
 
