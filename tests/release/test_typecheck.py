@@ -37,3 +37,35 @@ def test_every_type_ignore_names_its_error_code() -> None:
             if match and not match.group("codes"):
                 bare.append(f"{path.relative_to(REPO)}:{number}")
     assert bare == []
+
+
+SNIPPET = '''\
+import reviewd
+
+
+def handle(session: reviewd.Session) -> None:
+    reveal_type(session.query("Task").first())
+    reveal_type(session.query("Task").all())
+    reveal_type(session.get("Task", "1"))
+    reveal_type(session.event_hub)
+'''
+
+
+def test_a_script_using_the_public_api_sees_its_types(tmp_path: Path) -> None:
+    """What an editor or a user's own mypy run sees through ``py.typed``: a script
+    annotated with ``reviewd.Session`` (the lazily imported name) checks in strict mode
+    and gets entities, not ``Any``, back from queries."""
+    script = tmp_path / "script.py"
+    script.write_text(SNIPPET)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+         "--cache-dir", str(tmp_path / "mypy-cache"), str(script)],
+        cwd=str(REPO), capture_output=True, text=True, timeout=600)
+    revealed = re.findall(r'Revealed type is "([^"]+)"', result.stdout)
+    # Module paths inside reviewd.api may move; the types may not degrade to Any.
+    patterns = [r"reviewd\.api\.[\w.]+\.Entity \| None", r"list\[reviewd\.api\.[\w.]+\.Entity\]",
+                r"reviewd\.api\.[\w.]+\.Entity \| None", r"reviewd\.api\.[\w.]+\.EventHub"]
+    assert len(revealed) == len(patterns), result.stdout
+    for pattern, found in zip(patterns, revealed, strict=True):
+        assert re.fullmatch(pattern, found), (pattern, found)
+    assert "error" not in result.stdout, result.stdout
