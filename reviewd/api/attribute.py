@@ -81,8 +81,20 @@ class Attribute:
 class Attributes:
     """The attributes of one entity type, by name, in schema order."""
 
-    def __init__(self, attributes: list[Attribute]) -> None:
-        self._by_name = {attribute.name: attribute for attribute in attributes}
+    def __init__(self, attributes: list[Attribute] | None = None) -> None:
+        self._by_name = {attribute.name: attribute for attribute in attributes or ()}
+
+    def add(self, attribute: Attribute) -> None:
+        """Add *attribute*; a second attribute of the same name is refused."""
+        if attribute.name in self._by_name:
+            from reviewd.api.exception import NotUniqueError
+
+            raise NotUniqueError(f"Attribute {attribute.name!r} is already defined.")
+        self._by_name[attribute.name] = attribute
+
+    def remove(self, attribute: Attribute) -> None:
+        """Remove *attribute*; ``KeyError`` when it is not here."""
+        del self._by_name[attribute.name]
 
     def get(self, name: str) -> Attribute | None:
         return self._by_name.get(name)
@@ -90,32 +102,55 @@ class Attributes:
     def keys(self) -> list[str]:
         return list(self._by_name)
 
-    def __contains__(self, name: object) -> bool:
+    def __contains__(self, item: object) -> bool:
+        name = item.name if isinstance(item, Attribute) else item
         return name in self._by_name
 
     def __iter__(self) -> Iterator[Attribute]:
-        return iter(self._by_name.values())
+        return iter(list(self._by_name.values()))
 
     def __len__(self) -> int:
         return len(self._by_name)
 
 
-class Collection(MutableSequence[Any]):
-    """A live list of entities held by one attribute of an owner entity.
+class Collection(MutableSequence):
+    """A list of entities held by one attribute of an owner entity.
 
-    Reads see the owner's current value; every change writes a new list back through
-    the owner's ``__setitem__``, so it is recorded as one update with old and new value.
+    Normally a live view: reads see the owner's current value and every change
+    writes a new list back through the owner's ``__setitem__``, so it is recorded
+    as one update with old and new value.  Built with *data* (ftrack_api's
+    signature) it holds that list itself instead, records an update operation on
+    each change, and is what a copy of a collection becomes: changing a copy never
+    changes the entity.  An immutable collection refuses changes; an entity
+    already present (same identity) cannot be added twice.
     """
 
-    __slots__ = ("entity", "attribute_name")
+    __slots__ = ("entity", "attribute_name", "_attribute", "_data", "mutable")
 
-    def __init__(self, entity: Any, attribute_name: str) -> None:
+    def __init__(self, entity, attribute, mutable: bool = True, data=None) -> None:
         self.entity = entity
-        self.attribute_name = attribute_name
+        if isinstance(attribute, str):
+            self.attribute_name, self._attribute = attribute, None
+        else:
+            self.attribute_name, self._attribute = attribute.name, attribute
+        self.mutable = mutable
+        self._data = None if data is None else list(data)
 
-    def _items(self) -> list[Any]:
-        items: list[Any] = self.entity._current_list(self.attribute_name)
-        return items
+    @property
+    def attribute(self):
+        if self._attribute is None:
+            self._attribute = self.entity._attributes().get(self.attribute_name)
+        return self._attribute
+
+    @attribute.setter
+    def attribute(self, value) -> None:
+        self._attribute = value
+        self.attribute_name = value.name
+
+    def _items(self) -> list:
+        if self._data is not None:
+            return self._data
+        return self.entity._current_list(self.attribute_name)
 
     def __getitem__(self, index: Any) -> Any:
         return self._items()[index]
@@ -129,32 +164,74 @@ class Collection(MutableSequence[Any]):
     def __contains__(self, value: Any) -> bool:
         return any(item is value for item in self._items())
 
-    def _replace(self, items: list[Any]) -> None:
-        self.entity[self.attribute_name] = items
+    def __copy__(self) -> Collection:
+        return Collection(self.entity, self.attribute if self._attribute is not None
+                          else self.attribute_name, self.mutable, list(self._items()))
 
-    def __setitem__(self, index: Any, value: Any) -> None:
+    def _check_mutable(self) -> None:
+        if not self.mutable:
+            from reviewd.api.exception import ImmutableCollectionError
+
+            raise ImmutableCollectionError(f"The collection {self.attribute_name!r} is immutable.")
+
+    def _check_unique(self, items: list, value, skip: int | None = None) -> None:
+        from reviewd.api import inspection
+        from reviewd.api.exception import DuplicateItemInCollectionError
+
+        wanted = _identity(inspection, value)
+        for position, item in enumerate(items):
+            if position != skip and (item is value or _identity(inspection, item) == wanted):
+                raise DuplicateItemInCollectionError(
+                    f"{value!r} is already in {self.attribute_name!r}.")
+
+    def _replace(self, items: list) -> None:
+        if self._data is None:
+            self.entity[self.attribute_name] = items
+            return
+        old = Collection(self.entity, self.attribute_name, self.mutable, list(self._data))
+        self._data[:] = items
+        session = self.entity.session
+        if getattr(session, "record_operations", False):
+            from reviewd.api.inspection import primary_key
+            from reviewd.api.operation import UpdateEntityOperation
+
+            session.recorded_operations.push(UpdateEntityOperation(
+                self.entity.entity_type, primary_key(self.entity), self.attribute_name,
+                old, self))
+
+    def __setitem__(self, index, value) -> None:
+        self._check_mutable()
         items = list(self._items())
+        if not isinstance(index, slice):
+            self._check_unique(items, value, skip=index if index >= 0 else len(items) + index)
         items[index] = value
         self._replace(items)
 
-    def __delitem__(self, index: Any) -> None:
+    def __delitem__(self, index) -> None:
+        self._check_mutable()
         items = list(self._items())
         del items[index]
         self._replace(items)
 
-    def insert(self, index: int, value: Any) -> None:
+    def insert(self, index: int, value) -> None:
+        self._check_mutable()
         items = list(self._items())
-        if any(item is value for item in items):
-            raise ValueError(f"{value!r} is already in {self.attribute_name!r}.")
+        self._check_unique(items, value)
         items.insert(index, value)
         self._replace(items)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Collection):
             other = other._items()
-        return isinstance(other, list) and len(other) == len(self) and all(
-            a is b for a, b in zip(self._items(), other, strict=False)
-        )
+        elif not isinstance(other, list):
+            return False
+        mine = self._items()
+        if len(mine) != len(other):
+            return False
+        from reviewd.api import inspection
+
+        return all(a is b or _identity(inspection, a) == _identity(inspection, b)
+                   for a, b in zip(mine, other, strict=False))
 
     __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable, like list
 
@@ -162,7 +239,14 @@ class Collection(MutableSequence[Any]):
         return f"<Collection {self.attribute_name} {self._items()!r}>"
 
 
-class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
+def _identity(inspection, item):
+    try:
+        return inspection.identity(item)
+    except (KeyError, TypeError, AttributeError):
+        return id(item)
+
+
+class KeyValueMappedCollectionProxy(MutableMapping):
     """A mapped collection (``metadata``) seen as a mapping of key → value.
 
     Setting a new key creates the item entity (for example a ``Metadata`` with the
@@ -170,13 +254,41 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
     updates the item; deleting a key deletes the item.
     """
 
-    def __init__(self, entity: Any, attribute: Attribute) -> None:
+    def __init__(self, entity, attribute: Attribute, collection: Collection | None = None) -> None:
         self.entity = entity
-        self.attribute = attribute
-        self.collection = Collection(entity, attribute.name)
+        self._key_name = attribute.key_attribute
+        self._value_name = attribute.value_attribute
+        self._target_type = attribute.target_type
+        self.collection = collection if collection is not None else Collection(entity, attribute)
 
-    def _find(self, key: Any) -> Any:
-        key_name = self.attribute.key_attribute
+    @property
+    def attribute(self):
+        """The attribute of the underlying collection."""
+        return self.collection.attribute
+
+    @attribute.setter
+    def attribute(self, value) -> None:
+        self.collection.attribute = value
+
+    @property
+    def mutable(self) -> bool:
+        return self.collection.mutable
+
+    @mutable.setter
+    def mutable(self, value: bool) -> None:
+        self.collection.mutable = value
+
+    def __copy__(self) -> KeyValueMappedCollectionProxy:
+        """A proxy over a detached copy: changing it never changes the entity."""
+        copied = KeyValueMappedCollectionProxy.__new__(KeyValueMappedCollectionProxy)
+        copied.entity = self.entity
+        copied._key_name, copied._value_name = self._key_name, self._value_name
+        copied._target_type = self._target_type
+        copied.collection = self.collection.__copy__()
+        return copied
+
+    def _find(self, key):
+        key_name = self._key_name
         for item in self.collection._items():
             if item[key_name] == key:
                 return item
@@ -186,22 +298,22 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
         item = self._find(key)
         if item is None:
             raise KeyError(key)
-        return item[self.attribute.value_attribute]
+        return item[self._value_name]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         item = self._find(key)
         if item is not None:
-            item[self.attribute.value_attribute] = value
+            item[self._value_name] = value
             return
         session = self.entity.session
-        data = {self.attribute.key_attribute: key, self.attribute.value_attribute: value}
-        item_type = session.types.get(self.attribute.target_type)
+        data = {self._key_name: key, self._value_name: value}
+        item_type = session.types.get(self._target_type)
         if item_type is not None:
             properties = item_type._schema.get("properties", {})
             if "parent_id" in properties and "parent_type" in properties:
                 data["parent_id"] = self.entity.primary_key_values()[0]
                 data["parent_type"] = self.entity.entity_type
-        item = session.create(self.attribute.target_type, data)
+        item = session.create(self._target_type, data)
         self.collection.append(item)
 
     def __delitem__(self, key: Any) -> None:
@@ -211,12 +323,15 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
         self.collection.remove(item)
         self.entity.session.delete(item)
 
-    def __iter__(self) -> Iterator[Any]:
-        key_name = self.attribute.key_attribute
+    def __iter__(self):
+        key_name = self._key_name
         return iter([item[key_name] for item in self.collection._items()])
 
     def __len__(self) -> int:
         return len(self.collection)
+
+    def keys(self) -> list:  # a list, as ftrack_api returns (a KeysView != a list)
+        return list(iter(self))
 
     def __repr__(self) -> str:
         return f"<KeyValueMappedCollectionProxy {dict(self.items())!r}>"

@@ -282,17 +282,19 @@ class StringKeyMaker(KeyMaker):
 
 
 class ObjectKeyMaker(KeyMaker):
-    """Byte keys that distinguish structure: mappings, sequences and names get markers.
+    """Byte keys that distinguish structure, in ftrack_api's key format.
 
-    ``str((1, "a"))`` and ``str(("1", "a"))`` differ only by quoting; these keys keep
-    types apart so unrelated objects never collide.
+    Scalars are their pickle (protocol 2), so ``1`` and ``"1"`` differ; mappings
+    (sorted by key) and other iterables are wrapped in markers; functions, classes
+    and methods are keyed by name and module, builtins by name.  Keeping the
+    format means keys written by ftrack_api's caches are found by reviewd's.
     """
 
     _MAPPING = b"\x01"
     _PAIR = b"\x02"
     _SEQUENCE = b"\x03"
     _NAME = b"\x04"
-    item_separator: bytes
+    _PROTOCOL = 2
 
     def __init__(self) -> None:
         super().__init__()
@@ -302,21 +304,28 @@ class ObjectKeyMaker(KeyMaker):
         return self.item_separator.join(self._key(item) for item in items)
 
     def _key(self, item: Any) -> bytes:
+        import inspect
+        import pickle
+
+        if isinstance(item, str):
+            return pickle.dumps(item, self._PROTOCOL)
         if isinstance(item, Mapping):
-            parts = [
-                self._key(k) + self._PAIR + self._key(item[k])
-                for k in sorted(item, key=lambda k: repr(k))
-            ]
-            return self._MAPPING + self.item_separator.join(parts) + self._MAPPING
-        if isinstance(item, (list, tuple)):
-            inner = self.item_separator.join(self._key(x) for x in item)
+            pairs = [self._key(key) + self._PAIR + self._key(value)
+                     for key, value in sorted(item.items())]
+            return self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
+        if isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
+            inner = self.item_separator.join(self._key(value) for value in item)
             return self._SEQUENCE + inner + self._SEQUENCE
-        if callable(item) and hasattr(item, "__qualname__"):
-            module = getattr(item, "__module__", "") or ""
-            return self._NAME + f"{module}.{item.__qualname__}".encode()
-        if isinstance(item, bytes):
-            return b"b" + item
-        return type(item).__name__.encode() + b":" + str(item).encode("utf-8")
+        sep = self.item_separator
+        if inspect.ismethod(item):
+            return b"".join((self._NAME, item.__name__.encode(), sep,
+                             item.__self__.__class__.__name__.encode(), sep,
+                             item.__module__.encode()))
+        if inspect.isfunction(item) or inspect.isclass(item):
+            return b"".join((self._NAME, item.__name__.encode(), sep, item.__module__.encode()))
+        if inspect.isbuiltin(item):
+            return self._NAME + item.__name__.encode()
+        return pickle.dumps(item, self._PROTOCOL)
 
 
 class Memoiser:

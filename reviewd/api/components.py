@@ -44,7 +44,7 @@ class ComponentsAndLocations:
         def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]: ...
     """Session methods for components and locations (mixed into ``Session``)."""
 
-    def _configure_builtin_locations(self) -> None:
+    def _configure_locations(self) -> None:
         """Equip the four locations every ftrack server has (no server call: merged
         locally, as the server's own ids are fixed)."""
         if "Location" not in self.types:
@@ -121,14 +121,11 @@ class ComponentsAndLocations:
                     for location_id, percentage in found.items():
                         availability[location_id] += percentage * share
             else:
-                memory = [location for location in locations
-                          if "_memory_identifiers" in getattr(location, "__dict__", {})]
+                # Only registrations on the server count: the origin location keeps
+                # its own in memory, so a component only "there" is 0% available.
                 for link in component["component_locations"]:
                     if link["location_id"] in availability:
                         availability[link["location_id"]] = 100.0
-                for location in memory:
-                    if component["id"] in location.__dict__["_memory_identifiers"]:
-                        availability[location["id"]] = 100.0
             results.append({key: max(0.0, min(round(value, 9), 100.0))
                             for key, value in availability.items()})
         return results
@@ -184,7 +181,10 @@ class ComponentsAndLocations:
                 "name": sequence.index_text(index), "container": container,
                 "size": sizes[member_path], "file_type": file_type,
             }, None)
-            container["members"].append(member)
+            # The member's container_id already says it; the list is kept in step
+            # locally only (a server refuses writes to the reverse side).
+            with self.operation_recording(False):
+                container["members"].append(member)
         if location:
             origin = self.get("Location", ORIGIN_LOCATION_ID)
             location.add_component(container, origin, recursive=True)
@@ -200,8 +200,12 @@ class ComponentsAndLocations:
 
 
 def _size_of(path: str) -> int:
-    """Bytes at *path*: a file's size, or a directory's total."""
+    """Bytes at *path*: a file's size, or a directory's total; 0 when it does not
+    exist (a component may be registered before or without its data on this host)."""
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(folder, name))
                    for folder, _, names in os.walk(path) for name in names)
-    return os.path.getsize(path)
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -31,10 +31,10 @@ class Data(abc.ABC):
         """Push buffered writes out (nothing to do by default)."""
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> None:
-        raise NotImplementedError("This data object cannot seek.")
+        raise NotImplementedError("Seek not supported by this data object.")
 
     def tell(self) -> int:
-        raise NotImplementedError("This data object cannot report its position.")
+        raise NotImplementedError("Tell not supported by this data object.")
 
     def close(self) -> None:
         self.flush()

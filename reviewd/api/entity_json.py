@@ -24,8 +24,12 @@ def encode(data: Any, strategy: str = "set_only") -> str:
 
     Strategies: ``set_only`` (loaded and local values), ``persisted_only`` (values as
     the server last sent them), ``modified_only`` (local values only), ``all``
-    (populate every attribute first).
+    (populate every attribute first).  Another strategy is a ``ValueError``.
     """
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"Unknown entity_attribute_strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
+        )
     top = data
 
     def default(value: Any) -> Any:
@@ -35,7 +39,9 @@ def encode(data: Any, strategy: str = "set_only") -> str:
             return value.__ftrack_wire__()
         return encode_default(value)
 
-    return json.dumps(data, default=default, separators=(",", ":"))
+    # Sorted keys and json's default separators: the text ftrack_api produces, so
+    # caches and tests comparing encoded text see the same bytes.
+    return json.dumps(data, default=default, sort_keys=True)
 
 
 def entity_values(entity: Entity, strategy: str) -> dict[str, Any]:
@@ -43,7 +49,9 @@ def entity_values(entity: Entity, strategy: str) -> dict[str, Any]:
     if strategy == "all":
         entity.session.populate([entity], ", ".join(entity.keys()))
     if strategy == "persisted_only":
-        values = dict(entity._remote)
+        # Computed attributes are the server's to derive, never persisted values.
+        computed = set(entity._schema.get("computed", ()))
+        values = {k: v for k, v in entity._remote.items() if k not in computed}
     elif strategy == "modified_only":
         values = dict(entity._local) if entity._local else {}
         for name, value in zip(entity.primary_key_attributes, entity.primary_key_values(),

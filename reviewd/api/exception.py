@@ -56,7 +56,13 @@ class ConnectionFailedError(Error):
 
 
 # ---------------------------------------------------------------- session/entities
-class SessionClosedError(Error):
+class ConnectionClosedError(Error):
+    default_message = "The connection is closed."
+
+
+class SessionClosedError(ConnectionClosedError):
+    """ftrack_api raises ConnectionClosedError for calls on a closed session."""
+
     default_message = "The session is closed; create a new Session to continue."
 
 
@@ -64,8 +70,8 @@ class EntityTypeError(Error):
     default_message = "Unknown or invalid entity type."
 
 
-class UnrecognisedEntityTypeError(EntityTypeError):
-    pass
+class UnrecognisedEntityTypeError(EntityTypeError, KeyError):
+    """Also a ``KeyError``: ftrack_api's ``session.get("NoSuchType", ...)`` raises one."""
 
 
 class AttributeError_(Error):  # noqa: N801 - avoid shadowing the builtin
@@ -110,10 +116,6 @@ class PermissionDeniedError(Error):
     default_message = "Permission denied."
 
 
-class ConnectionClosedError(Error):
-    default_message = "The connection is closed."
-
-
 # ---------------------------------------------------------------- collections
 class CollectionError(Error):
     default_message = "Collection error."
@@ -123,7 +125,7 @@ class ImmutableCollectionError(CollectionError):
     default_message = "Cannot modify an immutable collection."
 
 
-class DuplicateItemInCollectionError(CollectionError):
+class DuplicateItemInCollectionError(CollectionError, ValueError):
     default_message = "The item is already in the collection."
 
 

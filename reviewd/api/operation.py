@@ -27,7 +27,9 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-Identity = tuple[Any, ...]  # (entity_type, (primary key values...))
+from reviewd.api.symbol import NOT_SET
+
+Identity = tuple  # (entity_type, (primary key values...))
 
 
 class Operation:
@@ -35,9 +37,11 @@ class Operation:
 
     __slots__ = ("entity_type", "entity_key")
 
-    def __init__(self, entity_type: str, entity_key: Mapping[str, Any]) -> None:
+    def __init__(self, entity_type: str | None = None,
+                 entity_key: Mapping[str, Any] | None = None) -> None:
+        # A bare Operation() is allowed, as in ftrack_api (a marker on the stack).
         self.entity_type = entity_type
-        self.entity_key = dict(entity_key)
+        self.entity_key = dict(entity_key or {})
 
     @property
     def identity(self) -> Identity:
@@ -215,7 +219,9 @@ def optimise(
             continue
         if isinstance(op, CreateEntityOperation):
             data = {"__entity_type__": op.entity_type}
-            data.update(op.entity_data)
+            # A value left NOT_SET means "let the server choose" (ftrack_api drops it).
+            data.update((name, value) for name, value in op.entity_data.items()
+                        if value is not NOT_SET)
             batch.append({
                 "action": "create",
                 "entity_type": op.entity_type,
@@ -242,7 +248,10 @@ def optimise(
                 payload = batch[target]
             if payload["action"] == "update":
                 originals.setdefault((target, op.attribute_name), op.old_value)
-            payload["entity_data"][op.attribute_name] = op.new_value
+            if op.new_value is NOT_SET and payload["action"] == "create":
+                payload["entity_data"].pop(op.attribute_name, None)
+            else:
+                payload["entity_data"][op.attribute_name] = op.new_value
         elif isinstance(op, DeleteEntityOperation):
             latest.pop(identity, None)
             batch.append({

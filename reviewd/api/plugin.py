@@ -21,10 +21,13 @@ def discover(
     Failures are logged and skipped, as in ftrack_api: one broken plugin must
     not stop the others from loading.
     """
+    paths = [path for path in paths if path and path.strip()]
+    if not paths:
+        return  # nothing to scan; do not even load the plugin machinery
     from reviewd.plugin.discovery import discover as discover_plugins
 
     discover_plugins(
-        [path for path in paths if path and path.strip()],
+        paths,
         tuple(positional_arguments or ()),
         dict(keyword_arguments or {}),
     )

@@ -106,8 +106,16 @@ class QueryResult:
             return True
         return False
 
-    def first(self) -> Entity | None:
-        """The first result or None, with a query of ``limit 1``."""
+    def first(self):
+        """The first result or None, with a query of ``limit 1``.
+
+        An expression with its own ``limit`` is refused (``ValueError``), as in
+        ftrack_api: the two limits would contradict each other.
+        """
+        if self._limit is not None:
+            raise ValueError(
+                "first() cannot be used with an expression that has a limit; use all()[0]."
+            )
         if self._results:
             return self._results[0]
         expression = f"{self._base} offset {self._offset or 0} limit 1"

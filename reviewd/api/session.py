@@ -83,7 +83,8 @@ from reviewd.api.query_text import (
     type_name_of,
     with_projections,
 )
-from reviewd.api.schema import build_types, check_server_version, load_schemas
+from reviewd.api.schema import build_types, check_server_version
+from reviewd.api.schema_file import SchemaCacheFile
 from reviewd.api.server_actions import ServerActions
 from reviewd.api.session_settings import (
     plain_mapping,
@@ -101,7 +102,7 @@ if TYPE_CHECKING:  # the hub is imported on first use, to keep start-up light
 logger = logging.getLogger(__name__)
 
 
-class Session(ServerActions, ComponentsAndLocations):
+class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     """An authenticated connection to an ftrack server with an entity cache."""
 
     def __init__(
@@ -119,6 +120,7 @@ class Session(ServerActions, ComponentsAndLocations):
         timeout: float | None = 60,
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
+        strict_api: bool = False,
     ) -> None:
         self._closed = True  # until construction succeeds; close() is then a no-op
         self._client: ApiClient | None = None
@@ -131,6 +133,9 @@ class Session(ServerActions, ComponentsAndLocations):
         self._api_key = credentials.api_key
         self._api_user = credentials.api_user
         self._headers = plain_mapping(headers)
+        if strict_api:
+            # Ask the server for HTTP error statuses instead of 200-with-error-object.
+            self._headers["ftrack-strict-api"] = "true"
         self._cookies = plain_mapping(cookies)
         self._timeout = timeout
 
@@ -167,14 +172,12 @@ class Session(ServerActions, ComponentsAndLocations):
             check_server_version(self._server_information.get("version"))
 
             self._plugin_paths = resolve_plugin_paths(plugin_paths)
-            if self._plugin_paths:
-                self._discover_plugins(plugin_arguments)
+            self._discover_plugins(plugin_arguments)
 
             self._schema_cache_path = resolve_schema_cache_path(schema_cache_path)
-            self.schemas = load_schemas(self._call, self._server_information,
-                                        self._schema_cache_path)
+            self.schemas = self._load_schemas(self._schema_cache_path or False)
             self.types = build_types(self.schemas, self._construct_entity_type)
-            self._configure_builtin_locations()
+            self._configure_locations()
             self._publish_local("ftrack.api.session.configure-location", {"session": self})
             self._publish_local("ftrack.api.session.ready", {"session": self})
         except BaseException:
@@ -283,9 +286,11 @@ class Session(ServerActions, ComponentsAndLocations):
         return self._event_hub
 
     def _discover_plugins(self, plugin_arguments: Mapping[str, Any] | None) -> None:
-        from reviewd.plugin import discover
+        # Looked up on the module at call time, as ftrack_api does, so that code
+        # replacing ftrack_api.plugin.discover (tests, wrappers) is honoured.
+        from reviewd.api import plugin as _plugin
 
-        discover(self._plugin_paths, (self,), dict(plugin_arguments or {}))
+        _plugin.discover(list(self._plugin_paths), [self], dict(plugin_arguments or {}))
 
     def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]:
         """Publish a synchronous local event if anything could be listening."""
@@ -344,16 +349,42 @@ class Session(ServerActions, ComponentsAndLocations):
     def merge(self, value: Any) -> Any:
         """Merge wire-form data (entities as mappings) into this session (ftrack name)."""
         if isinstance(value, Entity):
-            return value
+            if value.session is self:
+                return value
+            # An entity of another session: merge what it holds into this one.
+            from reviewd.api.entity_json import entity_values
+
+            value = entity_values(value, "set_only")
         with self._lock:
             return self._merger.value(value)
 
     # -------------------------------------------------------------- queries
+    @property
+    def _local_cache(self) -> dict:
+        """The identity map, entity key -> entity (ftrack_api's name for it)."""
+        return self._identity
+
+    def _merge(self, value: Any, merged: dict | None = None) -> Any:
+        """ftrack_api's internal spelling of :meth:`merge`."""
+        return self.merge(value)
+
+    @property
+    def _request(self):
+        """The ``requests.Session`` carrying the API calls (ftrack_api's name)."""
+        return self._client.http
+
+    def _create(self, entity_type: str, data: Mapping[str, Any] | None = None,
+                reconstructing: bool = False) -> Entity:
+        """ftrack_api's internal spelling of :meth:`create`, which some plugins use."""
+        return self.create(entity_type, data, reconstructing=reconstructing)
+
     def _result_errors(self) -> tuple[type, type]:
         return NoResultFoundError, MultipleResultsFoundError
 
-    def _fetch_page(self, expression: str) -> tuple[list[Any], int | None]:
-        result = self._call([{"action": "query", "expression": expression}], merge=True)[0]
+    def _fetch_page(self, expression: str) -> tuple[list, int | None]:
+        # Through the public call(), as ftrack_api pages: code that wraps or patches
+        # session.call sees every page.
+        result = self.call([{"action": "query", "expression": expression}])[0]
         entities, next_offset = result_checks.query_page(result, self._server_url)
         return _populate.group_page(entities), next_offset
 

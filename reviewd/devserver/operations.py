@@ -127,9 +127,9 @@ class BatchExecutor:
         for note in self._new_notes:
             key = [note.get("id"), user_id]
             if self.store.get_row(recipient_type, key) is None:
+                # Stored quietly: the note's own "add" is what its ftrack.update reports.
                 row = {"__type__": recipient_type.id, "note_id": key[0], "resource_id": user_id}
                 self.store.insert(recipient_type, row)
-                self._record("add", recipient_type, row, added_changes(recipient_type, row), changes)
 
     def _after_create(self, entity_type: EntityType, row: dict, changes: list[Change]) -> None:
         if entity_type.id == "Note":
@@ -325,7 +325,7 @@ class BatchExecutor:
         self._record("add", entity_type, row, added_changes(entity_type, row), changes)
         self._assign_collections(entity_type, row, collections, changes)
         self._after_create(entity_type, row, changes)
-        out = self.entity_out(entity_type, row, collections)
+        out = self.entity_out(entity_type, row, _sent(entity_type, data))
         return {"action": "create", "data": _without_unset(out, data)}
 
     def _check_unique(self, entity_type: EntityType, row: dict) -> None:
@@ -550,7 +550,7 @@ class BatchExecutor:
         if columns:
             row = self._write_update(concrete, key, row, columns, changes)
         self._assign_collections(concrete, row, collections, changes)
-        out = self.entity_out(concrete, row, collections)
+        out = self.entity_out(concrete, row, _sent(concrete, data))
         return {"action": "update", "data": _without_unset(out, data)}
 
     def _store_value_row(self, entity_type: EntityType, key: list, changes: list[Change]) -> dict:
@@ -569,7 +569,10 @@ class BatchExecutor:
         if row is None:
             raise errors.not_found(entity_type.id, key)
         doomed = self._cascade(self.model.types[row["__type__"]], row)
+        doomed_ids = {doomed_row.get("id") for _type, doomed_row in doomed}
         for doomed_type, doomed_row in doomed:
+            if self.custom_attributes.handles(doomed_type) and doomed_row.get("entity_id") in doomed_ids:
+                continue  # values go with their owner; its "remove" says so
             removed = removed_changes(doomed_type, doomed_row)
             self._record("remove", doomed_type, doomed_row, removed, changes)
         for doomed_type, doomed_row in reversed(doomed):
@@ -643,6 +646,24 @@ class BatchExecutor:
         if row.get(column) != value:
             row = self._write_update(concrete, key, row, {column: value}, changes)
         return {"action": "reset_remote", "data": self.entity_out(concrete, row)}
+
+
+def _sent(entity_type: EntityType, data: dict) -> list[str]:
+    """Attributes an operation set (references and collections are echoed back too).
+
+    The client drops its local values after a commit and keeps what the reply holds as
+    the remote value, so a reply without a just-set ``version`` reference would leave
+    the entity pointing at its previous version.
+    """
+    sent = [
+        name
+        for name in data
+        if name in entity_type.attributes and not entity_type.attributes[name].computed
+    ]
+    for name, attribute in entity_type.attributes.items():
+        if attribute.kind == "reference" and attribute.fk in data and not attribute.computed:
+            sent.append(name)  # ``version_id`` was set: the ``version`` reference changed
+    return sent
 
 
 def _without_unset(entity: dict, data: dict) -> dict:

@@ -98,6 +98,9 @@ class QueryEngine:
                     wanted[name] = None
                 elif attribute.kind == "reference" and attribute.fk:
                     wanted[attribute.fk] = None
+                elif attribute.kind == "mapped":
+                    # Which custom attributes apply depends on the owner's kind and project.
+                    wanted.update(dict.fromkeys(("object_type_id", "project_id")))
         return [column for column in wanted if column in table]
 
     def _select_sql(

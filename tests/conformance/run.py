@@ -57,6 +57,30 @@ def _pip(python: Path | str, *args: str) -> None:
     )
 
 
+def _has_ndbm_or_gdbm(python: str) -> bool:
+    probe = "import importlib.util, sys; sys.exit(not any(importlib.util.find_spec(m) for m in ('_gdbm', '_dbm')))"
+    try:
+        return subprocess.run([python, "-c", probe], check=False).returncode == 0
+    except OSError:
+        return False
+
+
+def base_python() -> str:
+    """The interpreter to build the conformance venv from.
+
+    The suite's file-cache tests remove the dbm file by its exact name, which only a
+    gdbm/ndbm-backed ``dbm`` creates (``dbm.dumb`` writes ``.dat``/``.dir``).  An
+    interpreter built without them (pyenv builds often are) is passed over for one
+    with them: ``$REVIEWD_CONFORMANCE_PYTHON``, this one, or the system ``python3``
+    (Debian: ``apt-get install python3-gdbm``, done by ``.ci/run``).
+    """
+    candidates = [os.environ.get("REVIEWD_CONFORMANCE_PYTHON"), sys.executable, "/usr/bin/python3"]
+    for candidate in filter(None, candidates):
+        if _has_ndbm_or_gdbm(candidate):
+            return candidate
+    return sys.executable
+
+
 def official_python() -> Path:
     """The interpreter of a cached venv with ftrack-python-api 3.1.0 and the suite's deps.
 
@@ -64,10 +88,11 @@ def official_python() -> Path:
     """
     python = OFFICIAL_VENV / "bin" / "python"
     marker = OFFICIAL_VENV / ".installed"
-    wanted = "\n".join(OFFICIAL_REQUIREMENTS)
+    base = base_python()
+    wanted = "\n".join([*OFFICIAL_REQUIREMENTS, f"base={base}"])
     if marker.exists() and marker.read_text() == wanted:
         return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(OFFICIAL_VENV)], check=True)
+    subprocess.run([base, "-m", "venv", "--clear", str(OFFICIAL_VENV)], check=True)
     _pip(python, *OFFICIAL_REQUIREMENTS)
     marker.write_text(wanted)
     return python

@@ -229,6 +229,10 @@ def test_one_event_per_batch_and_none_for_reads_or_failures(devserver, subscribe
 # the entity alone.  Every other seeded type must reach the project through its parents.
 SITE_WIDE = {
     "AssetType",
+    "CustomAttributeConfiguration",
+    "CustomAttributeGroup",
+    "CustomAttributeType",
+    "ListCategory",
     "Location",
     "NoteCategory",
     "NoteLabel",

@@ -12,13 +12,14 @@ class AssetVersion(Entity):
 
     __slots__ = ()
 
-    def create_component(self, path: str, data: dict[str, Any] | None = None,
-                         location: Any = "auto") -> Entity:
-        """Create a component from *path* belonging to this version."""
+    def create_component(self, path: str, data: dict | None = None,
+                         location: Any = None) -> Entity:
+        """Create a component from *path* belonging to this version (whatever *data*
+        says about the version)."""
         data = dict(data or {})
-        data.setdefault("version_id", self["id"])
-        answer: Entity = self.session.create_component(path, data=data, location=location)
-        return answer
+        data.pop("version_id", None)
+        data["version"] = self
+        return self.session.create_component(path, data=data, location=location)
 
     def encode_media(self, media: Any, keep_original: Any = "auto") -> Entity:
         """Ask the server to encode *media* (a path or a component) for review.

@@ -82,6 +82,8 @@ class Entity:
                 Attribute(name, spec, mutable=name not in immutable and name not in computed,
                           computed=name in computed)
                 for name, spec in schema.get("properties", {}).items()
+                # restricted projections cannot be selected by clients (ftrack_api too)
+                if not spec.get("restricted_projection")
             ])
             cls._attributes_cache = attributes
         return attributes
@@ -254,8 +256,21 @@ class Entity:
     def __str__(self) -> str:
         return self.__repr__()
 
-    # Identity comparison: the identity map guarantees one object per entity.
-    __eq__ = object.__eq__
+    # Equal when they stand for the same server entity (type and primary key), as in
+    # ftrack_api: one session's identity map makes that the same object, but entities
+    # of two sessions compare equal too.  Hashing stays by object, as ftrack_api's.
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Entity):
+            return NotImplemented
+        return (self.entity_type == other.entity_type
+                and self.primary_key_values() == other.primary_key_values())
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
     __hash__ = object.__hash__
 
 

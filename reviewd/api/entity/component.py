@@ -1,10 +1,9 @@
-"""Components: availability across locations and thumbnails."""
+"""Components (availability across locations) and thumbnails on any entity with one."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from reviewd.api.entity.base import Entity
+from reviewd.api.symbol import ORIGIN_LOCATION_ID, SERVER_LOCATION_ID
 
 
 class Component(Entity):
@@ -16,18 +15,25 @@ class Component(Entity):
         """Percentage (0-100) of this component present in each location, by location id."""
         return self.session.get_component_availability(self, locations=locations)
 
-    def create_thumbnail(self, path: str, data: dict[str, Any] | None = None) -> Entity:
-        """Upload *path* as this component's entity thumbnail (see ``Session.create_thumbnail``)."""
-        thumbnail = self.session.create_component(path, dict(data or {}, name="thumbnail"),
-                                                  location=self.session.get(
-                                                      "Location", _server_location_id()))
-        self["thumbnail_id"] = thumbnail["id"]
-        self.session.commit()
-        answer: Entity = thumbnail
-        return answer
 
+class CreateThumbnailMixin:
+    """Adds ``create_thumbnail`` to entity types that have a ``thumbnail_id``."""
 
-def _server_location_id() -> Any:
-    from reviewd.api.symbol import SERVER_LOCATION_ID
+    __slots__ = ()
 
-    return SERVER_LOCATION_ID
+    def create_thumbnail(self, path: str, data: dict | None = None) -> Entity:
+        """Upload *path* to the server location and make it this entity's thumbnail.
+
+        The component is named ``thumbnail`` unless *data* names it; the change
+        is committed (the server must know the component before it is referenced).
+        """
+        data = dict(data or {})
+        if not data.get("name"):
+            data["name"] = "thumbnail"
+        session = self.session
+        component = session.create_component(path, data, location=None)
+        origin = session.get("Location", ORIGIN_LOCATION_ID)
+        session.get("Location", SERVER_LOCATION_ID).add_component(component, [origin])
+        self["thumbnail_id"] = component["id"]
+        session.commit()
+        return component

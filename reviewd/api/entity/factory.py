@@ -12,7 +12,7 @@ from typing import Any
 
 from reviewd.api.entity.asset_version import AssetVersion
 from reviewd.api.entity.base import Entity
-from reviewd.api.entity.component import Component
+from reviewd.api.entity.component import Component, CreateThumbnailMixin
 from reviewd.api.entity.job import Job
 from reviewd.api.entity.location import Location
 from reviewd.api.entity.note import CreateNoteMixin, Note
@@ -41,9 +41,13 @@ def bases_for(schema: dict[str, Any]) -> tuple[type, ...]:
     if base is None:
         mixin_of = (schema.get("$mixin") or {}).get("$ref")
         base = BASE_CLASSES.get(mixin_of, Entity) if mixin_of else Entity
-    if "notes" in (schema.get("properties") or {}) and name != "Note":
-        return (CreateNoteMixin, base)
-    return (base,)
+    properties = schema.get("properties") or {}
+    helpers: list[type] = []
+    if "notes" in properties and name != "Note":
+        helpers.append(CreateNoteMixin)
+    if "thumbnail_id" in properties:
+        helpers.append(CreateThumbnailMixin)
+    return (*helpers, base)
 
 
 class StandardFactory:

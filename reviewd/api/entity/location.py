@@ -141,6 +141,10 @@ class Location(Entity):
         if _is_container(component):
             self.accessor.make_container(resource_identifier)
             return
+        if self.accessor.exists(resource_identifier):
+            raise LocationError(
+                f"Cannot add {component!r} to {self!r}: data already exists at "
+                f"{resource_identifier!r}.")
         container = self.accessor.get_container(resource_identifier)
         if container and not self.accessor.exists(container):
             self.accessor.make_container(container)
@@ -181,7 +185,8 @@ class Location(Entity):
 
     def _remove_data(self, component: Entity) -> None:
         if self.accessor is None:
-            return
+            raise LocationError(
+                f"Cannot remove the data of {component!r}: {self!r} has no accessor.")
         identifier = self.get_resource_identifier(component)
         if _is_container(component):
             self.accessor.remove_container(identifier)

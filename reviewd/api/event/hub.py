@@ -109,10 +109,10 @@ class EventHub:
         if not server_url:
             raise TypeError("EventHub needs server_url (the ftrack server, e.g. https://x.ftrackapp.com)")
         parts = urlsplit(server_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"server_url must look like https://host[:port], got {server_url!r}")
         register_secret(api_key)
-        self.id: str = uuid.uuid4().hex
+        self._id: str = uuid.uuid4().hex
         self.server_url = server_url.rstrip("/")
         self._api_user = api_user
         self._api_key = api_key
@@ -168,6 +168,18 @@ class EventHub:
         self._handle = self._dispatcher.handle
 
     # ================================================================== public state
+    @property
+    def id(self) -> str:
+        """This hub's id: the ``source.id`` of what it publishes, the target of replies."""
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
+        envelope = self.__dict__.get("_envelope")
+        if envelope is not None:
+            envelope._hub_id = value  # events published from now on carry the new id
+
     def __repr__(self) -> str:
         state = "connected" if self.connected else ("connecting" if self._running else "idle")
         return f"<EventHub {self.server_url} user={self._api_user!r} id={self.id} {state}>"
@@ -201,6 +213,49 @@ class EventHub:
     def subscribers(self) -> list[Subscriber]:
         """The user's subscribers in dispatch order (priority, then subscription order)."""
         return self._subscriptions.snapshot()
+
+    @property
+    def _subscribers(self) -> list[Subscriber]:
+        """ftrack_api's view of the subscribers: the hub's own reply subscriber first,
+        then :attr:`subscribers` (a copy; changing it changes nothing)."""
+        return [self._reply_subscriber, *self._subscriptions.snapshot()]
+
+    def get_server_url(self) -> str:
+        """``scheme://host[:port]`` of the server this hub talks to."""
+        parts = urlsplit(self.server_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def get_network_location(self) -> str:
+        """``host[:port]`` of the server."""
+        return urlsplit(self.server_url).netloc
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection uses TLS (an ``https`` server URL)."""
+        return urlsplit(self.server_url).scheme == "https"
+
+    def reconnect(self, attempts: int = 10, delay: float = 5.0) -> None:
+        """Drop the connection (keeping the subscribers) and connect again.
+
+        Tries *attempts* times, *delay* seconds apart; raises
+        :class:`EventHubConnectionError` when none succeeds.  Works when not
+        connected too.
+        """
+        if self._running:
+            self.disconnect(unsubscribe=False)
+        last_error: Exception | None = None
+        for attempt in range(max(1, attempts)):
+            if attempt:
+                time.sleep(delay)  # the caller asked for this spacing between attempts
+            try:
+                self.connect(wait=True, timeout=max(delay, self._connect_timeout))
+                return
+            except EventHubConnectionError as error:
+                last_error = error
+        raise EventHubConnectionError(
+            redact(f"Failed to reconnect to event server {self.get_server_url()} after "
+                   f"{attempts} attempts: {last_error}")
+        )
 
     def get_subscriber_by_identifier(self, identifier: str) -> Subscriber | None:
         return self._subscriptions.get(identifier)
@@ -474,11 +529,46 @@ class EventHub:
             )
         reply = Event(REPLY_TOPIC, data=None)
         reply["data"] = data
-        reply["target"] = f"id={origin_id}"
+        self._prepare_reply_event(reply, source_event, source)
+        self.publish(reply)
+
+    # ftrack_api's helper names; plugins and tests written for it call them.
+    def _prepare_reply_event(self, reply: Event, source_event: Mapping,
+                             source: Mapping | None = None) -> None:
+        """Target *reply* at *source_event*'s publisher and mark what it answers."""
+        reply["target"] = f"id={source_event['source']['id']}"
         reply["in_reply_to_event"] = source_event["id"]
         if source is not None:
             reply["source"] = dict(source)
-        self.publish(reply)
+
+    @staticmethod
+    def _encode(data: Any) -> str:
+        """JSON for a packet payload, events in wire form (``inReplyToEvent``)."""
+        import json
+
+        def wire(value: Any) -> Any:
+            # Events are dicts, which json would write as they are: convert first.
+            if isinstance(value, Event):
+                return wire(value.to_wire())
+            if isinstance(value, dict):
+                return {key: wire(item) for key, item in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [wire(item) for item in value]
+            return value
+
+        return json.dumps(wire(data))
+
+    @staticmethod
+    def _decode(text: str) -> Any:
+        """Parsed packet payload with ``inReplyToEvent`` spelled ``in_reply_to_event``."""
+        import json
+
+        def local(mapping: dict) -> dict:
+            if "inReplyToEvent" in mapping:
+                mapping["in_reply_to_event"] = mapping.pop("inReplyToEvent")
+            return mapping
+
+        return json.loads(text, object_hook=local)
 
     def publish_and_wait(self, event: Event | Mapping[str, Any], timeout: float = 30.0) -> Event:
         """Publish *event* and return the first reply; raise :class:`ReplyTimeoutError`.

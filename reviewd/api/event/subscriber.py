@@ -32,10 +32,13 @@ class Subscriber:
         priority: int = 100,
         order: int = 0,
     ) -> None:
-        if not callable(callback):
+        # None is accepted, as ftrack_api does (a placeholder subscription); an event
+        # reaching it is then a handler error like any other.
+        if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        if not isinstance(metadata.get("id"), str) or not metadata["id"]:
-            raise ValueError("subscriber metadata needs a non-empty string 'id'")
+        identifier = metadata.get("id")
+        if identifier is not None and (not isinstance(identifier, str) or not identifier):
+            raise ValueError("a subscriber's metadata 'id' must be a non-empty string")
         self.subscription = subscription
         self.expression = _expression.parse(subscription)
         self.callback = callback
@@ -45,9 +48,9 @@ class Subscriber:
         self.order = order
 
     @property
-    def id(self) -> str:
-        subscriber_id: str = self.metadata["id"]
-        return subscriber_id
+    def id(self) -> str | None:
+        """The subscriber id (the hub always gives one; a bare Subscriber may lack it)."""
+        return self.metadata.get("id")
 
     def interested_in(self, event: Mapping[str, Any]) -> bool:
         """Whether *event* matches this subscription (the target is checked separately)."""
@@ -55,6 +58,9 @@ class Subscriber:
 
     def sort_key(self) -> tuple[Any, ...]:
         return (self.priority, self.order)
+
+    def __str__(self) -> str:
+        return f'<Subscriber metadata={self.metadata!r} subscription="{self.subscription}">'
 
     def __repr__(self) -> str:
         name = getattr(self.callback, "__qualname__", type(self.callback).__name__)

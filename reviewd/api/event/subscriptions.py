@@ -74,7 +74,7 @@ class Subscriptions:
         metadata.setdefault("id", uuid.uuid4().hex)
         with self.lock:
             if metadata["id"] in self._by_id or metadata["id"] == self._reserved_id:
-                raise NotUniqueError(f"a subscriber with id {metadata['id']!r} already exists")
+                raise NotUniqueError(f"subscriber with identifier {metadata['id']} already exists")
             entry = Subscriber(subscription, callback, metadata, priority, next(self._order))
             self._subscribers.append(entry)
             self._subscribers.sort(key=Subscriber.sort_key)
@@ -87,7 +87,7 @@ class Subscriptions:
         with self.lock:
             entry = self._by_id.pop(identifier, None)
             if entry is None:
-                raise NotFoundError(f"no subscriber with id {identifier!r}")
+                raise NotFoundError(f"missing subscriber with identifier {identifier}")
             self._subscribers.remove(entry)
             self._topic_cache = {}
         return entry

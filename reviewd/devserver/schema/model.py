@@ -18,6 +18,9 @@ from typing import Any
 NOT_SET: Any = object()
 
 SCALAR_TYPES = {"string", "integer", "number", "boolean", "object", "variable"}
+# Inheritance the schema format cannot express: a sequence is a kind of container, so a
+# file's ``container`` may be a SequenceComponent.
+KNOWN_SUBTYPES = {"ContainerComponent": ("SequenceComponent",)}
 # Attributes a server derives from other data instead of storing, whether or not the
 # schema lists them as ``computed`` (real schemas list ``ancestors`` as a plain array
 # and ``is_latest_version`` as a plain boolean, and clients treat them accordingly).
@@ -212,6 +215,7 @@ class Model:
                     if isinstance(other.schema.get("alias_for"), dict)
                     and other.storage == entity_type.id
                 }
+            members |= {sub for sub in KNOWN_SUBTYPES.get(entity_type.id, ()) if sub in self.types}
             entity_type.subtypes = frozenset(members)
 
     def _resolve_references(self, entity_type: EntityType) -> None:

@@ -158,6 +158,12 @@ def fixture_operations() -> list[dict]:
             "object_type_id": object_type, "is_hierarchical": hierarchical,
             "config": "{}", "core": False, "sort": 0,
         }))
+    # The formatter test expects jenkins to have logged time (ftrack's CI user has).
+    ops.append(_create("Timelog", {
+        "id": _id("Timelog", "jenkins"), "user_id": JENKINS, "context_id": TASK,
+        "start": {"__type__": "datetime", "value": "2026-01-05T09:00:00"},
+        "duration": 3600, "comment": "conformance fixture",
+    }))
     ops.append(_create("CustomAttributeValue", {
         "configuration_id": _id("CustomAttributeConfiguration", "customNumber"),
         "entity_id": TASK, "value": 7,
