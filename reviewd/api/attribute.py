@@ -113,7 +113,7 @@ class Attributes:
         return len(self._by_name)
 
 
-class Collection(MutableSequence):
+class Collection(MutableSequence[Any]):
     """A list of entities held by one attribute of an owner entity.
 
     Normally a live view: reads see the owner's current value and every change
@@ -127,7 +127,7 @@ class Collection(MutableSequence):
 
     __slots__ = ("entity", "attribute_name", "_attribute", "_data", "mutable")
 
-    def __init__(self, entity, attribute, mutable: bool = True, data=None) -> None:
+    def __init__(self, entity: Any, attribute: Any, mutable: bool = True, data: Any=None) -> None:
         self.entity = entity
         if isinstance(attribute, str):
             self.attribute_name, self._attribute = attribute, None
@@ -137,20 +137,21 @@ class Collection(MutableSequence):
         self._data = None if data is None else list(data)
 
     @property
-    def attribute(self):
+    def attribute(self) -> Any:
         if self._attribute is None:
             self._attribute = self.entity._attributes().get(self.attribute_name)
         return self._attribute
 
     @attribute.setter
-    def attribute(self, value) -> None:
+    def attribute(self, value: Any) -> None:
         self._attribute = value
         self.attribute_name = value.name
 
-    def _items(self) -> list:
+    def _items(self) -> list[Any]:
         if self._data is not None:
             return self._data
-        return self.entity._current_list(self.attribute_name)
+        answer: list[Any] = self.entity._current_list(self.attribute_name)
+        return answer
 
     def __getitem__(self, index: Any) -> Any:
         return self._items()[index]
@@ -174,7 +175,7 @@ class Collection(MutableSequence):
 
             raise ImmutableCollectionError(f"The collection {self.attribute_name!r} is immutable.")
 
-    def _check_unique(self, items: list, value, skip: int | None = None) -> None:
+    def _check_unique(self, items: list[Any], value: Any, skip: int | None = None) -> None:
         from reviewd.api import inspection
         from reviewd.api.exception import DuplicateItemInCollectionError
 
@@ -184,7 +185,7 @@ class Collection(MutableSequence):
                 raise DuplicateItemInCollectionError(
                     f"{value!r} is already in {self.attribute_name!r}.")
 
-    def _replace(self, items: list) -> None:
+    def _replace(self, items: list[Any]) -> None:
         if self._data is None:
             self.entity[self.attribute_name] = items
             return
@@ -199,7 +200,7 @@ class Collection(MutableSequence):
                 self.entity.entity_type, primary_key(self.entity), self.attribute_name,
                 old, self))
 
-    def __setitem__(self, index, value) -> None:
+    def __setitem__(self, index: Any, value: Any) -> None:
         self._check_mutable()
         items = list(self._items())
         if not isinstance(index, slice):
@@ -207,13 +208,13 @@ class Collection(MutableSequence):
         items[index] = value
         self._replace(items)
 
-    def __delitem__(self, index) -> None:
+    def __delitem__(self, index: Any) -> None:
         self._check_mutable()
         items = list(self._items())
         del items[index]
         self._replace(items)
 
-    def insert(self, index: int, value) -> None:
+    def insert(self, index: int, value: Any) -> None:
         self._check_mutable()
         items = list(self._items())
         self._check_unique(items, value)
@@ -239,14 +240,14 @@ class Collection(MutableSequence):
         return f"<Collection {self.attribute_name} {self._items()!r}>"
 
 
-def _identity(inspection, item):
+def _identity(inspection: Any, item: Any) -> Any:
     try:
         return inspection.identity(item)
     except (KeyError, TypeError, AttributeError):
         return id(item)
 
 
-class KeyValueMappedCollectionProxy(MutableMapping):
+class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
     """A mapped collection (``metadata``) seen as a mapping of key → value.
 
     Setting a new key creates the item entity (for example a ``Metadata`` with the
@@ -254,7 +255,7 @@ class KeyValueMappedCollectionProxy(MutableMapping):
     updates the item; deleting a key deletes the item.
     """
 
-    def __init__(self, entity, attribute: Attribute, collection: Collection | None = None) -> None:
+    def __init__(self, entity: Any, attribute: Attribute, collection: Collection | None = None) -> None:
         self.entity = entity
         self._key_name = attribute.key_attribute
         self._value_name = attribute.value_attribute
@@ -262,12 +263,12 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         self.collection = collection if collection is not None else Collection(entity, attribute)
 
     @property
-    def attribute(self):
+    def attribute(self) -> Any:
         """The attribute of the underlying collection."""
         return self.collection.attribute
 
     @attribute.setter
-    def attribute(self, value) -> None:
+    def attribute(self, value: Any) -> None:
         self.collection.attribute = value
 
     @property
@@ -287,7 +288,7 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         copied.collection = self.collection.__copy__()
         return copied
 
-    def _find(self, key):
+    def _find(self, key: Any) -> Any:
         key_name = self._key_name
         for item in self.collection._items():
             if item[key_name] == key:
@@ -323,14 +324,15 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         self.collection.remove(item)
         self.entity.session.delete(item)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         key_name = self._key_name
         return iter([item[key_name] for item in self.collection._items()])
 
     def __len__(self) -> int:
         return len(self.collection)
 
-    def keys(self) -> list:  # a list, as ftrack_api returns (a KeysView != a list)
+    # ftrack_api returns a list here (code indexes it), where Mapping promises a KeysView.
+    def keys(self) -> list[Any]:  # type: ignore[override]
         return list(iter(self))
 
     def __repr__(self) -> str:

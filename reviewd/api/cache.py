@@ -301,7 +301,8 @@ class ObjectKeyMaker(KeyMaker):
         self.item_separator = b"\x00"
 
     def key(self, *items: Any) -> bytes:
-        return self.item_separator.join(self._key(item) for item in items)
+        answer: bytes = self.item_separator.join(self._key(item) for item in items)
+        return answer
 
     def _key(self, item: Any) -> bytes:
         import inspect
@@ -312,10 +313,12 @@ class ObjectKeyMaker(KeyMaker):
         if isinstance(item, Mapping):
             pairs = [self._key(key) + self._PAIR + self._key(value)
                      for key, value in sorted(item.items())]
-            return self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
+            answer: bytes = self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
+            return answer
         if isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
             inner = self.item_separator.join(self._key(value) for value in item)
-            return self._SEQUENCE + inner + self._SEQUENCE
+            sequence: bytes = self._SEQUENCE + inner + self._SEQUENCE
+            return sequence
         sep = self.item_separator
         if inspect.ismethod(item):
             return b"".join((self._NAME, item.__name__.encode(), sep,

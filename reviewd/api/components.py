@@ -8,6 +8,7 @@ feature layered on top: it only uses the session's public operations
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ class ComponentsAndLocations:
         def query(self, expression: str, page_size: int = 500) -> Any: ...
         def populate(self, entities: Any, projections: str | Iterable[str]) -> None: ...
         def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]: ...
+        def operation_recording(self, record_operations: bool) -> contextlib.AbstractContextManager[None]: ...
     """Session methods for components and locations (mixed into ``Session``)."""
 
     def _configure_locations(self) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from reviewd.api.symbol import NOT_SET
 
-Identity = tuple  # (entity_type, (primary key values...))
+Identity = tuple[Any, ...]  # (entity_type, (primary key values...))
 
 
 class Operation:

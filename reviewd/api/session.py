@@ -360,17 +360,18 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
     # -------------------------------------------------------------- queries
     @property
-    def _local_cache(self) -> dict:
+    def _local_cache(self) -> dict[str, Any]:
         """The identity map, entity key -> entity (ftrack_api's name for it)."""
         return self._identity
 
-    def _merge(self, value: Any, merged: dict | None = None) -> Any:
+    def _merge(self, value: Any, merged: dict[str, Any] | None = None) -> Any:
         """ftrack_api's internal spelling of :meth:`merge`."""
         return self.merge(value)
 
     @property
-    def _request(self):
+    def _request(self) -> Any:
         """The ``requests.Session`` carrying the API calls (ftrack_api's name)."""
+        assert self._client is not None, "an open session has an API client"
         return self._client.http
 
     def _create(self, entity_type: str, data: Mapping[str, Any] | None = None,
@@ -381,7 +382,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     def _result_errors(self) -> tuple[type, type]:
         return NoResultFoundError, MultipleResultsFoundError
 
-    def _fetch_page(self, expression: str) -> tuple[list, int | None]:
+    def _fetch_page(self, expression: str) -> tuple[list[Any], int | None]:
         # Through the public call(), as ftrack_api pages: code that wraps or patches
         # session.call sees every page.
         result = self.call([{"action": "query", "expression": expression}])[0]

@@ -354,7 +354,8 @@ class EventHub:
             if not self._running:
                 return
             self._running = False
-            subscriber_ids = [s.id for s in self._subscriptions.snapshot()] if unsubscribe else []
+            subscriber_ids = [s.id for s in self._subscriptions.snapshot()
+                              if s.id is not None] if unsubscribe else []
         deadline = time.monotonic() + timeout
         if self.connected:
             self._outbox.queue_control(
@@ -445,6 +446,7 @@ class EventHub:
         with self._lock:
             entry = self._subscriptions.add(subscription, callback, subscriber, priority)
             self._outbox.send_control(self._envelope.subscribe_frame(entry))
+        assert entry.id is not None, "the registry gives every subscriber an id"
         return entry.id
 
     def unsubscribe(self, subscriber_identifier: str) -> None:
@@ -533,8 +535,8 @@ class EventHub:
         self.publish(reply)
 
     # ftrack_api's helper names; plugins and tests written for it call them.
-    def _prepare_reply_event(self, reply: Event, source_event: Mapping,
-                             source: Mapping | None = None) -> None:
+    def _prepare_reply_event(self, reply: Event, source_event: Mapping[str, Any],
+                             source: Mapping[str, Any] | None = None) -> None:
         """Target *reply* at *source_event*'s publisher and mark what it answers."""
         reply["target"] = f"id={source_event['source']['id']}"
         reply["in_reply_to_event"] = source_event["id"]
@@ -563,7 +565,7 @@ class EventHub:
         """Parsed packet payload with ``inReplyToEvent`` spelled ``in_reply_to_event``."""
         import json
 
-        def local(mapping: dict) -> dict:
+        def local(mapping: dict[str, Any]) -> dict[str, Any]:
             if "inReplyToEvent" in mapping:
                 mapping["in_reply_to_event"] = mapping.pop("inReplyToEvent")
             return mapping

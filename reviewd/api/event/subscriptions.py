@@ -78,7 +78,7 @@ class Subscriptions:
             entry = Subscriber(subscription, callback, metadata, priority, next(self._order))
             self._subscribers.append(entry)
             self._subscribers.sort(key=Subscriber.sort_key)
-            self._by_id[entry.id] = entry
+            self._by_id[metadata["id"]] = entry
             self._topic_cache = {}
         return entry
 
