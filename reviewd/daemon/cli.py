@@ -45,6 +45,7 @@ JOURNAL_ACTIONS = {
     "list": "list dead letters (or, with --pending, unfinished deliveries)",
     "retry": "make dead letters pending again (a running daemon picks them up)",
     "purge": "forget dead letters",
+    "stats": "the journal's size, counts and write figures",
 }
 
 
@@ -397,6 +398,10 @@ def journal(args: argparse.Namespace) -> int:
                                  f"attempts={d.attempts}  {error[-1] if error else ''}\n")
             kind = "pending deliveries" if args.pending else "dead letters"
             sys.stdout.write(f"{len(rows)} {kind}\n")
+        elif args.action == "stats":
+            from reviewd.daemon.journal.stats import render_stats
+
+            sys.stdout.write(render_stats(store))
         elif args.action == "retry":
             count = store.retry_dead(args.event_id, args.plugin)
             sys.stdout.write(f"{count} dead letter(s) made pending again; a running daemon "

@@ -296,7 +296,7 @@ class Lane:
             return
         while True:
             if begin is not None:
-                begin(job.event_id, self.plugin)  # durable before the handler runs
+                begin(job.event_id, self.plugin, job.attempts + 1)  # before the handler runs
             self.in_flight[ident] = InFlight(job, time.monotonic())
             metrics.dispatched.labels(**labels).inc()
             started = time.perf_counter()

@@ -97,7 +97,8 @@ def test_handler_killing_the_process_is_dead_lettered_after_restarts(tmp_path, d
                  timeout=60, message="the restarted daemon to die again or become ready")
     try:
         wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=60)
-        wait_for(lambda: daemon.status()["journal"].get("dead", 0) == 1, timeout=30)
+        wait_for(lambda: daemon.status()["journal"].get("dead", 0) == 1, timeout=30,
+                 message=f"one dead letter: {daemon.status()}")
         status = daemon.status()
         [dead] = status["dead_letters"]
         assert dead["plugin"] == "killer"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 
 from reviewd.daemon.intake import EventIntake
 from reviewd.daemon.journal import SqliteJournal
+from reviewd.daemon.journal.attempts import AttemptLog
 from reviewd.daemon.journal.sqlite import DIED
 from reviewd.daemon.metrics import Metrics
 from reviewd.daemon.router import Job, LaneSettings, Router
@@ -148,23 +148,18 @@ def test_refill_hammered_against_intake_never_calls_a_plugin_twice(daemon):
     assert daemon.journal.counts()["pending"] == 0
 
 
-def test_attempt_is_committed_as_running_before_the_handler_runs(daemon):
+def test_attempt_is_logged_before_the_handler_runs_and_leaves_once_done(daemon):
     seen = []
 
     def handler(event):
-        # Another connection (another process would see the same): committed already.
-        db = sqlite3.connect(daemon.journal.path)
-        try:
-            seen.append(db.execute(
-                "SELECT d.running FROM deliveries d JOIN events e ON e.seq = d.event_seq "
-                "WHERE e.id = ?", (event["id"],)).fetchone())
-        finally:
-            db.close()
+        # Read from the file, as the next process would after a crash right here.
+        seen.append(AttemptLog.read(daemon.journal.path + "-attempts"))
 
     daemon.add("p", handler)
-    daemon.publish(1)
+    event = daemon.publish(1)
     wait_for(lambda: daemon.journal.counts()["done"] == 1)
-    assert seen == [(1,)]
+    assert seen == [{(event["id"], "p"): (1, "running")}]
+    assert daemon.journal._attempts._running == {}
 
 
 @pytest.mark.parametrize("exception", [SystemExit, KeyboardInterrupt, GeneratorExit])
@@ -204,15 +199,16 @@ KILLER = textwrap.dedent("""
     from reviewd.daemon.journal import SqliteJournal
     journal = SqliteJournal(sys.argv[1])
     journal.record({"id": "doomed", "topic": "t", "data": {}}, ["p"])
-    journal.begin_attempt("doomed", "p")
+    journal.begin_attempt("doomed", "p", int(sys.argv[2]))
     os._exit(9)  # dies "inside the handler"
 """)
 
 
 def test_process_death_inside_a_handler_counts_and_dead_letters_without_calling_it(tmp_path):
     path = str(tmp_path / "journal.sqlite3")
-    for _ in range(2):  # two deaths: two attempts spent
-        subprocess.run([sys.executable, "-c", KILLER, path], check=False, timeout=60)
+    for attempt in (1, 2):  # two deaths: two attempts spent
+        subprocess.run([sys.executable, "-c", KILLER, path, str(attempt)], check=False,
+                       timeout=60)
         SqliteJournal(path).close()  # a start: the running attempt is counted
     journal = SqliteJournal(path)
     [delivery] = journal.pending("p")
@@ -335,3 +331,50 @@ def test_finished_events_compact_to_dedupe_rows_that_expire(tmp_path):
 def journal_now() -> float:
     import time
     return time.time()
+
+
+def test_journal_stats_command_prints_rows_by_state_and_bytes(tmp_path):
+    path = str(tmp_path / "journal.sqlite3")
+    journal = SqliteJournal(path)
+    for n in range(3):
+        journal.record({"id": f"s{n}", "topic": "t"}, ["p"])
+    journal.mark_done("s0", "p")
+    journal.mark_dead("s1", "p", "boom")
+    journal.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FTRACK_", "REVIEWD_"))}
+    result = subprocess.run([sys.executable, "-m", "reviewd.daemon.cli", "journal", "stats",
+                             "--journal", path], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert "deliveries: pending 1, done 1, dead 1" in result.stdout
+    assert f"journal: {path}" in result.stdout
+    reported = int(result.stdout.split("on disk: ")[1].split("(")[1].split(" bytes")[0])
+    assert reported >= os.path.getsize(path) > 0  # the file, plus its open log
+
+
+FINISHER = textwrap.dedent("""
+    import os, sys
+    from reviewd.daemon.journal import SqliteJournal
+    journal = SqliteJournal(sys.argv[1])
+    for name in ("finished", "running"):
+        journal.record({"id": name, "topic": "t", "data": {}}, ["p"])
+    journal.begin_attempt("finished", "p", 1)
+    journal.mark_done("finished", "p", then=lambda result: None)  # deferred: not committed
+    journal.begin_attempt("running", "p", 1)
+    os._exit(9)
+""")
+
+
+def test_a_finished_attempt_whose_commit_was_lost_is_done_not_died(tmp_path):
+    """The handler returned but the process died before the shared commit: the attempt
+    log says it succeeded, so it is done at the next start (no second call), while the
+    one that was still running counts as died."""
+    path = str(tmp_path / "journal.sqlite3")
+    subprocess.run([sys.executable, "-c", FINISHER, path], check=False, timeout=60)
+    journal = SqliteJournal(path)
+    assert journal.recovered == 1
+    assert [(d.event_id, d.attempts, d.last_error) for d in journal.pending("p")] == [
+        ("running", 1, DIED)]
+    assert [d.state for d in journal.deliveries("finished")] == ["done"]
+    assert AttemptLog.read(path + "-attempts") == {}  # emptied once counted
+    journal.close()

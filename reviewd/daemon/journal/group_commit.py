@@ -23,15 +23,20 @@ from typing import Any
 
 Apply = Callable[[Any], Any]  # runs the statements on a cursor; returns the result
 
+#: Unattended writes queued beyond this are committed by the thread that queues one.
+MAX_UNATTENDED = 256
+
 
 class Write:
     """One queued write: what it does, its outcome, and who is told about it."""
 
-    __slots__ = ("apply", "then", "done", "result", "error")
+    __slots__ = ("apply", "then", "waited", "done", "result", "error")
 
-    def __init__(self, apply: Apply, then: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, apply: Apply, then: Callable[[Any], None] | None = None,
+                 waited: bool = True) -> None:
         self.apply = apply
         self.then = then
+        self.waited = waited
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -56,10 +61,13 @@ class GroupCommit:
     def submit(self, apply: Apply, wait: bool = True,
                then: Callable[[Any], None] | None = None) -> Any:
         """Queue a write; with *wait*, return its result once committed (or raise)."""
-        write = Write(apply, then)
+        write = Write(apply, then, wait)
         with self._cond:
             self._queue.append(write)
+            backlog = len(self._queue)
         if not wait:
+            if backlog >= MAX_UNATTENDED:
+                self.flush()  # nobody else is committing: do not let them pile up
             return None
         self._drive(write)
         if write.error is not None:
@@ -101,7 +109,7 @@ class GroupCommit:
             unattended = []
             for write in batch:
                 write.result = None
-                if write.then is not None:
+                if not write.waited:
                     unattended.append(write)  # nobody waits: try again with the next batch
                 else:
                     write.error = exc

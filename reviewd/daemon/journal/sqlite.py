@@ -10,10 +10,10 @@ the writer.
 Model: one row per live event (deduplicated by the event's id) and one *delivery* row
 per (event, plugin).  A delivery is ``pending`` until the plugin's handlers succeed
 (``done``) or the retry budget is spent (``dead``).  Before a handler runs, its attempt
-is marked ``running`` (committed first), so a process that dies inside a handler is
-seen at the next start: that attempt counts as failed ("the process died while
-handling it") and the retry budget eventually dead-letters the event instead of
-crash-looping the daemon on it.
+is written to the attempt log (:mod:`reviewd.daemon.journal.attempts`, a file beside
+the database), so a process that dies inside a handler is seen at the next start: that
+attempt counts as failed ("the process died while handling it") and the retry budget
+eventually dead-letters the event instead of crash-looping the daemon on it.
 
 Size: once every plugin finished an event, :meth:`SqliteJournal.compact` moves it to
 ``seen``: 16 bytes of id, a time and a delivery count (no payload, no delivery rows),
@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from reviewd.daemon.journal.attempts import FAILED, RUNNING, SUCCEEDED, AttemptLog
 from reviewd.daemon.journal.group_commit import GroupCommit, Write
 
 SCHEMA_VERSION = 2
@@ -180,6 +181,10 @@ class SqliteJournal:
         self._closed = False
         self._group = GroupCommit(self._run_batch)
         self._identity = self._stat()
+        try:
+            self._attempts = AttemptLog(path + "-attempts")
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {path}-attempts: {exc}") from exc
         #: Deliveries found running at open: their process died inside the handler.
         self.recovered = self._recover_running()
 
@@ -229,11 +234,29 @@ class SqliteJournal:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _recover_running(self) -> int:
-        def apply(cur: sqlite3.Cursor) -> Any:
-            return cur.execute(
-                "UPDATE deliveries SET attempts=attempts+1, running=0, last_error=?, "
-                "updated_at=? WHERE running=1 AND state='pending'", (DIED, time.time())).rowcount
-        return self._group.submit(apply)
+        """Count the attempts the attempt log holds without a committed outcome: the
+        process died while they ran."""
+        logged = AttemptLog.read(self._attempts.path)
+        now = time.time()
+
+        def apply(cur):
+            count = 0
+            for (event_id, plugin), (attempt, state) in logged.items():
+                where = self._BY_ID + " AND state='pending' AND attempts < ?"
+                if state == SUCCEEDED:  # handlers returned; the commit did not happen
+                    cur.execute("UPDATE deliveries SET state='done', attempts=attempts+1, "
+                                "updated_at=? " + where, (now, plugin, event_id, attempt))
+                elif state == FAILED:
+                    cur.execute("UPDATE deliveries SET attempts=attempts+1, updated_at=? "
+                                + where, (now, plugin, event_id, attempt))
+                elif state == RUNNING:
+                    count += cur.execute(
+                        "UPDATE deliveries SET attempts=attempts+1, last_error=?, updated_at=? "
+                        + where, (DIED, now, plugin, event_id, attempt)).rowcount
+            return count
+        count = self._group.submit(apply) if logged else 0
+        self._attempts.reset()
+        return count
 
     # ------------------------------------------------------------------ writing
     def _run_batch(self, batch: list[Write]) -> None:
@@ -329,36 +352,49 @@ class SqliteJournal:
 
     _BY_ID = "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)"
 
-    def begin_attempt(self, event_id: str, plugin: str) -> None:
-        """Mark the delivery running, committed before the handler is called: if the
-        process dies inside the handler, the next start counts that attempt as failed."""
-        self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET running=1 " + self._BY_ID, (plugin, event_id)))
+    def begin_attempt(self, event_id: str, plugin: str, attempt: int = 1) -> None:
+        """Log that attempt number *attempt* (1 = the first) starts, before the handler
+        is called: if the process dies inside the handler, the next start counts that
+        attempt as failed.  Durable against the process dying, costs one ``write()``."""
+        self._attempts.begin(event_id, plugin, attempt)
+
+    def _outcome(self, event_id: str, plugin: str, then):
+        """The ``then`` of an outcome: the attempt leaves the log once it is committed."""
+        def committed(result: Any = None) -> None:
+            self._attempts.end(event_id, plugin)
+            if then is not None:
+                then(result)
+        return committed
 
     def mark_done(self, event_id: str, plugin: str, then: Any=None) -> None:
         """The plugin's handlers all succeeded: never deliver this again.
 
         With *then*, return at once: the write joins the next shared commit and
         ``then(None)`` runs once it is durable (see :meth:`flush`)."""
+        self._attempts.finish(event_id, plugin, succeeded=True)
         params = (time.time(), plugin, event_id)
         self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET state='done', running=0, updated_at=?, attempts=attempts+1 "
-            + self._BY_ID, params), wait=then is None, then=then)
+            "UPDATE deliveries SET state='done', updated_at=?, attempts=attempts+1 "
+            + self._BY_ID, params), wait=then is None,
+            then=self._outcome(event_id, plugin, then))
 
     def mark_failed(self, event_id: str, plugin: str, error: str) -> None:
         """Count one failed attempt; the delivery stays pending (it will be retried)."""
         params = (error[:4000], time.time(), plugin, event_id)
         self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET attempts=attempts+1, running=0, last_error=?, updated_at=? "
+            "UPDATE deliveries SET attempts=attempts+1, last_error=?, updated_at=? "
             + self._BY_ID, params))
+        self._attempts.end(event_id, plugin)
 
     def mark_dead(self, event_id: str, plugin: str, error: str, then: Any=None,
                   count_attempt: bool = True) -> None:
         """The retry budget is spent: keep it as a dead letter for an operator."""
+        self._attempts.finish(event_id, plugin, succeeded=False)
         params = (1 if count_attempt else 0, error[:4000], time.time(), plugin, event_id)
         self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET state='dead', running=0, attempts=attempts+?, last_error=?, "
-            "updated_at=? " + self._BY_ID, params), wait=then is None, then=then)
+            "UPDATE deliveries SET state='dead', attempts=attempts+?, last_error=?, "
+            "updated_at=? " + self._BY_ID, params), wait=then is None,
+            then=self._outcome(event_id, plugin, then))
 
     def flush(self) -> None:
         """Commit the writes queued without waiting (``mark_done(..., then=...)``)."""
@@ -560,6 +596,7 @@ class SqliteJournal:
             self._db.close()
         with self._read_lock:
             self._reader.close()
+        self._attempts.close()
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
