@@ -14,11 +14,11 @@ import json
 from typing import Any
 
 from reviewd.devserver import errors
-from reviewd.devserver.schema.model import EntityType, Model
+from reviewd.devserver.schema.model import VALUE_TABLE, EntityType, Model
 from reviewd.devserver.store import Store
 from reviewd.devserver.values import parse_datetime
 
-VALUE_STORAGE = "Variable_Value"
+VALUE_STORAGE = VALUE_TABLE
 
 
 def _is_number(value: Any) -> bool:

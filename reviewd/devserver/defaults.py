@@ -20,6 +20,8 @@ from reviewd.devserver.values import now_text
 # The asset type a new Asset without one gets, when present (ftrack's generic upload type).
 DEFAULT_ASSET_TYPE = "Upload"
 DEFAULT_COMPONENT_NAME = "main"
+# A real schema list gives components no classifier; the type says what it is.
+SYSTEM_TYPES = {"SequenceComponent": "sequence", "ContainerComponent": "container"}
 
 
 class ServerDefaults:
@@ -41,8 +43,11 @@ class ServerDefaults:
             self._asset(row)
         elif entity_type.id == "AssetVersion":
             self._asset_version(entity_type, row, user_id)
-        elif entity_type.table == "component" and row.get("name") is None:
-            row["name"] = DEFAULT_COMPONENT_NAME
+        elif entity_type.table == "component":
+            if row.get("name") is None:
+                row["name"] = DEFAULT_COMPONENT_NAME
+            if row.get("system_type") is None:
+                row["system_type"] = SYSTEM_TYPES.get(entity_type.id, "file")
         elif entity_type.id == "User":
             if row.get("username") is None:
                 row["username"] = f"user-{str(row.get('id') or uuid.uuid4())[:8]}"
@@ -68,6 +73,9 @@ class ServerDefaults:
     def _project(self, row: dict) -> None:
         if row.get("full_name") is None and row.get("name") is not None:
             row["full_name"] = row["name"]
+        for column, value in (("status", "active"), ("is_global", 0), ("is_private", 0)):
+            if row.get(column) is None and column in self.model.tables["context"]:
+                row[column] = value
         if row.get("project_schema_id") is None:
             first = self._first("ProjectSchema")
             row["project_schema_id"] = first and first.get("id")
@@ -80,6 +88,9 @@ class ServerDefaults:
             row["type_id"] = self._default_type(schema, object_type_id, is_task)
         if row.get("status_id") is None and "status_id" in self._columns(entity_type):
             row["status_id"] = self._default_status(schema, object_type_id, row.get("type_id"), is_task)
+        for column in ("bid", "sort"):  # a real schema requires these without defaults
+            if row.get(column) is None and column in entity_type.attributes:
+                row[column] = 0
 
     def _asset(self, row: dict) -> None:
         if row.get("type_id") is None:

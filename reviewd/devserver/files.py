@@ -40,6 +40,7 @@ log = logging.getLogger("reviewd.devserver.files")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 URL_LIFETIME = 3600.0
 CHUNK = 256 * 1024
+MAX_UPLOAD = 8 * 1024**3  # a development server, not a media store
 
 
 class FileStoreError(ValueError):
@@ -150,13 +151,18 @@ def add_routes(app: web.Application, server: DevServer) -> None:
             files().check_signature("upload", component_id, request.query)
         except FileStoreError as exc:
             raise web.HTTPForbidden(text=f"upload refused: {exc}\n") from None
+        if (request.content_length or 0) > MAX_UPLOAD:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD,
+                                                actual_size=request.content_length or 0)
         partial = f"{path}.{secrets.token_hex(4)}.part"
         size = 0
         try:
             with open(partial, "wb") as handle:
                 async for chunk in request.content.iter_chunked(CHUNK):
-                    handle.write(chunk)
                     size += len(chunk)
+                    if size > MAX_UPLOAD:  # a body longer than it said: keep the old bytes
+                        raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD, actual_size=size)
+                    handle.write(chunk)
             os.replace(partial, path)
         finally:
             if os.path.exists(partial):

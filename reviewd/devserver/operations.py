@@ -45,6 +45,9 @@ OWNING_KEYS = {
     "job_id",
 }
 _AUTOMATIC_TIMES = ("created_at", "date")
+# Required whatever the schema list says: a version cannot exist without its asset (its
+# number, status workflow and permissions all come from the asset's project).
+ALWAYS_REQUIRED = {"AssetVersion": ("asset_id",)}
 # Columns that must be unique per type (the only such rule clients rely on: one timer).
 UNIQUE = {"Timer": ("user_id",)}
 
@@ -391,7 +394,8 @@ class BatchExecutor:
 
     def _missing_required(self, entity_type: EntityType, row: dict) -> list[str]:
         missing = []
-        for name in entity_type.required:
+        required = dict.fromkeys([*entity_type.required, *ALWAYS_REQUIRED.get(entity_type.id, ())])
+        for name in required:
             attribute = entity_type.attributes.get(name)
             if attribute is None or attribute.computed:
                 continue

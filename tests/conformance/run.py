@@ -185,6 +185,27 @@ def regressions(result: RunResult) -> list[str]:
     return sorted(nodeid for nodeid in must if result.outcomes.get(nodeid) != "passed")
 
 
+def confirmed_regressions(result: RunResult, schema: str | None = None) -> tuple[list, list]:
+    """(regressions, flaky): ratchet tests that failed, each given one more chance.
+
+    Some of ftrack's tests race real sockets and timers (the suite marks a few with its
+    own ``flaky``); on a loaded two-core machine one can miss.  Those that failed are
+    run again once, on their own, against a fresh server: failing twice is a regression,
+    passing the second time is reported as flaky (in the summary and the test output).
+    """
+    missing = regressions(result)
+    if not missing:
+        return [], []
+    rerun = run_suite(result.mode, schema, selection=missing, label="rerun")
+    again = [nodeid for nodeid in missing if rerun.outcomes.get(nodeid) != "passed"]
+    flaky = [nodeid for nodeid in missing if nodeid not in again]
+    if flaky:
+        with open(result.output_dir / "summary.md", "a", encoding="utf-8") as handle:
+            handle.write("\nPassed only when run again (flaky):\n")
+            handle.write("".join(f"- `{nodeid}`\n" for nodeid in flaky))
+    return again, flaky
+
+
 def summary_table(result: RunResult) -> str:
     """The markdown summary: totals, per-file counts, and every non-passing test."""
     counts = result.counts
@@ -234,15 +255,19 @@ def run_suite(
     include_heartbeat: bool = False,
     extra_args: list[str] | None = None,
     timeout: float = 3600,
+    label: str = "",
 ) -> RunResult:
-    """Start a DevServer, run the suite against it in *mode*, return the outcomes."""
+    """Start a DevServer, run the suite against it in *mode*, return the outcomes.
+
+    *label* names a sub-folder for the outputs (a rerun must not overwrite the run).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if not (SUITE / "test" / "unit").is_dir():
         raise FileNotFoundError(f"the conformance suite is not at {SUITE}")
     from reviewd.devserver import DevServer
 
-    out = output_dir(mode, schema)
+    out = output_dir(mode, schema) / label if label else output_dir(mode, schema)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     results_path.unlink(missing_ok=True)
@@ -323,10 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_ratchet:
         path = ratchet_path(args.mode)
         listed = read_list(path)
-        keep = sorted(set(listed) | result.passed())
+        excluded = read_list(HERE / "excluded.txt")
+        keep = sorted((set(listed) | result.passed()) - set(excluded))
         header = f"# Node ids that must keep passing in mode {args.mode!r} (default schema).\n"
         path.write_text(header + "".join(f"{nodeid}\n" for nodeid in keep))
-    missing = regressions(result)
+    missing, flaky = confirmed_regressions(result, args.schema)
+    if flaky:
+        sys.stdout.write(f"\n{len(flaky)} ratchet test(s) passed only when run again:\n")
+        sys.stdout.write("".join(f"  {nodeid}\n" for nodeid in flaky))
     if missing:
         sys.stdout.write(f"\n{len(missing)} ratchet test(s) no longer pass:\n")
         sys.stdout.write("".join(f"  {nodeid}\n" for nodeid in missing))

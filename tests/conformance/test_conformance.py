@@ -32,7 +32,9 @@ def test_ratchet_tests_still_pass(suite_result: run.RunResult) -> None:
     assert suite_result.total >= len(must), (
         f"only {suite_result.total} outcomes recorded; see {suite_result.output_dir}/pytest.log"
     )
-    missing = run.regressions(suite_result)
+    missing, flaky = run.confirmed_regressions(suite_result)
+    if flaky:
+        print(f"ratchet tests that passed only when run again: {flaky}")
     details = "\n".join(
         f"{nodeid}: {suite_result.outcomes.get(nodeid, 'not run')} "
         f"{suite_result.messages.get(nodeid, '')}"

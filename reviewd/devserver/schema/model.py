@@ -37,6 +37,7 @@ DERIVED = {
 # Storage groups a real server keeps in one table: every context (projects and all
 # typed contexts) is one hierarchy, every component kind is one table.
 CONTEXT_GROUP = {"Context", "Task", "Show"}
+VALUE_TABLE = "Variable_Value"
 _FK_TARGET = re.compile(r"Foreign key\(s\):\s*([A-Za-z_]+)\.")
 
 
@@ -130,7 +131,11 @@ class Model:
     def _make_type(self, schema: dict) -> EntityType:
         alias = schema.get("alias_for")
         storage = alias if isinstance(alias, str) else (alias or {}).get("id") or schema["id"]
-        if schema["id"] == "Context" or storage in CONTEXT_GROUP:
+        if schema["id"].endswith("CustomAttributeValue"):
+            # Every owner's custom attribute values are rows of one table, whatever
+            # the schema list calls their storage (real lists name only the base one).
+            storage = table = VALUE_TABLE
+        elif schema["id"] == "Context" or storage in CONTEXT_GROUP:
             table = "context"
         elif schema["id"].endswith("Component") and "system_type" in schema.get("properties", {}):
             table = "component"
@@ -198,7 +203,9 @@ class Model:
             by_table.setdefault(entity_type.table, set()).add(entity_type.id)
         for entity_type in self.types.values():
             alias = entity_type.schema.get("alias_for")
-            if isinstance(alias, dict):
+            if entity_type.table == VALUE_TABLE:
+                members = set(by_table[VALUE_TABLE])
+            elif isinstance(alias, dict):
                 members = {entity_type.id}
             elif entity_type.id == "Context" or entity_type.id == entity_type.table.capitalize():
                 members = set(by_table[entity_type.table])
@@ -302,8 +309,18 @@ class Model:
                         ref for ref in candidates if ref.target == entity_type.id
                     ] or candidates
                 candidates = preferred[:1] if len(preferred) >= 1 else candidates
+            scalar_keys = [
+                name
+                for name, spec in target.attributes.items()
+                if spec.kind == "scalar"
+                and self._fk_targets(target, name, entity_type.id, exact=True)
+            ]
             if len(candidates) == 1:
                 attribute.fk = candidates[0].fk
+            elif not candidates and len(scalar_keys) == 1:
+                # Only a foreign key column names the owner (a real schema's Schema has
+                # ``project_schema_id`` but no ``project_schema`` reference).
+                attribute.fk = scalar_keys[0]
             elif "parent_id" in target.attributes:
                 attribute.fk = "parent_id"
                 attribute.polymorphic = True
