@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="these scenarios")
     parser.add_argument("--report", default="reliability-report.md", help="report file")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every scenario's finally-blocks stop its processes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     names = args.only or list(SCENARIOS)
     outcomes: list[Outcome] = []
     started = time.monotonic()

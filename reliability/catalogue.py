@@ -15,6 +15,7 @@ SCENARIOS: dict[str, Scenario] = {
     "api-socket": scenarios_network.api_socket_faults,
     "server-restart": scenarios_network.server_restarts,
     "server-errors": scenarios_network.server_errors,
+    "server-sigstop": scenarios_network.server_sigstop,
     "daemon-kill9": scenarios_process.daemon_kill9,
     "clock-jumps": scenarios_process.clock_jumps,
     "plugins": scenarios_process.misbehaving_plugins,

@@ -33,14 +33,20 @@ class Outcome:
         return self.lost == 0 and self.duplicates == 0 and self.crashes == 0
 
 
-def settle(daemon: DaemonProcess, timeout: float = 120.0) -> None:
-    """Until every journaled reliability event has been handled (or *timeout*)."""
-    def drained() -> bool:
-        return daemon.journaled() <= set(daemon.handled()) and daemon.pending() == 0
-    try:
-        wait_until(drained, timeout, "the daemon to finish every journaled event", 0.2)
-    except TimeoutError:
-        pass  # what is left is counted as lost by account()
+def settle(daemon: DaemonProcess, timeout: float = 180.0, quiet: float = 2.0) -> None:
+    """Until every journaled reliability event has been handled and nothing new has been
+    journaled for *quiet* seconds (a server resumed from SIGSTOP delivers its backlog in
+    a burst after the publisher stopped), or *timeout*."""
+    deadline = time.monotonic() + timeout
+    last_count, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        journaled = daemon.journaled()
+        if len(journaled) != last_count:
+            last_count, stable_since = len(journaled), time.monotonic()
+        if journaled <= set(daemon.handled()) and time.monotonic() - stable_since >= quiet:
+            return
+        time.sleep(0.2)
+    # what is left is counted as lost by account()
 
 
 def account(outcome: Outcome, daemon: DaemonProcess, sent: int) -> Outcome:

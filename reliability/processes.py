@@ -110,7 +110,7 @@ OUT = os.environ["RELIABILITY_OUT"]
 def register(session, **kwargs):
     def record(event):
         with open(OUT, "a") as handle:
-            handle.write(event["id"] + "\\n")
+            handle.write(str(event["id"]) + "\\n")
     session.event_hub.subscribe("topic=reliability.*", record)
 '''
 

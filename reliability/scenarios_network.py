@@ -50,7 +50,7 @@ def _socket_scenario(name: str, kind: str, workdir: Path, long: bool, seed: int)
     rng = random.Random(seed)
     outcome = Outcome(name)
     if long:
-        plan = ["cut"] * 100 + ["stall", "slow", "half_open"] * 5
+        plan = ["cut"] * 100 + ["stall", "slow", "half_open"] * 3
         rng.shuffle(plan)
     else:
         plan = ["cut", "stall", "slow", "half_open", "cut"]
@@ -111,7 +111,7 @@ def server_errors(workdir: Path, long: bool) -> Outcome:
     """API answers that are error pages or truncated JSON; an event server that never
     acknowledges (nor hears heartbeats)."""
     outcome = Outcome("server errors / never acking")
-    rounds = 10 if long else 1
+    rounds = 5 if long else 1
     with running_stream(workdir, outcome, proxy=True, plugins={"recorder": QUERYING_RECORDER},
                         extra_env=API_RETRIES) as stream:
         for _ in range(rounds):
@@ -127,4 +127,26 @@ def server_errors(workdir: Path, long: bool) -> Outcome:
                 outcome.notes.append("a deaf event server was not noticed within 30 s")
             stream.proxy.deafen(EVENT, False)
             outcome.recovered(time_to_next_delivery(stream.daemon, 90))
+    return outcome
+
+
+def server_sigstop(workdir: Path, long: bool) -> Outcome:
+    """The server frozen (SIGSTOP) for 8 s (short) or 90 s (long): the daemon must report
+    a hub gap at least as long as the freeze (it starts at the last frame heard)."""
+    outcome = Outcome("server SIGSTOP (hub gap)")
+    pause = 90.0 if long else 8.0
+    with running_stream(workdir, outcome) as stream:
+        stream.server.pause()
+        outcome.faults += 1
+        time.sleep(pause)  # the freeze itself
+        stream.server.resume()
+        resumed = time.monotonic()
+        wait_until(lambda: stream.daemon.status().get("hub", {}).get("last_gap"), 60,
+                   "the gap report")
+        outcome.recovered(time.monotonic() - resumed + time_to_next_delivery(stream.daemon, 60))
+        gap = stream.daemon.status()["hub"]["last_gap"]["seconds"]
+        outcome.notes.append(f"SIGSTOP {pause:.0f}s reported as a gap of {gap:.1f}s")
+        if gap < pause:
+            outcome.crashes += 1  # a wrong gap is a failure of the scenario
+            outcome.notes.append("gap shorter than the freeze")
     return outcome

@@ -23,7 +23,7 @@ def register(session, **kwargs):
     def record(event):
         session.query("select name from Project").first()
         with open(OUT, "a") as handle:
-            handle.write(event["id"] + "\\n")
+            handle.write(str(event["id"]) + "\\n")
     session.event_hub.subscribe("topic=reliability.*", record)
 '''
 

@@ -72,7 +72,7 @@ class HttpServer:
             200, probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"))
         self.add_route("/", self._index)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=128)
+        sock = socket.create_server((host, port), family=family)
         self._connections = ConnectionServer(sock, self._answer, self._is_inline,
                                              max_connections=max_connections,
                                              header_timeout=header_timeout)

@@ -29,8 +29,11 @@ run on a small worker pool.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import socket
+import termios
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +48,15 @@ HEADER_TIMEOUT = 5.0
 #: Seconds a client has to take the response.
 WRITE_TIMEOUT = 5.0
 #: Open connections at most; the oldest still-idle one is closed to admit a new one.
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 128
+#: A connection younger than this is evicted only when no older idle one is left: a
+#: probe accepted in the same burst as a flood gets the moment it needs to be read.
+EVICTION_GRACE = 0.5
 #: Largest request head (request line + headers) accepted.
 MAX_HEAD_BYTES = 16384
+#: Connections asyncio accepts per wake-up, and the kernel's accept queue.
+ACCEPT_BATCH = 32
+ACCEPT_QUEUE = 1024
 #: Worker threads for routes that may block (``/status`` reads the journal).
 WORKERS = 4
 
@@ -109,10 +118,28 @@ def render(response: Response, head_only: bool = False) -> bytes:
 @dataclass
 class _Slot:
     writer: asyncio.StreamWriter
+    opened: float
     waiting: bool = True  # still reading its request (evictable)
 
 
 Answer = Callable[[Request], Response]
+
+
+def _unread_bytes(writer: asyncio.StreamWriter) -> int:
+    """Bytes the kernel holds for this connection that the loop has not read yet.
+
+    A connection with a request waiting there is about to be served, not idle: a health
+    probe accepted in the same burst as a flood must not be evicted for being slow to be
+    *read*.  (Idle and dribbling clients have nothing unread: the loop reads promptly.)
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        buffer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int.from_bytes(buffer, "little")
 
 
 class ConnectionServer:
@@ -154,9 +181,11 @@ class ConnectionServer:
         self._started.wait(10)
 
     def stop(self) -> None:
-        if self._loop.is_running():
+        if self.thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
-        self.thread.join(5)
+            self.thread.join(5)
+        elif self.thread.ident is None:  # never started: release the bound socket
+            self._sock.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ loop thread
@@ -164,7 +193,12 @@ class ConnectionServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._serve, sock=self._sock, limit=MAX_HEAD_BYTES))
+                asyncio.start_server(self._serve, sock=self._sock, limit=MAX_HEAD_BYTES,
+                                     backlog=ACCEPT_BATCH))
+            # asyncio accepts up to its backlog argument per wake-up (each accepted socket
+            # is a descriptor until served), so that stays small; the kernel's queue is
+            # deepened afterwards, so that a probe's SYN is not dropped during a flood.
+            self._sock.listen(ACCEPT_QUEUE)
             self._started.set()
             self._loop.run_forever()
         finally:
@@ -190,8 +224,13 @@ class ConnectionServer:
 
     def _admit(self, writer: asyncio.StreamWriter) -> int | None:
         """Make room for a new connection (evicting the oldest idle one) or refuse it."""
+        now = time.monotonic()
         if len(self._slots) >= self.max_connections:
-            victim = next((key for key, slot in self._slots.items() if slot.waiting), None)
+            idle = [key for key, slot in self._slots.items()
+                    if slot.waiting and not _unread_bytes(slot.writer)]
+            victim = next((key for key in idle
+                           if now - self._slots[key].opened >= EVICTION_GRACE),
+                          idle[0] if idle else None)
             if victim is None:
                 self.refused += 1
                 writer.transport.abort()
@@ -199,7 +238,7 @@ class ConnectionServer:
             self._slots.pop(victim).writer.transport.abort()
             self.evicted += 1
         self._next_id += 1
-        self._slots[self._next_id] = _Slot(writer)
+        self._slots[self._next_id] = _Slot(writer, now)
         return self._next_id
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

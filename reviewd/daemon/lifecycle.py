@@ -55,8 +55,11 @@ def publish_session_events(session: Any, host: Any,
                 continue
             if subscriber.interested_in(event):
                 targets.append((owner.plugin, subscriber))
+        view_of = getattr(host, "session_view", None)
         for plugin, subscriber in targets:
             calls += 1
+            # The session the plugin registered with (its own view of the shared one).
+            event["data"]["session"] = view_of(plugin) if view_of is not None else session
             with structlog.contextvars.bound_contextvars(plugin=plugin, event_id=event["id"]):
                 try:
                     subscriber.callback(event)

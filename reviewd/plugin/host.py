@@ -108,6 +108,7 @@ class PluginHost:
         self.problems: list[str] = []
         self._records: list[PluginRecord] = []
         self._by_subscriber: dict[str, Subscription] = {}
+        self._views: dict[str, Any] = {}
         # _lock guards the records and the subscriber map and is held only briefly, so
         # the daemon's dispatch thread (owner_of) never waits on plugin code; _operations
         # serialises load/unload/reload, which run plugin code.
@@ -280,11 +281,19 @@ class PluginHost:
         return record
 
     def _session_view(self, plugin: str) -> Any:
-        """The session *plugin* registers with: its own view, so that its patches to
-        the session stay its own (see :mod:`reviewd.plugin.session_view`)."""
+        """A new view for *plugin* (at each load): the session it registers with, so that
+        its patches to the session stay its own (see :mod:`reviewd.plugin.session_view`)."""
         if self.session is None:
             return None
-        return SessionView(self.session, plugin)
+        view = SessionView(self.session, plugin)
+        self._views[plugin] = view
+        return view
+
+    def session_view(self, plugin: str) -> Any:
+        """The session *plugin* was given (its view), for events that carry the session
+        (``ftrack.api.session.ready``): ``event["data"]["session"] is session`` holds
+        in the plugin as it does under ftrack_api."""
+        return self._views.get(plugin, self.session)
 
     def _activate(self, record: PluginRecord, plugin: Any) -> None:
         """Register *plugin*'s hooks and subscriptions; on any failure, undo them."""

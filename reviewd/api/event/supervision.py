@@ -46,6 +46,10 @@ HEALTHY_AFTER = 2.0
 #: the server nothing, and a server restarted after a short outage must be noticed
 #: within a second or so, not after a long backoff.
 PROBE_CAP = 1.0
+#: Longest wait before retrying after losing a connection that had been healthy (a
+#: cut, a proxy restart): every second of waiting is a second of events missed.
+#: Still jittered, so that a fleet cut off together does not return in lock-step.
+FIRST_RETRY_CAP = 0.25
 
 
 class Attempt(NamedTuple):
@@ -181,7 +185,8 @@ class Supervisor:
                 connection.close()
                 self.last_heard = connection.last_heard or self.last_heard
                 self._on_close(connection, reason)
-            if time.monotonic() - opened >= HEALTHY_AFTER:
+            healthy = time.monotonic() - opened >= HEALTHY_AFTER
+            if healthy:
                 backoff.reset()
             if stop.is_set():
                 break
@@ -190,8 +195,9 @@ class Supervisor:
             # after a backoff grown by earlier rounds (a server restarted twice in quick
             # succession was otherwise rejoined 6 s late).  If it is gone, the next
             # attempts are cheap refusals; if it answers with errors, they back off.
-            ceiling = min(backoff.ceiling(), PROBE_CAP)
-            delay = min(backoff.next_delay(), PROBE_CAP)
+            cap = FIRST_RETRY_CAP if healthy else PROBE_CAP
+            ceiling = min(backoff.ceiling(), cap)
+            delay = min(backoff.next_delay(), cap)
             self.attempts.append(
                 Attempt(time.monotonic(), f"lost: {redact(reason)}", delay, ceiling))
             log.warning("event server connection lost (%s); reconnecting in %.2fs",
