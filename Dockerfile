@@ -24,17 +24,19 @@ RUN groupadd --system reviewd \
 WORKDIR /opt/reviewd
 # Dependencies first, in a layer of their own: it is rebuilt only when pyproject.toml
 # changes, not on every code change.  The list is read from pyproject.toml itself (core
-# dependencies and the redis extra), so there is no second list to keep in step.
+# dependencies, the redis extra and the build backend), so there is no second list to
+# keep in step.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(p['dependencies'] + p['optional-dependencies']['redis']))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); p = t['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['redis'] + t['build-system']['requires']))" \
+    > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
 # The code: only this layer and the ones below are rebuilt when it changes.
 COPY README.md ./
 COPY reviewd ./reviewd
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
  && mkdir -p /var/lib/reviewd /etc/reviewd/plugins \
  && chown reviewd:reviewd /var/lib/reviewd
 

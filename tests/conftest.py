@@ -47,6 +47,22 @@ def pytest_runtest_makereport(item, call):
             report.longrepr = f"skipped under REVIEWD_REQUIRE_ALL=1: {report.longrepr}"
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests recorded with ``record_property("figure: NAME", value)``
+    (the container test's timings, the systemd security score): under pytest-xdist a
+    worker's own output is not shown, but its reports' properties reach this summary."""
+    figures = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", []):
+                if str(name).startswith("figure: ") and getattr(report, "when", "") == "call":
+                    figures.append(f"{name[8:]}: {value}")
+    if figures:
+        terminalreporter.write_sep("-", "figures")
+        for line in sorted(set(figures)):
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> str:
     require(os.path.isdir(FIXTURES), f"shared fixtures not found at {FIXTURES}")

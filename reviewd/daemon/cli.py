@@ -150,6 +150,22 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+#: Top-level flags that take a value (the token after them is that value, not a command).
+_VALUE_FLAGS = ("--config", "--plugin-path", "--log-level", "--log-format", "--http",
+                "--journal")
+
+
+def _refuse_late_delegated_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``reviewd --log-level debug devserver`` would otherwise run the daemon: the
+    delegated commands have their own options and must come first."""
+    for index, token in enumerate(argv[1:], start=1):
+        if token == "--":
+            return
+        if token in DELEGATED_COMMANDS and argv[index - 1] not in _VALUE_FLAGS:
+            parser.error(f"'{token}' must come first ('reviewd {token} --help' lists its "
+                         "options; the daemon's options do not apply to it)")
+
+
 def check_flags(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Refuse an unknown ``--flag`` with the closest known one, before argparse parses.
 
@@ -212,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(DELEGATED_COMMANDS[argv[0]][0])
         return module.main(argv[1:])
     parser = build_parser()
+    _refuse_late_delegated_command(parser, argv)
     check_flags(parser, argv)
     args = parser.parse_args(argv)
     if args.version:

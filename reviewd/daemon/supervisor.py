@@ -10,6 +10,7 @@ The jobs that are not supervision live in their own modules:
 - :mod:`reviewd.daemon.intake` — hub events → journal → the plugins' lanes;
 - :mod:`reviewd.daemon.hub_link` — the hub's connection state, reconnects and gaps;
 - :mod:`reviewd.daemon.report` — ``/healthz``, ``/readyz``, ``/status``, scrape values.
+- :mod:`reviewd.daemon.status_page` — the HTML page at ``/`` and its last hour.
 - :mod:`reviewd.daemon.embedded` — the demo server when no server is configured.
 
 Startup order (each step logged; ``/healthz`` answers from the second one on, ``/readyz``

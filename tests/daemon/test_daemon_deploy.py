@@ -87,7 +87,7 @@ def test_dockerfile_promises():
     assert re.search(r"^FROM python:3\.\d+\.\d+-slim-[a-z]+$", text, re.M)
     # Dependencies in a layer of their own, before the code is copied in.
     assert text.index("COPY pyproject.toml") < text.index("pip install -r") < text.index(
-        "COPY reviewd ") < text.index("pip install --no-deps .")
+        "COPY reviewd ") < text.index("pip install --no-deps --no-build-isolation .")
     assert re.search(r"^USER reviewd", text, re.M)
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert re.search(r"^STOPSIGNAL SIGTERM", text, re.M)

@@ -60,6 +60,16 @@ def test_mistyped_flags_and_commands_suggest_the_closest(argv, expected):
     assert "invalid choice: 'x'" not in result.stderr
 
 
+def test_delegated_commands_must_come_first_and_a_path_named_plugins_is_a_path(tmp_path):
+    result = reviewd("--log-level", "debug", "devserver", "--seed", "demo")
+    assert result.returncode == 2
+    assert "'devserver' must come first" in result.stderr
+    # "plugins" as the value of --plugin-path is a folder, not the command.
+    result = reviewd("--plugin-path", "plugins", "--journal",
+                     str(tmp_path / "absent.sqlite3"), "journal", "list")
+    assert result.returncode == 78 and "no journal at" in result.stderr
+
+
 def test_daemon_flags_still_work_before_a_command(tmp_path):
     result = reviewd("--journal", str(tmp_path / "absent.sqlite3"), "journal", "list")
     assert result.returncode == 78 and "no journal at" in result.stderr

@@ -33,7 +33,7 @@ def test_unit_creates_its_user_and_state_and_has_a_finite_start_timeout():
     assert re.search(r"^Type=notify$", unit, re.M)
 
 
-def test_systemd_analyze_security_score(tmp_path, capsys):
+def test_systemd_analyze_security_score(tmp_path, record_property):
     require(shutil.which("systemd-analyze") is not None, "systemd-analyze is not installed")
     entry = REPO / ".venv" / "bin" / "reviewd"
     target = str(entry) if entry.exists() else shutil.which("reviewd") or sys.executable
@@ -46,8 +46,8 @@ def test_systemd_analyze_security_score(tmp_path, capsys):
                       result.stdout)
     assert match, result.stdout[-2000:]
     score = float(match.group(1))
-    with capsys.disabled():
-        print(f"\nsystemd-analyze security: reviewd.service exposure {score} {match.group(2)}")
+    record_property("figure: systemd-analyze security (reviewd.service exposure)",
+                    f"{score} {match.group(2)}")
     assert score <= MAX_EXPOSURE, result.stdout
 
 
