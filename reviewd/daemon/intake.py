@@ -270,7 +270,10 @@ class EventIntake:
             labels = {"plugin": plugin, "topic": item.topic}
             if plugin not in new:
                 metrics.deduplicated.labels(**labels).inc()
-                log.info("duplicate event ignored", event_id=item.event_id, plugin=plugin)
+                # On a shared (Redis) journal every replica receives every event and all
+                # but one find it journaled already: the normal case, not news.
+                (log.info if self.dispatch_local else log.debug)(
+                    "duplicate event ignored", event_id=item.event_id, plugin=plugin)
                 if lane is not None:
                     lane.release(item.event_id)
                 continue

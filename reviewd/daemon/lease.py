@@ -69,6 +69,8 @@ class Lease:
         #: Times this replica acquired the lease (UNIX seconds), for status and tests.
         self.acquired_at: float | None = None
         self.acquisitions = 0
+        #: Acquire-or-renew rounds made (tests wait on it instead of on the clock).
+        self.rounds = 0
 
     @property
     def held(self) -> bool:
@@ -87,6 +89,7 @@ class Lease:
     def step(self) -> bool:
         """One acquire-or-renew round; returns whether the lease is held afterwards."""
         sent = time.monotonic()
+        self.rounds += 1
         ttl_ms = int(self.ttl * 1000)
         try:
             if self._held:

@@ -300,3 +300,47 @@ def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_
     assert calls == {"r0000": 1, "r0001": 2, "r0002": 2, "r0003": 1}
     assert dead == {"r0001": (2, "SystemExit: a handler calling sys.exit"),
                     "r0002": (2, "KeyboardInterrupt")}
+
+
+def test_a_pinned_lane_takes_work_only_while_it_holds_the_lease(redis_url):
+    import redis
+
+    prefix = "t" + uuid.uuid4().hex[:8]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    key = f"{prefix}:lease:p"
+    client.set(key, "elsewhere/1/abc", px=60_000)  # another replica holds it
+    j = journal(redis_url, prefix, "here", background=True, pinned=["p"], lease_ttl=0.6)
+    handled = []
+    release = threading.Event()
+
+    def handler(event):
+        handled.append(event["id"])
+        release.wait(0.05)
+
+    def resolve(plugin, delivery):
+        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin, [handler])
+    router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
+    lane = router.lane("p", LaneSettings())
+    feed = j.feeds["p"]
+    try:
+        for n in range(30):
+            j.record(event(n), ["p"])
+        wait_for(lambda: feed.lease.rounds >= 4, message="several tries for the lease")
+        assert handled == [] and not feed.lease.held  # not the holder: takes nothing
+        client.delete(key)  # the holder went away
+        wait_for(lambda: len(handled) >= 5, message="the lane working once it holds the lease")
+        assert client.get(key).startswith("here/")
+        client.set(key, "elsewhere/2/def", px=60_000)  # taken over (as after a long pause)
+        wait_for(lambda: not feed.lease.held, message="the lease seen lost")
+        wait_for(lambda: lane.queue.qsize() == 0 and not lane.in_flight,
+                 message="queued deliveries given back, the running one finished")
+        stopped_at = len(handled)
+        rounds = feed.lease.rounds
+        wait_for(lambda: feed.lease.rounds >= rounds + 3, message="more lease rounds")
+        assert len(handled) == stopped_at  # nothing started without the lease
+        assert stopped_at < 30
+        # What it gave back is still pending in Redis, for the holder to take.
+        assert j.counts()["pending"] == 30 - stopped_at
+    finally:
+        router.stop(grace=2)
+        j.close()

@@ -52,7 +52,7 @@ def redis_server(tmp_path_factory):
 class Cluster:
     """Three replicas with the recorder plugins, and a hub that publishes the burst."""
 
-    def __init__(self, tmp_path, devserver, redis_url, claim_idle="3", **extra):
+    def __init__(self, tmp_path, devserver, redis_url, claim_idle="5", **extra):
         self.tmp = tmp_path
         self.out = tmp_path / "out"
         self.out.mkdir()
@@ -372,7 +372,7 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     daemons = {replica: DaemonProcess(tmp_path, [], name=replica, env=service_env(
         devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
         REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
-        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="3",
+        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="5",
         REVIEWD_PINNED_PLUGINS="pinned", REVIEWD_LEASE_TTL=str(ttl), CLUSTER_OUT=str(out)))
         for replica in REPLICAS}
     client = redis_server.client()
@@ -494,6 +494,10 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
         wait_for(one_holds_work, timeout=60, interval=0.02,
                  message="replica one handling and holding queued deliveries")
         assert daemons["one"].stop() == 0  # SIGTERM: a clean stop
+        # It left: no longer listed as a replica nor as a consumer of the stream.
+        assert "one" not in client.hgetall(f"{prefix}:replicas")
+        assert "one" not in {c["name"] for c in
+                             client.xinfo_consumers(f"{prefix}:stream:slow", "reviewd")}
         wait_for(lambda: set(handled()["one"] + handled()["two"]) >= set(range(200)),
                  timeout=60, message="replica two finishing everything, one's share included")
     finally:

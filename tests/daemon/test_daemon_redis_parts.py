@@ -136,6 +136,14 @@ def test_cluster_view_metrics_and_status_lines(redis_server):
     assert 'reviewd_cluster_lease_held{plugin="p"} 1.0' in text
     assert 'reviewd_cluster_heartbeat_age_seconds{replica="two"}' in text
     assert "reviewd_redis_up 1.0" in text
+    refusing = Spool(5)
+    refusing.put("first", 5)
+    assert refusing.put("over", 4) is False  # full: refused and counted
+    metrics = Metrics()
+    metrics.registry.register(cluster.ClusterCollector(lambda: one, lambda: refusing))
+    text = metrics.render().decode()
+    assert "reviewd_redis_spool_refused_total 1.0" in text
+    assert "reviewd_redis_spool_bytes 5.0" in text
 
     lines = "\n".join(cli.format_cluster(view))
     assert "replica two" in lines and "replica one" in lines

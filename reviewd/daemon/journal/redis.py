@@ -45,74 +45,14 @@ from typing import Any
 import structlog
 
 from reviewd.api.exception import redact, register_secret
+from reviewd.daemon.journal.redis_acks import AckBatcher
+from reviewd.daemon.journal.redis_link import RedisLink
+from reviewd.daemon.journal.redis_scripts import HAND_BACK, RECORD, TOUCH
 from reviewd.daemon.journal.sqlite import DEAD, DONE, PENDING, Delivery, JournalError, _jsonable
 
 log = structlog.get_logger("reviewd.journal.redis")
 
 GROUP = "reviewd"
-
-# KEYS: the plugins set, then (seen, stream, entry) per plugin.
-# ARGV: ttl, event id, topic, payload, received, then the plugin names.
-# Returns one flag per plugin: 1 journaled here, 0 another replica already had it.
-_RECORD = """
-local out = {}
-local n = (#KEYS - 1) / 3
-for i = 1, n do
-  local seen, stream, entry = KEYS[1 + 3 * i - 2], KEYS[1 + 3 * i - 1], KEYS[1 + 3 * i]
-  if redis.call('SET', seen, '1', 'NX', 'EX', ARGV[1]) then
-    local id = redis.call('XADD', stream, '*', 'id', ARGV[2], 'topic', ARGV[3],
-                          'payload', ARGV[4], 'received', ARGV[5])
-    redis.call('HSET', entry, ARGV[2], id)
-    redis.call('SADD', KEYS[1], ARGV[5 + i])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-"""
-
-# Touch: reset the idle time of entries this consumer still owns, and only those — an
-# entry another replica claimed meanwhile stays theirs (XCLAIM would take it back).
-# KEYS: stream. ARGV: group, consumer, entry ids. Returns the ids no longer owned.
-_TOUCH = """
-local lost = {}
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
-  if #p == 1 then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-  else
-    lost[#lost + 1] = ARGV[i]
-  end
-end
-return lost
-"""
-
-
-# Hand back: entries this consumer still holds go back to the stream as new entries
-# (same fields), so that another replica takes them at once instead of after claim_idle.
-# KEYS: stream, entry hash. ARGV: group, consumer, entry ids. Returns how many moved.
-_HAND_BACK = """
-local moved = 0
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
-  if #p == 1 then
-    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
-    if #found == 1 then
-      local fields = found[1][2]
-      local new = redis.call('XADD', KEYS[1], '*', unpack(fields))
-      for j = 1, #fields, 2 do
-        if fields[j] == 'id' then redis.call('HSET', KEYS[2], fields[j + 1], new) end
-      end
-    end
-    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    moved = moved + 1
-  end
-end
-return moved
-"""
-
 
 def display_url(url: str) -> str:
     """The URL without its password (for status pages and logs)."""
@@ -163,16 +103,13 @@ class RedisJournal:
         except redis.RedisError as exc:
             raise JournalError(f"cannot reach the Redis journal at {self.path}: "
                                f"{redact(str(exc))}") from exc
-        self._record = self._r.register_script(_RECORD)
-        self._touch = self._r.register_script(_TOUCH)
-        self._hand_back = self._r.register_script(_HAND_BACK)
+        self._record = self._r.register_script(RECORD)
+        self._touch = self._r.register_script(TOUCH)
+        self._hand_back = self._r.register_script(HAND_BACK)
         self._groups: set[str] = set()
         #: (plugin, event id) -> stream entry id of the deliveries this replica took.
         self._held: dict[tuple[str, str], str] = {}
         self._closed = threading.Event()
-        from reviewd.daemon.journal.redis_acks import AckBatcher
-        from reviewd.daemon.journal.redis_link import RedisLink
-
         self.acks = AckBatcher(self)
         self.link = RedisLink(self)
         self.feeds: dict[str, Any] = {}
@@ -193,8 +130,6 @@ class RedisJournal:
     # ------------------------------------------------------------------ keys
     def key(self, kind: str, plugin: str, *rest: str) -> str:
         return ":".join([self.prefix, kind, plugin, *rest])
-
-    _key = key
 
     def ensure_group(self, plugin: str) -> str:
         stream = self.key("stream", plugin)
@@ -289,8 +224,6 @@ class RedisJournal:
     def entry_of(self, plugin: str, event_id: str) -> str | None:
         return self._r.hget(self.key("entry", plugin), event_id)
 
-    _entry_id = entry_of
-
     def forget(self, pipe: Any, plugin: str, event_id: str, entry: str) -> None:
         stream = self.key("stream", plugin)
         pipe.xack(stream, GROUP, entry)
@@ -298,8 +231,6 @@ class RedisJournal:
         pipe.hdel(self.key("entry", plugin), event_id)
         pipe.hdel(self.key("attempts", plugin), event_id)
         pipe.hdel(self.key("error", plugin), event_id)
-
-    _forget = forget
 
     def forget_many(self, pipe: Any, plugin: str, entries: Mapping[str, str]) -> None:
         """:meth:`forget` for many deliveries of one plugin (event id -> entry id) in
@@ -517,6 +448,21 @@ class RedisJournal:
                                                    *ids[start:start + 500]]))
         return moved
 
+    def _leave(self) -> None:
+        """A clean stop: this consumer (now holding nothing) leaves its groups and the
+        list of replicas, so that pods that come and go leave no trace behind."""
+        try:
+            self.link.stop()
+            for plugin in self.plugins():
+                stream = self.key("stream", plugin)
+                held = self._r.xpending_range(stream, GROUP, "-", "+", 1,
+                                              consumername=self.consumer)
+                if not held:
+                    self._r.xgroup_delconsumer(stream, GROUP, self.consumer)
+            self._r.hdel(f"{self.prefix}:replicas", self.consumer)
+        except self.redis_error as exc:
+            log.debug("leaving the consumer groups failed", error=redact(str(exc)))
+
     def close(self) -> None:
         """Stop the feeds, write the acknowledgements still owed, hand back what this
         replica held but did not finish (when Redis answers), close."""
@@ -534,6 +480,7 @@ class RedisJournal:
                 if moved:
                     log.info("unfinished deliveries handed back to the other replicas",
                              count=moved)
+                self._leave()
         self.link.stop()
         self._r.close()
 

@@ -160,6 +160,8 @@ class LaneFeed:
             except self.journal.connection_errors as exc:
                 link.lost(exc)
             except Exception as exc:  # noqa: BLE001 - keep feeding; say why it failed
+                if "NOGROUP" in str(exc):  # Redis came back empty: create the group again
+                    self.journal.forget_groups()
                 log.error("reading the Redis stream failed", plugin=self.plugin,
                           error=redact(str(exc)))
                 self._stop.wait(1.0)
@@ -167,10 +169,16 @@ class LaneFeed:
             self.lease.stop()
 
     def _room(self) -> int:
+        """How many entries to take now: none while the lane holds more than half of
+        what it should (so that reads come in batches, not one per finished delivery),
+        else enough to fill it up."""
         lane = self.lane
         with lane.lock:
             held = len(lane.known) + len(self._waiting)
-        return max(0, min(self.hold_limit() - held, lane.queue.maxsize - lane.queue.qsize()))
+        hold = self.hold_limit()
+        if held > hold // 2:
+            return 0
+        return max(0, min(hold - held, lane.queue.maxsize - lane.queue.qsize()))
 
     def _take(self, deliveries: list) -> int:
         """Queue *deliveries* on the lane; entries whose completion is still being
@@ -202,17 +210,38 @@ class LaneFeed:
         lost = self.journal.touch(self.plugin, known)
         if lost:
             self.lost += len(lost)
+            lost_ids = set(lost)
+            self._waiting = collections.deque(d for d in self._waiting
+                                              if d.event_id not in lost_ids)
+            dropped = self._unqueue(lost_ids)
             log.warning("another replica claimed deliveries this one still held (it was "
-                        "silent longer than journal.claim_idle)", plugin=self.plugin,
-                        count=len(lost))
+                        "silent longer than journal.claim_idle); the ones not started here "
+                        "are left to it", plugin=self.plugin, count=len(lost),
+                        not_started=dropped)
 
     def _give_back_queued(self) -> None:
         """Lease lost: queued jobs that have not started stay pending in Redis."""
+        self._unqueue(None)
+
+    def _unqueue(self, event_ids: set[str] | None) -> int:
+        """Take jobs that have not started out of the lane's queue (all of them, or
+        those of *event_ids*), keeping the others in order; how many were taken."""
         lane = self.lane
+        removed = 0
         with lane.lock:
+            kept = []
             while True:
                 try:
                     job = lane.queue.get_nowait()
                 except queue.Empty:
                     break
-                lane.known.discard(job.event_id)
+                if event_ids is None or job.event_id in event_ids:
+                    lane.known.discard(job.event_id)
+                    if hasattr(lane, "queued_bytes"):
+                        lane.queued_bytes -= getattr(job, "size", 0)
+                    removed += 1
+                else:
+                    kept.append(job)
+            for job in kept:
+                lane.queue.put_nowait(job)
+        return removed

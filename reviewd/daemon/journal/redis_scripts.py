@@ -1,0 +1,69 @@
+"""The Lua scripts of the Redis journal: the steps that must happen together.
+
+Why scripts: Redis runs a script atomically, so a replica that dies (or a connection
+that drops) half-way can never leave an event "seen" but not journaled, a touched entry
+taken from a replica that claimed it meanwhile, or a handed-back entry both in the
+stream twice and nowhere.  Each script is one round trip, however many entries it covers.
+"""
+
+# KEYS: the plugins set, then (seen, stream, entry) per plugin.
+# ARGV: ttl, event id, topic, payload, received, then the plugin names.
+# Returns one flag per plugin: 1 journaled here, 0 another replica already had it.
+RECORD = """
+local out = {}
+local n = (#KEYS - 1) / 3
+for i = 1, n do
+  local seen, stream, entry = KEYS[1 + 3 * i - 2], KEYS[1 + 3 * i - 1], KEYS[1 + 3 * i]
+  if redis.call('SET', seen, '1', 'NX', 'EX', ARGV[1]) then
+    local id = redis.call('XADD', stream, '*', 'id', ARGV[2], 'topic', ARGV[3],
+                          'payload', ARGV[4], 'received', ARGV[5])
+    redis.call('HSET', entry, ARGV[2], id)
+    redis.call('SADD', KEYS[1], ARGV[5 + i])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+# Touch: reset the idle time of entries this consumer still owns, and only those — an
+# entry another replica claimed meanwhile stays theirs (XCLAIM would take it back).
+# KEYS: stream. ARGV: group, consumer, entry ids. Returns the ids no longer owned.
+TOUCH = """
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
+
+
+# Hand back: entries this consumer still holds go back to the stream as new entries
+# (same fields), so that another replica takes them at once instead of after claim_idle.
+# KEYS: stream, entry hash. ARGV: group, consumer, entry ids. Returns how many moved.
+HAND_BACK = """
+local moved = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #found == 1 then
+      local fields = found[1][2]
+      local new = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      for j = 1, #fields, 2 do
+        if fields[j] == 'id' then redis.call('HSET', KEYS[2], fields[j + 1], new) end
+      end
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
+"""
