@@ -155,7 +155,7 @@ def test_${name}_notes_a_status_change($session_fixture, ftrack_changes, reviewd
 README = """\
 # $name
 
-A [reviewd](https://github.com/) plugin ($style style): $summary.
+A reviewd plugin ($style style): $summary.
 
 ```sh
 pip install -e .      # installs it with its reviewd.plugins entry point

@@ -146,6 +146,20 @@ class PluginHandle:
     dead_lettered = property(lambda self: self.stats.get("dead_lettered", 0),
                              doc="Deliveries given up after the retry budget.")
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of the daemon's Prometheus sample *name* with *labels* (0 when
+        absent), e.g. ``metric("reviewd_plugin_my_plugin_actions_total", action="noted")``
+        for an :class:`~reviewd.plugin.helpers.ActionLog` counter."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self.daemon.metrics_text().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
     def failures(self) -> list[Failure]:
         """Deliveries that raised: still waiting for a retry, or dead-lettered."""
         journal = self.daemon.journal

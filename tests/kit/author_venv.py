@@ -6,7 +6,8 @@ today's code without paying for a whole new environment each run.  reviewd is in
 from a *copy* of the tree (a non-editable wheel build, as ``pip install reviewd`` does),
 never editable: a plugin author's reviewd is an installed package.  What the tests
 install into it (the scaffolded plugins) is uninstalled again by
-:func:`uninstall_plugins`, so runs do not see each other's plugins.
+:func:`uninstall_plugins`, and each test holds the venv alone (:func:`exclusive`), so
+tests never see each other's plugins.
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ def clean_env(venv: Path = VENV, **extra: str) -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(venv)
     env.update(extra)
     return env
+
+
+@contextmanager
+def exclusive():
+    """Hold the venv for one test's whole install-test-uninstall sequence.
+
+    Why: the daemon loads every installed plugin, so a plugin another test (another
+    pytest-xdist worker) installed meanwhile would act on this test's events too; and
+    two pip runs must not write one environment at once.
+    """
+    with _locked():
+        yield VENV
 
 
 @contextmanager
@@ -93,7 +106,6 @@ def author_venv() -> Path:
 
 
 def uninstall_plugins(*distributions: str) -> None:
-    """Remove plugin packages a test installed into the shared venv."""
-    with _locked():
-        _run(VENV / "bin" / "python", "-m", "pip", "uninstall", "-y", *PIP_QUIET,
-             *distributions)
+    """Remove plugin packages a test installed into the shared venv (call it inside
+    :func:`exclusive`)."""
+    _run(VENV / "bin" / "python", "-m", "pip", "uninstall", "-y", *PIP_QUIET, *distributions)

@@ -3,12 +3,19 @@ three documented ways of asking turns it on."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.support import write_source
+
+
+def pytest_free_env():
+    """This environment without the outer pytest's variables (xdist worker ids,
+    PYTEST_ADDOPTS): the inner run must behave as a plugin author's own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 
 USES_FIXTURE = '''
 def test_server(ftrack_server):
@@ -28,7 +35,7 @@ def test_nothing_of_reviewd_imported():
 
 def pytest_in(folder, *arguments):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *arguments], cwd=folder, capture_output=True, text=True,
+                             *arguments], cwd=folder, env=pytest_free_env(), capture_output=True, text=True,
                             timeout=120)
     return result.returncode, result.stdout + result.stderr
 

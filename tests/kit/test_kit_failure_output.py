@@ -6,10 +6,17 @@ and its report is read as text."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 from tests.support import write_source
+
+
+def pytest_free_env():
+    """This environment without the outer pytest's variables (xdist worker ids,
+    PYTEST_ADDOPTS): the inner run must behave as a plugin author's own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 
 PLUGIN = '''
 import reviewd
@@ -45,7 +52,7 @@ def run_pytest(tmp_path, *arguments):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "reviewd.testing", "-p", "no:cacheprovider",
          "-q", *arguments, str(tmp_path / "test_pricing.py")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        cwd=tmp_path, env=pytest_free_env(), capture_output=True, text=True, timeout=120)
     return result.returncode, result.stdout + result.stderr
 
 

@@ -97,8 +97,9 @@ def test_kit_expected_failures_are_retried_then_dead_lettered(tmp_path, reviewd_
 
 
 def test_kit_unexpected_failure_fails_the_wait_with_event_and_traceback(tmp_path, reviewd_plugin,
-                                                                        emit, wait_for):
-    reviewd_plugin(write_source(tmp_path / "breaks.py", FAILING_PLUGIN))
+                                                                        emit, wait_for,
+                                                                        ftrack_server):
+    plugin = reviewd_plugin(write_source(tmp_path / "breaks.py", FAILING_PLUGIN))
     emit("reviewd.test.fail", {"shot": "SH777"}, wait_reply=False)
     with pytest.raises(AssertionError) as raised:
         wait_for(lambda: False, timeout=10, message="something that never comes")
@@ -107,3 +108,6 @@ def test_kit_unexpected_failure_fails_the_wait_with_event_and_traceback(tmp_path
     assert "topic=reviewd.test.fail" in text and '"shot": "SH777"' in text
     assert "ValueError: no shot called SH777" in text
     assert "timed out" not in text
+    # reported once: the retries of the same event failing again add nothing
+    wait_for(lambda: plugin.failed >= 2, message="the first retry")
+    assert ftrack_server.api_key not in text + repr(plugin) + repr(plugin.failures())

@@ -128,6 +128,8 @@ def test_kit_guide_commands_run_word_for_word(tmp_path):
         require(False, f"the package index mirror is unreachable: {result.stderr[-500:]}")
     assert result.returncode == 0, report
     assert "1 passed" in result.stdout, report
-    assert re.search(r"my_plugin", result.stdout), report
+    # `reviewd plugins list`: the installed package, found through its entry point
+    assert re.search(r"^my_plugin +\[pluggy, loaded\] +entry point my_plugin = my_plugin",
+                     result.stdout, re.M), report
     assert '"event": "plugin reloaded"' in log and "my_plugin" in log, report
     print(f"guide commands ran in {took:.1f}s (script: {shlex.quote(str(home / 'guide.sh'))})")

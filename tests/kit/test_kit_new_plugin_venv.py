@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from tests.conftest import require
-from tests.kit.author_venv import author_venv, clean_env, uninstall_plugins
+from tests.kit.author_venv import author_venv, clean_env, exclusive, uninstall_plugins
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +43,13 @@ def test_kit_new_plugin_passes_its_own_test_in_a_fresh_venv(venv, tmp_path, styl
     source = (project / "src" / name / "__init__.py").read_text()
     assert ("import ftrack_api" in source and "def register(session" in source
             if style == "classic" else "@reviewd.hookimpl" in source)
-    try:
-        code, output = run(venv, ["pip", "install", "-q", "-e", "."], project)
-        assert code == 0, output
-        code, output = run(venv, ["pytest", "-v", "-p", "no:cacheprovider"], project)
-        assert code == 0, output
-        assert f"test_{name}_notes_a_status_change PASSED" in output
-        assert "1 passed" in output
-    finally:
-        uninstall_plugins(name.replace("_", "-"))
+    with exclusive():
+        try:
+            code, output = run(venv, ["pip", "install", "-q", "-e", "."], project)
+            assert code == 0, output
+            code, output = run(venv, ["pytest", "-v", "-p", "no:cacheprovider"], project)
+            assert code == 0, output
+            assert f"test_{name}_notes_a_status_change PASSED" in output
+            assert "1 passed" in output
+        finally:
+            uninstall_plugins(name.replace("_", "-"))
