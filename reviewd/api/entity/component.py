@@ -40,7 +40,9 @@ class CreateThumbnailMixin(_ThumbnailHost):
         session = self.session
         component = session.create_component(path, data, location=None)
         origin = session.get("Location", ORIGIN_LOCATION_ID)
-        session.get("Location", SERVER_LOCATION_ID).add_component(component, [origin])
+        # Any: built-in locations get their behaviour (add_component) from mixins.
+        server_location: Any = session.get("Location", SERVER_LOCATION_ID)
+        server_location.add_component(component, [origin])
         self["thumbnail_id"] = component["id"]
         session.commit()
         answer: Entity = component

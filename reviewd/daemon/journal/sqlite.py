@@ -239,7 +239,7 @@ class SqliteJournal:
         logged = AttemptLog.read(self._attempts.path)
         now = time.time()
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             count = 0
             for (event_id, plugin), (attempt, state) in logged.items():
                 where = self._BY_ID + " AND state='pending' AND attempts < ?"
@@ -358,7 +358,7 @@ class SqliteJournal:
         attempt as failed.  Durable against the process dying, costs one ``write()``."""
         self._attempts.begin(event_id, plugin, attempt)
 
-    def _outcome(self, event_id: str, plugin: str, then):
+    def _outcome(self, event_id: str, plugin: str, then: Any) -> Any:
         """The ``then`` of an outcome: the attempt leaves the log once it is committed."""
         def committed(result: Any = None) -> None:
             self._attempts.end(event_id, plugin)
