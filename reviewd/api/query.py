@@ -106,7 +106,7 @@ class QueryResult:
             return True
         return False
 
-    def first(self) -> Any:
+    def first(self) -> Entity | None:
         """The first result or None, with a query of ``limit 1``.
 
         An expression with its own ``limit`` is refused (``ValueError``), as in
