@@ -21,17 +21,20 @@ EXAMPLES_TARGET = ("reviewd", "examples", "plugins")
 
 
 class BuildPyWithExamples(build_py):
-    """``build_py`` that also copies ``plugins/*.py`` and its README into the build."""
+    """``build_py`` that also copies the ``plugins/`` folder (module plugins, package
+    plugins, the README; never bytecode caches) into the build."""
 
     def run(self) -> None:
         super().run()
         if getattr(self, "editable_mode", False):
             return
         target = Path(self.build_lib, *EXAMPLES_TARGET)
-        self.mkpath(str(target))
-        for source in sorted(EXAMPLES_SOURCE.glob("*.py")) + [EXAMPLES_SOURCE / "README.md"]:
-            if source.is_file():
-                self.copy_file(str(source), str(target / source.name))
+        for source in sorted(EXAMPLES_SOURCE.rglob("*")):
+            relative = source.relative_to(EXAMPLES_SOURCE)
+            if not source.is_file() or "__pycache__" in relative.parts or source.suffix == ".pyc":
+                continue
+            self.mkpath(str((target / relative).parent))
+            self.copy_file(str(source), str(target / relative))
 
 
 setup(cmdclass={"build_py": BuildPyWithExamples})
