@@ -309,7 +309,13 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
         session = self.entity.session
         data = {self._key_name: key, self._value_name: value}
         item_type = session.types.get(self._target_type)
-        if item_type is not None:
+        if item_type is not None and "configuration_id" in item_type.primary_key_attributes:
+            # A custom attribute value: it exists only for a configured key.
+            configuration = _custom_attribute_configuration(self.entity, key)
+            data = {"configuration_id": configuration["id"],
+                    "entity_id": self.entity.primary_key_values()[0],
+                    self._key_name: key, self._value_name: value}
+        elif item_type is not None:
             properties = item_type._schema.get("properties", {})
             if "parent_id" in properties and "parent_type" in properties:
                 data["parent_id"] = self.entity.primary_key_values()[0]
@@ -342,3 +348,34 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
 # ftrack_api's attribute class names, for code that checks ``isinstance`` or reads ``kind``.
 ScalarAttribute = ReferenceAttribute = CollectionAttribute = Attribute
 KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribute
+
+
+def _custom_attribute_configuration(entity, key: str):
+    """The ``CustomAttributeConfiguration`` of *key* for *entity*'s type; ``KeyError``
+    when there is none (a value cannot be written for an unconfigured key).
+
+    Hierarchical configurations apply everywhere; contexts (entities with an object
+    type) use configurations of entity type ``task`` for all object types or for
+    theirs; projects ``show``; lists ``list``; others their type name in lower case.
+    """
+    found = entity.session.query(
+        "select id, entity_type, object_type_id, is_hierarchical from "
+        f'CustomAttributeConfiguration where key is "{key}"').all()
+    for configuration in found:
+        if configuration["is_hierarchical"]:  # applies at every level
+            return configuration
+    if "object_type_id" in entity.keys():
+        object_type_id = entity["object_type_id"]
+        for configuration in found:
+            if configuration["entity_type"] == "task" and configuration["object_type_id"] in (
+                None, object_type_id
+            ):
+                return configuration
+    else:
+        wanted = {"Project": "show"}.get(entity.entity_type, entity.entity_type.lower())
+        if entity.entity_type.endswith("List"):
+            wanted = "list"
+        for configuration in found:
+            if configuration["entity_type"] == wanted:
+                return configuration
+    raise KeyError(f"{entity.entity_type} has no custom attribute {key!r}.")

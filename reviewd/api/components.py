@@ -13,17 +13,12 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from reviewd.api import sequences
-from reviewd.api.accessor.disk import DiskAccessor
-from reviewd.api.accessor.server import ServerAccessor
 from reviewd.api.entity.location import (
     OriginLocationMixin,
     ServerLocationMixin,
     UnmanagedLocationMixin,
 )
 from reviewd.api.mixin import mixin
-from reviewd.api.structure.entity_id import EntityIdStructure
-from reviewd.api.structure.origin import OriginStructure
 from reviewd.api.symbol import (
     ORIGIN_LOCATION_ID,
     REVIEW_LOCATION_ID,
@@ -63,13 +58,10 @@ class ComponentsAndLocations:
             location = self.create("Location", {"id": location_id, "name": name},
                                    reconstructing=True)
             mixin(location, helper, name=class_name)
-            if location_id == SERVER_LOCATION_ID:
-                location.accessor = ServerAccessor(session=self)
-                location.structure = EntityIdStructure()
-            else:
-                location.accessor = DiskAccessor(prefix="")
-                location.structure = OriginStructure()
             location.priority = priority
+            # The accessor and structure are built on first use (see Location's
+            # __getattr__): their modules are not needed by most sessions' start-up.
+            location.__dict__["_equip_later"] = equip_builtin_location
 
     # ------------------------------------------------------------ picking
     def _get_locations(self, filter_inaccessible: bool = True) -> list[Any]:
@@ -152,6 +144,8 @@ class ComponentsAndLocations:
         ``location="auto"`` picks the preferred location (the review location for
         ``ftrackreview-*`` names); ``None`` leaves it only in the origin location.
         """
+        from reviewd.api import sequences
+
         data = dict(data or {})
         if location == "auto":
             if data.get("name") in _REVIEW_COMPONENT_NAMES:
@@ -211,3 +205,19 @@ def _size_of(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def equip_builtin_location(location: Any) -> None:
+    """Give a built-in location its accessor and structure (called on first use)."""
+    if location["id"] == SERVER_LOCATION_ID:
+        from reviewd.api.accessor.server import ServerAccessor
+        from reviewd.api.structure.entity_id import EntityIdStructure
+
+        location.accessor = ServerAccessor(session=location.session)
+        location.structure = EntityIdStructure()
+    else:
+        from reviewd.api.accessor.disk import DiskAccessor
+        from reviewd.api.structure.origin import OriginStructure
+
+        location.accessor = DiskAccessor(prefix="")
+        location.structure = OriginStructure()

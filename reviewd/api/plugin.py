@@ -7,8 +7,18 @@ module gives it ftrack_api's module path and signature.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+_log = logging.getLogger("reviewd.api.plugin")
+
+
+def _report_failure(record: Any) -> None:
+    """ftrack_api's wording and levels: a warning per broken plugin, its traceback at debug."""
+    _log.warning("Failed to load plugin from %r: %s", record.path or record.source, record.error)
+    if record.traceback:
+        _log.debug("%s", record.traceback)
 
 
 def discover(
@@ -30,4 +40,5 @@ def discover(
         paths,
         tuple(positional_arguments or ()),
         dict(keyword_arguments or {}),
+        report_failure=_report_failure,
     )

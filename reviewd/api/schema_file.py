@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any, Literal
 
 _log = logging.getLogger("reviewd.api.schema_file")
@@ -43,6 +42,8 @@ class SchemaCacheFile:
 
     def _write_schemas_to_cache(self, schemas: Any, schema_cache_path: str) -> None:
         """Replace the file with *schemas* (``TypeError`` for values JSON cannot hold)."""
+        import tempfile
+
         text = json.dumps(schemas, indent=4)
         folder = os.path.dirname(os.path.abspath(schema_cache_path))
         handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")

@@ -8,21 +8,22 @@ is a single file.  Pure string handling, no filesystem access.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 _NOTATION = re.compile(
     r"^(?P<head>.*?)%(?P<zero>0?)(?P<width>\d*)d(?P<tail>[^\s]*)\s+\[(?P<ranges>[\d\s,\-]*)\]$"
 )
 
 
-@dataclass(frozen=True)
 class Sequence:
     """A parsed sequence: ``head``, ``padding`` (0: unpadded), ``tail`` and its indexes."""
 
-    head: str
-    padding: int
-    tail: str
-    indexes: tuple[int, ...]
+    __slots__ = ("head", "padding", "tail", "indexes")
+
+    def __init__(self, head: str, padding: int, tail: str, indexes: tuple[int, ...]) -> None:
+        self.head, self.padding, self.tail, self.indexes = head, padding, tail, indexes
+
+    def __repr__(self) -> str:
+        return f"<Sequence {self.pattern} {list(self.indexes)}>"
 
     def index_text(self, index: int) -> str:
         return f"{index:0{self.padding}d}" if self.padding else str(index)

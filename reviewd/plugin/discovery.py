@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from reviewd.plugin.classic import run_classic_register
@@ -33,6 +33,7 @@ def discover(
     *,
     allow_world_writable: bool = False,
     ftrack_api_compat: bool = True,
+    report_failure: Callable[[PluginRecord], None] | None = None,
 ) -> list[PluginRecord]:
     """Classic ftrack discovery: import every plugin module and call its ``register``.
 
@@ -63,7 +64,7 @@ def discover(
         try:
             module = import_candidate(candidate, module_name)
         except (Exception, SystemExit) as error:
-            fail(record, error, "import failed")
+            fail(record, error, "import failed", report_failure)
             continue
         register = getattr(module, "register", None)
         if not callable(register):
@@ -77,7 +78,7 @@ def discover(
                 register, candidate.name, candidate.path, positional_arguments, keyword_arguments
             )
         except (Exception, SystemExit) as error:
-            fail(record, error, "register() raised")
+            fail(record, error, "register() raised", report_failure)
             continue
         record.module = module
         record.kind = "classic"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,13 +87,15 @@ def log_failure(record: PluginRecord) -> None:
         _log.debug("%s traceback:\n%s", record.describe(), record.traceback)
 
 
-def fail(record: PluginRecord, error: BaseException, phase: str) -> None:
-    """Mark *record* failed by *error* during *phase* (e.g. ``"import failed"``) and log it."""
+def fail(record: PluginRecord, error: BaseException, phase: str,
+         report: Callable[[PluginRecord], None] | None = None) -> None:
+    """Mark *record* failed by *error* during *phase* (e.g. ``"import failed"``) and log it
+    (with *report*, default :func:`log_failure`)."""
     record.error = f"{phase}: {one_line(error)}" if phase else one_line(error)
     record.traceback = redact("".join(traceback.format_exception(error)))
     record.module = None
     record.subscriptions = []
-    log_failure(record)
+    (report or log_failure)(record)
 
 
 def source_file(record: PluginRecord) -> str | None:

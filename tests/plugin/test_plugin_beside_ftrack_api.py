@@ -68,6 +68,14 @@ def test_pip_resolves_reviewd_beside_ftrack_python_api(beside_venv):
     assert websocket_version == LOWEST_WEBSOCKET_CLIENT
     assert arrow_version.split(".")[0] == "0"  # ftrack-python-api 3.1.0 needs arrow<1
     assert "site-packages/ftrack_api" in real_file  # the real package is there
+    # reviewd's dates work on that older arrow too
+    shifted = subprocess.run(
+        [python, "-c", "from reviewd.api.transport import decode; value = decode("
+         "'{\"__type__\": \"datetime\", \"value\": \"2022-10-10T10:12:09+02:00\"}'); "
+         "print(type(value).__name__, value.shift(days=3).isoformat())"],
+        capture_output=True, text=True, check=True,
+    )
+    assert shifted.stdout.split() == ["Arrow", "2022-10-13T10:12:09+02:00"]
 
 
 SPELLINGS = {

@@ -43,8 +43,12 @@ class Location(Entity):
     """A storage location; see the module docstring."""
 
     def __getattr__(self, name: str) -> Any:
-        # Entities built by merging skip __init__; the equipment defaults to "none".
+        # Only called for attributes not set on the instance: equipment not given yet.
         if name in _DEFAULTS:
+            equip = self.__dict__.pop("_equip_later", None)
+            if equip is not None:  # a built-in location, equipped on first use
+                equip(self)
+                return getattr(self, name)
             return _DEFAULTS[name]
         raise AttributeError(name)
 
