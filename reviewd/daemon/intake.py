@@ -53,7 +53,7 @@ BATCH = 512
 CHECK_FILE_EVERY = 1.0
 #: How often finished events are compacted, and free pages handed back.
 COMPACT_EVERY = 2.0
-RECLAIM_EVERY = 60.0
+RECLAIM_EVERY = 5.0
 #: Waits between failed journal writes (growing to the cap).
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 
@@ -177,15 +177,19 @@ class EventIntake:
             if now >= next_check:
                 self._check_file()
                 next_check = now + CHECK_FILE_EVERY
-            items = self.spool.peek(BATCH, timeout=0.2)
+            more = (bool(getattr(self.parts.journal, "compact_more", False))
+                    or now >= next_reclaim)
+            items = self.spool.peek(BATCH, timeout=0 if more else 0.2)
             if not items:
                 self._idle.set()
-                if now >= next_compact:
+                if now >= next_compact or more:
+                    # Small steps between batches, so that events never wait long.
                     self._housekeep("compact")
                     next_compact = now + COMPACT_EVERY
                 if now >= next_reclaim:
-                    self._housekeep("reclaim")
-                    next_reclaim = now + RECLAIM_EVERY
+                    # Again at once while free pages remain (after a big compaction).
+                    more_free = self._housekeep("reclaim")
+                    next_reclaim = now + (0 if more_free else RECLAIM_EVERY)
                 continue
             self._idle.clear()
             if self._journal_batch(items):
@@ -206,14 +210,16 @@ class EventIntake:
             self.journal_error = reason
             log.error("journal file lost", reason=reason)
 
-    def _housekeep(self, name: str) -> None:
+    def _housekeep(self, name: str) -> Any:
+        """Run a journal upkeep task; its result (None when absent or failed)."""
         task = getattr(self.parts.journal, name, None)
         if task is None or self.journal_closed:
-            return
+            return None
         try:
-            task()
+            return task()
         except Exception as exc:  # noqa: BLE001 - tried again later
             log.warning(f"journal {name} failed", error=redact(str(exc)))
+            return None
 
     def _journal_batch(self, items: list[Received]) -> bool:
         """Journal *items* in one transaction and hand the new deliveries to the lanes;

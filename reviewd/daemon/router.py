@@ -58,7 +58,7 @@ log = structlog.get_logger("reviewd.router")
 class LaneSettings:
     """How one plugin's deliveries are run (from config, overlaid by its subscriptions)."""
 
-    queue_size: int = 1000
+    queue_size: int = 10000  # the byte bound (queue_bytes) is what protects memory
     queue_bytes: int = 64 * 1024 * 1024  # encoded event bytes queued in memory, at most
     concurrency: int = 1
     soft_timeout: float = 30.0
@@ -100,6 +100,8 @@ class InFlight:
 
 
 ACTION_LAUNCH = "ftrack.action.launch"
+#: Seconds without a new job after which a lane commits its finished outcomes.
+IDLE_FLUSH = 0.05
 
 Deliver = Callable[[Any, Any], Any]
 Resolver = Callable[[str, Any], "Job | None"]
@@ -120,6 +122,10 @@ class Lane:
         self.known: set[str] = set()
         self.queued_bytes = 0
         self._flush_error: str | None = None
+        self._metric_children: dict[str, tuple] = {}
+        # Highest journal sequence this lane read while catching up after an overflow:
+        # the next catch-up read starts after it (a full refill starts from the top).
+        self._cursor = 0
         self.in_flight: dict[int, InFlight] = {}  # worker thread ident -> attempt
         self.overflowed = False
         self.stopping = threading.Event()
@@ -150,10 +156,11 @@ class Lane:
             self.known.discard(event_id)
 
     def put_claimed(self, job: Job) -> bool:
-        """Queue a job whose id this lane claimed; when it does not fit (count or bytes)
-        the claim is released and the delivery waits in the journal for a refill."""
+        """Queue a job whose id this lane claimed; when it does not fit (count or bytes),
+        or older events of this lane wait in the journal (order), the claim is released
+        and the delivery waits in the journal for a refill."""
         with self.lock:
-            if self._fits(job.size):
+            if not self.overflowed and self._fits(job.size):
                 self.queue.put_nowait(job)
                 self.queued_bytes += job.size
                 return True
@@ -166,7 +173,7 @@ class Lane:
         with self.lock:
             if job.event_id in self.known:
                 return True
-            if not self._fits(job.size):
+            if self.overflowed or not self._fits(job.size):
                 self.overflowed = True
                 return False
             self.queue.put_nowait(job)
@@ -180,7 +187,7 @@ class Lane:
             return False
         return self.queue.qsize() == 0 or self.queued_bytes + size <= self.settings.queue_bytes
 
-    def refill(self, resolve: Resolver) -> int:
+    def refill(self, resolve: Resolver, catch_up: bool = False) -> int:
         """Queue pending deliveries of this plugin from the journal; return how many.
 
         The journal is read and the claims checked under the lane lock; outcomes drop
@@ -198,24 +205,41 @@ class Lane:
                 # Shared work: take a small batch so that other hosts get their share.
                 room = min(room, 2 * len(self.threads))
             limit = room + len(self.known)
-            pending = self.router.journal.pending(self.plugin, limit=limit)
-            # A full page means more may wait in the journal: look again when there is room.
-            self.overflowed = len(pending) >= limit
+            journal = self.router.journal
+            if getattr(journal, "pending_skips", False) and catch_up and self._cursor:
+                # Catching up: only what came after the last row this lane went past.
+                pending = journal.pending(self.plugin, limit=limit, after=self._cursor)
+                self.overflowed = len(pending) >= limit
+            elif getattr(journal, "pending_skips", False):
+                pending = journal.pending(self.plugin, limit=limit, skip=self.known)
+                # A full page means more may wait in the journal: look again later.
+                self.overflowed = len(pending) >= room
+            else:
+                pending = journal.pending(self.plugin, limit=limit)
+                self.overflowed = len(pending) >= limit
+            # Only a journal with sequence numbers (SQLite) is read with a cursor.
+            advance = getattr(journal, "pending_skips", False)
             for delivery in pending:
                 if delivery.event_id in self.known:
+                    # Held by this lane (or being journaled by the intake right now):
+                    # read it again next time rather than risk stepping past it.
+                    advance = False
                     continue
                 job = resolve(self.plugin, delivery)
-                if job is None:
-                    continue
-                if not job.size:
-                    job.size = getattr(delivery, "size", 0)
-                if not self._fits(job.size):
-                    self.overflowed = True
-                    break
-                self.queue.put_nowait(job)
-                self.queued_bytes += job.size
-                self.known.add(job.event_id)
-                added += 1
+                if job is not None:
+                    if not job.size:
+                        job.size = getattr(delivery, "size", 0)
+                    if not self._fits(job.size):
+                        self.overflowed = True
+                        break
+                    self.queue.put_nowait(job)
+                    self.queued_bytes += job.size
+                    self.known.add(job.event_id)
+                    added += 1
+                # Read and handled (queued, or no longer subscribed): catch-up reads
+                # start after it.
+                if advance:
+                    self._cursor = max(self._cursor, delivery.seq)
         if added and not self.router.pull:
             self.router.metrics.replayed.labels(plugin=self.plugin).inc(added)
         return added
@@ -229,27 +253,24 @@ class Lane:
 
     def _work_loop(self) -> None:
         while not self.stopping.is_set():
+            if self.overflowed and self.queue.qsize() <= self.queue.maxsize // 2:
+                # Events wait in the journal: pull them in, in order, before the queue
+                # runs dry (the intake does not queue past them meanwhile).
+                self._refill_safely(catch_up=True)
             try:
-                job = self.queue.get_nowait()
+                # Outcomes ride along with other commits (the intake's batches) while
+                # events keep coming; after a quiet moment the lane commits its own.
+                job = self.queue.get(timeout=IDLE_FLUSH)
             except queue.Empty:
                 self._flush_outcomes()
+                if self.router.pull:
+                    self._refill_safely()
                 try:
                     job = self.queue.get(timeout=0.2)
                 except queue.Empty:
-                    job = None
-            if job is not None:
-                with self.lock:
-                    self.queued_bytes -= job.size
-            else:
-                pull = self.overflowed or self.router.pull
-                if pull and self.router.resolver is not None and not self.stopping.is_set():
-                    try:
-                        self.refill(self.router.resolver)
-                    except Exception as exc:  # noqa: BLE001 - journal unreachable: wait
-                        log.error("reading the journal failed", plugin=self.plugin,
-                                  error=redact(str(exc)))
-                        self.stopping.wait(1.0)
-                continue
+                    continue
+            with self.lock:
+                self.queued_bytes -= job.size
             if self.stopping.is_set():
                 # Not started: it stays pending in the journal and replays on next start.
                 self._forget(job)
@@ -266,6 +287,15 @@ class Lane:
     def _forget(self, job: Job) -> None:
         with self.lock:
             self.known.discard(job.event_id)
+
+    def _refill_safely(self, catch_up: bool = False) -> None:
+        if self.router.resolver is None or self.stopping.is_set():
+            return
+        try:
+            self.refill(self.router.resolver, catch_up)
+        except Exception as exc:  # noqa: BLE001 - journal unreachable: wait
+            log.error("reading the journal failed", plugin=self.plugin, error=redact(str(exc)))
+            self.stopping.wait(1.0)
 
     def _flush_outcomes(self) -> None:
         """Commit the outcomes this lane queued without waiting (idle: nothing to batch
@@ -298,16 +328,17 @@ class Lane:
             if begin is not None:
                 begin(job.event_id, self.plugin, job.attempts + 1)  # before the handler runs
             self.in_flight[ident] = InFlight(job, time.monotonic())
-            metrics.dispatched.labels(**labels).inc()
+            children = self._children(job.topic)
+            children[0].inc()
             started = time.perf_counter()
             error = self._attempt(job)
-            metrics.handler_duration.labels(**labels).observe(time.perf_counter() - started)
+            children[1].observe(time.perf_counter() - started)
             self._clear_in_flight(ident)
             job.attempts += 1
             if error is None:
                 self._finish(job, "done")
                 self.stats["succeeded"] += 1
-                metrics.succeeded.labels(**labels).inc()
+                children[2].inc()
                 return
             self.stats["failed"] += 1
             self.last_error = error.splitlines()[-1] if error else "error"
@@ -327,6 +358,20 @@ class Lane:
             if self.stopping.wait(delay):
                 self._forget(job)  # stays pending in the journal
                 return
+
+    def _children(self, topic: str) -> tuple:
+        """The (dispatched, duration, succeeded) metric children of *topic*, looked up
+        once per topic (``labels()`` is a measurable cost per event)."""
+        children = self._metric_children.get(topic)
+        if children is None:
+            metrics = self.router.metrics
+            labels = {"plugin": self.plugin, "topic": topic}
+            children = (metrics.dispatched.labels(**labels),
+                        metrics.handler_duration.labels(**labels),
+                        metrics.succeeded.labels(**labels))
+            if len(self._metric_children) < 1000:
+                self._metric_children[topic] = children
+        return children
 
     def _dead(self, job: Job, error: str, labels: dict[str, str],
               count_attempt: bool = True) -> None:

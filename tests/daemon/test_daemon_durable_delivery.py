@@ -378,3 +378,35 @@ def test_a_finished_attempt_whose_commit_was_lost_is_done_not_died(tmp_path):
     assert [d.state for d in journal.deliveries("finished")] == ["done"]
     assert AttemptLog.read(path + "-attempts") == {}  # emptied once counted
     journal.close()
+
+
+def test_overflow_keeps_arrival_order_new_events_do_not_jump_the_journal(daemon):
+    order = []
+    gate = threading.Event()
+
+    def handler(event):
+        gate.wait(30)
+        order.append(event["data"]["n"])
+
+    daemon.add("ordered", handler, queue_size=5)
+    for n in range(200):
+        daemon.publish(n)
+        if n == 100:
+            gate.set()  # the lane drains while newer events keep arriving
+    wait_for(lambda: len(order) == 200)
+    assert order == list(range(200))
+
+
+def test_journal_file_replaced_or_emptied_under_it_is_reported_and_writes_stop(tmp_path):
+    path = str(tmp_path / "journal.sqlite3")
+    journal = SqliteJournal(path)
+    journal.record({"id": "before", "topic": "t"}, ["p"])
+    assert journal.check_file() is None
+    os.rename(path, path + ".old")
+    with open(path, "wb"):
+        pass  # another (empty) file under the same name
+    reason = journal.check_file()
+    assert reason and path in reason and "replaced" in reason
+    with pytest.raises(Exception, match="replaced"):
+        journal.record({"id": "after", "topic": "t"}, ["p"])  # kept by the intake's spool
+    journal.close()

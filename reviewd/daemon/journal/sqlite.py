@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from reviewd.daemon.journal.attempts import FAILED, RUNNING, SUCCEEDED, AttemptLog
@@ -66,7 +66,6 @@ CREATE TABLE IF NOT EXISTS seen (
     at INTEGER NOT NULL,
     deliveries INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_by_time ON seen (at);
 """
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
@@ -180,6 +179,7 @@ class SqliteJournal:
         self._read_lock = threading.Lock()
         self._closed = False
         self._group = GroupCommit(self._run_batch)
+        self._compact_cursor = 0
         self._identity = self._stat()
         try:
             self._attempts = AttemptLog(path + "-attempts")
@@ -224,6 +224,9 @@ class SqliteJournal:
         if created or db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
             db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table
         db.executescript(_SCHEMA)
+        # An index on seen(at) would double the size of what a finished event costs;
+        # the hourly prune scans instead.
+        db.execute("DROP INDEX IF EXISTS seen_by_time")
         if version == 1:
             columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
             if "running" not in columns:
@@ -303,36 +306,7 @@ class SqliteJournal:
         now = time.time()
 
         def apply(cur: sqlite3.Cursor) -> Any:
-            results: list[list[str]] = []
-            for entry in entries:
-                plugins = list(dict.fromkeys(entry.plugins))
-                if not plugins:
-                    results.append([])
-                    continue
-                if cur.execute("SELECT 1 FROM seen WHERE id=?",
-                               (seen_key(entry.event_id),)).fetchone():
-                    results.append([])
-                    continue
-                cur.execute(
-                    "INSERT OR IGNORE INTO events (id, topic, payload, received_at)"
-                    " VALUES (?, ?, ?, ?)", (entry.event_id, entry.topic, entry.payload, now))
-                if cur.rowcount == 1:
-                    seq = cur.lastrowid
-                    cur.executemany(
-                        "INSERT INTO deliveries (event_seq, plugin, updated_at) VALUES (?, ?, ?)",
-                        [(seq, plugin, now) for plugin in plugins])
-                    results.append(plugins)
-                    continue
-                seq = cur.execute("SELECT seq FROM events WHERE id = ?",
-                                  (entry.event_id,)).fetchone()[0]
-                new = []
-                for plugin in plugins:
-                    cur.execute("INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
-                                " VALUES (?, ?, ?)", (seq, plugin, now))
-                    if cur.rowcount == 1:
-                        new.append(plugin)
-                results.append(new)
-            return results
+            return self._record_in(cur, entries, now)
 
         try:
             return self._write(apply)
@@ -340,6 +314,54 @@ class SqliteJournal:
             raise
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(describe_write_error(exc, self.path)) from exc
+
+    @staticmethod
+    def _record_in(cur, entries: Sequence[Entry], now: float) -> list[list[str]]:
+        """The statements of :meth:`record_batch`, set-wise: a handful of statements
+        per batch (finished ids, known ids, inserts) rather than several per event."""
+        ids = list(dict.fromkeys(e.event_id for e in entries))
+        finished = set()
+        known: dict[str, int] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            finished.update(row[0] for row in cur.execute(
+                f"SELECT id FROM seen WHERE id IN ({marks})", [seen_key(i) for i in chunk]))
+            known.update(cur.execute(
+                f"SELECT id, seq FROM events WHERE id IN ({marks})", chunk).fetchall())
+        finished_ids = {i for i in ids if seen_key(i) in finished}
+        fresh: dict[str, Entry] = {}
+        for entry in entries:
+            if (entry.event_id not in known and entry.event_id not in finished_ids
+                    and entry.event_id not in fresh and entry.plugins):
+                fresh[entry.event_id] = entry
+        if fresh:
+            cur.executemany(
+                "INSERT INTO events (id, topic, payload, received_at) VALUES (?, ?, ?, ?)",
+                [(e.event_id, e.topic, e.payload, now) for e in fresh.values()])
+            for chunk in _chunks(list(fresh), 500):
+                known.update(cur.execute(
+                    f"SELECT id, seq FROM events WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall())
+            cur.executemany(
+                "INSERT INTO deliveries (event_seq, plugin, updated_at) VALUES (?, ?, ?)",
+                [(known[e.event_id], plugin, now) for e in fresh.values()
+                 for plugin in dict.fromkeys(e.plugins)])
+        results: list[list[str]] = []
+        for entry in entries:
+            plugins = list(dict.fromkeys(entry.plugins))
+            if not plugins or entry.event_id in finished_ids:
+                results.append([])
+            elif fresh.get(entry.event_id) is entry:
+                results.append(plugins)
+            else:  # known before, or a second copy in this batch: new plugins only
+                new = []
+                for plugin in plugins:
+                    cur.execute("INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
+                                " VALUES (?, ?, ?)", (known[entry.event_id], plugin, now))
+                    if cur.rowcount == 1:
+                        new.append(plugin)
+                results.append(new)
+        return results
 
     def record(self, event: Mapping[str, Any], plugins: Iterable[str]) -> list[str]:
         """Journal one *event* for *plugins*; return the plugins it is new for."""
@@ -417,28 +439,38 @@ class SqliteJournal:
             return count
         return self._write(apply)
 
-    def compact(self, limit: int = 20000, age: float = COMPACT_AGE) -> int:
+    def compact(self, limit: int = 1000, age: float = COMPACT_AGE) -> int:
         """Move events every plugin finished at least *age* seconds ago into ``seen``
         (id, time, count) and drop their payload and delivery rows; return how many.
-        Bounded per call so that a backlog never makes one huge transaction; the short
-        age keeps just-finished events visible to ``reviewd journal list``."""
+
+        Walks the events in order from where the last call stopped, *limit* at a time
+        (one short transaction each, so that the intake never waits long), and starts
+        over from the oldest once it reached the newest.  The short age keeps
+        just-finished events visible to ``reviewd journal list``."""
         cutoff = time.time() - age
 
         def apply(cur: sqlite3.Cursor) -> Any:
             rows = cur.execute(
-                "SELECT e.seq, e.id, e.received_at, COUNT(*) FROM events e "
-                "JOIN deliveries d ON d.event_seq = e.seq GROUP BY e.seq "
-                "HAVING SUM(d.state != 'done') = 0 AND MAX(d.updated_at) < ? LIMIT ?",
-                (cutoff, limit)).fetchall()
-            if not rows:
+                "SELECT e.seq, e.id, e.received_at, COUNT(*), SUM(d.state != 'done'), "
+                "MAX(d.updated_at) FROM events e JOIN deliveries d ON d.event_seq = e.seq "
+                "WHERE e.seq > ? GROUP BY e.seq ORDER BY e.seq LIMIT ?",
+                (self._compact_cursor, limit)).fetchall()
+            self._compact_cursor = rows[-1][0] if len(rows) >= limit else 0
+            ready = [r for r in rows if r[4] == 0 and r[5] < cutoff]
+            if not ready:
                 return 0
             cur.executemany("INSERT OR IGNORE INTO seen (id, at, deliveries) VALUES (?, ?, ?)",
-                            [(seen_key(eid), int(at), n) for _, eid, at, n in rows])
-            seqs = [(seq,) for seq, _, _, _ in rows]
+                            [(seen_key(r[1]), int(r[2]), r[3]) for r in ready])
+            seqs = [(r[0],) for r in ready]
             cur.executemany("DELETE FROM deliveries WHERE event_seq=?", seqs)
             cur.executemany("DELETE FROM events WHERE seq=?", seqs)
-            return len(rows)
+            return len(ready)
         return self._write(apply)
+
+    @property
+    def compact_more(self) -> bool:
+        """True while a compaction pass has not reached the newest event yet."""
+        return self._compact_cursor != 0
 
     def prune(self, retention: float, now: float | None = None) -> int:
         """Forget finished work older than *retention* seconds (which bounds the
@@ -457,17 +489,19 @@ class SqliteJournal:
         self.reclaim()
         return count
 
-    def reclaim(self) -> None:
-        """Give free pages back to the file system and bound the write-ahead log."""
+    def reclaim(self) -> bool:
+        """Give free pages back to the file system (8 MB a step, so the intake never
+        waits long) and bound the write-ahead log; True while free pages remain."""
         with self._lock:
             if self._closed or self.broken:
-                return
+                return False
             try:
                 # executescript: Python's execute() stops after the first freed page
-                self._db.executescript("PRAGMA incremental_vacuum;")
+                self._db.executescript("PRAGMA incremental_vacuum(2048);")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return self._db.execute("PRAGMA freelist_count").fetchone()[0] > 0
             except sqlite3.Error:
-                pass
+                return False
 
     @staticmethod
     def _delete_orphans(cur: sqlite3.Cursor) -> None:
@@ -520,7 +554,8 @@ class SqliteJournal:
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
 
-    def _select(self, where: str, params: tuple, limit: int | None = None) -> list[Delivery]:
+    def _select(self, where: str, params: tuple, limit: int | None = None,
+                skip: Collection[str] = ()) -> list[Delivery]:
         sql = (
             "SELECT e.seq, e.id, e.topic, d.plugin, d.state, d.attempts, d.last_error, "
             "e.received_at, d.updated_at, e.payload FROM deliveries d "
@@ -532,14 +567,23 @@ class SqliteJournal:
             Delivery(seq, eid, topic, plugin, state, attempts, err, recv, upd,
                      json.loads(payload), len(payload))
             for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload
-            in self._query(sql, params)
+            in self._query(sql, params) if eid not in skip
         ]
 
-    def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
-        """Unfinished deliveries in arrival order (what a restart replays)."""
-        if plugin is None:
-            return self._select("d.state='pending'", (), limit)
-        return self._select("d.state='pending' AND d.plugin=?", (plugin,), limit)
+    #: ``pending`` takes ``skip=`` (ids the caller already holds are not decoded).
+    pending_skips = True
+
+    def pending(self, plugin: str | None = None, limit: int | None = None,
+                skip: Collection[str] = (), after: int = 0) -> list[Delivery]:
+        """Unfinished deliveries in arrival order (what a restart replays), leaving out
+        the event ids in *skip* (a lane's own, whose payload it need not decode) and,
+        with *after*, those journaled at or before that sequence number."""
+        where, params = "d.state='pending'", ()
+        if plugin is not None:
+            where, params = where + " AND d.plugin=?", (plugin,)
+        if after:
+            where, params = where + " AND d.event_seq > ?", (*params, after)
+        return self._select(where, params, limit, skip)
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:
         if plugin is None:
@@ -597,6 +641,11 @@ class SqliteJournal:
         with self._read_lock:
             self._reader.close()
         self._attempts.close()
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
