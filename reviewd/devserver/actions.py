@@ -78,6 +78,11 @@ def get_widget_url(executor: BatchExecutor, operation: dict) -> dict:
             raise errors.unknown_type(entity_type_name)
         key = operation.get("entity_key")
         key = key if isinstance(key, list) else [key]
+        if len(key) != len(entity_type.primary_key) or not all(isinstance(k, str) for k in key):
+            raise errors.validation(
+                f"entity_key must list the primary key {entity_type.primary_key} of "
+                f"{entity_type.id} as strings."
+            )
         if executor.store.get_row(entity_type, key) is None:
             raise errors.not_found(entity_type.id, key)
         entity_id = str(key[0])

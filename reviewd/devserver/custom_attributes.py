@@ -15,7 +15,7 @@ from typing import Any
 
 from reviewd.devserver import errors
 from reviewd.devserver.schema.model import VALUE_TABLE, EntityType, Model
-from reviewd.devserver.store import Store
+from reviewd.devserver.store import Store, quote
 from reviewd.devserver.values import parse_datetime
 
 VALUE_STORAGE = VALUE_TABLE
@@ -59,6 +59,19 @@ class CustomAttributes:
             raise errors.not_found("CustomAttributeConfiguration", [row.get("configuration_id")])
         if row.get("key") is None and "key" in self.model.tables[entity_type.table]:
             row["key"] = configuration.get("key")
+        owner = find_owner(self.model, self.store, row.get("entity_id"))
+        if owner is None:
+            raise errors.validation(
+                f"custom attribute {configuration.get('key')!r}: no entity with id "
+                f"{row.get('entity_id')!r} to hold the value."
+            )
+        owner_type, owner_row = owner
+        dense = DenseValues(self.model, self.store)
+        if configuration["id"] not in {c["id"] for c in dense.applicable(owner_type, owner_row, [configuration])}:
+            raise errors.validation(
+                f"custom attribute {configuration.get('key')!r} does not apply to "
+                f"{owner_type.id} {row.get('entity_id')}."
+            )
         self.check(configuration, row.get("value"))
 
     def check_update(self, row: dict, stored_value: Any) -> None:
@@ -133,9 +146,10 @@ class DenseValues:
         if config_type is None:
             return []
         columns = self.store.columns(config_type)
+        order = '"sort", rowid' if "sort" in columns else "rowid"
         rows = self.store.select(
-            "SELECT " + ", ".join(f'"{c}"' for c in columns)
-            + f' FROM "{config_type.table}" ORDER BY "sort", rowid'
+            f"SELECT {', '.join(quote(c) for c in columns)} "
+            f"FROM {quote(config_type.table)} ORDER BY {order}"
         )
         return [dict(zip(columns, row, strict=True)) for row in rows]
 

@@ -14,12 +14,14 @@ import uuid
 from typing import Any
 
 from reviewd.devserver.schema.model import EntityType, Model
-from reviewd.devserver.store import Store
+from reviewd.devserver.store import Store, quote
 from reviewd.devserver.values import now_text
 
 # The asset type a new Asset without one gets, when present (ftrack's generic upload type).
 DEFAULT_ASSET_TYPE = "Upload"
 DEFAULT_COMPONENT_NAME = "main"
+# Types whose ``user`` is whoever makes them (not, say, a Membership's member).
+AUTHORED = {"AssetVersion", "Note", "Job", "Timer", "Timelog"}
 # A real schema list gives components no classifier; the type says what it is.
 SYSTEM_TYPES = {"SequenceComponent": "sequence", "ContainerComponent": "container"}
 
@@ -56,11 +58,12 @@ class ServerDefaults:
             for flag, value in (("is_active", 1), ("is_otp_enabled", 0)):
                 if flag in columns and row.get(flag) is None:
                     row[flag] = value
-        # Who did it and when: the API user and now, wherever such a column is empty.
-        for column in ("user_id", "created_by_id"):
-            if column in columns and row.get(column) is None and user_id:
-                if entity_type.id != "AssetVersion" or column == "user_id":
-                    row[column] = user_id
+        # Who did it and when: the API user (as author, publisher or creator) and now.
+        if user_id and entity_type.id in AUTHORED and row.get("user_id") is None:
+            if "user_id" in columns:
+                row["user_id"] = user_id
+        if user_id and "created_by_id" in columns and row.get("created_by_id") is None:
+            row["created_by_id"] = user_id
         for column in ("start", "created_at", "date"):
             if column in columns and row.get(column) is None and self._is_time(entity_type, column):
                 row[column] = now_text()
@@ -194,11 +197,11 @@ class ServerDefaults:
         entity_type = self.model.get(type_name)
         if entity_type is None:
             return None
-        order = "sort, rowid" if "sort" in self._columns(entity_type) else "rowid"
+        order = '"sort", rowid' if "sort" in self._columns(entity_type) else "rowid"
         columns = list(self.model.tables[entity_type.table])
         for values in self.store.select(
-            f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} '
-            f'FROM "{entity_type.table}" ORDER BY {order}'
+            f"SELECT {', '.join(quote(c) for c in columns)} "
+            f"FROM {quote(entity_type.table)} ORDER BY {order}"
         ):
             row = dict(zip(columns, values, strict=True))
             if row["__type__"] in entity_type.subtypes:

@@ -652,7 +652,10 @@ class EventServer:
             if source is not None and not isinstance(source, dict):
                 raise ValueError("source must be a JSON object")
             if body.get("source_user") is not None:
-                source = {**(source or {}), "user": self.source_user(body["source_user"])}
+                # The lookup reads the store; keep it off the loop that carries heartbeats.
+                user = await asyncio.get_running_loop().run_in_executor(
+                    None, self.source_user, body["source_user"])
+                source = {**(source or {}), "user": user}
             if wait_reply is not None and (
                     isinstance(wait_reply, bool) or not isinstance(wait_reply, (int, float))
                     or wait_reply < 0):

@@ -459,15 +459,18 @@ class BatchExecutor:
             if item_key[0] not in wanted:
                 wanted.append(item_key[0])
         current = {row[theirs]: row for row in self.store.rows_by(link_type, mine, [owner_key])}
+        public = not link_type.id.startswith("__")  # hidden link tables make no events
         for item_id, row in current.items():
             if item_id not in wanted:
                 self.store.delete(link_type, [row.get(k) for k in link_type.primary_key])
-                self._record("remove", link_type, row, removed_changes(link_type, row), changes)
+                if public:
+                    self._record("remove", link_type, row, removed_changes(link_type, row), changes)
         for item_id in wanted:
             if item_id not in current:
                 row = {"__type__": link_type.id, mine: owner_key, theirs: item_id}
                 self.store.insert(link_type, row)
-                self._record("add", link_type, row, added_changes(link_type, row), changes)
+                if public:
+                    self._record("add", link_type, row, added_changes(link_type, row), changes)
 
     def _collection_item(self, target: EntityType, item: Any) -> tuple[EntityType, list, dict]:
         """Resolve one element of a collection assignment (a reference or a bare id)."""
@@ -577,6 +580,8 @@ class BatchExecutor:
         for doomed_type, doomed_row in doomed:
             if self.custom_attributes.handles(doomed_type) and doomed_row.get("entity_id") in doomed_ids:
                 continue  # values go with their owner; its "remove" says so
+            if doomed_type.id.startswith("__"):
+                continue  # a hidden link table's rows are no entities of their own
             removed = removed_changes(doomed_type, doomed_row)
             self._record("remove", doomed_type, doomed_row, removed, changes)
         for doomed_type, doomed_row in reversed(doomed):

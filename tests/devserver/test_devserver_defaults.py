@@ -132,3 +132,21 @@ def test_a_second_running_timer_is_refused(devserver):
     refused = api.call([create("Timer", user_id=user["id"])])
     assert refused["exception"] == "DuplicateEntryError"
     assert len(api.query(f'select id from Timer where user_id is "{user["id"]}"')) == 1
+
+
+def test_custom_attribute_values_must_fit_their_owner(devserver):
+    api = Api(devserver)
+    [config] = api.query('select id from CustomAttributeConfiguration where key is "fstart"')
+    [version] = api.query("select id from AssetVersion limit 1")
+    for owner_id, words in ((version["id"], "does not apply"), (str(uuid.uuid4()), "no entity")):
+        refused = api.call([{
+            "action": "create", "entity_type": "CustomAttributeValue",
+            "entity_key": [config["id"], owner_id],
+            "entity_data": {"__entity_type__": "CustomAttributeValue",
+                            "configuration_id": config["id"], "entity_id": owner_id, "value": 5}}])
+        assert refused["exception"] == "ValidationError" and words in refused["content"], refused
+    assert api.query(f'select entity_id from CustomAttributeValue '
+                     f'where configuration_id is "{config["id"]}" and entity_id is "{version["id"]}"') == []
+    # Its dense list on a Shot has the configuration with its default when nothing is stored.
+    [shot] = api.query("select custom_attributes.key, custom_attributes.value from Shot limit 1")
+    assert {"fstart", "fend", "handles"} <= {item["key"] for item in shot["custom_attributes"]}

@@ -158,3 +158,28 @@ def test_reset_api_key_gives_a_new_working_key(devserver):
     refused = call(devserver, [{"action": "query_server_information"}], "reset.me", old)
     assert refused["exception"] == "InvalidCredentialsError"
     assert old not in json.dumps(refused) and new not in repr(devserver)
+
+
+def test_files_live_beside_the_data_file_and_survive_a_restart(tmp_path):
+    from reviewd.devserver import DevServer
+
+    data = str(tmp_path / "dev.sqlite")
+    with DevServer(data=data, api_key="persist-key-0123456789") as server:
+        component_id = make_component(server)
+        upload(server, component_id, b"kept across restarts")
+    assert (tmp_path / "dev.sqlite.files" / component_id).read_bytes() == b"kept across restarts"
+    with DevServer(data=data, api_key="persist-key-0123456789") as server:
+        assert download(server, component_id).content == b"kept across restarts"
+
+
+def test_an_in_memory_server_removes_its_temporary_files():
+    import os
+
+    from reviewd.devserver import DevServer
+
+    with DevServer() as server:
+        component_id = make_component(server)
+        upload(server, component_id, b"temporary")
+        root = server.files.root
+        assert os.path.isfile(os.path.join(root, component_id))
+    assert not os.path.exists(root)

@@ -124,7 +124,7 @@ class Model:
         self._assign_subtypes()
         for entity_type in self.types.values():
             self._resolve_references(entity_type)
-        for entity_type in self.types.values():
+        for entity_type in list(self.types.values()):
             self._resolve_collections(entity_type)
         self._build_tables()
 
@@ -328,7 +328,35 @@ class Model:
                 # Custom attribute values name their owner by id alone, whatever its type.
                 attribute.fk = "entity_id"
             else:
-                attribute.link = self._find_link(entity_type, target)
+                attribute.link = self._find_link(entity_type, target) or self._hidden_link(
+                    entity_type, attribute, target
+                )
+
+    def _hidden_link(
+        self, owner: EntityType, attribute: Attribute, item: EntityType
+    ) -> tuple[str, str, str] | None:
+        """A private link table for a many-to-many collection the schema gives no type for.
+
+        A real schema list declares ``TypedContext.scopes`` but not the table behind it;
+        a hidden ``__<table>_<attribute>`` type (not served by ``query_schemas``) stores
+        the pairs, shared by every type of the owner's table.
+        """
+        if attribute.kind != "collection" or len(owner.primary_key) != 1:
+            return None
+        if len(item.primary_key) != 1:
+            return None
+        link_id = f"__{owner.table}_{attribute.name}"
+        if link_id not in self.types:
+            link = EntityType(
+                id=link_id, schema={"id": link_id}, table=link_id, storage=link_id,
+                legacy=link_id, primary_key=["owner_id", "item_id"], required=[],
+                immutable=set(), computed=set(), default_projections=[],
+                subtypes=frozenset({link_id}),
+            )
+            for column in ("owner_id", "item_id"):
+                link.attributes[column] = Attribute(name=column, kind="scalar", data_type="string")
+            self.types[link_id] = link
+        return link_id, "owner_id", "item_id"
 
     def _find_link(self, owner: EntityType, item: EntityType) -> tuple[str, str, str] | None:
         """A link type whose primary key joins *owner* to *item* (WorkflowSchemaStatus)."""
