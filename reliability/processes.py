@@ -211,6 +211,19 @@ class DaemonProcess:
             db.close()
         return {row[0] for row in rows}
 
+    def done_ids(self) -> set[str]:
+        """Ids of the reliability events whose delivery the journal records as done."""
+        if not self.journal.exists():
+            return set()
+        db = sqlite3.connect(str(self.journal))
+        try:
+            rows = db.execute("SELECT e.id FROM events e JOIN deliveries d ON d.event_seq = "
+                              "e.seq WHERE d.state = 'done' AND e.topic LIKE 'reliability.%'"
+                              ).fetchall()
+        finally:
+            db.close()
+        return {row[0] for row in rows}
+
     def pending(self) -> int:
         if not self.journal.exists():
             return 0

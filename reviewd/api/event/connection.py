@@ -46,11 +46,13 @@ class HandshakeRefused(EventHubConnectionError):
 
 
 class ServerUnreachable(EventHubConnectionError):
-    """Nothing answered at the server's address (connection refused, no route).
+    """Nothing answered at the server's address: connection refused, no route, or no
+    answer within the connect timeout (a frozen or unplugged server).
 
-    Told apart from other failures because probing an address where nothing listens
-    costs the server nothing: the hub may retry it often and so notice a returning
-    server within a second, where a server that answers with errors gets backoff.
+    Told apart from other failures because such a probe costs the server nothing (or,
+    after a timeout, has already waited the whole timeout): the hub may retry it soon
+    and so notice a returning server within a second, where a server that answers
+    with errors gets the growing backoff.
     """
 
 
@@ -306,11 +308,11 @@ class Connection:
                 auth=self._auth,
                 timeout=self._connect_timeout,
             )
-        except requests.ConnectionError as error:
-            # A refused or unroutable connect (not a timeout of a server that accepted).
-            unreachable = not isinstance(error, (requests.ReadTimeout, requests.ConnectTimeout))
-            kind = ServerUnreachable if unreachable else EventHubConnectionError
-            raise kind(redact(f"event server handshake at {url} failed: {error}")) from None
+        except (requests.ConnectionError, requests.Timeout) as error:
+            # Refused, unroutable, or no answer within the timeout (a frozen server):
+            # nothing answered, so the next probe may come soon (see ServerUnreachable).
+            raise ServerUnreachable(
+                redact(f"event server handshake at {url} failed: {error}")) from None
         except requests.RequestException as error:
             raise EventHubConnectionError(
                 redact(f"event server handshake at {url} failed: {error}")
