@@ -196,7 +196,11 @@ class Lane:
         connection and never wait for a commit."""
         added = 0
         if getattr(self.router.journal, "feeds_lanes", False):
-            return 0  # the journal feeds this lane itself (Redis: LaneFeed)
+            # The journal feeds this lane itself (Redis: LaneFeed), keeping in order what
+            # did not fit; once there is room again the feed may submit.
+            with self.lock:
+                self.overflowed = False
+            return 0
         with self.lock:
             room = self.queue.maxsize - self.queue.qsize()
             if room <= 0 or (self.queue.qsize() and self.queued_bytes >= self.settings.queue_bytes):

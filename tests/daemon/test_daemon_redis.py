@@ -344,3 +344,25 @@ def test_a_pinned_lane_takes_work_only_while_it_holds_the_lease(redis_url):
     finally:
         router.stop(grace=2)
         j.close()
+
+
+def test_a_fed_lane_bounded_in_bytes_gets_everything_in_order(redis_url):
+    prefix = "t" + uuid.uuid4().hex[:8]
+    j = journal(redis_url, prefix, "host", background=True)
+    handled = []
+
+    def resolve(plugin, delivery):
+        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin,
+                   [lambda e: handled.append(e["id"])], size=delivery.size)
+    router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
+    router.lane("p", LaneSettings(queue_bytes=3000))  # room for about two events
+    try:
+        for n in range(60):
+            j.record({**event(n), "data": {"blob": "x" * 1000}}, ["p"])
+        wait_for(lambda: len(handled) == 60, timeout=30,
+                 message="every event through a lane that holds two at a time")
+        assert handled == [f"r{n:04d}" for n in range(60)]  # one worker: arrival order
+        wait_for(lambda: j.counts()["done"] == 60, timeout=10)
+    finally:
+        router.stop(grace=2)
+        j.close()

@@ -215,11 +215,16 @@ class RedisJournal:
                            args=[GROUP, self.consumer, *by_entry])
         return [by_entry[e] for e in lost or []]
 
-    def begin_attempt(self, event_id: str, plugin: str) -> int:
+    def begin_attempt(self, event_id: str, plugin: str, attempt: int | None = None) -> int:
         """Count an attempt *before* the handler runs: a replica that dies while handling
         it has spent one attempt, so an event that kills its process is dead-lettered
-        after the retry budget instead of crash-looping the cluster."""
-        return int(self._r.hincrby(self.key("attempts", plugin), event_id, 1))
+        after the retry budget instead of crash-looping the cluster.  *attempt* (1 for
+        the first) is written as it is; without it the count goes up by one."""
+        key = self.key("attempts", plugin)
+        if attempt is None:
+            return int(self._r.hincrby(key, event_id, 1))
+        self._r.hset(key, event_id, attempt)
+        return attempt
 
     def entry_of(self, plugin: str, event_id: str) -> str | None:
         return self._r.hget(self.key("entry", plugin), event_id)
