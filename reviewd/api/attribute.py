@@ -350,7 +350,7 @@ ScalarAttribute = ReferenceAttribute = CollectionAttribute = Attribute
 KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribute
 
 
-def _custom_attribute_configuration(entity, key: str):
+def _custom_attribute_configuration(entity: Any, key: str) -> Any:
     """The ``CustomAttributeConfiguration`` of *key* for *entity*'s type; ``KeyError``
     when there is none (a value cannot be written for an unconfigured key).
 

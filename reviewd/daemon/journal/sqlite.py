@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reviewd.daemon.journal.attempts import FAILED, RUNNING, SUCCEEDED, AttemptLog
@@ -316,11 +316,11 @@ class SqliteJournal:
             raise JournalError(describe_write_error(exc, self.path)) from exc
 
     @staticmethod
-    def _record_in(cur, entries: Sequence[Entry], now: float) -> list[list[str]]:
+    def _record_in(cur: sqlite3.Cursor, entries: Sequence[Entry], now: float) -> list[list[str]]:
         """The statements of :meth:`record_batch`, set-wise: a handful of statements
         per batch (finished ids, known ids, inserts) rather than several per event."""
         ids = list(dict.fromkeys(e.event_id for e in entries))
-        finished = set()
+        finished: set[str] = set()
         known: dict[str, int] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
@@ -578,6 +578,7 @@ class SqliteJournal:
         """Unfinished deliveries in arrival order (what a restart replays), leaving out
         the event ids in *skip* (a lane's own, whose payload it need not decode) and,
         with *after*, those journaled at or before that sequence number."""
+        params: tuple[Any, ...]
         where, params = "d.state='pending'", ()
         if plugin is not None:
             where, params = where + " AND d.plugin=?", (plugin,)
@@ -643,7 +644,7 @@ class SqliteJournal:
         self._attempts.close()
 
 
-def _chunks(items: list, size: int):
+def _chunks(items: list, size: int) -> Iterator[Any]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
