@@ -429,9 +429,10 @@ class Lane:
         if getattr(journal, "deferred_outcomes", False):
             if state == "done":
                 journal.mark_done(job.event_id, self.plugin, then=forget)
-            else:
-                journal.mark_dead(job.event_id, self.plugin, error or "", then=forget,
+            else:  # rare: committed before the lane counts it (status == journal)
+                journal.mark_dead(job.event_id, self.plugin, error or "",
                                   count_attempt=count_attempt)
+                forget()
         else:  # a journal that commits each outcome at once (the Redis journal)
             if state == "done":
                 journal.mark_done(job.event_id, self.plugin)

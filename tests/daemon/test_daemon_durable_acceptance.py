@@ -168,9 +168,10 @@ def test_system_exit_and_keyboard_interrupt_are_failed_attempts_and_actions_repl
             devserver.emit("test.quit", {"n": n})
         wait_for(lambda: len(lines_of(plugins / "quitter.txt")) == 4, timeout=30,
                  message="later events to be handled by the same lane")
-        wait_for(lambda: daemon.status()["plugins"]["quitter"]["dead_lettered"] == 2,
-                 timeout=30)
+        # Dead letters are committed with the next shared commit: wait for the journal.
+        wait_for(lambda: len(daemon.status()["dead_letters"]) == 2, timeout=30)
         status = daemon.status()
+        assert status["plugins"]["quitter"]["dead_lettered"] == 2
         assert status["plugins"]["quitter"]["failed"] == 4  # two attempts each
         assert status["plugins"]["quitter"]["workers"] == 1
         errors = json.dumps(status["dead_letters"])
@@ -184,7 +185,7 @@ def test_system_exit_and_keyboard_interrupt_are_failed_attempts_and_actions_repl
         assert reply is not None, "the web UI got no answer to the failed action"
         assert reply["data"]["success"] is False
         assert "the render farm is unreachable" in reply["data"]["message"]
-        wait_for(lambda: daemon.status()["plugins"]["quitter"]["dead_lettered"] == 3)
+        wait_for(lambda: len(daemon.status()["dead_letters"]) == 3)
         assert daemon.status()["plugins"]["quitter"]["failed"] == 5  # not retried
     finally:
         assert daemon.stop() == 0, daemon.output()
