@@ -8,12 +8,18 @@ stays cheap for tools (the CLI, the devserver) that never build a Session.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what editors and type checkers see; at run time the lazy path below
+    from reviewd.api.session import Session
+    from reviewd.plugin import hookimpl
+
 __version__ = "0.1.0"
 
 __all__ = ["Session", "hookimpl", "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "Session":
         from reviewd.api.session import Session
 

@@ -26,8 +26,8 @@ class Attribute:
     __slots__ = ("name", "kind", "mutable", "computed", "default_value", "target_type",
                  "key_attribute", "value_attribute", "data_type", "format")
 
-    def __init__(self, name: str, spec: dict | None = None, *, mutable: bool = True,
-                 computed: bool = False):
+    def __init__(self, name: str, spec: dict[str, Any] | None = None, *, mutable: bool = True,
+                 computed: bool = False) -> None:
         spec = spec if isinstance(spec, dict) else {}
         self.name = name
         self.mutable = mutable
@@ -53,25 +53,25 @@ class Attribute:
             self.target_type = None
 
     # ftrack-familiar accessors -------------------------------------------------
-    def get_local_value(self, entity) -> Any:
+    def get_local_value(self, entity: Any) -> Any:
         return entity._local.get(self.name, NOT_SET)
 
-    def get_remote_value(self, entity) -> Any:
+    def get_remote_value(self, entity: Any) -> Any:
         return entity._remote.get(self.name, NOT_SET)
 
-    def get_value(self, entity) -> Any:
+    def get_value(self, entity: Any) -> Any:
         return entity[self.name]
 
-    def set_local_value(self, entity, value) -> None:
+    def set_local_value(self, entity: Any, value: Any) -> None:
         entity[self.name] = value
 
-    def set_remote_value(self, entity, value) -> None:
+    def set_remote_value(self, entity: Any, value: Any) -> None:
         entity._remote[self.name] = value
 
-    def is_modified(self, entity) -> bool:
+    def is_modified(self, entity: Any) -> bool:
         return self.name in entity._local
 
-    def is_set(self, entity) -> bool:
+    def is_set(self, entity: Any) -> bool:
         return self.name in entity._local or self.name in entity._remote
 
     def __repr__(self) -> str:
@@ -113,7 +113,7 @@ class Attributes:
         return len(self._by_name)
 
 
-class Collection(MutableSequence):
+class Collection(MutableSequence[Any]):
     """A list of entities held by one attribute of an owner entity.
 
     Normally a live view: reads see the owner's current value and every change
@@ -127,7 +127,7 @@ class Collection(MutableSequence):
 
     __slots__ = ("entity", "attribute_name", "_attribute", "_data", "mutable")
 
-    def __init__(self, entity, attribute, mutable: bool = True, data=None) -> None:
+    def __init__(self, entity: Any, attribute: Any, mutable: bool = True, data: Any=None) -> None:
         self.entity = entity
         if isinstance(attribute, str):
             self.attribute_name, self._attribute = attribute, None
@@ -137,31 +137,32 @@ class Collection(MutableSequence):
         self._data = None if data is None else list(data)
 
     @property
-    def attribute(self):
+    def attribute(self) -> Any:
         if self._attribute is None:
             self._attribute = self.entity._attributes().get(self.attribute_name)
         return self._attribute
 
     @attribute.setter
-    def attribute(self, value) -> None:
+    def attribute(self, value: Any) -> None:
         self._attribute = value
         self.attribute_name = value.name
 
-    def _items(self) -> list:
+    def _items(self) -> list[Any]:
         if self._data is not None:
             return self._data
-        return self.entity._current_list(self.attribute_name)
+        answer: list[Any] = self.entity._current_list(self.attribute_name)
+        return answer
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         return self._items()[index]
 
     def __len__(self) -> int:
         return len(self._items())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(list(self._items()))
 
-    def __contains__(self, value) -> bool:
+    def __contains__(self, value: Any) -> bool:
         return any(item is value for item in self._items())
 
     def __copy__(self) -> Collection:
@@ -174,7 +175,7 @@ class Collection(MutableSequence):
 
             raise ImmutableCollectionError(f"The collection {self.attribute_name!r} is immutable.")
 
-    def _check_unique(self, items: list, value, skip: int | None = None) -> None:
+    def _check_unique(self, items: list[Any], value: Any, skip: int | None = None) -> None:
         from reviewd.api import inspection
         from reviewd.api.exception import DuplicateItemInCollectionError
 
@@ -184,7 +185,7 @@ class Collection(MutableSequence):
                 raise DuplicateItemInCollectionError(
                     f"{value!r} is already in {self.attribute_name!r}.")
 
-    def _replace(self, items: list) -> None:
+    def _replace(self, items: list[Any]) -> None:
         if self._data is None:
             self.entity[self.attribute_name] = items
             return
@@ -199,7 +200,7 @@ class Collection(MutableSequence):
                 self.entity.entity_type, primary_key(self.entity), self.attribute_name,
                 old, self))
 
-    def __setitem__(self, index, value) -> None:
+    def __setitem__(self, index: Any, value: Any) -> None:
         self._check_mutable()
         items = list(self._items())
         if not isinstance(index, slice):
@@ -207,20 +208,20 @@ class Collection(MutableSequence):
         items[index] = value
         self._replace(items)
 
-    def __delitem__(self, index) -> None:
+    def __delitem__(self, index: Any) -> None:
         self._check_mutable()
         items = list(self._items())
         del items[index]
         self._replace(items)
 
-    def insert(self, index: int, value) -> None:
+    def insert(self, index: int, value: Any) -> None:
         self._check_mutable()
         items = list(self._items())
         self._check_unique(items, value)
         items.insert(index, value)
         self._replace(items)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Collection):
             other = other._items()
         elif not isinstance(other, list):
@@ -233,20 +234,20 @@ class Collection(MutableSequence):
         return all(a is b or _identity(inspection, a) == _identity(inspection, b)
                    for a, b in zip(mine, other, strict=False))
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable, like list
 
     def __repr__(self) -> str:
         return f"<Collection {self.attribute_name} {self._items()!r}>"
 
 
-def _identity(inspection, item):
+def _identity(inspection: Any, item: Any) -> Any:
     try:
         return inspection.identity(item)
     except (KeyError, TypeError, AttributeError):
         return id(item)
 
 
-class KeyValueMappedCollectionProxy(MutableMapping):
+class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
     """A mapped collection (``metadata``) seen as a mapping of key → value.
 
     Setting a new key creates the item entity (for example a ``Metadata`` with the
@@ -254,7 +255,7 @@ class KeyValueMappedCollectionProxy(MutableMapping):
     updates the item; deleting a key deletes the item.
     """
 
-    def __init__(self, entity, attribute: Attribute, collection: Collection | None = None) -> None:
+    def __init__(self, entity: Any, attribute: Attribute, collection: Collection | None = None) -> None:
         self.entity = entity
         self._key_name = attribute.key_attribute
         self._value_name = attribute.value_attribute
@@ -262,12 +263,12 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         self.collection = collection if collection is not None else Collection(entity, attribute)
 
     @property
-    def attribute(self):
+    def attribute(self) -> Any:
         """The attribute of the underlying collection."""
         return self.collection.attribute
 
     @attribute.setter
-    def attribute(self, value) -> None:
+    def attribute(self, value: Any) -> None:
         self.collection.attribute = value
 
     @property
@@ -287,20 +288,20 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         copied.collection = self.collection.__copy__()
         return copied
 
-    def _find(self, key):
+    def _find(self, key: Any) -> Any:
         key_name = self._key_name
         for item in self.collection._items():
             if item[key_name] == key:
                 return item
         return None
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         item = self._find(key)
         if item is None:
             raise KeyError(key)
         return item[self._value_name]
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         item = self._find(key)
         if item is not None:
             item[self._value_name] = value
@@ -322,21 +323,22 @@ class KeyValueMappedCollectionProxy(MutableMapping):
         item = session.create(self._target_type, data)
         self.collection.append(item)
 
-    def __delitem__(self, key) -> None:
+    def __delitem__(self, key: Any) -> None:
         item = self._find(key)
         if item is None:
             raise KeyError(key)
         self.collection.remove(item)
         self.entity.session.delete(item)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         key_name = self._key_name
         return iter([item[key_name] for item in self.collection._items()])
 
     def __len__(self) -> int:
         return len(self.collection)
 
-    def keys(self) -> list:  # a list, as ftrack_api returns (a KeysView != a list)
+    # ftrack_api returns a list here (code indexes it), where Mapping promises a KeysView.
+    def keys(self) -> list[Any]:  # type: ignore[override]
         return list(iter(self))
 
     def __repr__(self) -> str:
@@ -348,7 +350,7 @@ ScalarAttribute = ReferenceAttribute = CollectionAttribute = Attribute
 KeyValueMappedCollectionAttribute = CustomAttributeCollectionAttribute = Attribute
 
 
-def _custom_attribute_configuration(entity, key: str):
+def _custom_attribute_configuration(entity: Any, key: str) -> Any:
     """The ``CustomAttributeConfiguration`` of *key* for *entity*'s type; ``KeyError``
     when there is none (a value cannot be written for an unconfigured key).
 

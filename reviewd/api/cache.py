@@ -35,13 +35,13 @@ class Cache(abc.ABC):
     def remove(self, key: Any) -> None:
         """Remove *key*; raise ``KeyError`` if it was not present."""
 
-    def keys(self) -> list:
+    def keys(self) -> list[Any]:
         """All keys currently stored (a snapshot)."""
         raise NotImplementedError
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         """All values currently stored (a snapshot)."""
-        values = []
+        values: list[Any] = []
         for key in self.keys():
             try:
                 values.append(self.get(key))
@@ -68,22 +68,22 @@ class MemoryCache(Cache):
     results), so this class must stay a thin wrapper around one dict.
     """
 
-    def __init__(self, data: Mapping | None = None) -> None:
-        self.data: dict = dict(data or {})
+    def __init__(self, data: Mapping[Any, Any] | None = None) -> None:
+        self.data: dict[Any, Any] = dict(data or {})
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         return self.data[key]
 
-    def set(self, key, value) -> None:
+    def set(self, key: Any, value: Any) -> None:
         self.data[key] = value
 
-    def remove(self, key) -> None:
+    def remove(self, key: Any) -> None:
         del self.data[key]
 
-    def keys(self) -> list:
+    def keys(self) -> list[Any]:
         return list(self.data)
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         return list(self.data.values())
 
     def clear(self, pattern: str | None = None) -> None:
@@ -102,7 +102,7 @@ class LayeredCache(Cache):
     def __init__(self, caches: Iterable[Cache]) -> None:
         self.caches: list[Cache] = list(caches)
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         for index, cache in enumerate(self.caches):
             try:
                 value = cache.get(key)
@@ -113,11 +113,11 @@ class LayeredCache(Cache):
             return value
         raise KeyError(key)
 
-    def set(self, key, value) -> None:
+    def set(self, key: Any, value: Any) -> None:
         for cache in self.caches:
             cache.set(key, value)
 
-    def remove(self, key) -> None:
+    def remove(self, key: Any) -> None:
         found = False
         for cache in self.caches:
             try:
@@ -128,8 +128,8 @@ class LayeredCache(Cache):
         if not found:
             raise KeyError(key)
 
-    def keys(self) -> list:
-        seen: dict = {}
+    def keys(self) -> list[Any]:
+        seen: dict[Any, None] = {}
         for cache in self.caches:
             for key in cache.keys():
                 seen.setdefault(key, None)
@@ -146,16 +146,16 @@ class ProxyCache(Cache):
     def __init__(self, proxied: Cache) -> None:
         self.proxied = proxied
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         return self.proxied.get(key)
 
-    def set(self, key, value) -> None:
+    def set(self, key: Any, value: Any) -> None:
         self.proxied.set(key, value)
 
-    def remove(self, key) -> None:
+    def remove(self, key: Any) -> None:
         self.proxied.remove(key)
 
-    def keys(self) -> list:
+    def keys(self) -> list[Any]:
         return self.proxied.keys()
 
     def clear(self, pattern: str | None = None) -> None:
@@ -179,16 +179,16 @@ class SerialisedCache(ProxyCache):
         self.encode = encode
         self.decode = decode
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         value = self.proxied.get(key)
         return self.decode(value) if self.decode is not None else value
 
-    def set(self, key, value) -> None:
+    def set(self, key: Any, value: Any) -> None:
         if self.encode is not None:
             value = self.encode(value)
         self.proxied.set(key, value)
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         return [self.decode(v) if self.decode else v for v in self.proxied.values()]
 
 
@@ -200,7 +200,7 @@ class FileCache(Cache):
     not ``str`` or ``bytes`` are stored by their ``repr``-free string form via ``str``.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
@@ -212,12 +212,12 @@ class FileCache(Cache):
         self._db.execute("CREATE TABLE IF NOT EXISTS cache (key BLOB PRIMARY KEY, value BLOB)")
 
     @staticmethod
-    def _key(key) -> bytes:
+    def _key(key: Any) -> bytes:
         if isinstance(key, bytes):
             return key
         return str(key).encode("utf-8")
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         with self._lock:
             row = self._db.execute(
                 "SELECT value FROM cache WHERE key = ?", (self._key(key),)
@@ -226,7 +226,7 @@ class FileCache(Cache):
             raise KeyError(key)
         return row[0]
 
-    def set(self, key, value) -> None:
+    def set(self, key: Any, value: Any) -> None:
         if not isinstance(value, (str, bytes)):
             raise TypeError(
                 f"FileCache stores text or bytes, not {type(value).__name__}; "
@@ -237,13 +237,13 @@ class FileCache(Cache):
                 "INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", (self._key(key), value)
             )
 
-    def remove(self, key) -> None:
+    def remove(self, key: Any) -> None:
         with self._lock:
             cursor = self._db.execute("DELETE FROM cache WHERE key = ?", (self._key(key),))
         if cursor.rowcount == 0:
             raise KeyError(key)
 
-    def keys(self) -> list:
+    def keys(self) -> list[Any]:
         with self._lock:
             rows = self._db.execute("SELECT key FROM cache").fetchall()
         return [row[0].decode("utf-8", "surrogateescape") for row in rows]
@@ -254,7 +254,7 @@ class FileCache(Cache):
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT count(*) FROM cache").fetchone()[0]
+            return int(self._db.execute("SELECT count(*) FROM cache").fetchone()[0])
 
 
 # ------------------------------------------------------------------------ key makers
@@ -262,14 +262,15 @@ class KeyMaker(abc.ABC):
     """Turn arbitrary items into one cache key."""
 
     def __init__(self) -> None:
-        self.item_separator = ""
+        # Any: text for StringKeyMaker, bytes for ObjectKeyMaker (which narrows it).
+        self.item_separator: Any = ""
 
-    def key(self, *items: Any):
+    def key(self, *items: Any) -> Any:
         """Return the key for *items*."""
         return self.item_separator.join(self._key(item) for item in items)
 
     @abc.abstractmethod
-    def _key(self, item: Any):
+    def _key(self, item: Any) -> Any:
         """Return the key for one *item*."""
 
 
@@ -300,7 +301,8 @@ class ObjectKeyMaker(KeyMaker):
         self.item_separator = b"\x00"
 
     def key(self, *items: Any) -> bytes:
-        return self.item_separator.join(self._key(item) for item in items)
+        answer: bytes = self.item_separator.join(self._key(item) for item in items)
+        return answer
 
     def _key(self, item: Any) -> bytes:
         import inspect
@@ -311,10 +313,12 @@ class ObjectKeyMaker(KeyMaker):
         if isinstance(item, Mapping):
             pairs = [self._key(key) + self._PAIR + self._key(value)
                      for key, value in sorted(item.items())]
-            return self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
+            answer: bytes = self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
+            return answer
         if isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
             inner = self.item_separator.join(self._key(value) for value in item)
-            return self._SEQUENCE + inner + self._SEQUENCE
+            sequence: bytes = self._SEQUENCE + inner + self._SEQUENCE
+            return sequence
         sep = self.item_separator
         if inspect.ismethod(item):
             return b"".join((self._NAME, item.__name__.encode(), sep,
@@ -341,7 +345,7 @@ class Memoiser:
         self.key_maker = key_maker if key_maker is not None else ObjectKeyMaker()
         self.return_copies = return_copies
 
-    def call(self, function, args: tuple | None = None, kw: dict | None = None):
+    def call(self, function: Any, args: tuple[Any, ...] | None = None, kw: dict[str, Any] | None = None) -> Any:
         """``function(*args, **kw)``, from the cache when this call was seen before."""
         import copy
         import inspect
@@ -359,13 +363,13 @@ class Memoiser:
         return copy.deepcopy(value) if self.return_copies else value
 
 
-def memoise_decorator(memoiser: Memoiser):
+def memoise_decorator(memoiser: Memoiser) -> Any:
     """Decorator memoising a function through *memoiser*."""
     import functools
 
-    def decorate(function):
+    def decorate(function: Any) -> Any:
         @functools.wraps(function)
-        def memoised(*args, **kw):
+        def memoised(*args: Any, **kw: Any) -> Any:
             return memoiser.call(function, args, kw)
 
         return memoised

@@ -8,8 +8,10 @@ feature layered on top: it only uses the session's public operations
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api.entity.location import (
     OriginLocationMixin,
@@ -28,6 +30,15 @@ _REVIEW_COMPONENT_NAMES = ("ftrackreview-mp4", "ftrackreview-webm", "ftrackrevie
 
 
 class ComponentsAndLocations:
+    if TYPE_CHECKING:  # what this mixin uses of the Session it is mixed into
+        types: dict[str, Any]
+
+        def get(self, entity_type: str, entity_key: Any) -> Any: ...
+        def create(self, *args: Any, **kwargs: Any) -> Any: ...
+        def query(self, expression: str, page_size: int = 500) -> Any: ...
+        def populate(self, entities: Any, projections: str | Iterable[str]) -> None: ...
+        def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]: ...
+        def operation_recording(self, record_operations: bool) -> contextlib.AbstractContextManager[None]: ...
     """Session methods for components and locations (mixed into ``Session``)."""
 
     def _configure_locations(self) -> None:
@@ -53,7 +64,7 @@ class ComponentsAndLocations:
             location.__dict__["_equip_later"] = equip_builtin_location
 
     # ------------------------------------------------------------ picking
-    def _get_locations(self, filter_inaccessible: bool = True) -> list:
+    def _get_locations(self, filter_inaccessible: bool = True) -> list[Any]:
         locations = list(self.query("Location"))
         if filter_inaccessible:
             locations = [location for location in locations if location.accessor]
@@ -66,7 +77,7 @@ class ComponentsAndLocations:
         locations = self._get_locations()
         return locations[0] if locations else None
 
-    def pick_locations(self, components: list) -> list:
+    def pick_locations(self, components: list[Any]) -> list[Any]:
         """For each component, the preferred accessible location holding any of it."""
         candidates = self._get_locations()
         availabilities = self.get_component_availabilities(components, locations=candidates)
@@ -77,11 +88,11 @@ class ComponentsAndLocations:
         return picked
 
     # ------------------------------------------------------------ availability
-    def get_component_availability(self, component: Any, locations: list | None = None) -> dict:
+    def get_component_availability(self, component: Any, locations: list[Any] | None = None) -> dict[str, Any]:
         return self.get_component_availabilities([component], locations=locations)[0]
 
-    def get_component_availabilities(self, components: list,
-                                     locations: list | None = None) -> list[dict]:
+    def get_component_availabilities(self, components: list[Any],
+                                     locations: list[Any] | None = None) -> list[dict[str, Any]]:
         """Per component, location id -> percentage of its data present (0-100).
 
         A container's availability is the average of its members'.
@@ -124,7 +135,7 @@ class ComponentsAndLocations:
         found = next((result for result in results if result), None)
         return found or os.path.splitext(path)[-1]
 
-    def create_component(self, path: str, data: dict | None = None,
+    def create_component(self, path: str, data: dict[str, Any] | None = None,
                          location: Any = "auto") -> Any:
         """Create a component for the file or sequence at *path* and add it to *location*.
 
@@ -175,7 +186,7 @@ class ComponentsAndLocations:
             location.add_component(container, origin, recursive=True)
         return container
 
-    def _create_component(self, entity_type: str, path: str, data: dict, location: Any) -> Any:
+    def _create_component(self, entity_type: str, path: str, data: dict[str, Any], location: Any) -> Any:
         component = self.create(entity_type, data)
         origin = self.get("Location", ORIGIN_LOCATION_ID)
         origin.add_component(component, path, recursive=False)

@@ -44,7 +44,7 @@ class Data(abc.ABC):
 class FileWrapper(Data):
     """Adapts any file object to :class:`Data`."""
 
-    def __init__(self, wrapped_file: IO) -> None:
+    def __init__(self, wrapped_file: IO[Any]) -> None:
         self.wrapped_file = wrapped_file
         self._just_read = False
         super().__init__()
@@ -107,5 +107,5 @@ class String(FileWrapper):
         super().write(self._as_bytes(content))
 
     def read(self, limit: int | None = None) -> str | bytes:
-        content = super().read(limit)
-        return content if self.is_binary else content.decode("utf-8")
+        raw: bytes = super().read(limit)
+        return raw if self.is_binary else raw.decode("utf-8")

@@ -32,7 +32,7 @@ def encode(data: Any, strategy: str = "set_only") -> str:
         )
     top = data
 
-    def default(value):
+    def default(value: Any) -> Any:
         if isinstance(value, Entity):
             if value is top or (isinstance(top, list) and any(value is t for t in top)):
                 return entity_values(value, strategy)
@@ -44,7 +44,7 @@ def encode(data: Any, strategy: str = "set_only") -> str:
     return json.dumps(data, default=default, sort_keys=True)
 
 
-def entity_values(entity: Entity, strategy: str) -> dict:
+def entity_values(entity: Entity, strategy: str) -> dict[str, Any]:
     """The wire mapping of *entity* with the values *strategy* selects."""
     if strategy == "all":
         entity.session.populate([entity], ", ".join(entity.keys()))

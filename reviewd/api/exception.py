@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from typing import Any
 
 
 class Error(Exception):
@@ -17,7 +18,7 @@ class Error(Exception):
 
     default_message = "An unspecified error occurred."
 
-    def __init__(self, message: str | None = None, details: dict | None = None) -> None:
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message
         self.details = details or {}
         super().__init__(self.message)
@@ -32,7 +33,7 @@ class ServerError(Error):
 
     default_message = "The server reported an error."
 
-    def __init__(self, message=None, details=None, exception_name=None, error_code=None):
+    def __init__(self, message: Any=None, details: Any=None, exception_name: Any=None, error_code: Any=None) -> None:
         super().__init__(message, details)
         self.exception_name = exception_name
         self.error_code = error_code
@@ -140,7 +141,7 @@ class ComponentNotInAnyLocationError(LocationError):
 class ComponentNotInLocationError(LocationError):
     default_message = "Components are not in the location."
 
-    def __init__(self, components=None, location=None, message=None, details=None):
+    def __init__(self, components: Any=None, location: Any=None, message: Any=None, details: Any=None) -> None:
         self.components = list(components or [])
         self.location = location
         super().__init__(
@@ -152,7 +153,7 @@ class ComponentNotInLocationError(LocationError):
 class ComponentInLocationError(LocationError):
     default_message = "Components are already in the location."
 
-    def __init__(self, components=None, location=None, message=None, details=None):
+    def __init__(self, components: Any=None, location: Any=None, message: Any=None, details: Any=None) -> None:
         self.components = list(components or [])
         self.location = location
         super().__init__(
@@ -168,8 +169,8 @@ class AccessorError(Error):
 class AccessorOperationFailedError(AccessorError):
     default_message = "The storage operation failed."
 
-    def __init__(self, operation="", resource_identifier=None, error=None, message=None,
-                 details=None):
+    def __init__(self, operation: Any="", resource_identifier: Any=None, error: Any=None, message: Any=None,
+                 details: Any=None) -> None:
         self.operation = operation
         self.resource_identifier = resource_identifier
         self.error = error
@@ -190,7 +191,7 @@ class AccessorPermissionDeniedError(AccessorOperationFailedError):
 class AccessorResourceIdentifierError(AccessorError):
     default_message = "Invalid resource identifier."
 
-    def __init__(self, resource_identifier=None, message=None, details=None):
+    def __init__(self, resource_identifier: Any=None, message: Any=None, details: Any=None) -> None:
         self.resource_identifier = resource_identifier
         super().__init__(message or f"Invalid resource identifier {resource_identifier!r}.",
                          details)
@@ -203,8 +204,8 @@ class AccessorFilesystemPathError(AccessorResourceIdentifierError):
 class AccessorResourceError(AccessorError):
     default_message = "Storage resource error."
 
-    def __init__(self, operation="", resource_identifier=None, error=None, message=None,
-                 details=None):
+    def __init__(self, operation: Any="", resource_identifier: Any=None, error: Any=None, message: Any=None,
+                 details: Any=None) -> None:
         self.operation = operation
         self.resource_identifier = resource_identifier
         self.error = error
@@ -273,7 +274,7 @@ class ConfigurationError(Error):
     default_message = "Invalid configuration."
 
 
-_SECRET_PATTERNS: list[re.Pattern] = []
+_SECRET_PATTERNS: list[re.Pattern[str]] = []
 
 
 def register_secret(secret: str | None) -> None:
@@ -295,7 +296,7 @@ def redact(text: str) -> str:
 AttributeError = AttributeError_  # noqa: A001
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "ParseError":
         from reviewd.api.event.expression import ParseError
 

@@ -45,7 +45,7 @@ def format(  # noqa: A001 - ftrack_api's public name
     recursive: bool = False,
     indent: int = 0,
     indent_first_line: bool = True,
-    _seen: set | None = None,
+    _seen: set[Any] | None = None,
 ) -> str:
     """Entity type as a header, then one ``name: value`` line per attribute (sorted).
 
@@ -74,7 +74,7 @@ def format(  # noqa: A001 - ftrack_api's public name
         if attribute_filter is not None and not attribute_filter(entity, name, value):
             continue
         child_indent = indent + len(name) + 3
-        nested = dict(formatters=formatters, attribute_filter=attribute_filter,
+        nested: dict[str, Any] = dict(formatters=formatters, attribute_filter=attribute_filter,
                       recursive=recursive, indent=child_indent)
         if isinstance(value, Entity):
             value = format(value, indent_first_line=False, _seen=set(seen), **nested)

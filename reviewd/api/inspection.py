@@ -14,12 +14,12 @@ from reviewd.api import operation as _operation
 from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET
 
 
-def primary_key(entity: Any) -> OrderedDict:
+def primary_key(entity: Any) -> OrderedDict[str, Any]:
     """Primary key attribute -> value (as text), in schema order.
 
     Raises ``KeyError`` naming the attribute when a key value is missing.
     """
-    key: OrderedDict = OrderedDict()
+    key: OrderedDict[str, Any] = OrderedDict()
     for name in entity.primary_key_attributes:
         value = entity[name]
         if value is NOT_SET:
@@ -61,7 +61,7 @@ def state(entity: Any) -> Any:
     return states([entity])[0]
 
 
-def states(entities: list) -> list:
+def states(entities: list[Any]) -> list[Any]:
     """The state of each of *entities* (all from one session), in order."""
     if not entities:
         return []

@@ -24,10 +24,10 @@ class LazyLogMessage:
         return self.message.format(*self.args, **self.kwargs)
 
 
-def deprecation_warning(message: str) -> Callable[[Callable], Callable]:
+def deprecation_warning(message: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a function so each call warns (``PendingDeprecationWarning``) with *message*."""
 
-    def decorate(function: Callable) -> Callable:
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def warned(*args: Any, **kwargs: Any) -> Any:
             warnings.warn(message, PendingDeprecationWarning, stacklevel=2)

@@ -19,6 +19,7 @@ import gc
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from reviewd.api.entity.base import _NO_LOCAL, Entity
@@ -53,14 +54,14 @@ class Merger:
     layers encodes entities with the ``persisted_only`` strategy).
     """
 
-    def __init__(self, session: Any, identity: dict, lower_caches: list,
+    def __init__(self, session: Any, identity: dict[Any, Any], lower_caches: list[Any],
                  lock: threading.RLock, thread_state: threading.local) -> None:
         self._session = session
         self._identity = identity
         self._lower_caches = lower_caches
         self._lock = lock
         self._thread = thread_state
-        self._hook = None
+        self._hook: Callable[[dict[str, Any]], Any] | None = None
 
     # -------------------------------------------------------------- plain merging
     def value(self, value: Any, write_lower: bool = True) -> Any:
@@ -76,14 +77,14 @@ class Merger:
             return [self.value(item, write_lower) for item in value]
         return value
 
-    def entity(self, data: dict, write_lower: bool = True) -> Entity:
+    def entity(self, data: dict[str, Any], write_lower: bool = True) -> Entity:
         """Merge one wire entity mapping (nested values still in wire form)."""
         for name, value in data.items():
             if value.__class__ is dict or value.__class__ is list:
                 data[name] = self.value(value, write_lower)
         return self.decoded(data, write_lower)
 
-    def decoded(self, data: dict, write_lower: bool = True) -> Entity:
+    def decoded(self, data: dict[str, Any], write_lower: bool = True) -> Entity:
         """Merge an entity mapping whose nested values are already live (consumed)."""
         entity_type = data.pop("__entity_type__")
         try:
@@ -97,7 +98,7 @@ class Merger:
             key = (entity_type, data.get(keys[0]))
         else:
             key = (entity_type, *[data.get(name) for name in keys])
-        entity = self._identity.get(key)
+        entity: Entity | None = self._identity.get(key)
         if entity is None:
             entity = cls.__new__(cls)
             entity._session = self._session
@@ -113,20 +114,20 @@ class Merger:
         return entity
 
     # -------------------------------------------------------------- merging while parsing
-    def object_hook(self):
+    def object_hook(self) -> Any:
         """A ``json.loads`` object hook that merges entities while the JSON is parsed."""
-        hook = self._hook
-        if hook is not None:
-            return hook
+        made = self._hook
+        if made is not None:
+            return made
         session = self._session
         identity = self._identity
         types = session.types
-        infos: dict[str, tuple] = {}
+        infos: dict[str, tuple[Any, ...]] = {}
         new_entity = object.__new__
         merge_decoded = self.decoded
         lower_caches = self._lower_caches  # fixed once construction has finished
 
-        def hook(data: dict):
+        def hook(data: dict[str, Any]) -> Any:
             entity_type = data.get("__entity_type__")
             if entity_type is None:
                 if "__type__" in data:
@@ -165,7 +166,7 @@ class Merger:
         self._hook = hook
         return hook
 
-    def decode_response(self, content: bytes):
+    def decode_response(self, content: bytes) -> Any:
         """Parse an API response, merging its entities (under the session lock)."""
         hook = self.object_hook()
         # A large result allocates tens of thousands of objects that all survive: the

@@ -29,7 +29,7 @@ from typing import Any
 
 from reviewd.api.symbol import NOT_SET
 
-Identity = tuple  # (entity_type, (primary key values...))
+Identity = tuple[Any, ...]  # (entity_type, (primary key values...))
 
 
 class Operation:
@@ -53,7 +53,7 @@ class CreateEntityOperation(Operation):
 
     __slots__ = ("entity_data",)
 
-    def __init__(self, entity_type: str, entity_key: Mapping, entity_data: Mapping) -> None:
+    def __init__(self, entity_type: str, entity_key: Mapping[str, Any], entity_data: Mapping[str, Any]) -> None:
         super().__init__(entity_type, entity_key)
         self.entity_data = dict(entity_data)
 
@@ -66,7 +66,7 @@ class UpdateEntityOperation(Operation):
 
     __slots__ = ("attribute_name", "old_value", "new_value")
 
-    def __init__(self, entity_type, entity_key, attribute_name: str, old_value, new_value):
+    def __init__(self, entity_type: Any, entity_key: Any, attribute_name: str, old_value: Any, new_value: Any) -> None:
         super().__init__(entity_type, entity_key)
         self.attribute_name = attribute_name
         self.old_value = old_value
@@ -183,7 +183,7 @@ class UnitOfWork:
                 f"entities={len(self.entities)}>")
 
 
-def _values(value: Any) -> Iterable:
+def _values(value: Any) -> Iterable[Any]:
     if isinstance(value, (list, tuple)):
         return value
     return (value,)
@@ -193,7 +193,7 @@ def optimise(
     operations: Iterable[Operation],
     identity_of: Callable[[Any], Identity | None] = lambda value: None,
     same: Callable[[Any, Any], bool] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Return the optimised wire batch (list of payload dicts) for *operations*.
 
     *identity_of(value)* returns the identity of an entity value (or None for plain
@@ -208,7 +208,7 @@ def optimise(
     if same is None:
         same = _same
 
-    batch: list[dict | None] = []
+    batch: list[dict[str, Any]] = []
     latest: dict[Identity, int] = {}      # identity -> index of its latest create/update
     created_at: dict[Identity, int] = {}  # identity -> index of its create payload
     originals: dict[tuple[int, str], Any] = {}  # (update index, attribute) -> first old value
@@ -270,7 +270,8 @@ def optimise(
     ]
 
 
-def _refers_to_later(value, target: int, created_at: dict, identity_of) -> bool:
+def _refers_to_later(value: Any, target: int, created_at: Mapping[Identity, int],
+                     identity_of: Callable[[Any], Identity | None]) -> bool:
     """True when *value* references an entity whose create payload comes after *target*."""
     for item in _values(value):
         identity = identity_of(item)
@@ -283,7 +284,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
     if type(a) in (str, int, float, bool, type(None)) and type(b) is type(a):
-        return a == b
+        return bool(a == b)
     if hasattr(a, "__ftrack_wire__") or hasattr(b, "__ftrack_wire__"):
         return a is b
     try:

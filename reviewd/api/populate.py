@@ -29,7 +29,7 @@ logger = logging.getLogger("reviewd.api.session")
 POPULATE_CHUNK = 250
 
 
-def group_entities(entities: list) -> None:
+def group_entities(entities: list[Any]) -> None:
     """Make *entities* populate together unless they already belong to a larger group."""
     size = len(entities)
     for entity in entities:
@@ -38,7 +38,7 @@ def group_entities(entities: list) -> None:
             entity._group = entities
 
 
-def group_page(entities: list) -> list:
+def group_page(entities: list[Any]) -> list[Any]:
     """Group a page of merged entities: they populate missing attributes together."""
     for entity in entities:
         entity._group = entities

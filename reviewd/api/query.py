@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for annotations only: this module imports nothing of the client
+    from reviewd.api.entity import Entity
 
 _OFFSET = re.compile(r"\boffset\s+(\d+)", re.IGNORECASE)
 _LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
@@ -38,7 +41,7 @@ def split_offset_limit(expression: str) -> tuple[str, int | None, int | None]:
 class QueryResult:
     """The lazily fetched result of ``session.query(expression)``."""
 
-    def __init__(self, session, expression: str, page_size: int = 500) -> None:
+    def __init__(self, session: Any, expression: str, page_size: int = 500) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1.")
         self._session = session
@@ -47,7 +50,7 @@ class QueryResult:
         self._page_size = page_size
         if self._limit is not None and self._limit < page_size:
             self._page_size = max(self._limit, 1)
-        self._results: list = []
+        self._results: list[Entity] = []
         self._next_offset: int | None = self._offset or 0
         self._lock = threading.RLock()
 
@@ -76,13 +79,13 @@ class QueryResult:
             self._next_offset = next_offset
             return True
 
-    def all(self) -> list:
+    def all(self) -> list[Entity]:
         """Every result, fetching the remaining pages."""
         while self._fetch_more():
             pass
         return list(self._results)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Entity]:
         index = 0
         while True:
             while index < len(self._results):
@@ -95,7 +98,7 @@ class QueryResult:
     def __len__(self) -> int:
         return len(self.all())
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         return self.all()[index]
 
     def __bool__(self) -> bool:
@@ -103,7 +106,7 @@ class QueryResult:
             return True
         return False
 
-    def first(self):
+    def first(self) -> Entity | None:
         """The first result or None, with a query of ``limit 1``.
 
         An expression with its own ``limit`` is refused (``ValueError``), as in
@@ -116,16 +119,18 @@ class QueryResult:
         if self._results:
             return self._results[0]
         expression = f"{self._base} offset {self._offset or 0} limit 1"
+        entities: list[Entity]
         entities, _ = self._session._fetch_page(expression)
         return entities[0] if entities else None
 
-    def one(self):
+    def one(self) -> Entity:
         """The only result; ``NotFoundError`` if none, ``MultipleResultsFoundError`` if more."""
         not_found, multiple = self._session._result_errors()
         if self._offset is not None or self._limit is not None:
             raise ValueError(
                 "one() cannot be used with an expression that has an offset or limit."
             )
+        entities: list[Entity]
         entities, _ = self._session._fetch_page(f"{self._base} offset 0 limit 2")
         if not entities:
             raise not_found(f"No result found for query {self._base!r}.")

@@ -37,7 +37,7 @@ def _shape(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
-def server_information(result: Any, server_url: str = "") -> dict:
+def server_information(result: Any, server_url: str = "") -> dict[str, Any]:
     """The ``query_server_information`` result, refused unless it is an object."""
     if not isinstance(result, dict):
         raise ServerCompatibilityError(redact(
@@ -47,7 +47,7 @@ def server_information(result: Any, server_url: str = "") -> dict:
     return result
 
 
-def query_page(result: Any, server_url: str = "") -> tuple[list, int | None]:
+def query_page(result: Any, server_url: str = "") -> tuple[list[Any], int | None]:
     """``(entities, next offset)`` of a merged ``query`` result, or a clear error."""
     where = _where(server_url)
     if not isinstance(result, dict):
@@ -90,7 +90,7 @@ def _next_offset(metadata: Any, where: str) -> int | None:
     return offset
 
 
-def changes(batch: Sequence[Mapping], results: Sequence[Any], types: Mapping[str, type],
+def changes(batch: Sequence[Mapping[str, Any]], results: Sequence[Any], types: Mapping[str, type],
             server_url: str = "") -> None:
     """Check a commit's results before anything local changes.
 

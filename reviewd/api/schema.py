@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from typing import Any, TypeGuard
 
 from reviewd.api.entity import Entity
 from reviewd.api.exception import ServerCompatibilityError
@@ -49,7 +50,7 @@ def cache_file(folder: str, schema_hash: str) -> str:
     return os.path.join(folder, f"{CACHE_PREFIX}{safe}{CACHE_SUFFIX}")
 
 
-def read_cached(folder: str, schema_hash: str | None) -> list[dict] | None:
+def read_cached(folder: str, schema_hash: str | None) -> list[dict[str, Any]] | None:
     """Return the schemas cached for *schema_hash*, or None (missing, corrupt, no hash)."""
     if not schema_hash:
         return None
@@ -68,7 +69,7 @@ def read_cached(folder: str, schema_hash: str | None) -> list[dict] | None:
     return schemas
 
 
-def write_cached(folder: str, schema_hash: str | None, schemas: list[dict]) -> str | None:
+def write_cached(folder: str, schema_hash: str | None, schemas: list[dict[str, Any]]) -> str | None:
     """Write *schemas* for *schema_hash* atomically; remove stale files. Never raises."""
     if not schema_hash:
         return None
@@ -99,7 +100,7 @@ def write_cached(folder: str, schema_hash: str | None, schemas: list[dict]) -> s
     return path
 
 
-def _looks_like_schemas(value) -> bool:
+def _looks_like_schemas(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     """A list of schema objects, each with a string ``id``, a ``properties`` object and
     a list ``primary_key`` where present: what building types and attributes reads."""
     return isinstance(value, list) and all(
@@ -111,10 +112,10 @@ def _looks_like_schemas(value) -> bool:
 
 
 def load_schemas(
-    call: Callable[[list[dict]], list],
-    server_information: dict,
+    call: Callable[[list[dict[str, Any]]], list[Any]],
+    server_information: dict[str, Any],
     cache_folder: str | None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Schemas for the server: from the cache file when its hash matches, else fetched."""
     schema_hash = server_information.get("schema_hash")
     if cache_folder:
@@ -132,8 +133,8 @@ def load_schemas(
     return schemas
 
 
-def build_type(schema: dict, base: type | None = None,
-               bases: tuple[type, ...] | None = None) -> type:
+def build_type(schema: dict[str, Any], base: type | None = None,
+               bases: tuple[type, ...] | None = None) -> type[Entity]:
     """Build the entity class for one *schema* (cheap: no attribute objects yet).
 
     Without *base*/*bases* the factory picks them (ftrack's helper classes for
@@ -161,9 +162,9 @@ def build_type(schema: dict, base: type | None = None,
 
 
 def build_types(
-    schemas: Iterable[dict],
-    construct: Callable[[dict], type | None] | None = None,
-) -> dict[str, type]:
+    schemas: Iterable[dict[str, Any]],
+    construct: Callable[[dict[str, Any]], type | None] | None = None,
+) -> dict[str, type[Entity]]:
     """Build every entity type; *construct(schema)* may supply a class (plugins)."""
     types: dict[str, type] = {}
     for schema in schemas:

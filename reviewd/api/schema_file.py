@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 _log = logging.getLogger("reviewd.api.schema_file")
 
@@ -27,9 +27,14 @@ def _is_cache_file(path: Any) -> bool:
 
 
 class SchemaCacheFile:
+    if TYPE_CHECKING:  # what this mixin uses of the Session it is mixed into
+        _server_information: dict[str, Any]
+
+        def _call(self, batch: list[dict[str, Any]], merge: bool = False) -> list[Any]: ...
+        def call(self, data: list[dict[str, Any]]) -> list[Any]: ...
     """Mixed into ``Session``."""
 
-    def _read_schemas_from_cache(self, schema_cache_path: str) -> tuple[list, str]:
+    def _read_schemas_from_cache(self, schema_cache_path: str) -> tuple[list[Any], str]:
         """``(schemas, hash)`` from the file; ``ValueError`` when it is not JSON."""
         with open(schema_cache_path, encoding="utf-8") as handle:
             schemas = json.load(handle)
@@ -51,7 +56,7 @@ class SchemaCacheFile:
                 os.remove(temporary)
             raise
 
-    def _load_schemas(self, schema_cache_path: str | bool | None) -> list:
+    def _load_schemas(self, schema_cache_path: str | Literal[False] | None) -> list[Any]:
         """Schemas from the cache when its hash matches the server's, else from the
         server (then cached).  ``False`` bypasses the cache.
 
@@ -65,7 +70,7 @@ class SchemaCacheFile:
 
             return load_schemas(self._call, self._server_information, schema_cache_path)
         local_hash = None
-        schemas: list = []
+        schemas: list[Any] = []
         if schema_cache_path:
             try:
                 schemas, local_hash = self._read_schemas_from_cache(schema_cache_path)

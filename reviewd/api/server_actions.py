@@ -9,8 +9,9 @@ does not know the action answers with an error naming it; that becomes a
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api.exception import ServerCompatibilityError, ServerError
 from reviewd.api.symbol import SERVER_LOCATION_ID
@@ -21,7 +22,20 @@ _MINIMUM_SERVER = (3, 3, 11)
 class ServerActions:
     """Mixed into ``Session``."""
 
-    def _call_action(self, action: str, operations: list[dict]) -> list:
+    if TYPE_CHECKING:  # what this mixin uses of the Session it is mixed into
+        _timeout: float | None
+
+        @property
+        def server_url(self) -> str: ...
+        @property
+        def server_information(self) -> dict[str, Any]: ...
+        def call(self, data: list[dict[str, Any]]) -> list[Any]: ...
+        def get(self, entity_type: str, entity_key: Any) -> Any: ...
+        def commit(self) -> None: ...
+        def auto_populating(self, auto_populate: bool) -> contextlib.AbstractContextManager[None]: ...
+        def create_component(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def _call_action(self, action: str, operations: list[dict[str, Any]]) -> list[Any]:
         try:
             return self.call(operations)
         except ServerError as error:
@@ -47,7 +61,7 @@ class ServerActions:
                 f"{'.'.join(map(str, _MINIMUM_SERVER))} this client needs."
             )
 
-    def entity_reference(self, entity: Any) -> dict:
+    def entity_reference(self, entity: Any) -> dict[str, Any]:
         """``{"__entity_type__": type, <primary key>...}`` for *entity*."""
         from reviewd.api.inspection import primary_key
 
@@ -71,12 +85,13 @@ class ServerActions:
         if entity is not None:
             operation["entity_type"] = entity.entity_type
             operation["entity_key"] = list(primary_key(entity).values())
-        return self._call_action("get_widget_url", [operation])[0]["widget_url"]
+        answer: str = self._call_action("get_widget_url", [operation])[0]["widget_url"]
+        return answer
 
     def send_user_invite(self, user: Any) -> None:
         self.send_user_invites([user])
 
-    def send_user_invites(self, users: list) -> None:
+    def send_user_invites(self, users: list[Any]) -> None:
         """Email each user an invitation to the server."""
         self._call_action("send_user_invite",
                           [{"action": "send_user_invite", "user_id": user["id"]}
@@ -85,19 +100,20 @@ class ServerActions:
     def send_review_session_invite(self, invitee: Any) -> None:
         self.send_review_session_invites([invitee])
 
-    def send_review_session_invites(self, invitees: list) -> None:
+    def send_review_session_invites(self, invitees: list[Any]) -> None:
         """Email each (committed) ``ReviewSessionInvitee`` their review link."""
         self._call_action("send_review_session_invite",
                           [{"action": "send_review_session_invite",
                             "review_session_invitee_id": invitee["id"]} for invitee in invitees])
 
     def get_upload_metadata(self, component_id: str, file_name: str, file_size: int,
-                            checksum: str | None = None) -> dict:
+                            checksum: str | None = None) -> dict[str, Any]:
         """Where and how to PUT a component's bytes: ``{"url": ..., "headers": {...}}``."""
-        return self._call_action("get_upload_metadata", [{
+        answer: dict[str, Any] = self._call_action("get_upload_metadata", [{
             "action": "get_upload_metadata", "component_id": component_id,
             "file_name": file_name, "file_size": file_size, "checksum": checksum,
         }])[0]
+        return answer
 
     def encode_media(self, media: Any, version_id: str | None = None,
                      keep_original: Any = "auto") -> Any:

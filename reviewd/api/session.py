@@ -55,7 +55,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api import populate as _populate
 from reviewd.api import result_checks
@@ -96,6 +96,9 @@ from reviewd.api.symbol import CREATED, DELETED, MODIFIED
 from reviewd.api.transport import ApiClient, CallInfo, SessionAuthentication
 from reviewd.api.unit_of_work import UnitsOfWork
 
+if TYPE_CHECKING:  # the hub is imported on first use, to keep start-up light
+    from reviewd.api.event.hub import EventHub
+
 logger = logging.getLogger(__name__)
 
 
@@ -109,8 +112,8 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         api_user: str | None = None,
         auto_populate: bool = True,
         plugin_paths: Iterable[str] | None = None,
-        cache=None,
-        cache_key_maker=None,
+        cache: Any=None,
+        cache_key_maker: Any=None,
         auto_connect_event_hub: bool = False,
         schema_cache_path: str | bool | None = None,
         plugin_arguments: Mapping[str, Any] | None = None,
@@ -120,8 +123,8 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         strict_api: bool = False,
     ) -> None:
         self._closed = True  # until construction succeeds; close() is then a no-op
-        self._client = None
-        self._event_hub = None
+        self._client: ApiClient | None = None
+        self._event_hub: EventHub | None = None
         self._lock = threading.RLock()
         self._thread = threading.local()
         self._work = UnitsOfWork(self._lock)
@@ -145,7 +148,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         self._identity = self._memory.data
         self.cache = LayeredCache([self._memory])
         self._lower_caches: list[Cache] = []
-        self._lower_tried: set[tuple] = set()
+        self._lower_tried: set[tuple[Any, ...]] = set()
         self._merger = Merger(self, self._identity, self._lower_caches, self._lock, self._thread)
         self._closed = False
         self._auth = SessionAuthentication(self._api_key, self._api_user)
@@ -195,12 +198,13 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         return self._api_key
 
     @property
-    def server_information(self) -> dict:
+    def server_information(self) -> dict[str, Any]:
         return self._server_information
 
     @property
     def server_version(self) -> str:
-        return self._server_information.get("version", "unknown")
+        version: str = self._server_information.get("version", "unknown")
+        return version
 
     @property
     def plugin_paths(self) -> list[str]:
@@ -217,7 +221,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
     def _check_open(self) -> None:
@@ -267,7 +271,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
     # -------------------------------------------------------------- event hub, plugins
     @property
-    def event_hub(self):
+    def event_hub(self) -> EventHub:
         """The session's :class:`reviewd.api.event.hub.EventHub` (created on first use)."""
         if self._event_hub is None:
             with self._lock:
@@ -288,7 +292,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
         _plugin.discover(list(self._plugin_paths), [self], dict(plugin_arguments or {}))
 
-    def _publish_local(self, topic: str, data: dict) -> list:
+    def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]:
         """Publish a synchronous local event if anything could be listening."""
         hub = self._event_hub
         if hub is None or not getattr(hub, "subscribers", None):
@@ -303,7 +307,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             logger.exception("A handler of %s failed.", topic)
             return []
 
-    def _construct_entity_type(self, schema: dict):
+    def _construct_entity_type(self, schema: dict[str, Any]) -> Any:
         """Let plugins supply the class for *schema* (``construct-entity-type``)."""
         if self._event_hub is None:
             return None
@@ -317,12 +321,13 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         return None
 
     # -------------------------------------------------------------- transport
-    def _call(self, batch: list[dict], merge: bool = False) -> list:
+    def _call(self, batch: list[dict[str, Any]], merge: bool = False) -> list[Any]:
         """Send *batch*; with *merge*, entities in the answer are merged while parsed."""
         self._check_open()
+        assert self._client is not None, "an open session has an API client"
         return self._client.call(batch, self._merger.decode_response if merge else None)
 
-    def call(self, data: list[dict]) -> list:
+    def call(self, data: list[dict[str, Any]]) -> list[Any]:
         """Send raw operations; entities in the results are merged and returned live."""
         return self._call(list(data), merge=True)
 
@@ -337,6 +342,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         Calling the returned function again is harmless.
         """
         self._check_open()
+        assert self._client is not None, "an open session has an API client"
         return self._client.add_call_listener(callback)
 
     # -------------------------------------------------------------- merging
@@ -354,17 +360,18 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
     # -------------------------------------------------------------- queries
     @property
-    def _local_cache(self) -> dict:
+    def _local_cache(self) -> dict[str, Any]:
         """The identity map, entity key -> entity (ftrack_api's name for it)."""
         return self._identity
 
-    def _merge(self, value: Any, merged: dict | None = None) -> Any:
+    def _merge(self, value: Any, merged: dict[str, Any] | None = None) -> Any:
         """ftrack_api's internal spelling of :meth:`merge`."""
         return self.merge(value)
 
     @property
-    def _request(self):
+    def _request(self) -> Any:
         """The ``requests.Session`` carrying the API calls (ftrack_api's name)."""
+        assert self._client is not None, "an open session has an API client"
         return self._client.http
 
     def _create(self, entity_type: str, data: Mapping[str, Any] | None = None,
@@ -375,7 +382,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     def _result_errors(self) -> tuple[type, type]:
         return NoResultFoundError, MultipleResultsFoundError
 
-    def _fetch_page(self, expression: str) -> tuple[list, int | None]:
+    def _fetch_page(self, expression: str) -> tuple[list[Any], int | None]:
         # Through the public call(), as ftrack_api pages: code that wraps or patches
         # session.call sees every page.
         result = self.call([{"action": "query", "expression": expression}])[0]
@@ -394,15 +401,16 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                 expression, cls.default_projections or cls.primary_key_attributes)
         return QueryResult(self, expression, page_size=page_size)
 
-    def _type(self, entity_type: str) -> type:
+    def _type(self, entity_type: str) -> type[Entity]:
         try:
-            return self.types[entity_type]
+            answer: type[Entity] = self.types[entity_type]
+            return answer
         except KeyError:
             raise UnrecognisedEntityTypeError(
                 f"Entity type {entity_type!r} is not known by the server at {self._server_url}."
             ) from None
 
-    def get(self, entity_type: str, entity_key) -> Entity | None:
+    def get(self, entity_type: str, entity_key: Any) -> Entity | None:
         """The entity of *entity_type* with primary key *entity_key*, or None.
 
         Looks in the identity map, then in the persistent cache layers, and only then
@@ -421,7 +429,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                 f"Entity type {entity_type} has a primary key of {len(keys)} value(s) "
                 f"({', '.join(keys)}); got {entity_key!r}."
             )
-        entity = self._identity.get((entity_type, *entity_key))
+        entity: Entity | None = self._identity.get((entity_type, *entity_key))
         if entity is not None and entity._state is not DELETED:
             return entity
         if self._lower_caches:
@@ -432,7 +440,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         results = self.query(f"{entity_type} where {key_condition(keys, entity_key)}").all()
         return results[0] if results else None
 
-    def populate(self, entities, projections: str | Iterable[str]) -> None:
+    def populate(self, entities: Any, projections: str | Iterable[str]) -> None:
         """Fetch *projections* for *entities* in as few queries as possible.
 
         Entities created locally and not yet committed are skipped: the server has
@@ -493,7 +501,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                 return self._merger.entity(wire)
         return cls(self, dict(data or {}))
 
-    def _initialise_created(self, entity: Entity, data: dict) -> None:
+    def _initialise_created(self, entity: Entity, data: dict[str, Any]) -> None:
         """Give a new entity its defaults and *data*; record the creation."""
         self._check_open()
         cls = entity.__class__
@@ -657,7 +665,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             return self._merger.value(data, write_lower=False)
 
 
-def _identity_of_value(value: Any):
+def _identity_of_value(value: Any) -> Any:
     if isinstance(value, Entity):
         return (value.entity_type, tuple(value.primary_key_values()))
     return None

@@ -83,7 +83,7 @@ def resolve_schema_cache_path(schema_cache_path: str | bool | None) -> str | Non
     directory; ``False`` (or an empty value) disables the cache (None)."""
     if schema_cache_path is None:
         schema_cache_path = os.environ.get("FTRACK_API_SCHEMA_CACHE_PATH") or None
-    if schema_cache_path is None:
+    if schema_cache_path is None or schema_cache_path is True:
         schema_cache_path = default_cache_folder()
     return schema_cache_path or None
 

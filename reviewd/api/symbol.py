@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os as _os
+from typing import Any
 
 
 class Symbol:
@@ -22,13 +23,13 @@ class Symbol:
     def __bool__(self) -> bool:
         return False
 
-    def __copy__(self):
+    def __copy__(self) -> Any:
         return self
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: Any) -> Any:
         return self
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         return self.name
 
 

@@ -18,9 +18,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:  # arrow itself is imported on first use (start-up time)
+    from arrow import Arrow
 import requests.auth
 
 from reviewd.api.exception import (
@@ -71,7 +74,7 @@ class SessionAuthentication(requests.auth.AuthBase):
         self.api_key = api_key
         self.api_user = api_user
 
-    def __call__(self, request):
+    def __call__(self, request: Any) -> Any:
         request.headers["ftrack-api-key"] = self.api_key
         request.headers["ftrack-user"] = self.api_user
         return request
@@ -108,7 +111,7 @@ def encode(data: Any) -> str:
     return json.dumps(data, default=encode_default, separators=(",", ":"))
 
 
-def decode_typed(mapping: Mapping) -> Any:
+def decode_typed(mapping: Mapping[str, Any]) -> Any:
     """Return the Python value of a ``{"__type__": ..., "value": ...}`` wire mapping."""
     kind = mapping.get("__type__")
     text = mapping.get("value")
@@ -121,11 +124,11 @@ def decode_typed(mapping: Mapping) -> Any:
     return mapping
 
 
-_ARROW: type | None = None
+_ARROW: type[Arrow] | None = None
 _ARROW_FAST = False
 
 
-def _arrow_class() -> type:
+def _arrow_class() -> type[Arrow]:
     """``arrow.Arrow``, imported on the first date decoded (arrow costs start-up time)."""
     global _ARROW, _ARROW_FAST
     if _ARROW is None:
@@ -141,7 +144,7 @@ def _arrow_class() -> type:
     return _ARROW
 
 
-def _wrap_datetime(value: _dt.datetime):
+def _wrap_datetime(value: _dt.datetime) -> Any:
     """An ``arrow.Arrow`` for the aware datetime *value*."""
     arrow_class = _ARROW or _arrow_class()
     if _ARROW_FAST:
@@ -151,11 +154,11 @@ def _wrap_datetime(value: _dt.datetime):
     return arrow_class.fromdatetime(value)
 
 
-def _is_arrow(value: Any) -> bool:
+def _is_arrow(value: object) -> bool:
     return value.__class__.__module__ == "arrow.arrow"
 
 
-def parse_datetime(text: str):
+def parse_datetime(text: str) -> Any:
     """Parse an ISO 8601 datetime as servers send it (``Z``, offset or naive) into an
     ``arrow.Arrow``, as ftrack_api does: plugins call ``.shift()``, ``.format()``,
     ``.floor()`` on dates.  Naive values are UTC (what a server without time-zone
@@ -247,7 +250,7 @@ class ApiClient:
 
         return remove
 
-    def _notify(self, batch: list, duration: float, error: BaseException | None,
+    def _notify(self, batch: list[Any], duration: float, error: BaseException | None,
                 status: int | None) -> None:
         info = CallInfo(
             tuple(str(operation.get("action", "")) if isinstance(operation, Mapping) else ""
@@ -267,7 +270,7 @@ class ApiClient:
         """The underlying ``requests.Session`` (headers, cookies, adapters)."""
         return self._http
 
-    def call(self, batch: list[dict], decoder: Callable[[bytes], Any] | None = None) -> list:
+    def call(self, batch: list[dict[str, Any]], decoder: Callable[[bytes], Any] | None = None) -> list[Any]:
         """POST *batch* and return the decoded JSON result list (one per operation).
 
         *decoder* parses the body (default ``json.loads``); the Session passes one with an
@@ -283,7 +286,7 @@ class ApiClient:
         if not self._listeners:
             return self._post_and_parse(body, decoder, expected)
         started = time.perf_counter()
-        timing: list = []
+        timing: list[Any] = []
         try:
             result = self._post_and_parse(body, decoder, expected, timing)
         except BaseException as exc:
@@ -295,7 +298,7 @@ class ApiClient:
         return result
 
     def _post_and_parse(self, body: str, decoder: Callable[[bytes], Any] | None,
-                        expected: int | None = None, timing: list | None = None) -> list:
+                        expected: int | None = None, timing: list[Any] | None = None) -> list[Any]:
         """POST *body*; on an answer, append ``(status, perf_counter())`` to *timing*."""
         try:
             response = self._http.post(self.url, data=body.encode("utf-8"), timeout=self.timeout)
@@ -325,7 +328,7 @@ class ApiClient:
 
     def parse_response(self, status: int, content: bytes,
                        decoder: Callable[[bytes], Any] | None = None,
-                       expected: int | None = None) -> list:
+                       expected: int | None = None) -> list[Any]:
         """Turn a raw HTTP answer into the result list or the right exception.
 
         With *expected*, a list of any other length (results missing or extra, so that
@@ -368,7 +371,7 @@ class ApiClient:
         return f"<ApiClient {self.url}>"
 
 
-def server_error(error: Mapping, server_url: str = "", status: int | None = None) -> ServerError:
+def server_error(error: Mapping[str, Any], server_url: str = "", status: int | None = None) -> ServerError:
     """Build the exception for a server error object ``{"exception", "content", ...}``."""
     name = str(error.get("exception") or "ServerError")
     content = str(error.get("content") or "")

@@ -37,7 +37,7 @@ from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET
 _UNCLAIMED = object()
 
 
-def _key_of(entity: Entity) -> dict:
+def _key_of(entity: Entity) -> dict[str, Any]:
     return dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False))
 
 
@@ -87,7 +87,7 @@ class UnitsOfWork:
                     if entity._state is state and (owners is None or owners.get(key) is unit)]
 
     # -------------------------------------------------------------- recording changes
-    def record_created(self, entity: Entity, values: dict, record: bool) -> None:
+    def record_created(self, entity: Entity, values: dict[str, Any], record: bool) -> None:
         """*entity* was created with *values* by this thread (caller holds the lock)."""
         unit = self.unit()
         cls = entity.__class__

@@ -55,7 +55,7 @@ class _ExistingModuleLoader(importlib.abc.Loader):
 class FtrackApiFinder(importlib.abc.MetaPathFinder):
     """``sys.meta_path`` entry mapping ``ftrack_api[.X]`` onto ``reviewd.api[.X]``."""
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if not is_alias_name(fullname):
             return None
         wanted = target_name(fullname)

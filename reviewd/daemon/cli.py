@@ -45,7 +45,7 @@ JOURNAL_ACTIONS = {
     "list": "list dead letters (or, with --pending, unfinished deliveries)",
     "retry": "make dead letters pending again (a running daemon picks them up)",
     "purge": "forget dead letters",
-    "stats": "print rows by state and bytes on disk",
+    "stats": "the journal's size, counts and write figures",
 }
 
 
@@ -209,7 +209,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _load(args: argparse.Namespace, require_server: bool = True):
+def _load(args: argparse.Namespace, require_server: bool = True) -> Any:
     from reviewd.daemon import config
 
     return config.load(flags=_flags(args), config_file=getattr(args, "config", None),
@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     check_flags(parser, argv)
     args = parser.parse_args(argv)
     if args.version:
-        from reviewd import __version__
+        from reviewd.daemon.version_report import version_text
 
-        sys.stdout.write(f"reviewd {__version__}\n")
+        sys.stdout.write(version_text())
         return EX_OK
     from reviewd.daemon.config import ConfigError
 

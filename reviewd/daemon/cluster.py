@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -121,10 +121,10 @@ class ClusterCollector:
         self._journal = journal
         self._spool = spool
 
-    def describe(self):  # registering must not reach Redis
+    def describe(self) -> Any:  # registering must not reach Redis
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Any]:
         journal = self._journal()
         if journal is None or not getattr(journal, "feeds_lanes", False) or journal.closed:
             return

@@ -480,7 +480,7 @@ def load(
     for setting in SETTINGS:
         value, source = setting.default, "default"
         if setting.key in file_values:
-            value, source = file_values[setting.key], path
+            value, source = file_values[setting.key], path or "configuration file"
         for var in setting.env:
             if environ.get(var, "") != "":
                 value, source = environ[var], f"environment {var}"

@@ -71,8 +71,7 @@ class HttpServer:
         self.add_route("/status", lambda request: json_response(200, probe.status()))
         self.add_route("/metrics", lambda request: Response(
             200, probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"))
-        self.add_route("/", lambda request: json_response(
-            200, {"endpoints": sorted(path for path in self._routes if path != "/")}))
+        self.add_route("/", self._index)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
         self._connections = ConnectionServer(sock, self._answer, self._is_inline,
@@ -85,6 +84,14 @@ class HttpServer:
         listener's loop and must never block (they answer even when every worker is
         busy); the others run on the worker pool."""
         self._routes[path.rstrip("/") or "/"] = (route, inline)
+
+    def _index(self, request: Request) -> Response:
+        """The status page for people, when the probe has one; else the endpoint list."""
+        page = getattr(self.probe, "status_page", None)
+        if page is None:
+            return json_response(
+                200, {"endpoints": sorted(path for path in self._routes if path != "/")})
+        return Response(200, page(), "text/html; charset=utf-8")
 
     def _healthz(self, request: Request) -> Response:
         ok, body = self.probe.health()

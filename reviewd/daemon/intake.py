@@ -235,7 +235,7 @@ class EventIntake:
         claims: list[dict[str, Any]] = []
         for item in items:
             claimed = {}
-            if local:
+            if local and router is not None:
                 for plugin in item.by_plugin:
                     lane = router.lanes.get(plugin)
                     if lane is not None and not lane.stopping.is_set() and lane.claim(item.event_id):

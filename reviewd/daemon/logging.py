@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -140,7 +141,8 @@ def journald_available() -> bool:
     return True
 
 
-def choose_format(requested: str, foreground: bool, environ: dict | None = None) -> str:
+def choose_format(requested: str, foreground: bool,
+                  environ: Mapping[str, str] | None = None) -> str:
     """Resolve ``auto``: console in the foreground, journald under systemd's journal, else JSON."""
     if requested != "auto":
         return requested

@@ -22,7 +22,7 @@ too: a daemon meant to run for months must show its own growth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -154,10 +154,10 @@ class SnapshotCollector(Collector):
     def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         self._snapshot = snapshot
 
-    def describe(self):  # registering must not call the snapshot (it may not be ready)
+    def describe(self) -> Any:  # registering must not call the snapshot (it may not be ready)
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Any]:
         try:
             snap = self._snapshot()
         except Exception:  # noqa: BLE001 - a scrape must never fail the daemon

@@ -128,9 +128,16 @@ class PluginControl:
             multiplier = policy.multiplier
         return LaneSettings(retry_multiplier=multiplier, **values)
 
+    @property
+    def _router(self) -> Router:
+        """The daemon's router, which exists before any plugin is loaded."""
+        router = self.parts.router
+        assert router is not None, "plugin control used before the router was created"
+        return router
+
     def _open_lane(self, plugin: str) -> None:
         with self._lane_lock:
-            self.parts.router.lane(plugin, self._lane_settings(plugin))
+            self._router.lane(plugin, self._lane_settings(plugin))
         self.parts.metrics.add_plugin(plugin, self._pinned_topics(plugin))
 
     def _pinned_topics(self, plugin: str) -> set[str]:
@@ -149,13 +156,13 @@ class PluginControl:
 
     def _close_lane(self, plugin: str) -> None:
         """Drain *plugin*'s lane (up to the grace period) and drop its collectors."""
-        self.parts.router.remove_lane(plugin, self.parts.config.grace_period, self._tick)
+        self._router.remove_lane(plugin, self.parts.config.grace_period, self._tick)
         self.parts.metrics.remove_plugin_collectors(plugin)
 
     # ------------------------------------------------------------------ reloading
     def reload_plugin(self, name: str) -> bool:
         """Drain *name*'s lane, re-import the plugin, open a new lane and refill it."""
-        router, metrics = self.parts.router, self.parts.metrics
+        router, metrics = self._router, self.parts.metrics
         with self._lane_lock:
             self._close_lane(name)
             try:
@@ -200,7 +207,7 @@ class PluginControl:
         self.remember_fingerprints()
 
     def _replace_host(self) -> None:
-        router = self.parts.router
+        router = self._router
         with self._lane_lock:
             for name in list(router.lanes):
                 self._close_lane(name)

@@ -89,9 +89,9 @@ def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
     if journal_problem:
         reasons.append(journal_problem)
     host = daemon.host
+    reasons += _refused_subscriptions(daemon.hub, host)
     if host is not None and daemon.config.plugins_required:
         reasons.extend(plugin_load_reasons(host))
-    reasons += _refused_subscriptions(daemon.hub, host)
     if host is not None and daemon.ready:
         try:
             for name, plugin_health in sorted(host.health().items()):
@@ -101,6 +101,20 @@ def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"plugin health check failed: {redact(str(exc))}")
     return not reasons, {"ready": not reasons, "reasons": reasons}
+
+
+def _refused_subscriptions(hub: Any, host: Any) -> list[str]:
+    """A reason per plugin whose subscriptions the server refused (past its limit): the
+    plugin would otherwise look healthy while missing the events it asked for."""
+    refused = getattr(hub, "refused_subscriptions", None) if hub is not None else None
+    if not refused:
+        return []
+    by_plugin: dict[str, list[str]] = {}
+    for subscriber_id, message in refused.items():
+        owner = host.owner_of(subscriber_id) if host is not None else None
+        by_plugin.setdefault(owner.plugin if owner else "(none)", []).append(message)
+    return [f"plugin {plugin} not ready: {len(messages)} subscription(s) refused by the "
+            f"event server ({messages[0]})" for plugin, messages in sorted(by_plugin.items())]
 
 
 def plugin_load_reasons(host: Any) -> list[str]:
@@ -119,20 +133,6 @@ def plugin_load_reasons(host: Any) -> list[str]:
         reasons.append(f"no plugin loaded (plugin paths: {paths})"
                        + (f": {problems}" if problems else ""))
     return reasons
-
-
-def _refused_subscriptions(hub: Any, host: Any) -> list[str]:
-    """A reason per plugin whose subscriptions the server refused (past its limit): the
-    plugin would otherwise look healthy while missing the events it asked for."""
-    refused = getattr(hub, "refused_subscriptions", None) if hub is not None else None
-    if not refused:
-        return []
-    by_plugin: dict[str, list[str]] = {}
-    for subscriber_id, message in refused.items():
-        owner = host.owner_of(subscriber_id) if host is not None else None
-        by_plugin.setdefault(owner.plugin if owner else "(none)", []).append(message)
-    return [f"plugin {plugin} not ready: {len(messages)} subscription(s) refused by the "
-            f"event server ({messages[0]})" for plugin, messages in sorted(by_plugin.items())]
 
 
 def status(daemon: Parts) -> dict[str, Any]:

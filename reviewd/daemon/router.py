@@ -405,6 +405,8 @@ class Lane:
                 try:
                     self.router.deliver(event, subscriber)
                 except BaseException as exc:  # noqa: BLE001 - SystemExit too: a failed attempt
+                    # is data here; sys.exit() in a handler must not end the worker thread
+                    # (the lane would be stuck for ever).
                     text = redact("".join(traceback.format_exception(exc)).strip())
                     log_handler_exception(log, exc, topic=job.topic, attempt=job.attempts + 1)
                     log.debug("handler raised", traceback=text)

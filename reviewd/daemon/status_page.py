@@ -173,8 +173,8 @@ def chart(series: list[dict[str, float | None]], key: str, title: str, unit: str
         if points:
             parts.append(f'<polyline class="line" points="{" ".join(points)}"/>')
             for point in points:
-                x, y = point.split(",")
-                parts.append(f'<circle class="dot" cx="{x}" cy="{y}" r="2"/>')
+                cx, cy = point.split(",")
+                parts.append(f'<circle class="dot" cx="{cx}" cy="{cy}" r="2"/>')
     parts.append("</svg>")
     peak = (_seconds(top) if unit == "s" else f"{top:g}") if present else "no data yet"
     return (f'<figure><figcaption>{_e(title)} <span class="muted">(last hour, peak '

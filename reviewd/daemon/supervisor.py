@@ -295,6 +295,7 @@ class Daemon:
 
     def _replay_unfinished(self) -> None:
         """Queue the journaled deliveries an earlier run did not finish."""
+        assert self.router is not None, "replay runs after the router was created"
         replayed = self.router.refill()
         if replayed:
             log.info("replaying unfinished deliveries from the journal", count=replayed)
@@ -329,6 +330,7 @@ class Daemon:
         last_status = None
         watchdog_every = self.notifier.watchdog_interval
         next_watchdog = time.monotonic()
+        assert self.router is not None, "the main loop starts after the router was created"
         while not self.signals.stop.is_set():
             now = time.monotonic()
             self.heartbeat = now

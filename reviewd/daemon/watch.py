@@ -23,7 +23,7 @@ def plugin_files(path: str | None) -> list[str]:
         return []
     if os.path.isfile(path):
         return [path]
-    files = []
+    files: list[str] = []
     for base, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
         files.extend(os.path.join(base, n) for n in sorted(names) if n.endswith(".py"))

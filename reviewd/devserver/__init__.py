@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["DevServer"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "DevServer":
         from reviewd.devserver.server import DevServer
 

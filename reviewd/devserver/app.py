@@ -37,6 +37,7 @@ def build_app(server: DevServer) -> web.Application:
         user = request.headers.get("ftrack-user", "")
         key = request.headers.get("ftrack-api-key", "")
         try:
+            assert server.store is not None, "requests are served only while the store is open"
             if not server.store.authenticate(user, key):
                 log.info("refused /api request for user %r: invalid credentials", user)
                 raise ApiError(

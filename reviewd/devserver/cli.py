@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from reviewd.devserver.schema import SchemaError
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return EX_CONFIG
     stop = threading.Event()
 
-    def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+    def request_stop(signum: Any, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
         stop.set()
 
     signal.signal(signal.SIGINT, request_stop)

@@ -641,7 +641,7 @@ class EventServer:
             return _error(400, "ValidationError", "The request body is not JSON.")
         if not isinstance(body, dict):
             return _error(400, "ValidationError", "The request body must be a JSON object.")
-        topic = body.get("topic")
+        topic: Any = body.get("topic")
         data = body.get("data")
         target = body.get("target") or ""
         source = body.get("source")

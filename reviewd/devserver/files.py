@@ -135,6 +135,7 @@ def add_routes(app: web.Application, server: DevServer) -> None:
     def authenticated(request: web.Request) -> bool:
         user = request.query.get("username") or request.headers.get("ftrack-user", "")
         key = request.query.get("apiKey") or request.headers.get("ftrack-api-key", "")
+        assert server.store is not None, "files are served only while the store is open"
         return server.store.authenticate(user, key)
 
     def component_path(component_id: str) -> str:

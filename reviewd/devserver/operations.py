@@ -63,7 +63,7 @@ class BatchExecutor:
         self.queries = QueryEngine(model, store)
         self.defaults = ServerDefaults(model, store)
         self.custom_attributes = CustomAttributes(model, store)
-        self.files = None  # a FileStore, set by the server that owns this executor
+        self.files: Any = None  # a FileStore, set by the server that owns this executor
         self._new_notes: list[dict] = []
         self._unfinished: list[tuple[int, EntityType, list]] = []
         self._index = 0
@@ -256,7 +256,7 @@ class BatchExecutor:
         Collections the operation *assigned* are included too (as references), as a real
         server echoes them: the client takes them as the new remote value.
         """
-        tree = {
+        tree: dict[str, Any] = {
             name: {}
             for name, attribute in entity_type.attributes.items()
             if attribute.kind == "scalar" and not attribute.computed
@@ -450,6 +450,7 @@ class BatchExecutor:
         """Replace a many-to-many collection (``scopes``): add and remove link rows."""
         if not isinstance(value, list):
             raise errors.validation(f"{attribute.name}: expected a list of entities.")
+        assert attribute.link is not None, "many-to-many collections have a link table"
         link_id, mine, theirs = attribute.link
         link_type = self.model.types[link_id]
         wanted = []

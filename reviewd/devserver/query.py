@@ -108,6 +108,7 @@ def tokenize(text: str) -> list[Token]:
             continue
         if kind == "bad":
             raise QueryParseError(f"unexpected character {match.group()!r}", text, match.start())
+        assert kind is not None, "every alternative of _TOKEN is a named group"
         tokens.append(Token(kind, match.group(), match.start()))
     tokens.append(Token("end", "", len(text)))
     return tokens
@@ -293,7 +294,7 @@ def _parse_cached(text: str) -> Query:
     return _Parser(text).query()
 
 
-def parse(text: str) -> Query:
+def parse(text: object) -> Query:
     """Parse *text*; raises :class:`QueryParseError` naming token and position.
 
     The tree returned is shared through a cache: callers must not mutate it.

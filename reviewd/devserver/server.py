@@ -33,7 +33,7 @@ log = logging.getLogger("reviewd.devserver")
 SEEDS = ("demo", "empty")
 
 
-def _event_server_class():
+def _event_server_class() -> Any:
     """The socket.io event server, when that part of the package is present."""
     try:
         from reviewd.devserver.events import EventServer
@@ -200,6 +200,7 @@ class DevServer:
         self._loop = loop
         runner = None
         try:
+            assert self.store is not None, "start() opens the store before serving"
             app = build_app(self)
             add_file_routes(app, self)
             event_server_class = _event_server_class()
@@ -210,6 +211,7 @@ class DevServer:
                     heartbeat_timeout=self.heartbeat_timeout,
                 )
                 self.events.add_routes(app)
+                assert self.executor is not None, "start() creates the executor before serving"
                 self.events.user_lookup = self.executor.user_id
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             loop.run_until_complete(runner.setup())
@@ -238,6 +240,7 @@ class DevServer:
                 action = operation.get("action") if isinstance(operation, dict) else None
                 self.action_counts[str(action)] += 1
             self.batches.append(batch)
+        assert self.executor is not None, "batches run only while the server is started"
         results, changes = self.executor.execute(batch, user)
         event = None
         if changes:
@@ -287,6 +290,7 @@ class DevServer:
 
     # ------------------------------------------------------------------ files
     def _read_row(self, entity_type_name: str, entity_id: str) -> dict | None:
+        assert self.store is not None, "rows are read only while the store is open"
         entity_type = self.store.model.get(entity_type_name)
         if entity_type is None:
             return None

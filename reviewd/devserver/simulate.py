@@ -167,7 +167,7 @@ class Simulator:
         statuses = self._statuses()
         if task is None or len(statuses) < 2:
             return None
-        by_id = {sid: name for name, sid in statuses.items()}
+        by_id: dict[Any, str] = {sid: name for name, sid in statuses.items()}
         current = by_id.get(task.get("status_id"), "")
         choices = [n for n in TASK_WORKFLOW.get(current, []) if n in statuses] or [
             n for n in statuses if n != current]

@@ -29,11 +29,11 @@ class QueryEngine:
     def __init__(self, model: Model, store: Store) -> None:
         self.model = model
         self.store = store
-        self.files = None  # a FileStore: thumbnail URLs point into it
+        self.files: Any = None  # a FileStore: thumbnail URLs point into it
         self._aliases = 0
 
     # ================================================================== public
-    def run(self, expression: str) -> dict:
+    def run(self, expression: object) -> dict:
         """Execute *expression*; the reply of a ``query`` operation."""
         query = parse(expression)
         entity_type = self._type(query.entity_type)
@@ -106,14 +106,14 @@ class QueryEngine:
     def _select_sql(
         self, entity_type: EntityType, query: Query, alias: str, params: list, columns: list[str]
     ) -> str:
-        columns = ", ".join(f"{alias}.{quote(c)}" for c in columns)
+        column_list = ", ".join(f"{alias}.{quote(c)}" for c in columns)
         where = self._type_filter(entity_type, alias, params)
         if query.where is not None:
             where += " AND (" + self._criteria(entity_type, alias, query.where, params) + ")"
         order = [self._order_term(entity_type, alias, path, desc) for path, desc in query.order]
         order.append(f"{alias}.rowid")
         return (
-            f"SELECT {columns} FROM {quote(entity_type.table)} AS {alias} WHERE {where} "
+            f"SELECT {column_list} FROM {quote(entity_type.table)} AS {alias} WHERE {where} "
             f"ORDER BY {', '.join(order)}"
         )
 
@@ -227,6 +227,7 @@ class QueryEngine:
                 "ParseError",
                 f"Collection {attribute.name!r} needs 'any (...)' or an attribute path.",
             )
+        assert attribute.link is not None, "collections are always stored through a link table"
         link_id, mine, theirs = attribute.link
         link_type = self.model.types[link_id]
         link_alias = self._alias()
@@ -380,7 +381,7 @@ class QueryEngine:
         groups: dict[str, list[tuple[dict, dict]]] = {}
         for row in rows:
             concrete = types[row["__type__"]]
-            entity = {"__entity_type__": concrete.id}
+            entity: dict[str, Any] = {"__entity_type__": concrete.id}
             for key in concrete.primary_key:
                 entity[key] = row.get(key)
             entities.append(entity)
@@ -465,6 +466,7 @@ class QueryEngine:
         members: list[tuple[dict, dict]],
         subtree: Tree,
     ) -> None:
+        assert attribute.link is not None, "collections are always stored through a link table"
         link_id, mine, theirs = attribute.link
         owner_key = entity_type.primary_key[0]
         links = self.store.rows_by(

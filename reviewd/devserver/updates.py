@@ -56,7 +56,7 @@ def entity_id(entity_type: EntityType, row: dict) -> Any:
     return ",".join(str(row.get(k)) for k in entity_type.primary_key)
 
 
-def structural_parent(model: Model, store: Store, entity_type: EntityType, row: dict):
+def structural_parent(model: Model, store: Store, entity_type: EntityType, row: dict) -> Any:
     """The (type, row) one level up from *row* in the production hierarchy, or None."""
     if entity_type.is_context:
         context = model.get("Context")

@@ -90,9 +90,9 @@ def _config_file_settings(path: str | None) -> dict[str, Any]:
         )
     if path is None:
         return {}
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     try:
         with open(path, "rb") as handle:

@@ -15,7 +15,7 @@ def installed_entry_points() -> list[Any]:
     """The group's entry points, each (name, value) once, sorted by name for a stable load order."""
     from importlib.metadata import entry_points
 
-    unique = {}
+    unique: dict[tuple[str, str], Any] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         unique.setdefault((entry_point.name, entry_point.value), entry_point)
     return sorted(unique.values(), key=lambda ep: ep.name)

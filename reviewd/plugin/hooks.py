@@ -102,7 +102,7 @@ def run_registration_hook(
         arguments=arguments,
         name=name,
     )
-    hub = getattr(session, "event_hub", None)
+    hub: Any = getattr(session, "event_hub", None)
     if registry.declarations and hub is None:
         raise PluginError(
             f"plugin {name!r} declared subscriptions but the session has no event hub"

@@ -16,13 +16,25 @@ reports an exception from one plugin without affecting the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+
+if TYPE_CHECKING:  # annotations only: plugins import this module at load time
+    import datetime
+
+    from prometheus_client.registry import Collector
+
+    from reviewd.api.session import Session
+    from reviewd.plugin.registry import PluginHealth, SubscriptionRegistry
 
 hookspec = pluggy.HookspecMarker("reviewd")
 
 
 @hookspec
-def reviewd_register(session, registry, arguments, name):
+def reviewd_register(session: Session, registry: SubscriptionRegistry,
+                     arguments: Mapping[str, Any], name: str) -> None:
     """Declare the subscriptions this plugin handles.
 
     Called once when the plugin is loaded (and again after a reload), before
@@ -43,7 +55,7 @@ def reviewd_register(session, registry, arguments, name):
 
 
 @hookspec
-def reviewd_started(session):
+def reviewd_started(session: Session) -> None:
     """The daemon is up and delivering events to this plugin.
 
     Start background work here (threads, timers, connections), not at import.
@@ -52,7 +64,7 @@ def reviewd_started(session):
 
 
 @hookspec
-def reviewd_stopping(session):
+def reviewd_stopping(session: Session) -> None:
     """This plugin is about to stop: the daemon is shutting down, or the plugin
     is being unloaded or reloaded.
 
@@ -62,7 +74,9 @@ def reviewd_stopping(session):
 
 
 @hookspec
-def reviewd_health(session):
+def reviewd_health(
+    session: Session,
+) -> PluginHealth | bool | Mapping[str, Any] | list[str] | None:
     """Report whether this plugin can do its job.
 
     Return ``None`` (no opinion), a bool, a
@@ -73,7 +87,7 @@ def reviewd_health(session):
 
 
 @hookspec
-def reviewd_prometheus_collectors(session):
+def reviewd_prometheus_collectors(session: Session) -> Iterable[Collector] | None:
     """Return Prometheus collectors (an iterable) for the daemon to expose.
 
     Create them with ``registry=None`` so they are not registered twice; the
@@ -83,7 +97,8 @@ def reviewd_prometheus_collectors(session):
 
 
 @hookspec
-def reviewd_hub_gap(session, gap_start, gap_end):
+def reviewd_hub_gap(session: Session, gap_start: datetime.datetime,
+                    gap_end: datetime.datetime) -> None:
     """The event hub was disconnected from *gap_start* to *gap_end*.
 
     Both are timezone-aware ``datetime`` objects (UTC).  Events the server

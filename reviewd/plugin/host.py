@@ -250,6 +250,7 @@ class PluginHost:
         )
         if not self._new_record(record):
             return None
+        assert record.module_name is not None, "path plugins are always given a module name"
         try:
             module = import_candidate(candidate, record.module_name)
         except (Exception, SystemExit) as error:
@@ -297,7 +298,7 @@ class PluginHost:
     def _activate(self, record: PluginRecord, plugin: Any) -> None:
         """Register *plugin*'s hooks and subscriptions; on any failure, undo them."""
         is_pluggy = implements_hooks(self.manager, plugin)
-        register = getattr(plugin, "register", None)
+        register: Any = getattr(plugin, "register", None)
         is_classic = callable(register)
         kinds = [k for k, present in (("classic", is_classic), ("pluggy", is_pluggy)) if present]
         record.kind = "+".join(kinds) or "none"
@@ -405,6 +406,7 @@ class PluginHost:
             previous = forget_modules(record.module_name) if record.module_name else {}
             try:
                 if record.candidate is not None:
+                    assert record.module_name is not None, "path plugins have a module name"
                     new_module = import_candidate(record.candidate, record.module_name)
                 else:
                     new_module = record.entry_point.load()

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from types import ModuleType
+from typing import Any
 
 from reviewd.plugin.paths import Candidate
 
@@ -27,7 +28,7 @@ class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
     directories are often read-only to the daemon's user.
     """
 
-    def get_code(self, fullname: str):
+    def get_code(self, fullname: str) -> Any:
         path = self.get_filename(fullname)
         return compile(self.get_data(path), path, "exec", dont_inherit=True)
 
@@ -80,6 +81,7 @@ def import_candidate(candidate: Candidate, module_name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         module_name, filename, loader=loader, submodule_search_locations=locations
     )
+    assert spec is not None, "a file location with an explicit loader always has a spec"
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:

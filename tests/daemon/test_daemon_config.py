@@ -198,11 +198,16 @@ def test_cli_check_config_ok_hides_key(tmp_path):
 
 
 def test_cli_version():
+    import platform
+
     from reviewd import __version__
 
     result = run_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"reviewd {__version__}"
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"reviewd {__version__}"
+    assert lines[1].startswith(f"Python {platform.python_version()} ")
+    assert "ftrack-python-api 3.1.0" in lines[2]
 
 
 def test_cli_status_without_a_daemon_exits_69(tmp_path):

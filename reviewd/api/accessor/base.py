@@ -44,7 +44,7 @@ class Accessor(abc.ABC):
         """Create the container (and parents with *recursive*); existing is fine."""
 
     @abc.abstractmethod
-    def get_container(self, resource_identifier: str) -> str:
+    def get_container(self, resource_identifier: str) -> str | None:
         """The identifier of the container holding *resource_identifier*."""
 
     def remove_container(self, resource_identifier: str) -> None:

@@ -11,11 +11,13 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from reviewd.api.accessor.base import Accessor
 from reviewd.api.data import File
 from reviewd.api.exception import (
     AccessorContainerNotEmptyError,
+    AccessorError,
     AccessorFilesystemPathError,
     AccessorOperationFailedError,
     AccessorParentResourceNotFoundError,
@@ -25,7 +27,7 @@ from reviewd.api.exception import (
     AccessorUnsupportedOperationError,
 )
 
-_ERRORS_BY_ERRNO = {
+_ERRORS_BY_ERRNO: dict[int | None, type[AccessorError]] = {
     errno.ENOENT: AccessorResourceNotFoundError,
     errno.EPERM: AccessorPermissionDeniedError,
     errno.EACCES: AccessorPermissionDeniedError,
@@ -37,7 +39,7 @@ _ERRORS_BY_ERRNO = {
 
 
 @contextlib.contextmanager
-def error_handler(**details) -> Iterator[None]:
+def error_handler(**details: Any) -> Iterator[None]:
     """Re-raise ``OSError`` inside the block as the matching accessor error."""
     try:
         yield
@@ -49,7 +51,7 @@ def error_handler(**details) -> Iterator[None]:
 class DiskAccessor(Accessor):
     """Files under *prefix* on a local or mounted filesystem."""
 
-    def __init__(self, prefix: str, **kwargs) -> None:
+    def __init__(self, prefix: str, **kwargs: Any) -> None:
         super().__init__()
         self.prefix = os.path.abspath(os.path.expanduser(prefix)) if prefix else prefix
 

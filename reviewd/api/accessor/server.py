@@ -34,11 +34,11 @@ class ServerFile(String):
         self._downloaded = False
         super().__init__()
 
-    def _params(self) -> dict:
+    def _params(self) -> dict[str, Any]:
         return {"id": self.resource_identifier, "username": self._session.api_user,
                 "apiKey": self._session.api_key}
 
-    def read(self, limit: int | None = None):
+    def read(self, limit: int | None = None) -> Any:
         if not self._downloaded:
             self._download()
             self._downloaded = True
@@ -111,7 +111,7 @@ class ServerFile(String):
 class _ServerAccessor(Accessor):
     """The server location's accessor (data addressed by component id)."""
 
-    def __init__(self, session: Any, **kwargs) -> None:
+    def __init__(self, session: Any, **kwargs: Any) -> None:
         super().__init__()
         self._session = session
         self._timeout = getattr(session, "request_timeout", 60)
@@ -154,7 +154,8 @@ class _ServerAccessor(Accessor):
         raise NotImplementedError
 
     def get_url(self, resource_identifier: str) -> str:
-        return self._session.get_component_url(resource_identifier)
+        answer: str = self._session.get_component_url(resource_identifier)
+        return answer
 
     def get_thumbnail_url(self, resource_identifier: str, size: int | None = None) -> str:
         url = f"{self._session.server_url}/component/thumbnail?id={resource_identifier}"

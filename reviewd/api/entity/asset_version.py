@@ -12,19 +12,21 @@ class AssetVersion(Entity):
 
     __slots__ = ()
 
-    def create_component(self, path: str, data: dict | None = None,
+    def create_component(self, path: str, data: dict[str, Any] | None = None,
                          location: Any = None) -> Entity:
         """Create a component from *path* belonging to this version (whatever *data*
         says about the version)."""
         data = dict(data or {})
         data.pop("version_id", None)
         data["version"] = self
-        return self.session.create_component(path, data=data, location=location)
+        answer: Entity = self.session.create_component(path, data=data, location=location)
+        return answer
 
     def encode_media(self, media: Any, keep_original: Any = "auto") -> Entity:
         """Ask the server to encode *media* (a path or a component) for review.
 
         Returns the job; the encoded components are attached to this version.
         """
-        return self.session.encode_media(media, version_id=self["id"],
+        answer: Entity = self.session.encode_media(media, version_id=self["id"],
                                          keep_original=keep_original)
+        return answer

@@ -17,7 +17,7 @@ commit or rollback does to them, is the session's bookkeeping (see :mod:`reviewd
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api.attribute import (
     COLLECTION,
@@ -30,10 +30,13 @@ from reviewd.api.attribute import (
 )
 from reviewd.api.exception import ImmutableAttributeError, InvalidStateError
 from reviewd.api.operation import UpdateEntityOperation
-from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET
+from reviewd.api.symbol import CREATED, DELETED, MODIFIED, NOT_SET, Symbol
+
+if TYPE_CHECKING:  # annotations only: the session module imports this one
+    from reviewd.api.session import Session
 
 #: Shared, never-mutated local-values dict of an entity without local changes.
-_NO_LOCAL: dict = {}
+_NO_LOCAL: dict[str, Any] = {}
 
 
 class Entity:
@@ -48,10 +51,10 @@ class Entity:
     entity_type: str = "Entity"
     primary_key_attributes: tuple[str, ...] = ("id",)
     default_projections: tuple[str, ...] = ()
-    _schema: dict = {}
+    _schema: dict[str, Any] = {}
     _attributes_cache: Attributes | None = None
 
-    def __init__(self, session, data: dict | None = None, reconstructing: bool = False) -> None:
+    def __init__(self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False) -> None:
         """Create a new entity through *session* (ftrack-compatible signature).
 
         Prefer ``session.create(type, data)``; with *reconstructing* the values are
@@ -60,7 +63,7 @@ class Entity:
         self._session = session
         self._remote = {}
         self._local = _NO_LOCAL
-        self._state = None
+        self._state: Symbol | None = None
         self._group = None
         if reconstructing:
             self._remote.update(data or {})
@@ -91,10 +94,11 @@ class Entity:
         return self._attributes()
 
     @property
-    def session(self):
-        return self._session
+    def session(self) -> Session:
+        session: Session = self._session
+        return session
 
-    def primary_key_values(self) -> list:
+    def primary_key_values(self) -> list[Any]:
         """The primary key values, in schema order (local values win)."""
         local, remote = self._local, self._remote
         return [local.get(name, remote.get(name, NOT_SET)) if local else remote.get(name, NOT_SET)
@@ -139,7 +143,7 @@ class Entity:
             session._auto_populate(self, name)
         return self._remote.get(name, NOT_SET)
 
-    def _wrap(self, name: str):
+    def _wrap(self, name: str) -> Any:
         attribute = self._attributes().get(name)
         if attribute is None or attribute.kind == COLLECTION:
             items = self._current_list(name)
@@ -154,7 +158,7 @@ class Entity:
         local = self._local
         return local[name] if local and name in local else self._remote.get(name, NOT_SET)
 
-    def _current_list(self, name: str) -> list:
+    def _current_list(self, name: str) -> list[Any]:
         local = self._local
         if local and name in local:
             value = local[name]
@@ -221,13 +225,13 @@ class Entity:
     def __contains__(self, name: object) -> bool:
         return name in self._attributes()
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         return [self[name] for name in self.keys()]
 
     def items(self) -> list[tuple[str, Any]]:
         return [(name, self[name]) for name in self.keys()]
 
-    def update(self, data: dict | None = None, **kwargs) -> None:
+    def update(self, data: dict[str, Any] | None = None, **kwargs: Any) -> None:
         for name, value in dict(data or {}, **kwargs).items():
             self[name] = value
 
@@ -237,7 +241,7 @@ class Entity:
         self._local = _NO_LOCAL
 
     # -------------------------------------------------------------- wire and repr
-    def __ftrack_wire__(self) -> dict:
+    def __ftrack_wire__(self) -> dict[str, Any]:
         """The reference form of this entity: its type and primary key."""
         data = {"__entity_type__": self.entity_type}
         for name, value in zip(self.primary_key_attributes, self.primary_key_values(), strict=False):
@@ -271,22 +275,22 @@ class Entity:
 
 
 # ------------------------------------------------------------------ inspection helpers
-def identity(entity: Entity) -> tuple:
+def identity(entity: Entity) -> tuple[Any, ...]:
     """``(entity_type, (primary key values...))`` — what the identity map is keyed by."""
     return (entity.entity_type, tuple(entity.primary_key_values()))
 
 
-def primary_key(entity: Entity) -> dict:
+def primary_key(entity: Entity) -> dict[str, Any]:
     """Ordered mapping of primary key attribute → value."""
     return dict(zip(entity.primary_key_attributes, entity.primary_key_values(), strict=False))
 
 
-def state(entity: Entity):
+def state(entity: Entity) -> Any:
     """``CREATED``, ``MODIFIED``, ``DELETED`` or ``None`` (in sync with the server)."""
     return entity._state
 
 
-def creation_values(cls: type[Entity], data: dict) -> tuple[dict, dict]:
+def creation_values(cls: type[Entity], data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(values, mapped)`` for a new entity of *cls* created with *data*.
 
     *values* holds the schema defaults (``"{uid}"`` becomes a fresh UUID) overlaid with
@@ -296,6 +300,7 @@ def creation_values(cls: type[Entity], data: dict) -> tuple[dict, dict]:
     """
     attributes = cls._attributes()
     values: dict[str, Any] = {}
+    attribute: Attribute | None
     for attribute in attributes:
         default = attribute.default_value
         if default is not NOT_SET and attribute.name not in data:
@@ -310,7 +315,8 @@ def creation_values(cls: type[Entity], data: dict) -> tuple[dict, dict]:
             value = list(value) if not isinstance(value, Mapping) else value
         values[name] = value
     mapped = {name: values.pop(name) for name in list(values)
-              if attributes.get(name).kind == MAPPED and isinstance(values[name], Mapping)}
+              if (attribute := attributes.get(name)) is not None and attribute.kind == MAPPED
+              and isinstance(values[name], Mapping)}
     missing = [name for name in cls.primary_key_attributes if values.get(name) is None]
     if missing:
         raise ValueError(
@@ -326,7 +332,7 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def record_update(session, entity: Entity, name: str, old: Any, new: Any) -> UpdateEntityOperation:
+def record_update(session: Any, entity: Entity, name: str, old: Any, new: Any) -> UpdateEntityOperation:
     """Build the update operation for a change of *name* on *entity*."""
     return UpdateEntityOperation(entity.entity_type, primary_key(entity), name, old, new)
 

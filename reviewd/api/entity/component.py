@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from reviewd.api.entity.base import Entity
 from reviewd.api.symbol import ORIGIN_LOCATION_ID, SERVER_LOCATION_ID
+
+if TYPE_CHECKING:  # the mixin is only ever combined with Entity (see entity.factory)
+    _ThumbnailHost = Entity
+else:
+    _ThumbnailHost = object
 
 
 class Component(Entity):
@@ -11,17 +18,17 @@ class Component(Entity):
 
     __slots__ = ()
 
-    def get_availability(self, locations: list | None = None) -> dict:
+    def get_availability(self, locations: list[Any] | None = None) -> dict[str, Any]:
         """Percentage (0-100) of this component present in each location, by location id."""
         return self.session.get_component_availability(self, locations=locations)
 
 
-class CreateThumbnailMixin:
+class CreateThumbnailMixin(_ThumbnailHost):
     """Adds ``create_thumbnail`` to entity types that have a ``thumbnail_id``."""
 
     __slots__ = ()
 
-    def create_thumbnail(self, path: str, data: dict | None = None) -> Entity:
+    def create_thumbnail(self, path: str, data: dict[str, Any] | None = None) -> Entity:
         """Upload *path* to the server location and make it this entity's thumbnail.
 
         The component is named ``thumbnail`` unless *data* names it; the change
@@ -33,7 +40,10 @@ class CreateThumbnailMixin:
         session = self.session
         component = session.create_component(path, data, location=None)
         origin = session.get("Location", ORIGIN_LOCATION_ID)
-        session.get("Location", SERVER_LOCATION_ID).add_component(component, [origin])
+        # Any: built-in locations get their behaviour (add_component) from mixins.
+        server_location: Any = session.get("Location", SERVER_LOCATION_ID)
+        server_location.add_component(component, [origin])
         self["thumbnail_id"] = component["id"]
         session.commit()
-        return component
+        answer: Entity = component
+        return answer

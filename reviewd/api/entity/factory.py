@@ -8,6 +8,8 @@ id and, for components and notable types, what the schema declares.
 
 from __future__ import annotations
 
+from typing import Any
+
 from reviewd.api.entity.asset_version import AssetVersion
 from reviewd.api.entity.base import Entity
 from reviewd.api.entity.component import Component, CreateThumbnailMixin
@@ -32,7 +34,7 @@ BASE_CLASSES: dict[str, type[Entity]] = {
 }
 
 
-def bases_for(schema: dict) -> tuple[type, ...]:
+def bases_for(schema: dict[str, Any]) -> tuple[type, ...]:
     """The base classes for entities of *schema*."""
     name = schema.get("id", "")
     base = BASE_CLASSES.get(name)
@@ -51,7 +53,7 @@ def bases_for(schema: dict) -> tuple[type, ...]:
 class StandardFactory:
     """ftrack_api's factory interface: ``create(schema, bases=None)`` builds a class."""
 
-    def create(self, schema: dict, bases: list[type] | None = None) -> type:
+    def create(self, schema: dict[str, Any], bases: list[type] | None = None) -> type:
         from reviewd.api.schema import build_type
 
         chosen = tuple(bases) if bases else bases_for(schema)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reviewd.api.entity.base import Entity
 
 
@@ -10,7 +12,7 @@ class Job(Entity):
 
     __slots__ = ()
 
-    def __init__(self, session, data: dict | None = None, reconstructing: bool = False) -> None:
+    def __init__(self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False) -> None:
         if not reconstructing and (data or {}).get("type") not in ("api_job", None):
             raise ValueError(
                 f"Invalid job type {(data or {}).get('type')!r}: clients create 'api_job' jobs."

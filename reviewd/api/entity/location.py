@@ -17,7 +17,7 @@ structure), copy the bytes (``_add_data``), record where they are
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api.entity.base import Entity
 from reviewd.api.exception import (
@@ -62,7 +62,7 @@ class Location(Entity):
         """Copy *component*'s data from *source* (a location, or a path for the origin)."""
         self.add_components([component], sources=source, recursive=recursive)
 
-    def add_components(self, components: list, sources: Any, recursive: bool = True) -> None:
+    def add_components(self, components: list[Any], sources: Any, recursive: bool = True) -> None:
         """Copy each component's data here from its source and register it.
 
         *sources* is one source for all components or one per component.  A
@@ -80,7 +80,7 @@ class Location(Entity):
         present = self._present(components)
         if present:
             raise ComponentInLocationError(present, self)
-        transferred = []
+        transferred: list[Any] = []
         for index, component in enumerate(components):
             source = sources[0] if len(sources) == 1 else sources[index]
             try:
@@ -111,7 +111,7 @@ class Location(Entity):
         for component, _ in transferred:
             self._announce(COMPONENT_ADDED_TO_LOCATION_TOPIC, component)
 
-    def _present(self, components: list) -> list:
+    def _present(self, components: list[Any]) -> list[Any]:
         try:
             self.get_resource_identifiers(components)
         except ComponentNotInLocationError as error:
@@ -129,7 +129,7 @@ class Location(Entity):
         except Exception:  # noqa: BLE001 - an offline hub must not fail the transfer
             pass
 
-    def _get_context(self, component: Entity, source: Any) -> dict:
+    def _get_context(self, component: Entity, source: Any) -> dict[str, Any]:
         """What the structure may use: where the data comes from, when known."""
         if source is None or isinstance(source, str):
             return {}
@@ -166,7 +166,7 @@ class Location(Entity):
             reader.close()
             writer.close()
 
-    def _register_components_in_location(self, components: list, identifiers: list) -> None:
+    def _register_components_in_location(self, components: list[Any], identifiers: list[Any]) -> None:
         session = self.session
         for component, identifier in zip(components, identifiers, strict=False):
             session.create("ComponentLocation", {"component": component, "location": self,
@@ -177,7 +177,7 @@ class Location(Entity):
     def remove_component(self, component: Entity, recursive: bool = True) -> None:
         self.remove_components([component], recursive=recursive)
 
-    def remove_components(self, components: list, recursive: bool = True) -> None:
+    def remove_components(self, components: list[Any], recursive: bool = True) -> None:
         """Delete each component's data here (when the accessor can) and unregister it."""
         for component in components:
             self.get_resource_identifier(component)  # raises when not here
@@ -210,14 +210,14 @@ class Location(Entity):
     def get_component_availability(self, component: Entity) -> float:
         return self.get_component_availabilities([component])[0]
 
-    def get_component_availabilities(self, components: list) -> list[float]:
+    def get_component_availabilities(self, components: list[Any]) -> list[float]:
         found = self.session.get_component_availabilities(components, locations=[self])
         return [entry[self["id"]] for entry in found]
 
     def get_resource_identifier(self, component: Entity) -> str:
         return self.get_resource_identifiers([component])[0]
 
-    def get_resource_identifiers(self, components: list) -> list[str]:
+    def get_resource_identifiers(self, components: list[Any]) -> list[str]:
         """Where each component's data is here (decoded by the transformer, if any)."""
         identifiers = self._get_resource_identifiers(components)
         if self.resource_identifier_transformer:
@@ -227,7 +227,7 @@ class Location(Entity):
             ]
         return identifiers
 
-    def _get_resource_identifiers(self, components: list) -> list[str]:
+    def _get_resource_identifiers(self, components: list[Any]) -> list[str]:
         if not components:
             return []
         ids = [c["id"] for c in components]
@@ -244,15 +244,16 @@ class Location(Entity):
     def get_filesystem_path(self, component: Entity) -> str:
         return self.get_filesystem_paths([component])[0]
 
-    def get_filesystem_paths(self, components: list) -> list[str]:
+    def get_filesystem_paths(self, components: list[Any]) -> list[str]:
         accessor = self._accessor_required()
         return [accessor.get_filesystem_path(i)
                 for i in self.get_resource_identifiers(components)]
 
     def get_url(self, component: Entity) -> str:
-        return self._accessor_required().get_url(self.get_resource_identifier(component))
+        answer: str = self._accessor_required().get_url(self.get_resource_identifier(component))
+        return answer
 
-    def _accessor_required(self):
+    def _accessor_required(self) -> Any:
         if self.accessor is None:
             raise LocationError(f"Location {self.get('name')!r} has no accessor.")
         return self.accessor
@@ -262,20 +263,20 @@ class MemoryLocationMixin:
     """Keeps where components are in this process only, not on the server."""
 
     @property
-    def _memory(self) -> dict:
+    def _memory(self) -> dict[str, Any]:
         store = self.__dict__.get("_memory_identifiers")
         if store is None:
             store = self.__dict__["_memory_identifiers"] = {}
         return store
 
-    def _register_components_in_location(self, components: list, identifiers: list) -> None:
+    def _register_components_in_location(self, components: list[Any], identifiers: list[Any]) -> None:
         for component, identifier in zip(components, identifiers, strict=False):
             self._memory[component["id"]] = identifier
 
     def _deregister_component_in_location(self, component: Entity) -> None:
         self._memory.pop(component["id"], None)
 
-    def _get_resource_identifiers(self, components: list) -> list[str]:
+    def _get_resource_identifiers(self, components: list[Any]) -> list[str]:
         missing = [c for c in components if c["id"] not in self._memory]
         if missing:
             raise ComponentNotInLocationError(missing, self)
@@ -291,7 +292,7 @@ class UnmanagedLocationMixin:
     def _remove_data(self, component: Entity) -> None:
         """Data stays where it is."""
 
-    def _get_context(self, component: Entity, source: Any) -> dict:
+    def _get_context(self, component: Entity, source: Any) -> dict[str, Any]:
         if isinstance(source, str):
             return {"source_resource_identifier": source}
         try:
@@ -303,15 +304,22 @@ class UnmanagedLocationMixin:
 class OriginLocationMixin(MemoryLocationMixin, UnmanagedLocationMixin):
     """The origin: a component created from a path is "in" it at that path."""
 
-    def _get_context(self, component: Entity, source: Any) -> dict:
+    def _get_context(self, component: Entity, source: Any) -> dict[str, Any]:
         return {"source_resource_identifier": source}
 
 
-class ServerLocationMixin:
+if TYPE_CHECKING:  # the location mixins are only ever combined with Location
+    _LocationHost = Location
+else:
+    _LocationHost = object
+
+
+class ServerLocationMixin(_LocationHost):
     """ftrack's server location: data is uploaded to and served by the server."""
 
     def get_thumbnail_url(self, component: Entity, size: int | None = None) -> str:
-        return self.accessor.get_thumbnail_url(self.get_resource_identifier(component), size)
+        answer: str = self.accessor.get_thumbnail_url(self.get_resource_identifier(component), size)
+        return answer
 
 
 __all__ = [

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewd.api.entity.base import Entity
+
+if TYPE_CHECKING:  # the mixin is only ever combined with Entity (see entity.factory)
+    _NoteHost = Entity
+else:
+    _NoteHost = object
 
 
 class Note(Entity):
@@ -20,13 +25,13 @@ class Note(Entity):
         return reply
 
 
-class CreateNoteMixin:
+class CreateNoteMixin(_NoteHost):
     """Adds ``create_note`` to entity types with a ``notes`` collection."""
 
     __slots__ = ()
 
-    def create_note(self, content: str, author: Any, recipients: list | None = None,
-                    category: Any = None, labels: list | None = None) -> Entity:
+    def create_note(self, content: str, author: Any, recipients: list[Any] | None = None,
+                    category: Any = None, labels: list[Any] | None = None) -> Entity:
         """Create a note on this entity, with optional recipients and labels.
 
         *category* is the older way of labelling a note: on servers with note

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reviewd.api.entity.base import Entity
 
 
@@ -10,7 +12,7 @@ class ProjectSchema(Entity):
 
     __slots__ = ()
 
-    def _object_type_schema(self, schema: str) -> dict:
+    def _object_type_schema(self, schema: str) -> dict[str, Any]:
         """The ``Schema`` of this project schema for object type *schema* (e.g. "Shot")."""
         entity_class = self.session.types.get(schema)
         if entity_class is None:
@@ -21,10 +23,11 @@ class ProjectSchema(Entity):
             raise ValueError(f"Schema {schema} has no object type, so no statuses or types.")
         for object_schema in self["_schemas"]:
             if object_schema["type_id"] == object_type_id:
-                return object_schema
+                answer: dict[str, Any] = object_schema
+                return answer
         raise ValueError(f"Project schema {self['name']!r} defines nothing for {schema}.")
 
-    def get_statuses(self, schema: str, type_id: str | None = None) -> list:
+    def get_statuses(self, schema: str, type_id: str | None = None) -> list[Any]:
         """Statuses allowed for entities of type *schema*.
 
         For ``Task``, a *type_id* whose workflow is overridden in this project
@@ -44,7 +47,7 @@ class ProjectSchema(Entity):
         )
         return [row["task_status"] for row in rows]
 
-    def get_types(self, schema: str) -> list:
+    def get_types(self, schema: str) -> list[Any]:
         """Types allowed for entities of type *schema*."""
         if schema == "Task":
             return list(self["_task_type_schema"]["types"])

@@ -82,4 +82,5 @@ class User(Entity):
 
     def reset_api_key(self) -> str:
         """Replace this user's API key on the server and return the new one."""
-        return self.session.reset_remote("api_key", entity=self)["api_key"]
+        answer: str = self.session.reset_remote("api_key", entity=self)["api_key"]
+        return answer

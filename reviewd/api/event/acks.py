@@ -62,6 +62,8 @@ class PendingAcks:
 
     def forget(self, ack_id: int | None) -> None:
         """The frame was never sent: no acknowledgement will come."""
+        if ack_id is None:
+            return
         with self._lock:
             self._pending.pop(ack_id, None)
 

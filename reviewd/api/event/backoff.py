@@ -34,7 +34,7 @@ class Backoff:
         """The largest delay the given (or current) attempt may draw."""
         attempt = self.attempt if attempt is None else attempt
         # Cap the exponent too: 2**attempt for a months-long outage would be enormous.
-        return min(self.cap, self.base * (2 ** min(attempt, 62)))
+        return min(self.cap, self.base * float(2 ** min(attempt, 62)))
 
     def next_delay(self) -> float:
         """Return the next delay and move to the following attempt."""

@@ -19,7 +19,7 @@ _WIRE_TO_LOCAL = {"inReplyToEvent": "in_reply_to_event"}
 _LOCAL_TO_WIRE = {local: wire for wire, local in _WIRE_TO_LOCAL.items()}
 
 
-class Event(dict):
+class Event(dict[str, Any]):
     """One event: ``id``, ``topic``, ``data``, ``source``, ``target``, ``sent``,
     ``in_reply_to_event``; ``stop()`` ends local dispatch to lower-priority handlers."""
 
@@ -29,9 +29,9 @@ class Event(dict):
         self,
         topic: str,
         id: str | None = None,  # noqa: A002 - ftrack's public argument name
-        data: Mapping | None = None,
+        data: Mapping[str, Any] | None = None,
         sent: Any = None,
-        source: Mapping | None = None,
+        source: Mapping[str, Any] | None = None,
         target: str = "",
         in_reply_to_event: str | None = None,
         **extra: Any,
@@ -60,7 +60,7 @@ class Event(dict):
 
     # ----------------------------------------------------------------- wire form
     @classmethod
-    def from_wire(cls, payload: Mapping) -> Event:
+    def from_wire(cls, payload: Mapping[str, Any]) -> Event:
         """Build an event from its wire form; raise ``ValueError`` if it is not one."""
         if not isinstance(payload, Mapping):
             raise ValueError(f"an event must be a JSON object, not {type(payload).__name__}")
@@ -86,7 +86,7 @@ class Event(dict):
         event._stopped = False
         return event
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         """Return a plain dict in wire form (``inReplyToEvent``), ready for JSON."""
         return {_LOCAL_TO_WIRE.get(key, key): value for key, value in self.items()}
 
@@ -99,7 +99,7 @@ class Event(dict):
         return f"<Event {dict.__repr__(self)}>"
 
     @property
-    def _data(self) -> dict:
+    def _data(self) -> dict[str, Any]:
         """The mapping itself: ftrack_api keeps an event's values in ``_data``, and
         plugins written for it read them there."""
         return self
@@ -109,5 +109,5 @@ class Event(dict):
         duplicate._stopped = self._stopped
         return duplicate
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         return (Event.from_wire, (self.to_wire(),))

@@ -26,7 +26,7 @@ __all__ = ["Dispatcher", "call_safely"]
 log = logging.getLogger("reviewd.api.event.hub")
 
 
-def call_safely(callback: Callable, *args: Any) -> None:
+def call_safely(callback: Callable[..., Any], *args: Any) -> None:
     """Run a user or daemon callback; log what it raises instead of raising it."""
     try:
         callback(*args)
@@ -64,7 +64,7 @@ class Dispatcher:
             log.exception("dispatch hook failed for event %s (%s)", event.get("id"),
                           event.get("topic"))
 
-    def handle(self, event: Event, synchronous: bool = False) -> list:
+    def handle(self, event: Event, synchronous: bool = False) -> list[Any]:
         """Call matching callbacks in priority order; return their results."""
         results = []
         for entry in self._subscriptions.matching(event):

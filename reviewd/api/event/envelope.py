@@ -64,7 +64,7 @@ class Envelope:
             ) from None
         return _packet.encode(built), ack_id, on_ack
 
-    def meta_event(self, topic: str, data: dict | None = None) -> Event:
+    def meta_event(self, topic: str, data: dict[str, Any] | None = None) -> Event:
         """A prepared event of the hub's own (``ftrack.meta.*``)."""
         event = Event(topic) if data is None else Event(topic, data=data)
         self.prepare(event)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import typing
 from collections.abc import Callable, Mapping
 
 __all__ = [
@@ -151,21 +152,21 @@ class _Condition:
 class _Not:
     __slots__ = ("child",)
 
-    def __init__(self, child) -> None:
+    def __init__(self, child: typing.Any) -> None:
         self.child = child
 
 
 class _All:
     __slots__ = ("children",)
 
-    def __init__(self, children: list) -> None:
+    def __init__(self, children: list[typing.Any]) -> None:
         self.children = children
 
 
 class _Any:
     __slots__ = ("children",)
 
-    def __init__(self, children: list) -> None:
+    def __init__(self, children: list[typing.Any]) -> None:
         self.children = children
 
 
@@ -187,31 +188,31 @@ class _Parser:
         self.index += 1
         return token
 
-    def fail(self, problem: str, token: _Token):
+    def fail(self, problem: str, token: _Token) -> None:
         raise ParseError(f"{problem}, found {token.describe()}", self.text, token.position)
 
-    def parse(self):
+    def parse(self) -> typing.Any:
         tree = self.parse_or(0)
         token = self.peek()
         if token.kind != _END:
             self.fail("expected 'and', 'or' or the end of the expression", token)
         return tree
 
-    def parse_or(self, depth: int):
+    def parse_or(self, depth: int) -> typing.Any:
         children = [self.parse_and(depth)]
         while _is_keyword(self.peek(), "or"):
             self.take()
             children.append(self.parse_and(depth))
         return children[0] if len(children) == 1 else _Any(children)
 
-    def parse_and(self, depth: int):
+    def parse_and(self, depth: int) -> typing.Any:
         children = [self.parse_not(depth)]
         while _is_keyword(self.peek(), "and"):
             self.take()
             children.append(self.parse_not(depth))
         return children[0] if len(children) == 1 else _All(children)
 
-    def parse_not(self, depth: int):
+    def parse_not(self, depth: int) -> typing.Any:
         token = self.peek()
         if depth >= MAX_DEPTH:
             raise ParseError(
@@ -254,8 +255,8 @@ class _Parser:
 
 
 # ------------------------------------------------------------------------ compiler
-_Matcher = Callable[[Mapping], bool]
-_COMPARE = {
+_Matcher = Callable[[Mapping[str, typing.Any]], bool]
+_COMPARE: dict[str, Callable[[typing.Any, typing.Any], bool]] = {
     "=": operator.eq,
     "!=": operator.ne,
     ">": operator.gt,
@@ -330,7 +331,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
         (key,) = parts
         if node.op == "=" and not wildcard:
 
-            def match(candidate: Mapping) -> bool:
+            def match(candidate: Mapping[str, typing.Any]) -> bool:
                 try:
                     found = candidate[key]
                 except _LOOKUP_ERRORS:
@@ -341,7 +342,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
             return match
 
-        def match(candidate: Mapping) -> bool:
+        def match(candidate: Mapping[str, typing.Any]) -> bool:
             try:
                 found = candidate[key]
             except _LOOKUP_ERRORS:
@@ -356,7 +357,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
         first, second = parts
         if node.op == "=" and not wildcard:
 
-            def match(candidate: Mapping) -> bool:
+            def match(candidate: Mapping[str, typing.Any]) -> bool:
                 try:
                     found = candidate[first][second]
                 except _LOOKUP_ERRORS:
@@ -367,7 +368,7 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
             return match
 
-        def match(candidate: Mapping) -> bool:
+        def match(candidate: Mapping[str, typing.Any]) -> bool:
             try:
                 found = candidate[first][second]
             except _LOOKUP_ERRORS:
@@ -378,8 +379,8 @@ def _compile_condition(node: _Condition) -> _Matcher:
 
         return match
 
-    def match(candidate: Mapping) -> bool:
-        found = candidate
+    def match_path(candidate: Mapping[str, typing.Any]) -> bool:
+        found: typing.Any = candidate
         try:
             for part in parts:
                 found = found[part]
@@ -389,10 +390,10 @@ def _compile_condition(node: _Condition) -> _Matcher:
             return test_text(found)
         return judge(found)
 
-    return match
+    return match_path
 
 
-def _compile(node) -> _Matcher:
+def _compile(node: typing.Any) -> _Matcher:
     if isinstance(node, _Condition):
         return _compile_condition(node)
     if isinstance(node, _Not):
@@ -404,7 +405,7 @@ def _compile(node) -> _Matcher:
             left, right = matchers
             return lambda candidate: left(candidate) and right(candidate)
 
-        def match_all(candidate: Mapping) -> bool:
+        def match_all(candidate: Mapping[str, typing.Any]) -> bool:
             for matcher in matchers:
                 if not matcher(candidate):
                     return False
@@ -415,7 +416,7 @@ def _compile(node) -> _Matcher:
         left, right = matchers
         return lambda candidate: left(candidate) or right(candidate)
 
-    def match_any(candidate: Mapping) -> bool:
+    def match_any(candidate: Mapping[str, typing.Any]) -> bool:
         for matcher in matchers:
             if matcher(candidate):
                 return True
@@ -424,7 +425,7 @@ def _compile(node) -> _Matcher:
     return match_any
 
 
-def _required_topics(node) -> frozenset[str] | None:
+def _required_topics(node: typing.Any) -> frozenset[str] | None:
     """Exact topics an event must have to match, or None when any topic might match."""
     if isinstance(node, _Condition):
         if node.key == "topic" and node.op == "=" and not node.value.endswith("*"):
@@ -435,17 +436,18 @@ def _required_topics(node) -> frozenset[str] | None:
         return frozenset.intersection(*known) if known else None
     if isinstance(node, _Any):
         options = [_required_topics(child) for child in node.children]
-        if any(option is None for option in options):
+        present = [option for option in options if option is not None]
+        if len(present) != len(options):
             return None
-        return frozenset().union(*options)
+        return frozenset[str]().union(*present)
     return None
 
 
-def _match_everything(candidate: Mapping) -> bool:
+def _match_everything(candidate: Mapping[str, typing.Any]) -> bool:
     return True
 
 
-def _bind(node, key: str, value: str):
+def _bind(node: typing.Any, key: str, value: str) -> typing.Any:
     """Simplify *node* knowing that ``candidate[key] == value``: True, False or a tree."""
     if isinstance(node, _Condition):
         if node.key == key:
@@ -538,7 +540,7 @@ def parse(text: str) -> CompiledExpression:
 _MISSING = object()
 
 
-def _lookup(candidate: Mapping, key: str):
+def _lookup(candidate: Mapping[str, typing.Any], key: str) -> typing.Any:
     value = candidate
     for part in key.split("."):
         try:
@@ -556,7 +558,7 @@ class Expression:
 
     __repr__ = __str__
 
-    def match(self, candidate: Mapping) -> bool:
+    def match(self, candidate: Mapping[str, typing.Any]) -> bool:
         return True
 
 
@@ -570,14 +572,14 @@ class All(Expression):
         inner = " ".join(str(expression) for expression in self.expressions)
         return f"<{type(self).__name__} [{inner}]>"
 
-    def match(self, candidate: Mapping) -> bool:
+    def match(self, candidate: Mapping[str, typing.Any]) -> bool:
         return all(expression.match(candidate) for expression in self.expressions)
 
 
 class Any(All):
     """Matches when at least one child matches (never without children)."""
 
-    def match(self, candidate: Mapping) -> bool:
+    def match(self, candidate: Mapping[str, typing.Any]) -> bool:
         return any(expression.match(candidate) for expression in self.expressions)
 
 
@@ -590,7 +592,7 @@ class Not(Expression):
     def __str__(self) -> str:
         return f"<{type(self).__name__} {self.expression}>"
 
-    def match(self, candidate: Mapping) -> bool:
+    def match(self, candidate: Mapping[str, typing.Any]) -> bool:
         return not self.expression.match(candidate)
 
 
@@ -602,7 +604,7 @@ class Condition(Expression):
     compared with a number is compared as a number when it reads as one.
     """
 
-    def __init__(self, key: str, operator: Callable, value) -> None:  # noqa: A002
+    def __init__(self, key: str, operator: Callable[..., typing.Any], value: typing.Any) -> None:  # noqa: A002
         self.key = key
         self.operator = operator
         self.value = value
@@ -613,7 +615,7 @@ class Condition(Expression):
     def __str__(self) -> str:
         return f"<{type(self).__name__} {self.key}{self.operator}{self.value}>"
 
-    def match(self, candidate: Mapping) -> bool:
+    def match(self, candidate: Mapping[str, typing.Any]) -> bool:
         found = _lookup(candidate, self.key)
         if found is _MISSING:
             return False
@@ -645,7 +647,7 @@ class Parser:
         return _to_objects(_Parser(expression).parse())
 
 
-def _to_objects(node) -> Expression:
+def _to_objects(node: typing.Any) -> Expression:
     if isinstance(node, _Condition):
         return Condition(node.key, _COMPARE[node.op], node.value)
     if isinstance(node, _Not):

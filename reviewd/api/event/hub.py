@@ -354,7 +354,8 @@ class EventHub:
             if not self._running:
                 return
             self._running = False
-            subscriber_ids = [s.id for s in self._subscriptions.snapshot()] if unsubscribe else []
+            subscriber_ids = [s.id for s in self._subscriptions.snapshot()
+                              if s.id is not None] if unsubscribe else []
         deadline = time.monotonic() + timeout
         if self.connected:
             self._outbox.queue_control(
@@ -433,7 +434,7 @@ class EventHub:
         self,
         subscription: str,
         callback: Callable[[Event], Any],
-        subscriber: Mapping | None = None,
+        subscriber: Mapping[str, Any] | None = None,
         priority: int = 100,
     ) -> str:
         """Subscribe *callback* to events matching *subscription*; return the subscriber id.
@@ -445,6 +446,7 @@ class EventHub:
         with self._lock:
             entry = self._subscriptions.add(subscription, callback, subscriber, priority)
             self._outbox.send_control(self._envelope.subscribe_frame(entry))
+        assert entry.id is not None, "the registry gives every subscriber an id"
         return entry.id
 
     def unsubscribe(self, subscriber_identifier: str) -> None:
@@ -458,7 +460,7 @@ class EventHub:
         self,
         subscription: str,
         callback: Callable[[Event], Any],
-        subscriber: Mapping | None = None,
+        subscriber: Mapping[str, Any] | None = None,
         priority: int = 100,
     ) -> Iterator[str]:
         """Subscribe for the duration of a ``with`` block."""
@@ -474,11 +476,11 @@ class EventHub:
     # ================================================================== publishing
     def publish(
         self,
-        event: Event | Mapping,
+        event: Event | Mapping[str, Any],
         synchronous: bool = False,
         on_reply: Callable[[Event], Any] | None = None,
         on_error: str = "raise",
-    ) -> list | None:
+    ) -> list[Any] | None:
         """Publish *event*.
 
         With *synchronous* the event is only dispatched locally, in this thread, and the
@@ -498,7 +500,8 @@ class EventHub:
                 return None
             raise
 
-    def _publish(self, event, synchronous, on_reply, inline_reply=False):
+    def _publish(self, event: Any, synchronous: Any, on_reply: Any,
+                 inline_reply: Any = False) -> list[Any] | None:
         if not isinstance(event, Event):
             if not isinstance(event, Mapping):
                 raise TypeError(f"publish needs an Event, not {type(event).__name__}")
@@ -517,7 +520,7 @@ class EventHub:
         self._outbox.publish(item)
         return None
 
-    def publish_reply(self, source_event: Mapping, data: Any, source: Mapping | None = None) -> None:
+    def publish_reply(self, source_event: Mapping[str, Any], data: Any, source: Mapping[str, Any] | None = None) -> None:
         """Publish *data* as a reply to *source_event* (targeted at its publisher)."""
         origin = source_event.get("source") if isinstance(source_event, Mapping) else None
         origin_id = origin.get("id") if isinstance(origin, Mapping) else None
@@ -532,8 +535,8 @@ class EventHub:
         self.publish(reply)
 
     # ftrack_api's helper names; plugins and tests written for it call them.
-    def _prepare_reply_event(self, reply: Event, source_event: Mapping,
-                             source: Mapping | None = None) -> None:
+    def _prepare_reply_event(self, reply: Event, source_event: Mapping[str, Any],
+                             source: Mapping[str, Any] | None = None) -> None:
         """Target *reply* at *source_event*'s publisher and mark what it answers."""
         reply["target"] = f"id={source_event['source']['id']}"
         reply["in_reply_to_event"] = source_event["id"]
@@ -562,14 +565,14 @@ class EventHub:
         """Parsed packet payload with ``inReplyToEvent`` spelled ``in_reply_to_event``."""
         import json
 
-        def local(mapping: dict) -> dict:
+        def local(mapping: dict[str, Any]) -> dict[str, Any]:
             if "inReplyToEvent" in mapping:
                 mapping["in_reply_to_event"] = mapping.pop("inReplyToEvent")
             return mapping
 
         return json.loads(text, object_hook=local)
 
-    def publish_and_wait(self, event: Event | Mapping, timeout: float = 30.0) -> Event:
+    def publish_and_wait(self, event: Event | Mapping[str, Any], timeout: float = 30.0) -> Event:
         """Publish *event* and return the first reply; raise :class:`ReplyTimeoutError`.
 
         The reply is taken straight off the socket, so this may be called from inside a
@@ -614,7 +617,7 @@ class EventHub:
             ready = self._ready_event
             ready.clear()
 
-            def confirmed(args: list) -> None:
+            def confirmed(args: list[Any]) -> None:
                 waiting["count"] -= 1
                 if waiting["count"] <= 0:
                     ready.set()

@@ -43,7 +43,7 @@ class Inbox:
         self._stop = stop
         self._inline = inline
         self._cond = threading.Condition(threading.Lock())
-        self._items: deque = deque()
+        self._items: deque[Any] = deque()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -121,7 +121,8 @@ class Outbox:
             if stop.is_set():
                 return None
             connection = self.live
-            batch = []
+            assert connection is not None, "the wait above ends only with a live connection"
+            batch: list[tuple[bool, Item]] = []
             while self._control and len(batch) < WRITE_BATCH:
                 batch.append((True, self._control.popleft()))
             while self._outgoing and len(batch) < WRITE_BATCH:

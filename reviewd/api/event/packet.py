@@ -13,6 +13,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "PacketType",
@@ -113,7 +114,7 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=_JSON_SEPARATORS, ensure_ascii=False)
 
 
-def event(name: str, args: list, id: str = "", endpoint: str = "") -> Packet:
+def event(name: str, args: list[Any], id: str = "", endpoint: str = "") -> Packet:
     """Build an event packet (type 5) whose data is ``{"name": name, "args": args}``.
 
     Raises ``TypeError`` when *args* is not JSON-serialisable: that is the caller's bug,
@@ -122,14 +123,14 @@ def event(name: str, args: list, id: str = "", endpoint: str = "") -> Packet:
     return Packet(PacketType.EVENT, id, endpoint, _dumps({"name": name, "args": list(args)}))
 
 
-def parse_event(packet: Packet) -> tuple[str, list]:
+def parse_event(packet: Packet) -> tuple[str, list[Any]]:
     """Return ``(name, args)`` of an event packet; raise :class:`PacketError` if malformed."""
     if packet.type != PacketType.EVENT:
         raise PacketError(f"not an event packet (type {int(packet.type)})", packet.data)
     return parse_event_data(packet.data)
 
 
-def parse_event_data(data: str) -> tuple[str, list]:
+def parse_event_data(data: str) -> tuple[str, list[Any]]:
     """Return ``(name, args)`` from the data part of an event packet (the hot path of a
     receiver that has already recognised the ``5:::`` prefix)."""
     try:
@@ -149,7 +150,7 @@ def parse_event_data(data: str) -> tuple[str, list]:
     return name, args
 
 
-def ack(ack_id: str, args: list | None = None) -> Packet:
+def ack(ack_id: str, args: list[Any] | None = None) -> Packet:
     """Build the acknowledgement of packet *ack_id* (given without its ``+``)."""
     ack_id = ack_id.rstrip("+")
     if not ack_id.isdigit():
@@ -158,7 +159,7 @@ def ack(ack_id: str, args: list | None = None) -> Packet:
     return Packet(PacketType.ACK, "", "", data)
 
 
-def parse_ack(packet: Packet) -> tuple[str, list]:
+def parse_ack(packet: Packet) -> tuple[str, list[Any]]:
     """Return ``(acknowledged id without '+', args)`` of an ack packet."""
     if packet.type != PacketType.ACK:
         raise PacketError(f"not an ack packet (type {int(packet.type)})", packet.data)

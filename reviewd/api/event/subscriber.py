@@ -28,7 +28,7 @@ class Subscriber:
         self,
         subscription: str,
         callback: Callable[[Any], Any],
-        metadata: Mapping,
+        metadata: Mapping[str, Any],
         priority: int = 100,
         order: int = 0,
     ) -> None:
@@ -52,11 +52,11 @@ class Subscriber:
         """The subscriber id (the hub always gives one; a bare Subscriber may lack it)."""
         return self.metadata.get("id")
 
-    def interested_in(self, event: Mapping) -> bool:
+    def interested_in(self, event: Mapping[str, Any]) -> bool:
         """Whether *event* matches this subscription (the target is checked separately)."""
         return self.expression.match(event)
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[Any, ...]:
         return (self.priority, self.order)
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from reviewd.api.event.expression import Parser
 
@@ -19,6 +20,6 @@ class Subscription:
     def __str__(self) -> str:
         return self._subscription
 
-    def includes(self, event: Mapping) -> bool:
+    def includes(self, event: Mapping[str, Any]) -> bool:
         """Whether *event* matches this subscription."""
         return self._expression.match(event)

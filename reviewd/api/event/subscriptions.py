@@ -44,7 +44,7 @@ class Subscriptions:
         self._subscribers: list[Subscriber] = []
         self._by_id: dict[str, Subscriber] = {}
         self._order = itertools.count()
-        self._topic_cache: dict[str | None, tuple] = {}
+        self._topic_cache: dict[str | None, tuple[Any, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._subscribers)
@@ -62,7 +62,7 @@ class Subscriptions:
         self,
         subscription: str,
         callback: Callable[[Event], Any],
-        subscriber: Mapping | None,
+        subscriber: Mapping[str, Any] | None,
         priority: int,
     ) -> Subscriber:
         """Register a subscriber; its id is taken from *subscriber* or made up.
@@ -78,7 +78,7 @@ class Subscriptions:
             entry = Subscriber(subscription, callback, metadata, priority, next(self._order))
             self._subscribers.append(entry)
             self._subscribers.sort(key=Subscriber.sort_key)
-            self._by_id[entry.id] = entry
+            self._by_id[metadata["id"]] = entry
             self._topic_cache = {}
         return entry
 
@@ -92,7 +92,7 @@ class Subscriptions:
             self._topic_cache = {}
         return entry
 
-    def candidates(self, topic: Any) -> tuple:
+    def candidates(self, topic: Any) -> tuple[Any, ...]:
         """Subscribers that may match events of *topic*, each with what is left to check.
 
         Built once per topic (and again after every subscribe/unsubscribe): each

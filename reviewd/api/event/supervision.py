@@ -66,7 +66,7 @@ class ConnectionListeners:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: list[tuple[Callable | None, Callable | None]] = []
+        self._entries: list[tuple[Callable[..., Any] | None, Callable[..., Any] | None]] = []
 
     def add(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from reviewd.api.event.acks import ACK_TTL, PendingAcks
 from reviewd.api.event.connection import Connection, ConnectionLost
@@ -40,7 +41,7 @@ class Writer:
             self._write(*taken)
             outbox.wake()  # wake a disconnect() draining the queue
 
-    def _write(self, connection: Connection, batch: list) -> None:
+    def _write(self, connection: Connection, batch: list[Any]) -> None:
         deadline = time.monotonic() + ACK_TTL
         for index, (_control, (text, ack_id, info)) in enumerate(batch):
             if ack_id is not None and info is not None:

@@ -15,8 +15,8 @@ class ResourceIdentifierTransformer:
     def __init__(self, session: Any) -> None:
         self.session = session
 
-    def encode(self, resource_identifier: str, context: dict | None = None) -> str:
+    def encode(self, resource_identifier: str, context: dict[str, Any] | None = None) -> str:
         return resource_identifier
 
-    def decode(self, resource_identifier: str, context: dict | None = None) -> str:
+    def decode(self, resource_identifier: str, context: dict[str, Any] | None = None) -> str:
         return resource_identifier

@@ -14,7 +14,7 @@ class Structure(abc.ABC):
         self.path_separator = "/"
 
     @abc.abstractmethod
-    def get_resource_identifier(self, entity: Any, context: dict | None = None) -> str:
+    def get_resource_identifier(self, entity: Any, context: dict[str, Any] | None = None) -> str:
         """Where *entity*'s data goes; *context* may carry extra information."""
 
     def _get_sequence_expression(self, sequence: Any) -> str:

@@ -10,5 +10,6 @@ from reviewd.api.structure.base import Structure
 class EntityIdStructure(Structure):
     """Identifier = ``entity["id"]``: for stores keyed by id (the server location)."""
 
-    def get_resource_identifier(self, entity: Any, context: dict | None = None) -> str:
-        return entity["id"]
+    def get_resource_identifier(self, entity: Any, context: dict[str, Any] | None = None) -> str:
+        answer: str = entity["id"]
+        return answer

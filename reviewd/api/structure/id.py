@@ -22,7 +22,7 @@ def _spread(identifier: str) -> list[str]:
 class IdStructure(Structure):
     """``prefix/a/b/c/d/<rest of id><ext>`` for files; see the module docstring."""
 
-    def get_resource_identifier(self, entity: Any, context: dict | None = None) -> str:
+    def get_resource_identifier(self, entity: Any, context: dict[str, Any] | None = None) -> str:
         kind = entity.entity_type
         if kind == "FileComponent":
             container = entity["container"]

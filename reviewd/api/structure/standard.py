@@ -31,7 +31,8 @@ class StandardStructure(Structure):
     def sanitise_for_filesystem(self, value: Any) -> str:
         """*value* as a safe, lower-case path part (unchanged without a substitute)."""
         if self.illegal_character_substitute is None:
-            return value
+            answer: str = value
+            return answer
         ascii_text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore")
         text = _UNSAFE.sub(self.illegal_character_substitute, ascii_text.decode("utf-8"))
         return text.strip().lower()
@@ -62,7 +63,7 @@ class StandardStructure(Structure):
         parts.append(self._format_version(version["version"]))
         return [self.sanitise_for_filesystem(part) for part in parts]
 
-    def get_resource_identifier(self, entity: Any, context: dict | None = None) -> str:
+    def get_resource_identifier(self, entity: Any, context: dict[str, Any] | None = None) -> str:
         kind = entity.entity_type
         safe = self.sanitise_for_filesystem
         if kind == "FileComponent":

@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -93,10 +93,12 @@ class RedisJournal:
         self.connection_errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         try:
             # socket_timeout above the longest BLOCK, so a blocking read is never cut short.
-            self._r = redis.Redis.from_url(url, decode_responses=True,
-                                           socket_timeout=max(5.0, 2 * block + 1),
-                                           socket_connect_timeout=2.0,
-                                           health_check_interval=30)
+            # Any: redis-py types every reply as bytes | str (and most as optional) even
+            # with decode_responses=True, where they are str; its stubs cannot say that.
+            self._r: Any = redis.Redis.from_url(url, decode_responses=True,
+                                                socket_timeout=max(5.0, 2 * block + 1),
+                                                socket_connect_timeout=2.0,
+                                                health_check_interval=30)
             self._r.ping()
         except redis.RedisError as exc:
             raise JournalError(f"cannot reach the Redis journal at {self.path}: "
@@ -193,7 +195,7 @@ class RedisJournal:
         for plugin in plugins:
             keys += [self.key("seen", plugin, event_id), self.ensure_group(plugin),
                      self.key("entry", plugin)]
-        args = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
+        args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
         if pipe is not None:
             return self._record(keys=keys, args=args, client=pipe)
         flags = self._record(keys=keys, args=args)
@@ -285,7 +287,7 @@ class RedisJournal:
         self.release_entry(plugin, event_id)
         self._wake(plugin)
 
-    def _dead_entries(self, event_id: str | None, plugin: str | None):
+    def _dead_entries(self, event_id: str | None, plugin: str | None) -> Iterator[Any]:
         for name in [plugin] if plugin else self.plugins():
             for entry, fields in self._r.xrange(self.key("dead", name)):
                 if event_id is None or fields.get("id") == event_id:

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reviewd.daemon.journal.attempts import FAILED, RUNNING, SUCCEEDED, AttemptLog
@@ -82,7 +82,7 @@ WAL_CHECKPOINT_PAGES = 256
 class Delivery:
     """One (event, plugin) pair as stored in the journal."""
 
-    seq: int
+    seq: int | str  # the SQLite row number, or the Redis stream entry id
     event_id: str
     topic: str
     plugin: str
@@ -253,7 +253,7 @@ class SqliteJournal:
         logged = AttemptLog.read(self._attempts.path)
         now = time.time()
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             count = 0
             for (event_id, plugin), (attempt, state) in logged.items():
                 where = self._BY_ID + " AND state='pending' AND attempts < ?"
@@ -304,7 +304,7 @@ class SqliteJournal:
         except sqlite3.Error:
             pass
 
-    def _write(self, apply, wait: bool = True, then=None) -> Any:
+    def _write(self, apply: Any, wait: bool = True, then: Any=None) -> Any:
         return self._group.submit(apply, wait=wait, then=then)
 
     def record_batch(self, entries: Sequence[Entry]) -> list[list[str]]:
@@ -316,7 +316,7 @@ class SqliteJournal:
         """
         now = time.time()
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             return self._record_in(cur, entries, now)
 
         try:
@@ -327,11 +327,11 @@ class SqliteJournal:
             raise JournalError(describe_write_error(exc, self.path)) from exc
 
     @staticmethod
-    def _record_in(cur, entries: Sequence[Entry], now: float) -> list[list[str]]:
+    def _record_in(cur: sqlite3.Cursor, entries: Sequence[Entry], now: float) -> list[list[str]]:
         """The statements of :meth:`record_batch`, set-wise: a handful of statements
         per batch (finished ids, known ids, inserts) rather than several per event."""
         ids = list(dict.fromkeys(e.event_id for e in entries))
-        finished = set()
+        finished: set[str] = set()
         known: dict[str, int] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
@@ -391,7 +391,7 @@ class SqliteJournal:
         attempt as failed.  Durable against the process dying, costs one ``write()``."""
         self._attempts.begin(event_id, plugin, attempt)
 
-    def _outcome(self, event_id: str, plugin: str, then):
+    def _outcome(self, event_id: str, plugin: str, then: Any) -> Any:
         """The ``then`` of an outcome: the attempt leaves the log once it is committed."""
         def committed(result: Any = None) -> None:
             self._attempts.end(event_id, plugin)
@@ -399,7 +399,7 @@ class SqliteJournal:
                 then(result)
         return committed
 
-    def mark_done(self, event_id: str, plugin: str, then=None) -> None:
+    def mark_done(self, event_id: str, plugin: str, then: Any=None) -> None:
         """The plugin's handlers all succeeded: never deliver this again.
 
         With *then*, return at once: the write joins the next shared commit and
@@ -419,7 +419,7 @@ class SqliteJournal:
             + self._BY_ID, params))
         self._attempts.end(event_id, plugin)
 
-    def mark_dead(self, event_id: str, plugin: str, error: str, then=None,
+    def mark_dead(self, event_id: str, plugin: str, error: str, then: Any=None,
                   count_attempt: bool = True) -> None:
         """The retry budget is spent: keep it as a dead letter for an operator."""
         self._attempts.finish(event_id, plugin, succeeded=False)
@@ -444,7 +444,7 @@ class SqliteJournal:
         sql, params = self._filter("DELETE FROM deliveries WHERE state='dead'", [], event_id,
                                    plugin)
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             count = cur.execute(sql, tuple(params)).rowcount
             self._delete_orphans(cur)
             return count
@@ -460,7 +460,7 @@ class SqliteJournal:
         just-finished events visible to ``reviewd journal list``."""
         cutoff = time.time() - age
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             rows = cur.execute(
                 "SELECT e.seq, e.id, e.received_at, COUNT(*), SUM(d.state != 'done'), "
                 "MAX(d.updated_at) FROM events e JOIN deliveries d ON d.event_seq = e.seq "
@@ -488,7 +488,7 @@ class SqliteJournal:
         de-duplication window), reclaim the freed pages; return how many deliveries."""
         cutoff = (now if now is not None else time.time()) - retention
 
-        def apply(cur):
+        def apply(cur: sqlite3.Cursor) -> Any:
             count = cur.execute("DELETE FROM deliveries WHERE state='done' AND updated_at < ?",
                                 (cutoff,)).rowcount
             self._delete_orphans(cur)
@@ -515,12 +515,12 @@ class SqliteJournal:
                 return False
 
     @staticmethod
-    def _delete_orphans(cur) -> None:
+    def _delete_orphans(cur: sqlite3.Cursor) -> None:
         cur.execute("DELETE FROM events WHERE NOT EXISTS "
                     "(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)")
 
     @staticmethod
-    def _filter(sql: str, params: list, event_id: str | None, plugin: str | None):
+    def _filter(sql: str, params: list, event_id: str | None, plugin: str | None) -> Any:
         if event_id:
             sql += " AND event_seq=(SELECT seq FROM events WHERE id=?)"
             params.append(event_id)
@@ -589,6 +589,7 @@ class SqliteJournal:
         """Unfinished deliveries in arrival order (what a restart replays), leaving out
         the event ids in *skip* (a lane's own, whose payload it need not decode) and,
         with *after*, those journaled at or before that sequence number."""
+        params: tuple[Any, ...]
         where, params = "d.state='pending'", ()
         if plugin is not None:
             where, params = where + " AND d.plugin=?", (plugin,)
@@ -654,7 +655,7 @@ class SqliteJournal:
         self._attempts.close()
 
 
-def _chunks(items: list, size: int):
+def _chunks(items: list, size: int) -> Iterator[Any]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
