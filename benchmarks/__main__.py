@@ -50,8 +50,7 @@ def ratio(scenario: Scenario, medians: dict[str, float]) -> float | None:
     return ours / theirs if scenario.higher_is_better else theirs / ours
 
 
-def run(scenarios: list[Scenario], rounds: int, quick: bool,
-        log=sys.stderr.write) -> dict:
+def run(scenarios: list[Scenario], rounds: int, quick: bool, log=sys.stderr.write) -> dict:
     samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in scenarios}
     errors: dict[str, str] = {}
     for number in range(rounds):
@@ -66,18 +65,24 @@ def run(scenarios: list[Scenario], rounds: int, quick: bool,
                 log(f"  {scenario.name}: FAILED {errors[scenario.name]}\n")
                 continue
             samples[scenario.name].append(figures)
-            log(f"  round {number + 1}/{rounds} {scenario.name}: "
-                f"{time.monotonic() - started:.1f}s\n")
+            log(
+                f"  round {number + 1}/{rounds} {scenario.name}: "
+                f"{time.monotonic() - started:.1f}s\n"
+            )
     results = {}
     for scenario in scenarios:
         rows = samples[scenario.name]
         keys = sorted({k for row in rows for k in row})
         medians = {k: statistics.median([row[k] for row in rows if k in row]) for k in keys}
         results[scenario.name] = {
-            "unit": scenario.unit, "description": scenario.description,
-            "higher_is_better": scenario.higher_is_better, "medians": medians,
-            "ratio": ratio(scenario, medians), "rounds": rows,
-            "error": errors.get(scenario.name)}
+            "unit": scenario.unit,
+            "description": scenario.description,
+            "higher_is_better": scenario.higher_is_better,
+            "medians": medians,
+            "ratio": ratio(scenario, medians),
+            "rounds": rows,
+            "error": errors.get(scenario.name),
+        }
     return results
 
 
@@ -90,12 +95,15 @@ def table(results: dict) -> str:
             continue
         ours = medians.get("reviewd")
         theirs = medians.get("ftrack_api")
-        other = ", ".join(f"{k}={v:,.1f}" for k, v in medians.items()
-                          if k not in ("reviewd", "ftrack_api"))
-        lines.append(f"{name:20}{result['unit']:>10}"
-                     f"{_fmt(ours):>13}{_fmt(theirs):>13}"
-                     f"{_ratio(result['ratio']):>8}"
-                     f"  {other}")
+        other = ", ".join(
+            f"{k}={v:,.1f}" for k, v in medians.items() if k not in ("reviewd", "ftrack_api")
+        )
+        lines.append(
+            f"{name:20}{result['unit']:>10}"
+            f"{_fmt(ours):>13}{_fmt(theirs):>13}"
+            f"{_ratio(result['ratio']):>8}"
+            f"  {other}"
+        )
     return "\n".join(lines)
 
 
@@ -138,14 +146,18 @@ def chart(results: dict, path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, two rounds")
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 2 quick, 3)")
     parser.add_argument("--only", default="*", help="scenario name pattern, e.g. 'daemon.*'")
     parser.add_argument("--json", default=str(HERE / "results.json"), help="JSON output")
-    parser.add_argument("--chart", default=str(ROOT / "docs" / "benchmarks.png"),
-                        help="PNG chart output (needs the 'bench' extra: matplotlib)")
+    parser.add_argument(
+        "--chart",
+        default=str(ROOT / "docs" / "benchmarks.png"),
+        help="PNG chart output (needs the 'bench' extra: matplotlib)",
+    )
     options = parser.parse_args(argv)
     rounds = options.rounds or (2 if options.quick else 3)
     scenarios = [s for s in discover() if fnmatch.fnmatch(s.name, options.only)]
@@ -154,10 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     sys.stdout.write(table(results) + "\n")
     sys.stdout.write(f"{rounds} round(s), {elapsed:.0f}s, python {platform.python_version()}\n")
-    document = {"quick": options.quick, "rounds": rounds, "seconds": elapsed,
-                "python": platform.python_version(), "machine": platform.machine(),
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "scenarios": results}
+    document = {
+        "quick": options.quick,
+        "rounds": rounds,
+        "seconds": elapsed,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "scenarios": results,
+    }
     Path(options.json).write_text(json.dumps(document, indent=2) + "\n")
     if chart(results, Path(options.chart)):
         sys.stdout.write(f"chart: {options.chart}\n")

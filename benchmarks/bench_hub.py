@@ -149,11 +149,13 @@ def _stream(server, total: int) -> None:
     async def run() -> None:
         for start in range(0, total, 500):
             for i in range(start, min(total, start + 500)):
-                await events.publish({
-                    "topic": f"bench.t{i % EXACT_TOPICS}",
-                    "data": {"i": i, "k": str(i % KINDS)},
-                    "source": source,
-                })
+                await events.publish(
+                    {
+                        "topic": f"bench.t{i % EXACT_TOPICS}",
+                        "data": {"i": i, "k": str(i % KINDS)},
+                        "source": source,
+                    }
+                )
             while any(c.outbox.qsize() > 2000 for c in events._open_connections()):
                 await asyncio.sleep(0.0005)
 
@@ -174,7 +176,10 @@ def bench_stream(kind: str, total: int) -> dict:
             full_env.update(env, PYTHONPATH=str(ROOT))
             process = subprocess.Popen(
                 [sys.executable, "-c", textwrap.dedent(STREAM_CLIENT), *args],
-                env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=full_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
         else:
             process = start_peer(STREAM_CLIENT, env=env, args=args)
@@ -205,7 +210,10 @@ def bench_dispatch(kind: str, events: int) -> float:
     python = sys.executable if kind == "reviewd" else str(peer_python())
     completed = subprocess.run(
         [python, "-c", textwrap.dedent(DISPATCH_CLIENT), *args],
-        capture_output=True, text=True, timeout=600, cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(ROOT),
         env={"PYTHONPATH": str(ROOT) if kind == "reviewd" else "", "PATH": "/usr/bin:/bin"},
     )
     if completed.returncode != 0:
@@ -217,8 +225,9 @@ def bench_dispatch(kind: str, events: int) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000, help="events streamed per client")
-    parser.add_argument("--dispatch-events", type=int, default=20000,
-                        help="events dispatched locally per client")
+    parser.add_argument(
+        "--dispatch-events", type=int, default=20000, help="events dispatched locally per client"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     options = parser.parse_args(argv)
 
@@ -245,17 +254,25 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(figures, indent=2))
     else:
         print(f"{'':42}{'reviewd':>14}{'ftrack_api 3.1.0':>18}{'speedup':>10}")
-        print(f"{'server -> handler, events/s (websocket)':42}"
-              f"{stream['reviewd']:>14,.0f}{stream['ftrack_api']:>18,.0f}"
-              f"{figures['stream_speedup']:>9.1f}x")
-        print(f"{'client CPU per streamed event, us':42}"
-              f"{cpu['reviewd']:>14.1f}{cpu['ftrack_api']:>18.1f}"
-              f"{figures['client_capacity_speedup']:>9.1f}x")
-        print(f"{'  = client capacity, events/s':42}"
-              f"{1e6 / cpu['reviewd']:>14,.0f}{1e6 / cpu['ftrack_api']:>18,.0f}")
-        print(f"{'local dispatch, us/event, 50 subscriptions':42}"
-              f"{dispatch['reviewd']:>14.2f}{dispatch['ftrack_api']:>18.2f}"
-              f"{figures['dispatch_speedup']:>9.1f}x")
+        print(
+            f"{'server -> handler, events/s (websocket)':42}"
+            f"{stream['reviewd']:>14,.0f}{stream['ftrack_api']:>18,.0f}"
+            f"{figures['stream_speedup']:>9.1f}x"
+        )
+        print(
+            f"{'client CPU per streamed event, us':42}"
+            f"{cpu['reviewd']:>14.1f}{cpu['ftrack_api']:>18.1f}"
+            f"{figures['client_capacity_speedup']:>9.1f}x"
+        )
+        print(
+            f"{'  = client capacity, events/s':42}"
+            f"{1e6 / cpu['reviewd']:>14,.0f}{1e6 / cpu['ftrack_api']:>18,.0f}"
+        )
+        print(
+            f"{'local dispatch, us/event, 50 subscriptions':42}"
+            f"{dispatch['reviewd']:>14.2f}{dispatch['ftrack_api']:>18.2f}"
+            f"{figures['dispatch_speedup']:>9.1f}x"
+        )
     return figures
 
 

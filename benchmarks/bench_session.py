@@ -64,8 +64,13 @@ def _clean_env() -> dict:
 def _run(python: str, script: str, args: list[str]) -> tuple[float, str]:
     """Run *script*; return (wall seconds from spawn to exit, last stdout line)."""
     started = time.perf_counter()
-    completed = subprocess.run([python, "-c", textwrap.dedent(script), *args],
-                               capture_output=True, text=True, env=_clean_env(), timeout=600)
+    completed = subprocess.run(
+        [python, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=600,
+    )
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"{python} failed:\n{completed.stderr[-2000:]}")
@@ -180,8 +185,13 @@ def record(server, path: str) -> None:
     import requests
 
     http = requests.Session()
-    http.headers.update({"ftrack-api-key": server.api_key, "ftrack-user": server.api_user,
-                         "content-type": "application/json"})
+    http.headers.update(
+        {
+            "ftrack-api-key": server.api_key,
+            "ftrack-user": server.api_user,
+            "content-type": "application/json",
+        }
+    )
 
     def fetch(operation: dict) -> str:
         result = http.post(server.url + "/api", data=json.dumps([operation])).json()[0]
@@ -206,7 +216,10 @@ class Canned:
     def __init__(self, recording: str, upstream) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(CANNED_SERVER), recording, upstream.url],
-            stdout=subprocess.PIPE, text=True, env=_clean_env())
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_clean_env(),
+        )
         port = int(self.process.stdout.readline())
         self.url = f"http://127.0.0.1:{port}"
         self.api_user, self.api_key = upstream.api_user, upstream.api_key
@@ -220,8 +233,13 @@ def populate_tasks(server, count: int) -> None:
     """Add *count* Tasks (spread over the demo statuses) to the demo server."""
     from reviewd.api.session import Session
 
-    with Session(server.url, api_key=server.api_key, api_user=server.api_user,
-                 schema_cache_path=False, plugin_paths=[]) as session:
+    with Session(
+        server.url,
+        api_key=server.api_key,
+        api_user=server.api_user,
+        schema_cache_path=False,
+        plugin_paths=[],
+    ) as session:
         shot = session.query("select id, project_id from Shot").first()
         statuses = [s["id"] for s in session.query("Status").all()]
         task_type = session.query("Type").first()["id"]
@@ -229,15 +247,26 @@ def populate_tasks(server, count: int) -> None:
     operations = []
     for index in range(count):
         key = str(uuid.uuid4())
-        operations.append({
-            "action": "create", "entity_type": "Task", "entity_key": [key],
-            "entity_data": {"__entity_type__": "Task", "id": key, "name": f"bench {index:05d}",
-                            "description": f"Benchmark task number {index}", "bid": 3600 * index,
-                            "parent_id": shot["id"], "project_id": project,
-                            "status_id": statuses[index % len(statuses)], "type_id": task_type},
-        })
+        operations.append(
+            {
+                "action": "create",
+                "entity_type": "Task",
+                "entity_key": [key],
+                "entity_data": {
+                    "__entity_type__": "Task",
+                    "id": key,
+                    "name": f"bench {index:05d}",
+                    "description": f"Benchmark task number {index}",
+                    "bid": 3600 * index,
+                    "parent_id": shot["id"],
+                    "project_id": project,
+                    "status_id": statuses[index % len(statuses)],
+                    "type_id": task_type,
+                },
+            }
+        )
     for start in range(0, count, 1000):
-        server.execute_batch(operations[start:start + 1000], server.api_user)
+        server.execute_batch(operations[start : start + 1000], server.api_user)
 
 
 def median(values: list[float]) -> float:
@@ -257,21 +286,29 @@ def bare_query(url: str, user: str, key: str) -> float:
     import requests
 
     http = requests.Session()
-    http.headers.update({"ftrack-api-key": key, "ftrack-user": user,
-                         "content-type": "application/json", "accept": "application/json"})
+    http.headers.update(
+        {
+            "ftrack-api-key": key,
+            "ftrack-user": user,
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+    )
     http.post(url + "/api", data='[{"action": "query_server_information"}]').json()
     started = time.perf_counter()
     offset = 0
     while offset is not None:
-        body = json.dumps([{"action": "query",
-                            "expression": f"{EXPRESSION} offset {offset} limit {PAGE_SIZE}"}])
+        body = json.dumps(
+            [{"action": "query", "expression": f"{EXPRESSION} offset {offset} limit {PAGE_SIZE}"}]
+        )
         result = json.loads(http.post(url + "/api", data=body).content)[0]
         offset = result["metadata"]["next"]["offset"]
     return time.perf_counter() - started
 
 
-def measure(target, ours: str, peer: str, folder: str, options, session_class,
-            startup: bool = True) -> dict:
+def measure(
+    target, ours: str, peer: str, folder: str, options, session_class, startup: bool = True
+) -> dict:
     """Figures (a) and (b) for both clients against *target* (canned or live server)."""
     creds = [target.url, target.api_user, target.api_key]
     ours_cache, peer_cache = os.path.join(folder, "ours"), os.path.join(folder, "peer")
@@ -298,16 +335,24 @@ def measure(target, ours: str, peer: str, folder: str, options, session_class,
     count = None
     for run in range(options.runs):
         query["bare"].append(bare_query(*creds))
-        with session_class(target.url, api_key=target.api_key, api_user=target.api_user,
-                           schema_cache_path=ours_cache, plugin_paths=[]) as session:
+        with session_class(
+            target.url,
+            api_key=target.api_key,
+            api_user=target.api_user,
+            schema_cache_path=ours_cache,
+            plugin_paths=[],
+        ) as session:
             started = time.perf_counter()
             result = session.query(EXPRESSION).all()
             query["reviewd"].append(time.perf_counter() - started)
             assert result[0]["status"]["name"]
             count = len(result)
         if run < options.peer_runs:
-            query["peer_bare"].append(json.loads(_run(
-                peer, BARE_QUERY, [*creds, EXPRESSION, str(PAGE_SIZE)])[1])["seconds"])
+            query["peer_bare"].append(
+                json.loads(_run(peer, BARE_QUERY, [*creds, EXPRESSION, str(PAGE_SIZE)])[1])[
+                    "seconds"
+                ]
+            )
             outcome = json.loads(_run(peer, PEER_QUERY, [*creds, peer_cache, EXPRESSION])[1])
             assert outcome["count"] == count, (outcome, count)
             query["peer"].append(outcome["seconds"])
@@ -341,8 +386,9 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             figures["canned"] = measure(canned, ours, peer, folder, options, Session)
             live_options = argparse.Namespace(**{**vars(options), "peer_runs": 1})
-            figures["live"] = measure(server, ours, peer, folder, live_options, Session,
-                                      startup=False)
+            figures["live"] = measure(
+                server, ours, peer, folder, live_options, Session, startup=False
+            )
         finally:
             canned.close()
 
@@ -353,19 +399,25 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _line(label: str, figures: dict, name: str, bare: str | None = None, target: str = "") -> str:
-    text = (f"    {label:<40} {figures[name] * 1000:8.1f} ms median"
-            f" {figures[name + '_best'] * 1000:8.1f} ms best")
+    text = (
+        f"    {label:<40} {figures[name] * 1000:8.1f} ms median"
+        f" {figures[name + '_best'] * 1000:8.1f} ms best"
+    )
     if bare is not None:
-        text += (f"   {figures[name] / figures[bare]:.2f}x / "
-                 f"{figures[name + '_best'] / figures[bare + '_best']:.2f}x bare")
+        text += (
+            f"   {figures[name] / figures[bare]:.2f}x / "
+            f"{figures[name + '_best'] / figures[bare + '_best']:.2f}x bare"
+        )
         if target:
             text += f"  (target {target})"
     return text
 
 
 def report(figures: dict) -> None:
-    print(f"reviewd.Session vs ftrack-python-api 3.1.0 ({figures['runs']} runs; ratios are "
-          "median / best)")
+    print(
+        f"reviewd.Session vs ftrack-python-api 3.1.0 ({figures['runs']} runs; ratios are "
+        "median / best)"
+    )
     start = figures["canned"]["startup"]
     print()
     print("(a) process start to ready Session, warm schema cache (canned server)")
@@ -376,14 +428,17 @@ def report(figures: dict) -> None:
     for name, label in (("canned", "canned server"), ("live", "live DevServer")):
         query = figures[name]["query"]
         print()
-        print(f"(b) query(...).all() of {query['count']} Tasks, 5 projections incl. "
-              f"status.name ({label})")
+        print(
+            f"(b) query(...).all() of {query['count']} Tasks, 5 projections incl. "
+            f"status.name ({label})"
+        )
         print(_line("bare limit (same pages + json.loads)", query, "bare"))
         print(_line("reviewd", query, "reviewd", "bare", "2x"))
         print(_line("bare limit in the peer venv", query, "peer_bare"))
         print(_line("ftrack-python-api", query, "peer", "peer_bare"))
-        print(f"    reviewd is {query['peer'] / query['reviewd']:.1f}x faster than the peer "
-              "(medians)")
+        print(
+            f"    reviewd is {query['peer'] / query['reviewd']:.1f}x faster than the peer (medians)"
+        )
 
 
 if __name__ == "__main__":

@@ -90,21 +90,35 @@ class DaemonRig:
         self.journal = self.tmp / "journal.sqlite3"
         self.server = DevServer(seed="empty").start()
         self.port = _free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET"))}
-        env.update({
-            "FTRACK_SERVER": self.server.url, "FTRACK_API_USER": self.server.api_user,
-            "FTRACK_API_KEY": self.server.api_key, "FTRACK_EVENT_PLUGIN_PATH": str(self.tmp / "plugins"),
-            "REVIEWD_JOURNAL": str(self.journal), "REVIEWD_HTTP": f"127.0.0.1:{self.port}",
-            "REVIEWD_STATE_DIR": str(self.tmp / "state"), "REVIEWD_LOG_LEVEL": "warning",
-            "REVIEWD_LOG_FORMAT": "json", "BENCH_OUT": str(self.out),
-            "PYTHONPATH": str(ROOT),
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET"))
+        }
+        env.update(
+            {
+                "FTRACK_SERVER": self.server.url,
+                "FTRACK_API_USER": self.server.api_user,
+                "FTRACK_API_KEY": self.server.api_key,
+                "FTRACK_EVENT_PLUGIN_PATH": str(self.tmp / "plugins"),
+                "REVIEWD_JOURNAL": str(self.journal),
+                "REVIEWD_HTTP": f"127.0.0.1:{self.port}",
+                "REVIEWD_STATE_DIR": str(self.tmp / "state"),
+                "REVIEWD_LOG_LEVEL": "warning",
+                "REVIEWD_LOG_FORMAT": "json",
+                "BENCH_OUT": str(self.out),
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         env.update(extra_env or {})
         self.stderr = open(self.tmp / "daemon.stderr", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "reviewd.daemon.cli"], env=env,
-                                     cwd=str(self.tmp), stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reviewd.daemon.cli"],
+            env=env,
+            cwd=str(self.tmp),
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+        )
         self._wait(lambda: self._get("/readyz") == 200, 120, "the daemon to be ready")
         self._wait(self._subscribed, 60, "the no-op plugin's subscription")
 
@@ -120,15 +134,20 @@ class DaemonRig:
             return json.loads(r.read())
 
     def _subscribed(self) -> bool:
-        return any("bench." in sub["subscription"] for conn in self.server.events.connections()
-                   for sub in conn["subscribers"])
+        return any(
+            "bench." in sub["subscription"]
+            for conn in self.server.events.connections()
+            for sub in conn["subscribers"]
+        )
 
     def _wait(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"reviewd exited while waiting for {what}: "
-                                   f"{(self.tmp / 'daemon.stderr').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"reviewd exited while waiting for {what}: "
+                    f"{(self.tmp / 'daemon.stderr').read_text()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}")
             time.sleep(0.02)
@@ -141,11 +160,13 @@ class DaemonRig:
 
     def figures(self, count: int, timeout: float = 1800) -> dict:
         """Wait until the plugin reported *count* events in total; its last figures."""
+
         def done():
             try:
                 return json.loads(self.out.read_text())["count"] >= count
             except (OSError, ValueError):
                 return False
+
         self._wait(done, timeout, f"{count} events at the plugin")
         return json.loads(self.out.read_text())
 
@@ -158,8 +179,7 @@ class DaemonRig:
             for first in range(start, start + total, 500):
                 for i in range(first, min(start + total, first + 500)):
                     data = {"i": i, "flush": i == start + total - 1}
-                    await events.publish({"topic": "bench.noop", "data": data,
-                                          "source": source})
+                    await events.publish({"topic": "bench.noop", "data": data, "source": source})
                 while any(c.outbox.qsize() > 2000 for c in events._open_connections()):
                     await asyncio.sleep(0.0005)
 
@@ -178,8 +198,7 @@ class DaemonRig:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 data = {"i": i, "t": time.time(), "flush": i == total - 1}
-                await events.publish({"topic": "bench.steady", "data": data,
-                                      "source": source})
+                await events.publish({"topic": "bench.steady", "data": data, "source": source})
 
         asyncio.run_coroutine_threadsafe(run(), events.loop).result(seconds * 3 + 600)
 

@@ -78,9 +78,13 @@ def _plain_loop(kind: str, total: int) -> dict[str, float]:
         if kind == "reviewd":
             full = {k: v for k, v in os.environ.items() if not k.startswith("FTRACK_")}
             full.update(env, PYTHONPATH=str(ROOT))
-            process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(PLAIN_CLIENT),
-                                        str(total), kind], env=full, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
+            process = subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(PLAIN_CLIENT), str(total), kind],
+                env=full,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         else:
             process = start_peer(PLAIN_CLIENT, env=env, args=(str(total), kind))
         try:
@@ -97,8 +101,10 @@ def _plain_loop(kind: str, total: int) -> dict[str, float]:
                 process.kill()
     if result["calls"] != total:
         raise RuntimeError(f"{kind} plain loop: {result['calls']} calls, expected {total}")
-    return {"events_per_second": (total - 1) / result["seconds"],
-            "cpu_us_per_event": result["cpu"] / total * 1e6}
+    return {
+        "events_per_second": (total - 1) / result["seconds"],
+        "cpu_us_per_event": result["cpu"] / total * 1e6,
+    }
 
 
 def _burst(server, total: int) -> None:
@@ -110,8 +116,7 @@ def _burst(server, total: int) -> None:
     async def run() -> None:
         for first in range(0, total, 500):
             for i in range(first, min(total, first + 500)):
-                await events.publish({"topic": "bench.noop", "data": {"i": i},
-                                      "source": source})
+                await events.publish({"topic": "bench.noop", "data": {"i": i}, "source": source})
             while any(c.outbox.qsize() > 2000 for c in events._open_connections()):
                 await asyncio.sleep(0.0005)
 
@@ -124,26 +129,32 @@ def _daemon_burst(total: int) -> dict[str, float]:
         rig.burst(total)
         figures = rig.figures(total)
         cpu = rig.cpu() - cpu
-    return {"events_per_second": (total - 1) / (figures["last"] - figures["first"]),
-            "cpu_us_per_event": cpu / total * 1e6}
+    return {
+        "events_per_second": (total - 1) / (figures["last"] - figures["first"]),
+        "cpu_us_per_event": cpu / total * 1e6,
+    }
 
 
 def _throughput(quick: bool) -> dict[str, float]:
     total = 5000 if quick else 50000
-    runs = {"reviewd": lambda: _daemon_burst(total),
-            "ftrack_api": lambda: _plain_loop("ftrack_api", total),
-            "reviewd_plain_loop": lambda: _plain_loop("reviewd", total)}
+    runs = {
+        "reviewd": lambda: _daemon_burst(total),
+        "ftrack_api": lambda: _plain_loop("ftrack_api", total),
+        "reviewd_plain_loop": lambda: _plain_loop("reviewd", total),
+    }
     order = list(runs)
     if _round[0] % 2:
         order.reverse()
     _round[0] += 1
     figures = {name: runs[name]() for name in order}
-    return {"reviewd": figures["reviewd"]["events_per_second"],
-            "ftrack_api": figures["ftrack_api"]["events_per_second"],
-            "reviewd_plain_loop": figures["reviewd_plain_loop"]["events_per_second"],
-            "daemon_cpu_us_per_event": figures["reviewd"]["cpu_us_per_event"],
-            "ftrack_api_cpu_us_per_event": figures["ftrack_api"]["cpu_us_per_event"],
-            "reviewd_plain_cpu_us_per_event": figures["reviewd_plain_loop"]["cpu_us_per_event"]}
+    return {
+        "reviewd": figures["reviewd"]["events_per_second"],
+        "ftrack_api": figures["ftrack_api"]["events_per_second"],
+        "reviewd_plain_loop": figures["reviewd_plain_loop"]["events_per_second"],
+        "daemon_cpu_us_per_event": figures["reviewd"]["cpu_us_per_event"],
+        "ftrack_api_cpu_us_per_event": figures["ftrack_api"]["cpu_us_per_event"],
+        "reviewd_plain_cpu_us_per_event": figures["reviewd_plain_loop"]["cpu_us_per_event"],
+    }
 
 
 def _cpu(quick: bool) -> dict[str, float]:
@@ -157,8 +168,7 @@ def _latency(quick: bool) -> dict[str, float]:
     with DaemonRig() as rig:
         rig.steady(200, seconds)
         figures = rig.figures(int(200 * seconds))
-    return {"reviewd": figures["p99_ms"], "p50_ms": figures["p50_ms"],
-            "p99_ms": figures["p99_ms"]}
+    return {"reviewd": figures["p99_ms"], "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"]}
 
 
 def _memory(quick: bool) -> dict[str, float]:
@@ -192,14 +202,33 @@ def _memory(quick: bool) -> dict[str, float]:
 
 
 SCENARIOS = [
-    Scenario("daemon.throughput", "events/s", _throughput,
-             description="server -> journal -> router -> no-op plugin, vs plain hub loops"),
-    Scenario("daemon.cpu", "us/event", _cpu, higher_is_better=False,
-             description="daemon CPU time per event at its full rate"),
-    Scenario("daemon.latency", "ms p99", _latency, higher_is_better=False,
-             description="send -> handler at a steady 200 events/s"),
-    Scenario("daemon.memory", "MB RSS", _memory, higher_is_better=False,
-             description="RSS and journal size after a burst"),
+    Scenario(
+        "daemon.throughput",
+        "events/s",
+        _throughput,
+        description="server -> journal -> router -> no-op plugin, vs plain hub loops",
+    ),
+    Scenario(
+        "daemon.cpu",
+        "us/event",
+        _cpu,
+        higher_is_better=False,
+        description="daemon CPU time per event at its full rate",
+    ),
+    Scenario(
+        "daemon.latency",
+        "ms p99",
+        _latency,
+        higher_is_better=False,
+        description="send -> handler at a steady 200 events/s",
+    ),
+    Scenario(
+        "daemon.memory",
+        "MB RSS",
+        _memory,
+        higher_is_better=False,
+        description="RSS and journal size after a burst",
+    ),
 ]
 
 

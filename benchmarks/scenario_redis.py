@@ -80,9 +80,22 @@ class _Redis:
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(directory), "--save", "", "--appendonly", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
 
         client = redis.Redis(port=self.port)
@@ -92,6 +105,7 @@ class _Redis:
                 return bool(client.ping())
             except redis.RedisError:
                 return False
+
         _wait(up, 20, "redis-server")
 
     def stop(self) -> None:
@@ -103,12 +117,19 @@ class _Replica:
     def __init__(self, directory: Path, env: dict[str, str]) -> None:
         self.port = _free_port()
         full = {k: v for k, v in os.environ.items() if not k.startswith(("FTRACK_", "REVIEWD_"))}
-        full.update(env, REVIEWD_HTTP=f"127.0.0.1:{self.port}",
-                    REVIEWD_STATE_DIR=str(directory / f"state-{self.port}"),
-                    REVIEWD_LOG_LEVEL="warning", REVIEWD_LOG_FORMAT="json")
-        self.proc = subprocess.Popen([sys.executable, "-m", "reviewd.daemon.cli"], env=full,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(directory / f"replica-{self.port}.log", "w"))
+        full.update(
+            env,
+            REVIEWD_HTTP=f"127.0.0.1:{self.port}",
+            REVIEWD_STATE_DIR=str(directory / f"state-{self.port}"),
+            REVIEWD_LOG_LEVEL="warning",
+            REVIEWD_LOG_FORMAT="json",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reviewd.daemon.cli"],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=open(directory / f"replica-{self.port}.log", "w"),
+        )
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -117,8 +138,11 @@ class _Replica:
 
     def succeeded(self) -> float:
         _code, body = _get(f"http://127.0.0.1:{self.port}/metrics")
-        return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                   if line.startswith("reviewd_events_succeeded_total{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.splitlines()
+            if line.startswith("reviewd_events_succeeded_total{")
+        )
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -129,8 +153,14 @@ class _Replica:
             self.proc.wait()
 
 
-def _measure(server, directory: Path, backend: str, replicas: int,
-             bursts: list[tuple[int, float]], redis_url: str | None) -> list[float]:
+def _measure(
+    server,
+    directory: Path,
+    backend: str,
+    replicas: int,
+    bursts: list[tuple[int, float]],
+    redis_url: str | None,
+) -> list[float]:
     """Deliveries per second of each burst (events, handler seconds) on one configuration."""
     from reviewd.api.event.base import Event
     from reviewd.api.event.hub import EventHub
@@ -141,14 +171,22 @@ def _measure(server, directory: Path, backend: str, replicas: int,
         for name in PLUGINS:
             (plugins / f"{name}.py").write_text(textwrap.dedent(PLUGIN_SOURCE))
     run = Path(tempfile.mkdtemp(dir=directory))
-    env = {"FTRACK_SERVER": server.url, "FTRACK_API_USER": server.api_user,
-           "FTRACK_API_KEY": server.api_key, "FTRACK_EVENT_PLUGIN_PATH": str(plugins),
-           "REVIEWD_JOURNAL_BACKEND": backend}
+    env = {
+        "FTRACK_SERVER": server.url,
+        "FTRACK_API_USER": server.api_user,
+        "FTRACK_API_KEY": server.api_key,
+        "FTRACK_EVENT_PLUGIN_PATH": str(plugins),
+        "REVIEWD_JOURNAL_BACKEND": backend,
+    }
     if backend == "redis":
         env.update(REVIEWD_REDIS_URL=redis_url or "", REVIEWD_REDIS_PREFIX=run.name)
     started = []
-    hub = EventHub(server.url, server.api_user, server.api_key,
-                   publish_queue_size=2 * max(events for events, _delay in bursts))
+    hub = EventHub(
+        server.url,
+        server.api_user,
+        server.api_key,
+        publish_queue_size=2 * max(events for events, _delay in bursts),
+    )
     rates = []
     try:
         for index in range(replicas):
@@ -156,8 +194,11 @@ def _measure(server, directory: Path, backend: str, replicas: int,
         _wait(lambda: all(r.ready() for r in started), 120, "replicas ready")
 
         def subscribed() -> int:
-            return sum(any(TOPIC in s["subscription"] for s in c["subscribers"])
-                       for c in server.events.connections())
+            return sum(
+                any(TOPIC in s["subscription"] for s in c["subscribers"])
+                for c in server.events.connections()
+            )
+
         _wait(lambda: subscribed() >= replicas, 60, "replicas subscribed")
         hub.connect(timeout=30)
         done = 0.0
@@ -166,8 +207,12 @@ def _measure(server, directory: Path, backend: str, replicas: int,
             began = time.perf_counter()
             for n in range(events):
                 hub.publish(Event(TOPIC, data={"n": n, "delay": delay}))
-            _wait(lambda total=done: sum(r.succeeded() for r in started) >= total, 600,
-                  "every delivery handled", interval=0.1)
+            _wait(
+                lambda total=done: sum(r.succeeded() for r in started) >= total,
+                600,
+                "every delivery handled",
+                interval=0.1,
+            )
             rates.append(events * len(PLUGINS) / (time.perf_counter() - began))
         return rates
     finally:
@@ -187,10 +232,12 @@ def _run(quick: bool) -> dict[str, float]:
     figures: dict[str, float] = {}
     try:
         with DevServer(seed="demo") as server:
-            for label, backend, replicas in (("sqlite_1", "sqlite", 1), ("redis_1", "redis", 1),
-                                             ("redis_3", "redis", 3)):
-                noop, io = _measure(server, directory, backend, replicas, bursts,
-                                    redis_server.url)
+            for label, backend, replicas in (
+                ("sqlite_1", "sqlite", 1),
+                ("redis_1", "redis", 1),
+                ("redis_3", "redis", 3),
+            ):
+                noop, io = _measure(server, directory, backend, replicas, bursts, redis_server.url)
                 figures[f"noop_{label}"] = round(noop, 1)
                 figures[f"io_{label}"] = round(io, 1)
     finally:
@@ -198,14 +245,21 @@ def _run(quick: bool) -> dict[str, float]:
         shutil.rmtree(directory, ignore_errors=True)
     for profile in ("noop", "io"):
         figures[f"{profile}_redis_1_vs_sqlite_1"] = round(
-            figures[f"{profile}_redis_1"] / figures[f"{profile}_sqlite_1"], 2)
+            figures[f"{profile}_redis_1"] / figures[f"{profile}_sqlite_1"], 2
+        )
         figures[f"{profile}_redis_3_vs_redis_1"] = round(
-            figures[f"{profile}_redis_3"] / figures[f"{profile}_redis_1"], 2)
+            figures[f"{profile}_redis_3"] / figures[f"{profile}_redis_1"], 2
+        )
     return figures
 
 
 SCENARIOS = [
-    Scenario("cluster.throughput", "deliveries/s", _run, headline="io_redis_3",
-             description="deliveries/s to two plugins: 1 SQLite replica, 1 and 3 Redis "
-                         "replicas; no-op (noop_) and 5 ms (io_) handlers"),
+    Scenario(
+        "cluster.throughput",
+        "deliveries/s",
+        _run,
+        headline="io_redis_3",
+        description="deliveries/s to two plugins: 1 SQLite replica, 1 and 3 Redis "
+        "replicas; no-op (noop_) and 5 ms (io_) handlers",
+    ),
 ]

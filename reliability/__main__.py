@@ -20,40 +20,64 @@ from pathlib import Path
 from reliability.catalogue import SCENARIOS
 from reliability.outcome import Outcome
 
-COLUMNS = ("scenario", "runs", "faults injected", "events sent", "journaled", "handled",
-           "lost", "duplicates", "crashes", "longest recovery (s)", "time (s)")
+COLUMNS = (
+    "scenario",
+    "runs",
+    "faults injected",
+    "events sent",
+    "journaled",
+    "handled",
+    "lost",
+    "duplicates",
+    "crashes",
+    "longest recovery (s)",
+    "time (s)",
+)
 
 
 def table(outcomes: list[Outcome]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for o in outcomes:
-        cells = [o.name, o.runs, o.faults, o.sent, o.journaled, o.handled, o.lost,
-                 o.duplicates, o.crashes, f"{o.longest_recovery:.2f}", f"{o.seconds:.0f}"]
+        cells = [
+            o.name,
+            o.runs,
+            o.faults,
+            o.sent,
+            o.journaled,
+            o.handled,
+            o.lost,
+            o.duplicates,
+            o.crashes,
+            f"{o.longest_recovery:.2f}",
+            f"{o.seconds:.0f}",
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
 def report(outcomes: list[Outcome], long: bool, total: float) -> str:
     notes = [f"- **{o.name}**: {note}" for o in outcomes for note in o.notes]
-    return "\n".join([
-        "# reviewd reliability report",
-        "",
-        f"Mode: {'long' if long else 'short'}; run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
-        f"UTC on {platform.node()} ({platform.python_version()}); total {total:.0f} s.",
-        "",
-        "*journaled* counts the events the daemon's journal accepted; *lost* the journaled "
-        "events the plugin never handled (must be 0).  Events sent while the daemon had no "
-        "working event socket reach no subscriber (ftrack has no replay; plugins get "
-        "`reviewd_hub_gap`) and show as sent minus journaled.  *longest recovery* is the "
-        "longest time from the end of a fault to the next event handled.",
-        "",
-        table(outcomes),
-        "",
-        "## Notes",
-        "",
-        *(notes or ["- none"]),
-        "",
-    ])
+    return "\n".join(
+        [
+            "# reviewd reliability report",
+            "",
+            f"Mode: {'long' if long else 'short'}; run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
+            f"UTC on {platform.node()} ({platform.python_version()}); total {total:.0f} s.",
+            "",
+            "*journaled* counts the events the daemon's journal accepted; *lost* the journaled "
+            "events the plugin never handled (must be 0).  Events sent while the daemon had no "
+            "working event socket reach no subscriber (ftrack has no replay; plugins get "
+            "`reviewd_hub_gap`) and show as sent minus journaled.  *longest recovery* is the "
+            "longest time from the end of a fault to the next event handled.",
+            "",
+            table(outcomes),
+            "",
+            "## Notes",
+            "",
+            *(notes or ["- none"]),
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 outcome = SCENARIOS[name](Path(scratch) / name, args.long)
             except Exception as error:  # noqa: BLE001 - a broken scenario is reported
-                outcome = Outcome(name, crashes=1,
-                                  notes=[f"scenario failed: {type(error).__name__}: {error}"])
+                outcome = Outcome(
+                    name, crashes=1, notes=[f"scenario failed: {type(error).__name__}: {error}"]
+                )
                 traceback.print_exc()
             outcome.seconds = time.monotonic() - begun
             outcomes.append(outcome)

@@ -17,9 +17,10 @@ class Publisher:
     reconnecting, as a producing client would; ``sent`` counts publish calls.
     """
 
-    def __init__(self, server_url: str, rate: float = 50.0, topic: str = "reliability.tick") -> None:
-        self.hub = EventHub(server_url, API_USER, API_KEY, reconnect_cap=1.0,
-                            reconnect_base=0.2)
+    def __init__(
+        self, server_url: str, rate: float = 50.0, topic: str = "reliability.tick"
+    ) -> None:
+        self.hub = EventHub(server_url, API_USER, API_KEY, reconnect_cap=1.0, reconnect_base=0.2)
         self.rate = rate
         self.topic = topic
         self.sent = 0

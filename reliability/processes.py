@@ -52,8 +52,14 @@ def _listening(port: int) -> bool:
 class ServerProcess:
     """``reviewd devserver`` on a fixed port with file-backed data."""
 
-    def __init__(self, workdir: Path, *, heartbeat_interval: float = 1.0,
-                 heartbeat_timeout: float = 4.0, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        heartbeat_interval: float = 1.0,
+        heartbeat_timeout: float = 4.0,
+        port: int | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.heartbeat = (heartbeat_interval, heartbeat_timeout)
@@ -68,14 +74,34 @@ class ServerProcess:
         self.starts += 1
         log = open(self.workdir / "server.log", "a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reviewd.daemon.cli", "devserver", "--port", str(self.port),
-             "--data", str(self.workdir / "server.sqlite3"), "--api-user", API_USER,
-             "--api-key", API_KEY, "--heartbeat-interval", str(self.heartbeat[0]),
-             "--heartbeat-timeout", str(self.heartbeat[1])],
-            stdout=log, stderr=log, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            [
+                sys.executable,
+                "-m",
+                "reviewd.daemon.cli",
+                "devserver",
+                "--port",
+                str(self.port),
+                "--data",
+                str(self.workdir / "server.sqlite3"),
+                "--api-user",
+                API_USER,
+                "--api-key",
+                API_KEY,
+                "--heartbeat-interval",
+                str(self.heartbeat[0]),
+                "--heartbeat-timeout",
+                str(self.heartbeat[1]),
+            ],
+            stdout=log,
+            stderr=log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
         if wait:
-            wait_until(lambda: _listening(self.port) or self.proc.poll() is not None, 30,
-                       "the devserver to listen")
+            wait_until(
+                lambda: _listening(self.port) or self.proc.poll() is not None,
+                30,
+                "the devserver to listen",
+            )
             if self.proc.poll() is not None:
                 raise RuntimeError((self.workdir / "server.log").read_text()[-2000:])
         return self
@@ -103,7 +129,7 @@ class ServerProcess:
                 self.kill()
 
 
-RECORDER = '''
+RECORDER = """
 import os
 
 OUT = os.environ["RELIABILITY_OUT"]
@@ -113,14 +139,20 @@ def register(session, **kwargs):
         with open(OUT, "a") as handle:
             handle.write(str(event["id"]) + "\\n")
     session.event_hub.subscribe("topic=reliability.*", record)
-'''
+"""
 
 
 class DaemonProcess:
     """``reviewd`` with one recording plugin, a SQLite journal and the HTTP listener."""
 
-    def __init__(self, workdir: Path, server_url: str, *, plugins: dict[str, str] | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server_url: str,
+        *,
+        plugins: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.server_url = server_url
         self.http_port = free_port()
@@ -138,24 +170,34 @@ class DaemonProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FTRACK_", "REVIEWD_"))}
-        env.update(FTRACK_SERVER=self.server_url, FTRACK_API_USER=API_USER,
-                   FTRACK_API_KEY=API_KEY, FTRACK_EVENT_PLUGIN_PATH=str(self.plugin_dir),
-                   REVIEWD_JOURNAL=str(self.journal), REVIEWD_STATE_DIR=str(self.workdir),
-                   REVIEWD_HTTP=f"127.0.0.1:{self.http_port}", REVIEWD_LOG_FORMAT="json",
-                   RELIABILITY_OUT=str(self.out), PYTHONUNBUFFERED="1", **self.extra_env)
+        env.update(
+            FTRACK_SERVER=self.server_url,
+            FTRACK_API_USER=API_USER,
+            FTRACK_API_KEY=API_KEY,
+            FTRACK_EVENT_PLUGIN_PATH=str(self.plugin_dir),
+            REVIEWD_JOURNAL=str(self.journal),
+            REVIEWD_STATE_DIR=str(self.workdir),
+            REVIEWD_HTTP=f"127.0.0.1:{self.http_port}",
+            REVIEWD_LOG_FORMAT="json",
+            RELIABILITY_OUT=str(self.out),
+            PYTHONUNBUFFERED="1",
+            **self.extra_env,
+        )
         return env
 
     def start(self) -> DaemonProcess:
         self.starts += 1
         log = open(self.workdir / "daemon.log", "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "reviewd.daemon.cli"],
-                                     env=self.env(), stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reviewd.daemon.cli"], env=self.env(), stdout=log, stderr=log
+        )
         return self
 
     def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
-                                        timeout=timeout) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.http_port}{path}", timeout=timeout
+            ) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
@@ -171,6 +213,7 @@ class DaemonProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"reviewd exited {self.proc.returncode}: {self.log()[-3000:]}")
             return self.get("/readyz")[0] == 200
+
         wait_until(ready, timeout, "reviewd to be ready")
 
     def alive(self) -> bool:
@@ -219,11 +262,17 @@ class DaemonProcess:
             return set(), set(), set()
         db = sqlite3.connect(str(self.journal))
         try:
-            live = {row[0] for row in db.execute(
-                "SELECT id FROM events WHERE topic LIKE 'reliability.%'")}
-            done = {row[0] for row in db.execute(
-                "SELECT e.id FROM events e JOIN deliveries d ON d.event_seq = e.seq "
-                "WHERE d.state = 'done' AND e.topic LIKE 'reliability.%'")}
+            live = {
+                row[0]
+                for row in db.execute("SELECT id FROM events WHERE topic LIKE 'reliability.%'")
+            }
+            done = {
+                row[0]
+                for row in db.execute(
+                    "SELECT e.id FROM events e JOIN deliveries d ON d.event_seq = e.seq "
+                    "WHERE d.state = 'done' AND e.topic LIKE 'reliability.%'"
+                )
+            }
             try:
                 compacted = {_id_text(row[0]) for row in db.execute("SELECT id FROM seen")}
             except sqlite3.OperationalError:  # a journal from before compaction existed
@@ -237,8 +286,9 @@ class DaemonProcess:
             return 0
         db = sqlite3.connect(str(self.journal))
         try:
-            return db.execute("SELECT count(*) FROM deliveries WHERE state = 'pending'"
-                              ).fetchone()[0]
+            return db.execute("SELECT count(*) FROM deliveries WHERE state = 'pending'").fetchone()[
+                0
+            ]
         finally:
             db.close()
 

@@ -85,6 +85,7 @@ class FaultProxy:
                 function(*args)
             finally:
                 done.set()
+
         self._loop.call_soon_threadsafe(run)
         done.wait(5)
 
@@ -97,6 +98,7 @@ class FaultProxy:
                 cut.append(link)
                 link.client.transport.abort()
                 link.upstream.transport.abort()
+
         self._call(run)
         self.faults_injected += 1
         return len(cut)
@@ -147,7 +149,8 @@ class FaultProxy:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(
-            asyncio.start_server(self._accept, sock=self._sock, ssl=self._tls))
+            asyncio.start_server(self._accept, sock=self._sock, ssl=self._tls)
+        )
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -169,8 +172,12 @@ class FaultProxy:
         try:
             first = await asyncio.wait_for(reader.readuntil(b"\r\n"), 30)
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError):
+        except (
+            OSError,
+            asyncio.TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
             writer.transport.abort()
             return
         kind = EVENT if b"/socket.io/1/websocket" in first else API
@@ -182,28 +189,40 @@ class FaultProxy:
         self._links.append(link)
         up_writer.write(first)
         try:
-            await asyncio.gather(self._pump(reader, up_writer, kind, False),
-                                 self._pump(up_reader, writer, kind, True))
+            await asyncio.gather(
+                self._pump(reader, up_writer, kind, False),
+                self._pump(up_reader, writer, kind, True),
+            )
         finally:
             if link in self._links:
                 self._links.remove(link)
             writer.transport.abort()
             up_writer.transport.abort()
 
-    async def _answer_canned(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                             response: bytes) -> None:
+    async def _answer_canned(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, response: bytes
+    ) -> None:
         try:
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             writer.write(response)
             await asyncio.wait_for(writer.drain(), 10)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError):
+        except (
+            OSError,
+            asyncio.TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
             pass
         finally:
             writer.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    kind: str, from_server: bool) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        kind: str,
+        from_server: bool,
+    ) -> None:
         faults = self._faults
         try:
             while True:
@@ -220,7 +239,7 @@ class FaultProxy:
                 rate = faults.rate.get(kind) if from_server else None
                 if rate:
                     for start in range(0, len(data), 256):
-                        writer.write(data[start:start + 256])
+                        writer.write(data[start : start + 256])
                         await writer.drain()
                         await asyncio.sleep(256 / rate)
                     continue

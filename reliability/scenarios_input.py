@@ -93,8 +93,9 @@ def http_flood(workdir: Path, long: bool) -> Outcome:
         for sock in held:
             sock.close()
         outcome.faults += idle_count + dribblers + flood
-        outcome.notes.append(f"/healthz within 1 s: {probes - failures}/{probes}; "
-                             f"daemon fds peak {peak_fds}")
+        outcome.notes.append(
+            f"/healthz within 1 s: {probes - failures}/{probes}; daemon fds peak {peak_fds}"
+        )
         if failures:
             outcome.crashes += 0  # not a crash; a failed probe is reported in the notes
             outcome.notes.append(f"{failures} /healthz probe(s) failed: {kinds}")
@@ -126,12 +127,15 @@ def fuzz_parsers(workdir: Path, long: bool) -> Outcome:
             except expected:
                 pass
             except Exception as error:  # noqa: BLE001 - exactly what is being counted
-                unexpected.append(f"{target}: {type(error).__name__}: {error!s:.80} "
-                                  f"for {value!r:.80}")
+                unexpected.append(
+                    f"{target}: {type(error).__name__}: {error!s:.80} for {value!r:.80}"
+                )
+
         return run
 
-    common = settings(max_examples=budget, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+    common = settings(
+        max_examples=budget, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     frames = st.one_of(st.text(), st.from_regex(r"[0-8]:[0-9]*\+?:[a-z/]*:.*", fullmatch=True))
 
     def decode_all(text: str) -> None:
@@ -142,39 +146,68 @@ def fuzz_parsers(workdir: Path, long: bool) -> Outcome:
             packet.parse_ack(decoded)
 
     given(frames)(common(guard("packet", decode_all, (packet.PacketError,))))()
-    expressions = st.one_of(st.text(), st.from_regex(
-        r"(not )?[a-z.]{1,12}(=|!=|>|<|>=|<=)[a-z*\"']{0,8}( (and|or) \(?[a-z.]+=[a-z]*\)?)*",
-        fullmatch=True))
+    expressions = st.one_of(
+        st.text(),
+        st.from_regex(
+            r"(not )?[a-z.]{1,12}(=|!=|>|<|>=|<=)[a-z*\"']{0,8}( (and|or) \(?[a-z.]+=[a-z]*\)?)*",
+            fullmatch=True,
+        ),
+    )
 
     def parse_and_match(text: str) -> None:
         compiled = expression.parse(text)
         compiled.match({"topic": "ftrack.update", "data": {"a": 1, "b": [1]}})
 
-    given(expressions)(common(guard("expression", parse_and_match,
-                                    (expression.ParseError,))))()
-    queries = st.one_of(st.text(), st.from_regex(
-        r"(select [a-z., ]+ from )?[A-Z][a-z]+( where [a-z.]+ (is|like|in|>|has) "
-        r"[\"'a-z0-9()%]*)?( order by [a-z]+)?( limit [0-9]+)?", fullmatch=True))
+    given(expressions)(common(guard("expression", parse_and_match, (expression.ParseError,))))()
+    queries = st.one_of(
+        st.text(),
+        st.from_regex(
+            r"(select [a-z., ]+ from )?[A-Z][a-z]+( where [a-z.]+ (is|like|in|>|has) "
+            r"[\"'a-z0-9()%]*)?( order by [a-z]+)?( limit [0-9]+)?",
+            fullmatch=True,
+        ),
+    )
     given(queries)(common(guard("devserver query", query.parse, (query.QueryParseError,))))()
 
     def load_config(data: bytes) -> None:
         with tempfile.NamedTemporaryFile(suffix=".toml", delete=False, dir=workdir) as handle:
             handle.write(data)
         try:
-            config.load(config_file=handle.name,
-                        environ={"FTRACK_SERVER": "http://127.0.0.1:9", "FTRACK_API_KEY": "k-1234"})
+            config.load(
+                config_file=handle.name,
+                environ={"FTRACK_SERVER": "http://127.0.0.1:9", "FTRACK_API_KEY": "k-1234"},
+            )
         finally:
             os.unlink(handle.name)
 
     toml_like = st.one_of(
         st.binary(max_size=200),
-        st.builds(lambda table, key, value: f"[{table}]\n{key} = {value}\n".encode(),
-                  st.sampled_from(["daemon", "routing", "server", "journal", "plugins", "plugin",
-                                   "routing.plugins.x", "x"]),
-                  st.sampled_from([s.key.split(".")[-1] for s in config.SETTINGS] + ["zz"]),
-                  st.one_of(st.integers().map(str), st.floats().map(repr),
-                            st.text(max_size=20).map(json.dumps), st.just("[1, 2]"),
-                            st.just("true"), st.just("{a = 1}"), st.just("1e999"))))
+        st.builds(
+            lambda table, key, value: f"[{table}]\n{key} = {value}\n".encode(),
+            st.sampled_from(
+                [
+                    "daemon",
+                    "routing",
+                    "server",
+                    "journal",
+                    "plugins",
+                    "plugin",
+                    "routing.plugins.x",
+                    "x",
+                ]
+            ),
+            st.sampled_from([s.key.split(".")[-1] for s in config.SETTINGS] + ["zz"]),
+            st.one_of(
+                st.integers().map(str),
+                st.floats().map(repr),
+                st.text(max_size=20).map(json.dumps),
+                st.just("[1, 2]"),
+                st.just("true"),
+                st.just("{a = 1}"),
+                st.just("1e999"),
+            ),
+        ),
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     given(toml_like)(common(guard("config", load_config, (config.ConfigError,))))()
     outcome.runs = 4
@@ -188,29 +221,40 @@ def fuzz_parsers(workdir: Path, long: bool) -> Outcome:
 
 def _hostile_frames() -> list[tuple[str, str]]:
     """(label, raw frame) pairs, built as text so that no encoder tidies them up."""
+
     def event(topic_json: str, body: str) -> str:
-        return ('5:1+::{"name": "ftrack.event", "args": [{"topic": ' + topic_json + ', '
-                + body + '}]}')
-    deep = '{"a": ' * 50000 + '1' + '}' * 50000
-    moderate = '{"a": ' * 200 + '1' + '}' * 200
+        return (
+            '5:1+::{"name": "ftrack.event", "args": [{"topic": ' + topic_json + ", " + body + "}]}"
+        )
+
+    deep = '{"a": ' * 50000 + "1" + "}" * 50000
+    moderate = '{"a": ' * 200 + "1" + "}" * 200
     return [
         ("deep nesting (50000)", event('"reliability.hostile"', '"data": ' + deep)),
         ("nesting (200)", event('"reliability.hostile"', '"data": ' + moderate)),
-        ("huge payload (8 MB)", event('"reliability.hostile"',
-                                      '"data": {"blob": "' + "x" * (8 << 20) + '"}')),
-        ("large payload (400 kB)", event('"reliability.hostile"',
-                                         '"data": {"blob": "' + "y" * 400_000 + '"}')),
+        (
+            "huge payload (8 MB)",
+            event('"reliability.hostile"', '"data": {"blob": "' + "x" * (8 << 20) + '"}'),
+        ),
+        (
+            "large payload (400 kB)",
+            event('"reliability.hostile"', '"data": {"blob": "' + "y" * 400_000 + '"}'),
+        ),
         ("topic as number", event("123", '"data": {}')),
         ("data as text", event('"reliability.hostile"', '"data": "text"')),
         ("source as list", event('"reliability.hostile"', '"data": {}, "source": [1]')),
         ("id as number", event('"reliability.hostile"', '"data": {}, "id": 5')),
         ("target as list", event('"reliability.hostile"', '"data": {}, "target": []')),
-        ("inReplyToEvent as object", event('"reliability.hostile"',
-                                           '"data": {}, "inReplyToEvent": {"x": 1}')),
+        (
+            "inReplyToEvent as object",
+            event('"reliability.hostile"', '"data": {}, "inReplyToEvent": {"x": 1}'),
+        ),
         ("lone surrogate", event('"reliability.hostile"', '"data": {"text": "\\ud800"}')),
         ("surrogate in topic", event('"reliability.\\udfff"', '"data": {}')),
-        ("entities wrong type", event('"reliability.hostile"',
-                                      '"data": {"entities": "nope", "user": 7}')),
+        (
+            "entities wrong type",
+            event('"reliability.hostile"', '"data": {"entities": "nope", "user": 7}'),
+        ),
     ]
 
 
@@ -240,7 +284,9 @@ def hostile_events(workdir: Path, long: bool) -> Outcome:
                 outcome.recovered(time_to_next_delivery(stream.daemon, 30))
         refused = stream.daemon.log().count("journal write failed; event not dispatched")
         if refused:
-            outcome.notes.append(f"{refused} event(s) refused by the journal with an error "
-                                 "line (lone surrogate in the topic): not journaled, not "
-                                 "delivered")
+            outcome.notes.append(
+                f"{refused} event(s) refused by the journal with an error "
+                "line (lone surrogate in the topic): not journaled, not "
+                "delivered"
+            )
     return outcome

@@ -14,8 +14,11 @@ from reliability.stream import QUERYING_RECORDER, running_stream
 
 #: Daemon retry settings for API faults: several quick attempts, so a fault of a few
 #: seconds is ridden out by retries, never dead-lettered.
-API_RETRIES = {"REVIEWD_MAX_ATTEMPTS": "30", "REVIEWD_RETRY_BACKOFF": "0.2",
-               "REVIEWD_RETRY_BACKOFF_MAX": "1"}
+API_RETRIES = {
+    "REVIEWD_MAX_ATTEMPTS": "30",
+    "REVIEWD_RETRY_BACKOFF": "0.2",
+    "REVIEWD_RETRY_BACKOFF_MAX": "1",
+}
 
 
 def _hub_connected(daemon) -> bool:
@@ -55,8 +58,13 @@ def _socket_scenario(name: str, kind: str, workdir: Path, long: bool, seed: int)
     else:
         plan = ["cut", "stall", "slow", "half_open", "cut"]
     plugins = {"recorder": QUERYING_RECORDER} if kind == API else None
-    with running_stream(workdir, outcome, proxy=True, plugins=plugins,
-                        extra_env=API_RETRIES if kind == API else None) as stream:
+    with running_stream(
+        workdir,
+        outcome,
+        proxy=True,
+        plugins=plugins,
+        extra_env=API_RETRIES if kind == API else None,
+    ) as stream:
         for fault in plan:
             time.sleep(rng.uniform(0.1, 0.6))  # random moments in the steady stream
             _inject(stream, kind, fault, rng)
@@ -89,21 +97,26 @@ def server_restarts(workdir: Path, long: bool) -> Outcome:
             reconnect = time.monotonic() - back
             outcome.recovered(reconnect + time_to_next_delivery(stream.daemon, 90))
             slowest[0] = max(slowest[0], reconnect)
-    outcome.notes.append(f"slowest daemon reconnect after the server listened: "
-                         f"{slowest[0]:.2f}s")
+    outcome.notes.append(f"slowest daemon reconnect after the server listened: {slowest[0]:.2f}s")
     return outcome
 
 
 ERROR_PAGES = {
-    "500 HTML": (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n"
-                 b"Content-Length: 46\r\nConnection: close\r\n\r\n"
-                 b"<html><body><h1>500 Oops</h1></body></html>\r\n"),
-    "502 HTML": (b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n"
-                 b"Content-Length: 51\r\nConnection: close\r\n\r\n"
-                 b"<html><body><h1>502 Bad Gateway</h1></body></html>\r\n"),
-    "truncated JSON": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: 40\r\nConnection: close\r\n\r\n"
-                       b'[{"action": "query", "data": [{"__entit'),
+    "500 HTML": (
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n"
+        b"Content-Length: 46\r\nConnection: close\r\n\r\n"
+        b"<html><body><h1>500 Oops</h1></body></html>\r\n"
+    ),
+    "502 HTML": (
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n"
+        b"Content-Length: 51\r\nConnection: close\r\n\r\n"
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>\r\n"
+    ),
+    "truncated JSON": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 40\r\nConnection: close\r\n\r\n"
+        b'[{"action": "query", "data": [{"__entit'
+    ),
 }
 
 
@@ -112,8 +125,9 @@ def server_errors(workdir: Path, long: bool) -> Outcome:
     acknowledges (nor hears heartbeats)."""
     outcome = Outcome("server errors / never acking")
     rounds = 5 if long else 1
-    with running_stream(workdir, outcome, proxy=True, plugins={"recorder": QUERYING_RECORDER},
-                        extra_env=API_RETRIES) as stream:
+    with running_stream(
+        workdir, outcome, proxy=True, plugins={"recorder": QUERYING_RECORDER}, extra_env=API_RETRIES
+    ) as stream:
         for _ in range(rounds):
             for page in ERROR_PAGES.values():
                 stream.proxy.answer_api(page)  # counted by the proxy
@@ -141,8 +155,9 @@ def server_sigstop(workdir: Path, long: bool) -> Outcome:
         time.sleep(pause)  # the freeze itself
         stream.server.resume()
         resumed = time.monotonic()
-        wait_until(lambda: stream.daemon.status().get("hub", {}).get("last_gap"), 60,
-                   "the gap report")
+        wait_until(
+            lambda: stream.daemon.status().get("hub", {}).get("last_gap"), 60, "the gap report"
+        )
         outcome.recovered(time.monotonic() - resumed + time_to_next_delivery(stream.daemon, 60))
         gap = stream.daemon.status()["hub"]["last_gap"]["seconds"]
         outcome.notes.append(f"SIGSTOP {pause:.0f}s reported as a gap of {gap:.1f}s")

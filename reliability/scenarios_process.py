@@ -36,20 +36,26 @@ def daemon_kill9(workdir: Path, long: bool) -> Outcome:
             wait_flowing(daemon)
             outcome.recovered(time.monotonic() - started)
     handled = daemon.handled()
-    repeated = {index for done, position in kills
-                for index in range(position, len(handled)) if handled[index] in done}
+    repeated = {
+        index
+        for done, position in kills
+        for index in range(position, len(handled))
+        if handled[index] in done
+    }
     after_completion = len(repeated)
     in_flight = outcome.duplicates - after_completion
     outcome.duplicates = after_completion
-    outcome.notes.append(f"{in_flight} event(s) handled again after a kill interrupted them "
-                         "before their completion was recorded (at-least-once)")
+    outcome.notes.append(
+        f"{in_flight} event(s) handled again after a kill interrupted them "
+        "before their completion was recorded (at-least-once)"
+    )
     return outcome
 
 
 #: Loaded into the daemon through PYTHONPATH: the wall clock jumps an hour forward and
 #: two back, again and again.  Everything that measures a duration must use the
 #: monotonic clock and not notice; what uses the wall clock (timestamps) just shows it.
-CLOCK_JUMPER = '''
+CLOCK_JUMPER = """
 import threading
 import time
 
@@ -73,7 +79,7 @@ def _jump():
 _real_sleep = time.sleep
 time.time = _jumping_time
 threading.Thread(target=_jump, daemon=True, name="clock-jumper").start()
-'''
+"""
 
 
 def clock_jumps(workdir: Path, long: bool) -> Outcome:
@@ -101,21 +107,21 @@ def clock_jumps(workdir: Path, long: bool) -> Outcome:
 
 
 MISBEHAVING = {
-    "raiser": '''
+    "raiser": """
 def register(session, **kwargs):
     def handler(event):
         raise ValueError("this plugin always fails")
     session.event_hub.subscribe("topic=reliability.*", handler)
-''',
-    "hanger": '''
+""",
+    "hanger": """
 import time
 
 def register(session, **kwargs):
     def handler(event):
         time.sleep(30)
     session.event_hub.subscribe("topic=reliability.*", handler)
-''',
-    "leaker": '''
+""",
+    "leaker": """
 HOARD = []
 
 def register(session, **kwargs):
@@ -123,8 +129,8 @@ def register(session, **kwargs):
         if len(HOARD) < 200:
             HOARD.append(bytearray(256 * 1024))
     session.event_hub.subscribe("topic=reliability.*", handler)
-''',
-    "threader": '''
+""",
+    "threader": """
 import threading
 import time
 
@@ -132,16 +138,16 @@ def register(session, **kwargs):
     def handler(event):
         threading.Thread(target=time.sleep, args=(2,)).start()
     session.event_hub.subscribe("topic=reliability.*", handler)
-''',
-    "exiter": '''
+""",
+    "exiter": """
 import sys
 
 def register(session, **kwargs):
     def handler(event):
         sys.exit(3)
     session.event_hub.subscribe("topic=reliability.*", handler)
-''',
-    "flooder": '''
+""",
+    "flooder": """
 import ftrack_api
 
 def register(session, **kwargs):
@@ -149,25 +155,33 @@ def register(session, **kwargs):
         for n in range(20):
             session.event_hub.publish(ftrack_api.event.base.Event("flood.noise", data={"n": n}))
     session.event_hub.subscribe("topic=reliability.*", handler)
-''',
+""",
 }
 
 
 def misbehaving_plugins(workdir: Path, long: bool) -> Outcome:
     """Six misbehaving plugins beside the recorder: the recorder loses nothing."""
     outcome = Outcome("plugins raise/hang/leak/threads/exit/flood")
-    env = {"REVIEWD_SOFT_TIMEOUT": "1", "REVIEWD_HARD_TIMEOUT": "3", "REVIEWD_MAX_ATTEMPTS": "2",
-           "REVIEWD_RETRY_BACKOFF": "0.1", "REVIEWD_QUEUE_SIZE": "200"}
-    with running_stream(workdir, outcome, plugins=MISBEHAVING, extra_env=env,
-                        rate=20) as stream:
+    env = {
+        "REVIEWD_SOFT_TIMEOUT": "1",
+        "REVIEWD_HARD_TIMEOUT": "3",
+        "REVIEWD_MAX_ATTEMPTS": "2",
+        "REVIEWD_RETRY_BACKOFF": "0.1",
+        "REVIEWD_QUEUE_SIZE": "200",
+    }
+    with running_stream(workdir, outcome, plugins=MISBEHAVING, extra_env=env, rate=20) as stream:
         deadline = time.monotonic() + (120 if long else 15)
         while time.monotonic() < deadline:
             outcome.recovered(time_to_next_delivery(stream.daemon, 30))
             time.sleep(0.5)
         outcome.faults += len(MISBEHAVING)
         plugins = stream.daemon.status().get("plugins", {})
-        outcome.notes.append("failed handlings: " + ", ".join(
-            f"{name} {plugins.get(name, {}).get('failed', 0)}" for name in sorted(MISBEHAVING)))
+        outcome.notes.append(
+            "failed handlings: "
+            + ", ".join(
+                f"{name} {plugins.get(name, {}).get('failed', 0)}" for name in sorted(MISBEHAVING)
+            )
+        )
     return outcome
 
 

@@ -14,7 +14,7 @@ from reliability.proxy import FaultProxy
 
 #: A recorder that also asks the API for something on every event, so that faults on
 #: the API socket reach a handler (it fails, the router retries it).
-QUERYING_RECORDER = '''
+QUERYING_RECORDER = """
 import os
 
 OUT = os.environ["RELIABILITY_OUT"]
@@ -25,7 +25,7 @@ def register(session, **kwargs):
         with open(OUT, "a") as handle:
             handle.write(str(event["id"]) + "\\n")
     session.event_hub.subscribe("topic=reliability.*", record)
-'''
+"""
 
 
 @dataclass
@@ -42,17 +42,27 @@ def wait_flowing(daemon: DaemonProcess, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def running_stream(workdir: Path, outcome: Outcome, *, proxy: bool = False, rate: float = 40.0,
-                   plugins: dict[str, str] | None = None,
-                   extra_env: dict[str, str] | None = None) -> Iterator[Stream]:
+def running_stream(
+    workdir: Path,
+    outcome: Outcome,
+    *,
+    proxy: bool = False,
+    rate: float = 40.0,
+    plugins: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Stream]:
     """Start everything, yield it, then stop the publisher, let the daemon finish what
     the journal holds and account for every event in *outcome*."""
     (workdir / "server").mkdir(parents=True, exist_ok=True)
     (workdir / "daemon").mkdir(parents=True, exist_ok=True)
     server = ServerProcess(workdir / "server").start()
     fault_proxy = FaultProxy(("127.0.0.1", server.port)).start() if proxy else None
-    daemon = DaemonProcess(workdir / "daemon", fault_proxy.url if fault_proxy else server.url,
-                           plugins=plugins, extra_env=extra_env)
+    daemon = DaemonProcess(
+        workdir / "daemon",
+        fault_proxy.url if fault_proxy else server.url,
+        plugins=plugins,
+        extra_env=extra_env,
+    )
     publisher = None
     try:
         daemon.start()

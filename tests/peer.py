@@ -37,8 +37,15 @@ def peer_python() -> Path:
             return python
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             PEER_REQUIREMENT],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                PEER_REQUIREMENT,
+            ],
             check=True,
         )
         marker.write_text(PEER_REQUIREMENT)

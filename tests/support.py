@@ -29,8 +29,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
-               message: str = "") -> T:
+def wait_until(
+    condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = ""
+) -> T:
     """Poll *condition* until it returns something truthy and return that value.
 
     Fail the test (``AssertionError``) once *timeout* seconds have passed, naming
@@ -85,8 +86,11 @@ def server_env(server, **extra: str) -> dict[str, str]:
     *server* is anything with ``url``, ``api_user`` and ``api_key`` (a DevServer, an
     event-only server); *extra* variables are added last, so they may override these.
     """
-    env = {"FTRACK_SERVER": server.url, "FTRACK_API_USER": server.api_user,
-           "FTRACK_API_KEY": server.api_key}
+    env = {
+        "FTRACK_SERVER": server.url,
+        "FTRACK_API_USER": server.api_user,
+        "FTRACK_API_KEY": server.api_key,
+    }
     env.update(extra)
     return env
 
@@ -107,15 +111,21 @@ def write_source(path: str | os.PathLike, source: str, *, lstrip: bool = False) 
     return target
 
 
-def wait_process_ready(proc: subprocess.Popen, probe: Callable[[], object],
-                       output: Callable[[], str], timeout: float, interval: float,
-                       message: str) -> object:
+def wait_process_ready(
+    proc: subprocess.Popen,
+    probe: Callable[[], object],
+    output: Callable[[], str],
+    timeout: float,
+    interval: float,
+    message: str,
+) -> object:
     """Poll *probe* until it is truthy while *proc* runs; fail at once if *proc* exits.
 
     A daemon that dies during start-up (a bad config, a port in use) would otherwise
     look like a slow one until *timeout*; this fails immediately with its exit code
     and *output()* (its log), which is what one needs to read.
     """
+
     def ready():
         if proc.poll() is not None:
             raise AssertionError(f"reviewd exited with {proc.returncode}:\n{output()}")
@@ -149,7 +159,12 @@ def fresh_session(server, **overrides):
     """
     from reviewd import Session
 
-    arguments = dict(server_url=server.url, api_key=server.api_key, api_user=server.api_user,
-                     plugin_paths=[], auto_connect_event_hub=False)
+    arguments = dict(
+        server_url=server.url,
+        api_key=server.api_key,
+        api_user=server.api_user,
+        plugin_paths=[],
+        auto_connect_event_hub=False,
+    )
     arguments.update(overrides)
     return Session(**arguments)

@@ -71,14 +71,20 @@ def violations(root: Path) -> list[str]:
             private = [part for part in name.split(".") if part.startswith("_")]
             if private:
                 problems.append(f"{where} imports the client's private module {name}")
-            if in_devserver and name not in DEVSERVER_ALLOWED and name not in (
-                CLIENT, "reviewd.api.event"
+            if (
+                in_devserver
+                and name not in DEVSERVER_ALLOWED
+                and name not in (CLIENT, "reviewd.api.event")
             ):
-                problems.append(f"{where}: the devserver imports {name} (only "
-                                f"{', '.join(sorted(DEVSERVER_ALLOWED))} are allowed)")
+                problems.append(
+                    f"{where}: the devserver imports {name} (only "
+                    f"{', '.join(sorted(DEVSERVER_ALLOWED))} are allowed)"
+                )
             elif in_devserver and name in (CLIENT, "reviewd.api.event"):
-                problems.append(f"{where}: the devserver imports the package {name}; import "
-                                "the pure module it needs instead")
+                problems.append(
+                    f"{where}: the devserver imports the package {name}; import "
+                    "the pure module it needs instead"
+                )
     return problems
 
 
@@ -123,9 +129,12 @@ def test_the_check_catches_a_private_client_import_outside_the_client(tmp_path):
 
 
 def test_the_check_catches_the_devserver_using_more_of_the_client(tmp_path):
-    root = _tree(tmp_path, {
-        **BASE,
-        "reviewd/devserver/bad.py": "import json\nfrom reviewd.api.event.hub import x\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            **BASE,
+            "reviewd/devserver/bad.py": "import json\nfrom reviewd.api.event.hub import x\n",
+        },
+    )
     (problem,) = violations(root)
     assert "reviewd/devserver/bad.py:2" in problem and "reviewd.api.event.hub" in problem

@@ -23,11 +23,27 @@ MAPPED = "mapped"
 class Attribute:
     """One attribute of an entity type, as the schema defines it."""
 
-    __slots__ = ("name", "kind", "mutable", "computed", "default_value", "target_type",
-                 "key_attribute", "value_attribute", "data_type", "format")
+    __slots__ = (
+        "name",
+        "kind",
+        "mutable",
+        "computed",
+        "default_value",
+        "target_type",
+        "key_attribute",
+        "value_attribute",
+        "data_type",
+        "format",
+    )
 
-    def __init__(self, name: str, spec: dict[str, Any] | None = None, *, mutable: bool = True,
-                 computed: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: dict[str, Any] | None = None,
+        *,
+        mutable: bool = True,
+        computed: bool = False,
+    ) -> None:
         spec = spec if isinstance(spec, dict) else {}
         self.name = name
         self.mutable = mutable
@@ -127,7 +143,7 @@ class Collection(MutableSequence[Any]):
 
     __slots__ = ("entity", "attribute_name", "_attribute", "_data", "mutable")
 
-    def __init__(self, entity: Any, attribute: Any, mutable: bool = True, data: Any=None) -> None:
+    def __init__(self, entity: Any, attribute: Any, mutable: bool = True, data: Any = None) -> None:
         self.entity = entity
         if isinstance(attribute, str):
             self.attribute_name, self._attribute = attribute, None
@@ -166,8 +182,12 @@ class Collection(MutableSequence[Any]):
         return any(item is value for item in self._items())
 
     def __copy__(self) -> Collection:
-        return Collection(self.entity, self.attribute if self._attribute is not None
-                          else self.attribute_name, self.mutable, list(self._items()))
+        return Collection(
+            self.entity,
+            self.attribute if self._attribute is not None else self.attribute_name,
+            self.mutable,
+            list(self._items()),
+        )
 
     def _check_mutable(self) -> None:
         if not self.mutable:
@@ -183,7 +203,8 @@ class Collection(MutableSequence[Any]):
         for position, item in enumerate(items):
             if position != skip and (item is value or _identity(inspection, item) == wanted):
                 raise DuplicateItemInCollectionError(
-                    f"{value!r} is already in {self.attribute_name!r}.")
+                    f"{value!r} is already in {self.attribute_name!r}."
+                )
 
     def _replace(self, items: list[Any]) -> None:
         if self._data is None:
@@ -196,9 +217,15 @@ class Collection(MutableSequence[Any]):
             from reviewd.api.inspection import primary_key
             from reviewd.api.operation import UpdateEntityOperation
 
-            session.recorded_operations.push(UpdateEntityOperation(
-                self.entity.entity_type, primary_key(self.entity), self.attribute_name,
-                old, self))
+            session.recorded_operations.push(
+                UpdateEntityOperation(
+                    self.entity.entity_type,
+                    primary_key(self.entity),
+                    self.attribute_name,
+                    old,
+                    self,
+                )
+            )
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._check_mutable()
@@ -231,8 +258,10 @@ class Collection(MutableSequence[Any]):
             return False
         from reviewd.api import inspection
 
-        return all(a is b or _identity(inspection, a) == _identity(inspection, b)
-                   for a, b in zip(mine, other, strict=False))
+        return all(
+            a is b or _identity(inspection, a) == _identity(inspection, b)
+            for a, b in zip(mine, other, strict=False)
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable, like list
 
@@ -255,7 +284,9 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
     updates the item; deleting a key deletes the item.
     """
 
-    def __init__(self, entity: Any, attribute: Attribute, collection: Collection | None = None) -> None:
+    def __init__(
+        self, entity: Any, attribute: Attribute, collection: Collection | None = None
+    ) -> None:
         self.entity = entity
         self._key_name = attribute.key_attribute
         self._value_name = attribute.value_attribute
@@ -312,9 +343,12 @@ class KeyValueMappedCollectionProxy(MutableMapping[str, Any]):
         if item_type is not None and "configuration_id" in item_type.primary_key_attributes:
             # A custom attribute value: it exists only for a configured key.
             configuration = _custom_attribute_configuration(self.entity, key)
-            data = {"configuration_id": configuration["id"],
-                    "entity_id": self.entity.primary_key_values()[0],
-                    self._key_name: key, self._value_name: value}
+            data = {
+                "configuration_id": configuration["id"],
+                "entity_id": self.entity.primary_key_values()[0],
+                self._key_name: key,
+                self._value_name: value,
+            }
         elif item_type is not None:
             properties = item_type._schema.get("properties", {})
             if "parent_id" in properties and "parent_type" in properties:
@@ -360,7 +394,8 @@ def _custom_attribute_configuration(entity: Any, key: str) -> Any:
     """
     found = entity.session.query(
         "select id, entity_type, object_type_id, is_hierarchical from "
-        f'CustomAttributeConfiguration where key is "{key}"').all()
+        f'CustomAttributeConfiguration where key is "{key}"'
+    ).all()
     for configuration in found:
         if configuration["is_hierarchical"]:  # applies at every level
             return configuration
@@ -368,7 +403,8 @@ def _custom_attribute_configuration(entity: Any, key: str) -> Any:
         object_type_id = entity["object_type_id"]
         for configuration in found:
             if configuration["entity_type"] == "task" and configuration["object_type_id"] in (
-                None, object_type_id
+                None,
+                object_type_id,
             ):
                 return configuration
     else:

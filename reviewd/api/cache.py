@@ -311,8 +311,10 @@ class ObjectKeyMaker(KeyMaker):
         if isinstance(item, str):
             return pickle.dumps(item, self._PROTOCOL)
         if isinstance(item, Mapping):
-            pairs = [self._key(key) + self._PAIR + self._key(value)
-                     for key, value in sorted(item.items())]
+            pairs = [
+                self._key(key) + self._PAIR + self._key(value)
+                for key, value in sorted(item.items())
+            ]
             answer: bytes = self._MAPPING + self.item_separator.join(pairs) + self._MAPPING
             return answer
         if isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
@@ -321,9 +323,16 @@ class ObjectKeyMaker(KeyMaker):
             return sequence
         sep = self.item_separator
         if inspect.ismethod(item):
-            return b"".join((self._NAME, item.__name__.encode(), sep,
-                             item.__self__.__class__.__name__.encode(), sep,
-                             item.__module__.encode()))
+            return b"".join(
+                (
+                    self._NAME,
+                    item.__name__.encode(),
+                    sep,
+                    item.__self__.__class__.__name__.encode(),
+                    sep,
+                    item.__module__.encode(),
+                )
+            )
         if inspect.isfunction(item) or inspect.isclass(item):
             return b"".join((self._NAME, item.__name__.encode(), sep, item.__module__.encode()))
         if inspect.isbuiltin(item):
@@ -339,13 +348,19 @@ class Memoiser:
     copy, so mutating a result cannot change what the next caller receives.
     """
 
-    def __init__(self, cache: Cache | None = None, key_maker: KeyMaker | None = None,
-                 return_copies: bool = True) -> None:
+    def __init__(
+        self,
+        cache: Cache | None = None,
+        key_maker: KeyMaker | None = None,
+        return_copies: bool = True,
+    ) -> None:
         self.cache = cache if cache is not None else MemoryCache()
         self.key_maker = key_maker if key_maker is not None else ObjectKeyMaker()
         self.return_copies = return_copies
 
-    def call(self, function: Any, args: tuple[Any, ...] | None = None, kw: dict[str, Any] | None = None) -> Any:
+    def call(
+        self, function: Any, args: tuple[Any, ...] | None = None, kw: dict[str, Any] | None = None
+    ) -> Any:
         """``function(*args, **kw)``, from the cache when this call was seen before."""
         import copy
         import inspect

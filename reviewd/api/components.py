@@ -38,7 +38,10 @@ class ComponentsAndLocations:
         def query(self, expression: str, page_size: int = 500) -> Any: ...
         def populate(self, entities: Any, projections: str | Iterable[str]) -> None: ...
         def _publish_local(self, topic: str, data: dict[str, Any]) -> list[Any]: ...
-        def operation_recording(self, record_operations: bool) -> contextlib.AbstractContextManager[None]: ...
+        def operation_recording(
+            self, record_operations: bool
+        ) -> contextlib.AbstractContextManager[None]: ...
+
     """Session methods for components and locations (mixed into ``Session``)."""
 
     def _configure_locations(self) -> None:
@@ -48,15 +51,20 @@ class ComponentsAndLocations:
             return
         builtins = (
             (ORIGIN_LOCATION_ID, "ftrack.origin", OriginLocationMixin, "OriginLocation", 100),
-            (UNMANAGED_LOCATION_ID, "ftrack.unmanaged", UnmanagedLocationMixin,
-             "UnmanagedLocation", 90),
-            (REVIEW_LOCATION_ID, "ftrack.review", UnmanagedLocationMixin,
-             "UnmanagedLocation", 110),
+            (
+                UNMANAGED_LOCATION_ID,
+                "ftrack.unmanaged",
+                UnmanagedLocationMixin,
+                "UnmanagedLocation",
+                90,
+            ),
+            (REVIEW_LOCATION_ID, "ftrack.review", UnmanagedLocationMixin, "UnmanagedLocation", 110),
             (SERVER_LOCATION_ID, "ftrack.server", ServerLocationMixin, "ServerLocation", 150),
         )
         for location_id, name, helper, class_name, priority in builtins:
-            location = self.create("Location", {"id": location_id, "name": name},
-                                   reconstructing=True)
+            location = self.create(
+                "Location", {"id": location_id, "name": name}, reconstructing=True
+            )
             mixin(location, helper, name=class_name)
             location.priority = priority
             # The accessor and structure are built on first use (see Location's
@@ -83,16 +91,27 @@ class ComponentsAndLocations:
         availabilities = self.get_component_availabilities(components, locations=candidates)
         picked = []
         for availability in availabilities:
-            picked.append(next((location for location in candidates
-                                if availability.get(location["id"], 0.0) > 0.0), None))
+            picked.append(
+                next(
+                    (
+                        location
+                        for location in candidates
+                        if availability.get(location["id"], 0.0) > 0.0
+                    ),
+                    None,
+                )
+            )
         return picked
 
     # ------------------------------------------------------------ availability
-    def get_component_availability(self, component: Any, locations: list[Any] | None = None) -> dict[str, Any]:
+    def get_component_availability(
+        self, component: Any, locations: list[Any] | None = None
+    ) -> dict[str, Any]:
         return self.get_component_availabilities([component], locations=locations)[0]
 
-    def get_component_availabilities(self, components: list[Any],
-                                     locations: list[Any] | None = None) -> list[dict[str, Any]]:
+    def get_component_availabilities(
+        self, components: list[Any], locations: list[Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Per component, location id -> percentage of its data present (0-100).
 
         A container's availability is the average of its members'.
@@ -120,23 +139,26 @@ class ComponentsAndLocations:
                 for link in component["component_locations"]:
                     if link["location_id"] in availability:
                         availability[link["location_id"]] = 100.0
-            results.append({key: max(0.0, min(round(value, 9), 100.0))
-                            for key, value in availability.items()})
+            results.append(
+                {key: max(0.0, min(round(value, 9), 100.0)) for key, value in availability.items()}
+            )
         return results
 
     # ------------------------------------------------------------ creating
     def _file_type_of(self, path: str) -> str:
         results = []
         try:
-            results = self._publish_local("ftrack.api.session.get-file-type-from-string",
-                                          {"file_path": path})
+            results = self._publish_local(
+                "ftrack.api.session.get-file-type-from-string", {"file_path": path}
+            )
         except Exception:  # noqa: BLE001 - a plugin's failure must not block the upload
             results = []
         found = next((result for result in results if result), None)
         return found or os.path.splitext(path)[-1]
 
-    def create_component(self, path: str, data: dict[str, Any] | None = None,
-                         location: Any = "auto") -> Any:
+    def create_component(
+        self, path: str, data: dict[str, Any] | None = None, location: Any = "auto"
+    ) -> Any:
         """Create a component for the file or sequence at *path* and add it to *location*.
 
         *path* in sequence notation (``/r/f.%04d.exr [1-3]``) makes a
@@ -173,10 +195,17 @@ class ComponentsAndLocations:
         container = self._create_component("SequenceComponent", sequence.pattern, data, None)
         for index in sequence.indexes:
             member_path = sequence.member(index)
-            member = self._create_component("FileComponent", member_path, {
-                "name": sequence.index_text(index), "container": container,
-                "size": sizes[member_path], "file_type": file_type,
-            }, None)
+            member = self._create_component(
+                "FileComponent",
+                member_path,
+                {
+                    "name": sequence.index_text(index),
+                    "container": container,
+                    "size": sizes[member_path],
+                    "file_type": file_type,
+                },
+                None,
+            )
             # The member's container_id already says it; the list is kept in step
             # locally only (a server refuses writes to the reverse side).
             with self.operation_recording(False):
@@ -186,7 +215,9 @@ class ComponentsAndLocations:
             location.add_component(container, origin, recursive=True)
         return container
 
-    def _create_component(self, entity_type: str, path: str, data: dict[str, Any], location: Any) -> Any:
+    def _create_component(
+        self, entity_type: str, path: str, data: dict[str, Any], location: Any
+    ) -> Any:
         component = self.create(entity_type, data)
         origin = self.get("Location", ORIGIN_LOCATION_ID)
         origin.add_component(component, path, recursive=False)
@@ -199,8 +230,11 @@ def _size_of(path: str) -> int:
     """Bytes at *path*: a file's size, or a directory's total; 0 when it does not
     exist (a component may be registered before or without its data on this host)."""
     if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(folder, name))
-                   for folder, _, names in os.walk(path) for name in names)
+        return sum(
+            os.path.getsize(os.path.join(folder, name))
+            for folder, _, names in os.walk(path)
+            for name in names
+        )
     try:
         return os.path.getsize(path)
     except OSError:

@@ -54,8 +54,9 @@ def entity_values(entity: Entity, strategy: str) -> dict[str, Any]:
         values = {k: v for k, v in entity._remote.items() if k not in computed}
     elif strategy == "modified_only":
         values = dict(entity._local) if entity._local else {}
-        for name, value in zip(entity.primary_key_attributes, entity.primary_key_values(),
-                               strict=False):
+        for name, value in zip(
+            entity.primary_key_attributes, entity.primary_key_values(), strict=False
+        ):
             values.setdefault(name, value)
     else:
         values = dict(entity._remote)
@@ -66,8 +67,7 @@ def entity_values(entity: Entity, strategy: str) -> dict[str, Any]:
         if value is NOT_SET:
             continue
         if isinstance(value, list):
-            value = [item.__ftrack_wire__() if isinstance(item, Entity) else item
-                     for item in value]
+            value = [item.__ftrack_wire__() if isinstance(item, Entity) else item for item in value]
         elif isinstance(value, Entity):
             value = value.__ftrack_wire__()
         out[name] = value

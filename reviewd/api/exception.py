@@ -33,7 +33,13 @@ class ServerError(Error):
 
     default_message = "The server reported an error."
 
-    def __init__(self, message: Any=None, details: Any=None, exception_name: Any=None, error_code: Any=None) -> None:
+    def __init__(
+        self,
+        message: Any = None,
+        details: Any = None,
+        exception_name: Any = None,
+        error_code: Any = None,
+    ) -> None:
         super().__init__(message, details)
         self.exception_name = exception_name
         self.error_code = error_code
@@ -141,7 +147,9 @@ class ComponentNotInAnyLocationError(LocationError):
 class ComponentNotInLocationError(LocationError):
     default_message = "Components are not in the location."
 
-    def __init__(self, components: Any=None, location: Any=None, message: Any=None, details: Any=None) -> None:
+    def __init__(
+        self, components: Any = None, location: Any = None, message: Any = None, details: Any = None
+    ) -> None:
         self.components = list(components or [])
         self.location = location
         super().__init__(
@@ -153,7 +161,9 @@ class ComponentNotInLocationError(LocationError):
 class ComponentInLocationError(LocationError):
     default_message = "Components are already in the location."
 
-    def __init__(self, components: Any=None, location: Any=None, message: Any=None, details: Any=None) -> None:
+    def __init__(
+        self, components: Any = None, location: Any = None, message: Any = None, details: Any = None
+    ) -> None:
         self.components = list(components or [])
         self.location = location
         super().__init__(
@@ -169,8 +179,14 @@ class AccessorError(Error):
 class AccessorOperationFailedError(AccessorError):
     default_message = "The storage operation failed."
 
-    def __init__(self, operation: Any="", resource_identifier: Any=None, error: Any=None, message: Any=None,
-                 details: Any=None) -> None:
+    def __init__(
+        self,
+        operation: Any = "",
+        resource_identifier: Any = None,
+        error: Any = None,
+        message: Any = None,
+        details: Any = None,
+    ) -> None:
         self.operation = operation
         self.resource_identifier = resource_identifier
         self.error = error
@@ -191,10 +207,13 @@ class AccessorPermissionDeniedError(AccessorOperationFailedError):
 class AccessorResourceIdentifierError(AccessorError):
     default_message = "Invalid resource identifier."
 
-    def __init__(self, resource_identifier: Any=None, message: Any=None, details: Any=None) -> None:
+    def __init__(
+        self, resource_identifier: Any = None, message: Any = None, details: Any = None
+    ) -> None:
         self.resource_identifier = resource_identifier
-        super().__init__(message or f"Invalid resource identifier {resource_identifier!r}.",
-                         details)
+        super().__init__(
+            message or f"Invalid resource identifier {resource_identifier!r}.", details
+        )
 
 
 class AccessorFilesystemPathError(AccessorResourceIdentifierError):
@@ -204,8 +223,14 @@ class AccessorFilesystemPathError(AccessorResourceIdentifierError):
 class AccessorResourceError(AccessorError):
     default_message = "Storage resource error."
 
-    def __init__(self, operation: Any="", resource_identifier: Any=None, error: Any=None, message: Any=None,
-                 details: Any=None) -> None:
+    def __init__(
+        self,
+        operation: Any = "",
+        resource_identifier: Any = None,
+        error: Any = None,
+        message: Any = None,
+        details: Any = None,
+    ) -> None:
         self.operation = operation
         self.resource_identifier = resource_identifier
         self.error = error

@@ -74,8 +74,12 @@ def format(  # noqa: A001 - ftrack_api's public name
         if attribute_filter is not None and not attribute_filter(entity, name, value):
             continue
         child_indent = indent + len(name) + 3
-        nested: dict[str, Any] = dict(formatters=formatters, attribute_filter=attribute_filter,
-                      recursive=recursive, indent=child_indent)
+        nested: dict[str, Any] = dict(
+            formatters=formatters,
+            attribute_filter=attribute_filter,
+            recursive=recursive,
+            indent=child_indent,
+        )
         if isinstance(value, Entity):
             value = format(value, indent_first_line=False, _seen=set(seen), **nested)
         elif isinstance(value, Collection) and recursive:

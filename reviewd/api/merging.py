@@ -35,14 +35,18 @@ _PAUSE_GC_ABOVE = 1 << 16
 def unknown_type(entity_type: Any) -> UnrecognisedEntityTypeError:
     """The error for an entity whose ``__entity_type__`` names no known type."""
     if isinstance(entity_type, str):
-        return UnrecognisedEntityTypeError(redact(
-            f"The server sent an entity of unknown type {entity_type!r} (its "
-            "__entity_type__ names no type in the server's schemas)."
-        ))
-    return UnrecognisedEntityTypeError(redact(
-        f"The server sent an entity whose __entity_type__ is not a type name but the "
-        f"{type(entity_type).__name__} {repr(entity_type)[:60]}."
-    ))
+        return UnrecognisedEntityTypeError(
+            redact(
+                f"The server sent an entity of unknown type {entity_type!r} (its "
+                "__entity_type__ names no type in the server's schemas)."
+            )
+        )
+    return UnrecognisedEntityTypeError(
+        redact(
+            f"The server sent an entity whose __entity_type__ is not a type name but the "
+            f"{type(entity_type).__name__} {repr(entity_type)[:60]}."
+        )
+    )
 
 
 class Merger:
@@ -54,8 +58,14 @@ class Merger:
     layers encodes entities with the ``persisted_only`` strategy).
     """
 
-    def __init__(self, session: Any, identity: dict[Any, Any], lower_caches: list[Any],
-                 lock: threading.RLock, thread_state: threading.local) -> None:
+    def __init__(
+        self,
+        session: Any,
+        identity: dict[Any, Any],
+        lower_caches: list[Any],
+        lock: threading.RLock,
+        thread_state: threading.local,
+    ) -> None:
         self._session = session
         self._identity = identity
         self._lower_caches = lower_caches
@@ -198,8 +208,10 @@ class Merger:
     def forget(self, entity: Entity) -> None:
         """Drop *entity* from the identity map and the persistent cache layers."""
         values = entity._local if entity._local else entity._remote
-        key = (entity.entity_type, *[values.get(name, entity._remote.get(name))
-                                     for name in entity.primary_key_attributes])
+        key = (
+            entity.entity_type,
+            *[values.get(name, entity._remote.get(name)) for name in entity.primary_key_attributes],
+        )
         if self._identity.get(key) is entity:
             del self._identity[key]
         if self._lower_caches:

@@ -37,8 +37,9 @@ class Operation:
 
     __slots__ = ("entity_type", "entity_key")
 
-    def __init__(self, entity_type: str | None = None,
-                 entity_key: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, entity_type: str | None = None, entity_key: Mapping[str, Any] | None = None
+    ) -> None:
         # A bare Operation() is allowed, as in ftrack_api (a marker on the stack).
         self.entity_type = entity_type
         self.entity_key = dict(entity_key or {})
@@ -53,7 +54,9 @@ class CreateEntityOperation(Operation):
 
     __slots__ = ("entity_data",)
 
-    def __init__(self, entity_type: str, entity_key: Mapping[str, Any], entity_data: Mapping[str, Any]) -> None:
+    def __init__(
+        self, entity_type: str, entity_key: Mapping[str, Any], entity_data: Mapping[str, Any]
+    ) -> None:
         super().__init__(entity_type, entity_key)
         self.entity_data = dict(entity_data)
 
@@ -66,15 +69,19 @@ class UpdateEntityOperation(Operation):
 
     __slots__ = ("attribute_name", "old_value", "new_value")
 
-    def __init__(self, entity_type: Any, entity_key: Any, attribute_name: str, old_value: Any, new_value: Any) -> None:
+    def __init__(
+        self, entity_type: Any, entity_key: Any, attribute_name: str, old_value: Any, new_value: Any
+    ) -> None:
         super().__init__(entity_type, entity_key)
         self.attribute_name = attribute_name
         self.old_value = old_value
         self.new_value = new_value
 
     def __repr__(self) -> str:
-        return (f"<UpdateEntityOperation {self.entity_type} {list(self.entity_key.values())} "
-                f"{self.attribute_name}>")
+        return (
+            f"<UpdateEntityOperation {self.entity_type} {list(self.entity_key.values())} "
+            f"{self.attribute_name}>"
+        )
 
 
 class DeleteEntityOperation(Operation):
@@ -179,8 +186,10 @@ class UnitOfWork:
         return thread.name if thread is not None else "(ended)"
 
     def __repr__(self) -> str:
-        return (f"<UnitOfWork thread={self.thread_name!r} operations={len(self.operations)} "
-                f"entities={len(self.entities)}>")
+        return (
+            f"<UnitOfWork thread={self.thread_name!r} operations={len(self.operations)} "
+            f"entities={len(self.entities)}>"
+        )
 
 
 def _values(value: Any) -> Iterable[Any]:
@@ -209,7 +218,7 @@ def optimise(
         same = _same
 
     batch: list[dict[str, Any]] = []
-    latest: dict[Identity, int] = {}      # identity -> index of its latest create/update
+    latest: dict[Identity, int] = {}  # identity -> index of its latest create/update
     created_at: dict[Identity, int] = {}  # identity -> index of its create payload
     originals: dict[tuple[int, str], Any] = {}  # (update index, attribute) -> first old value
 
@@ -220,29 +229,35 @@ def optimise(
         if isinstance(op, CreateEntityOperation):
             data = {"__entity_type__": op.entity_type}
             # A value left NOT_SET means "let the server choose" (ftrack_api drops it).
-            data.update((name, value) for name, value in op.entity_data.items()
-                        if value is not NOT_SET)
-            batch.append({
-                "action": "create",
-                "entity_type": op.entity_type,
-                "entity_key": list(op.entity_key.values()),
-                "entity_data": data,
-            })
+            data.update(
+                (name, value) for name, value in op.entity_data.items() if value is not NOT_SET
+            )
+            batch.append(
+                {
+                    "action": "create",
+                    "entity_type": op.entity_type,
+                    "entity_key": list(op.entity_key.values()),
+                    "entity_data": data,
+                }
+            )
             latest[identity] = created_at[identity] = len(batch) - 1
         elif isinstance(op, UpdateEntityOperation):
             if identity in deleted:
                 continue
             target = latest.get(identity)
-            if target is not None and not _refers_to_later(op.new_value, target, created_at,
-                                                            identity_of):
+            if target is not None and not _refers_to_later(
+                op.new_value, target, created_at, identity_of
+            ):
                 payload = batch[target]
             else:
-                batch.append({
-                    "action": "update",
-                    "entity_type": op.entity_type,
-                    "entity_key": list(op.entity_key.values()),
-                    "entity_data": {},
-                })
+                batch.append(
+                    {
+                        "action": "update",
+                        "entity_type": op.entity_type,
+                        "entity_key": list(op.entity_key.values()),
+                        "entity_data": {},
+                    }
+                )
                 target = len(batch) - 1
                 latest[identity] = target
                 payload = batch[target]
@@ -254,24 +269,32 @@ def optimise(
                 payload["entity_data"][op.attribute_name] = op.new_value
         elif isinstance(op, DeleteEntityOperation):
             latest.pop(identity, None)
-            batch.append({
-                "action": "delete",
-                "entity_type": op.entity_type,
-                "entity_key": list(op.entity_key.values()),
-            })
+            batch.append(
+                {
+                    "action": "delete",
+                    "entity_type": op.entity_type,
+                    "entity_key": list(op.entity_key.values()),
+                }
+            )
 
     for (index, name), original in originals.items():
         data = batch[index]["entity_data"]
         if name in data and same(data[name], original):
             del data[name]
     return [
-        payload for payload in batch
-        if payload is not None and not (payload["action"] == "update" and not payload["entity_data"])
+        payload
+        for payload in batch
+        if payload is not None
+        and not (payload["action"] == "update" and not payload["entity_data"])
     ]
 
 
-def _refers_to_later(value: Any, target: int, created_at: Mapping[Identity, int],
-                     identity_of: Callable[[Any], Identity | None]) -> bool:
+def _refers_to_later(
+    value: Any,
+    target: int,
+    created_at: Mapping[Identity, int],
+    identity_of: Callable[[Any], Identity | None],
+) -> bool:
     """True when *value* references an entity whose create payload comes after *target*."""
     for item in _values(value):
         identity = identity_of(item)

@@ -45,8 +45,9 @@ def group_page(entities: list[Any]) -> list[Any]:
     return entities
 
 
-def populate(session: Any, entities: Entity | Iterable[Entity],
-             projections: str | Iterable[str]) -> None:
+def populate(
+    session: Any, entities: Entity | Iterable[Entity], projections: str | Iterable[str]
+) -> None:
     """Fetch *projections* for *entities* in as few queries as possible.
 
     Entities created locally and not yet committed are skipped: the server has nothing
@@ -64,7 +65,7 @@ def populate(session: Any, entities: Entity | Iterable[Entity],
     for entity_type, group in by_type.items():
         keys = group[0].primary_key_attributes
         for start in range(0, len(group), POPULATE_CHUNK):
-            chunk = group[start:start + POPULATE_CHUNK]
+            chunk = group[start : start + POPULATE_CHUNK]
             condition = keys_condition(keys, [entity.primary_key_values() for entity in chunk])
             expression = f"select {projections} from {entity_type} where {condition}"
             QueryResult(session, expression, page_size=max(len(chunk), 1)).all()
@@ -114,8 +115,12 @@ def auto_populate(session: Any, entity: Entity, name: str) -> None:
     if group:
         cls = entity.__class__
         for other in group:
-            if (other is not entity and other.__class__ is cls and other._state is None
-                    and name not in other._remote):
+            if (
+                other is not entity
+                and other.__class__ is cls
+                and other._state is None
+                and name not in other._remote
+            ):
                 candidates.append(other)
     session.populate(candidates, name)
     if name not in entity._remote:

@@ -30,11 +30,11 @@ def split_offset_limit(expression: str) -> tuple[str, int | None, int | None]:
     match = _OFFSET.search(expression)
     if match:
         offset = int(match.group(1))
-        expression = expression[: match.start()] + expression[match.end():]
+        expression = expression[: match.start()] + expression[match.end() :]
     match = _LIMIT.search(expression)
     if match:
         limit = int(match.group(1))
-        expression = expression[: match.start()] + expression[match.end():]
+        expression = expression[: match.start()] + expression[match.end() :]
     return " ".join(expression.split()), offset, limit
 
 
@@ -74,7 +74,7 @@ class QueryResult:
             entities, next_offset = self._session._fetch_page(expression)
             self._results.extend(entities)
             if self._limit is not None and len(self._results) >= self._limit:
-                del self._results[self._limit:]
+                del self._results[self._limit :]
                 next_offset = None
             self._next_offset = next_offset
             return True
@@ -127,9 +127,7 @@ class QueryResult:
         """The only result; ``NotFoundError`` if none, ``MultipleResultsFoundError`` if more."""
         not_found, multiple = self._session._result_errors()
         if self._offset is not None or self._limit is not None:
-            raise ValueError(
-                "one() cannot be used with an expression that has an offset or limit."
-            )
+            raise ValueError("one() cannot be used with an expression that has an offset or limit.")
         entities: list[Entity]
         entities, _ = self._session._fetch_page(f"{self._base} offset 0 limit 2")
         if not entities:

@@ -52,8 +52,9 @@ def literal(value: Any) -> str:
 
 def key_condition(names: Sequence[str], values: Sequence[Any]) -> str:
     """``a is "1" and b is "2"``: one entity named by its primary key values."""
-    return " and ".join(f"{name} is {literal(value)}"
-                        for name, value in zip(names, values, strict=False))
+    return " and ".join(
+        f"{name} is {literal(value)}" for name, value in zip(names, values, strict=False)
+    )
 
 
 def keys_condition(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -71,6 +72,8 @@ def criterion(key: str, value: Any) -> str:
     if isinstance(value, Entity):
         return " and ".join(
             f"{key}.{name} is {literal(v)}"
-            for name, v in zip(value.primary_key_attributes, value.primary_key_values(),
-                               strict=False))
+            for name, v in zip(
+                value.primary_key_attributes, value.primary_key_values(), strict=False
+            )
+        )
     return f"{key} is {literal(value)}"

@@ -92,8 +92,11 @@ def write_cached(folder: str, schema_hash: str | None, schemas: list[dict[str, A
         return None
     try:
         for name in os.listdir(folder):
-            if (name.startswith(CACHE_PREFIX) and name.endswith(CACHE_SUFFIX)
-                    and os.path.join(folder, name) != path):
+            if (
+                name.startswith(CACHE_PREFIX)
+                and name.endswith(CACHE_SUFFIX)
+                and os.path.join(folder, name) != path
+            ):
                 os.unlink(os.path.join(folder, name))
     except OSError as exc:
         logger.debug("Could not remove stale schema caches in %s: %s", folder, exc)
@@ -104,7 +107,8 @@ def _looks_like_schemas(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     """A list of schema objects, each with a string ``id``, a ``properties`` object and
     a list ``primary_key`` where present: what building types and attributes reads."""
     return isinstance(value, list) and all(
-        isinstance(item, dict) and isinstance(item.get("id"), str)
+        isinstance(item, dict)
+        and isinstance(item.get("id"), str)
         and isinstance(item.get("properties", {}), dict)
         and isinstance(item.get("primary_key") or [], list)
         for item in value
@@ -133,8 +137,9 @@ def load_schemas(
     return schemas
 
 
-def build_type(schema: dict[str, Any], base: type | None = None,
-               bases: tuple[type, ...] | None = None) -> type[Entity]:
+def build_type(
+    schema: dict[str, Any], base: type | None = None, bases: tuple[type, ...] | None = None
+) -> type[Entity]:
     """Build the entity class for one *schema* (cheap: no attribute objects yet).
 
     Without *base*/*bases* the factory picks them (ftrack's helper classes for
@@ -174,7 +179,8 @@ def build_types(
         elif not (isinstance(cls, type) and issubclass(cls, Entity)):
             logger.warning(
                 "Ignoring the class a plugin built for %s: it does not derive from "
-                "reviewd.api.entity.Entity.", schema.get("id"),
+                "reviewd.api.entity.Entity.",
+                schema.get("id"),
             )
             cls = build_type(schema)
         types[schema["id"]] = cls

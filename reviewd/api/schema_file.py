@@ -32,6 +32,7 @@ class SchemaCacheFile:
 
         def _call(self, batch: list[dict[str, Any]], merge: bool = False) -> list[Any]: ...
         def call(self, data: list[dict[str, Any]]) -> list[Any]: ...
+
     """Mixed into ``Session``."""
 
     def _read_schemas_from_cache(self, schema_cache_path: str) -> tuple[list[Any], str]:
@@ -85,6 +86,7 @@ class SchemaCacheFile:
                 try:
                     self._write_schemas_to_cache(schemas, schema_cache_path)
                 except (OSError, TypeError) as error:
-                    _log.warning("schema cache %s could not be written: %s",
-                                 schema_cache_path, error)
+                    _log.warning(
+                        "schema cache %s could not be written: %s", schema_cache_path, error
+                    )
         return schemas

@@ -32,7 +32,9 @@ class ServerActions:
         def call(self, data: list[dict[str, Any]]) -> list[Any]: ...
         def get(self, entity_type: str, entity_key: Any) -> Any: ...
         def commit(self) -> None: ...
-        def auto_populating(self, auto_populate: bool) -> contextlib.AbstractContextManager[None]: ...
+        def auto_populating(
+            self, auto_populate: bool
+        ) -> contextlib.AbstractContextManager[None]: ...
         def create_component(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def _call_action(self, action: str, operations: list[dict[str, Any]]) -> list[Any]:
@@ -93,30 +95,45 @@ class ServerActions:
 
     def send_user_invites(self, users: list[Any]) -> None:
         """Email each user an invitation to the server."""
-        self._call_action("send_user_invite",
-                          [{"action": "send_user_invite", "user_id": user["id"]}
-                           for user in users])
+        self._call_action(
+            "send_user_invite",
+            [{"action": "send_user_invite", "user_id": user["id"]} for user in users],
+        )
 
     def send_review_session_invite(self, invitee: Any) -> None:
         self.send_review_session_invites([invitee])
 
     def send_review_session_invites(self, invitees: list[Any]) -> None:
         """Email each (committed) ``ReviewSessionInvitee`` their review link."""
-        self._call_action("send_review_session_invite",
-                          [{"action": "send_review_session_invite",
-                            "review_session_invitee_id": invitee["id"]} for invitee in invitees])
+        self._call_action(
+            "send_review_session_invite",
+            [
+                {"action": "send_review_session_invite", "review_session_invitee_id": invitee["id"]}
+                for invitee in invitees
+            ],
+        )
 
-    def get_upload_metadata(self, component_id: str, file_name: str, file_size: int,
-                            checksum: str | None = None) -> dict[str, Any]:
+    def get_upload_metadata(
+        self, component_id: str, file_name: str, file_size: int, checksum: str | None = None
+    ) -> dict[str, Any]:
         """Where and how to PUT a component's bytes: ``{"url": ..., "headers": {...}}``."""
-        answer: dict[str, Any] = self._call_action("get_upload_metadata", [{
-            "action": "get_upload_metadata", "component_id": component_id,
-            "file_name": file_name, "file_size": file_size, "checksum": checksum,
-        }])[0]
+        answer: dict[str, Any] = self._call_action(
+            "get_upload_metadata",
+            [
+                {
+                    "action": "get_upload_metadata",
+                    "component_id": component_id,
+                    "file_name": file_name,
+                    "file_size": file_size,
+                    "checksum": checksum,
+                }
+            ],
+        )[0]
         return answer
 
-    def encode_media(self, media: Any, version_id: str | None = None,
-                     keep_original: Any = "auto") -> Any:
+    def encode_media(
+        self, media: Any, version_id: str | None = None, keep_original: Any = "auto"
+    ) -> Any:
         """Have the server encode *media* (a path or a FileComponent) for review; the Job.
 
         A path is uploaded to the server location first (and committed); with
@@ -127,7 +144,8 @@ class ServerActions:
                 keep_original = False
             data = {"version_id": version_id} if keep_original else None
             component = self.create_component(
-                media, data=data, location=self.get("Location", SERVER_LOCATION_ID))
+                media, data=data, location=self.get("Location", SERVER_LOCATION_ID)
+            )
             self.commit()
         elif getattr(media, "entity_type", None) == "FileComponent":
             component = media
@@ -135,10 +153,17 @@ class ServerActions:
                 keep_original = True
         else:
             raise ValueError(f"Cannot encode media of type {type(media).__name__}.")
-        result = self._call_action("encode_media", [{
-            "action": "encode_media", "component_id": component["id"],
-            "version_id": version_id, "keep_original": keep_original,
-        }])
+        result = self._call_action(
+            "encode_media",
+            [
+                {
+                    "action": "encode_media",
+                    "component_id": component["id"],
+                    "version_id": version_id,
+                    "keep_original": keep_original,
+                }
+            ],
+        )
         return self.get("Job", result[0]["job_id"])
 
     def get_component_url(self, resource_identifier: str) -> str:

@@ -112,8 +112,8 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         api_user: str | None = None,
         auto_populate: bool = True,
         plugin_paths: Iterable[str] | None = None,
-        cache: Any=None,
-        cache_key_maker: Any=None,
+        cache: Any = None,
+        cache_key_maker: Any = None,
         auto_connect_event_hub: bool = False,
         schema_cache_path: str | bool | None = None,
         plugin_arguments: Mapping[str, Any] | None = None,
@@ -153,7 +153,10 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         self._closed = False
         self._auth = SessionAuthentication(self._api_key, self._api_user)
         self._client = ApiClient(
-            self._server_url, self._auth, headers=self._headers, cookies=self._cookies,
+            self._server_url,
+            self._auth,
+            headers=self._headers,
+            cookies=self._cookies,
             timeout=timeout,
         )
         try:
@@ -168,7 +171,8 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                 self.event_hub.connect(wait=False)
 
             self._server_information = result_checks.server_information(
-                self._call([{"action": "query_server_information"}])[0], self._server_url)
+                self._call([{"action": "query_server_information"}])[0], self._server_url
+            )
             check_server_version(self._server_information.get("version"))
 
             self._plugin_paths = resolve_plugin_paths(plugin_paths)
@@ -279,8 +283,11 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                     from reviewd.api.event.hub import EventHub
 
                     self._event_hub = EventHub(
-                        self._server_url, self._api_user, self._api_key,
-                        headers=self._headers or None, cookies=self._cookies or None,
+                        self._server_url,
+                        self._api_user,
+                        self._api_key,
+                        headers=self._headers or None,
+                        cookies=self._cookies or None,
                         auth=self._auth,
                     )
         return self._event_hub
@@ -374,8 +381,9 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         assert self._client is not None, "an open session has an API client"
         return self._client.http
 
-    def _create(self, entity_type: str, data: Mapping[str, Any] | None = None,
-                reconstructing: bool = False) -> Entity:
+    def _create(
+        self, entity_type: str, data: Mapping[str, Any] | None = None, reconstructing: bool = False
+    ) -> Entity:
         """ftrack_api's internal spelling of :meth:`create`, which some plugins use."""
         return self.create(entity_type, data, reconstructing=reconstructing)
 
@@ -398,7 +406,8 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         if not has_select(expression):
             cls = self._type(type_name_of(expression))
             expression = with_projections(
-                expression, cls.default_projections or cls.primary_key_attributes)
+                expression, cls.default_projections or cls.primary_key_attributes
+            )
         return QueryResult(self, expression, page_size=page_size)
 
     def _type(self, entity_type: str) -> type[Entity]:
@@ -460,8 +469,12 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         self._check_open()
         _populate.auto_populate(self, entity, name)
 
-    def ensure(self, entity_type: str, data: Mapping[str, Any],
-               identifying_keys: Iterable[str] | None = None) -> Entity:
+    def ensure(
+        self,
+        entity_type: str,
+        data: Mapping[str, Any],
+        identifying_keys: Iterable[str] | None = None,
+    ) -> Entity:
         """Return the entity matching *data* on *identifying_keys*, creating it if absent.
 
         An existing entity is updated to match *data*; either way the change is committed.
@@ -469,9 +482,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         self._check_open()
         identifying_keys = list(identifying_keys or data.keys())
         if not identifying_keys:
-            raise ValueError(
-                f"Cannot ensure {entity_type} from {data!r}: no identifying keys."
-            )
+            raise ValueError(f"Cannot ensure {entity_type} from {data!r}: no identifying keys.")
         criteria = " and ".join(criterion(key, data[key]) for key in identifying_keys)
         try:
             entity = self.query(f"{entity_type} where {criteria}").one()
@@ -489,8 +500,9 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         return entity
 
     # -------------------------------------------------------------- local changes
-    def create(self, entity_type: str, data: Mapping[str, Any] | None = None,
-               reconstructing: bool = False) -> Entity:
+    def create(
+        self, entity_type: str, data: Mapping[str, Any] | None = None, reconstructing: bool = False
+    ) -> Entity:
         """Create an entity locally; it reaches the server at the next :meth:`commit`."""
         self._check_open()
         cls = self._type(entity_type)
@@ -620,9 +632,11 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         pending, threads = self._work.discard_all()
         if pending:
             where = f" from {threads} threads" if threads > 1 else ""
-            message = (f"Closing the session for {self._server_url} with {pending} unsaved "
-                       f"operation(s){where}; they are discarded. Call commit() first to "
-                       "keep them.")
+            message = (
+                f"Closing the session for {self._server_url} with {pending} unsaved "
+                f"operation(s){where}; they are discarded. Call commit() first to "
+                "keep them."
+            )
             logger.warning(message)
             warnings.warn(message, UserWarning, stacklevel=2)
         self._closed = True

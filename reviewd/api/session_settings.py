@@ -50,8 +50,9 @@ class Credentials:
         return f"<Credentials {self.server_url} api_user={self.api_user!r}>"
 
 
-def resolve_credentials(server_url: str | None, api_key: str | None,
-                        api_user: str | None) -> Credentials:
+def resolve_credentials(
+    server_url: str | None, api_key: str | None, api_user: str | None
+) -> Credentials:
     """Server URL (trailing ``/`` stripped), API key (registered as a secret), user."""
     server_url = required(server_url, "server_url", ("FTRACK_SERVER",))
     api_key = required(api_key, "api_key", ("FTRACK_API_KEY", "FTRACK_APIKEY"))

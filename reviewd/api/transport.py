@@ -233,9 +233,7 @@ class ApiClient:
         ignored, so a broken metrics hook never breaks an API call.
         """
         if not callable(callback):
-            raise TypeError(
-                f"add_call_listener() takes a callable, not {type(callback).__name__}."
-            )
+            raise TypeError(f"add_call_listener() takes a callable, not {type(callback).__name__}.")
         with self._listeners_lock:
             self._listeners = (*self._listeners, callback)
 
@@ -250,27 +248,37 @@ class ApiClient:
 
         return remove
 
-    def _notify(self, batch: list[Any], duration: float, error: BaseException | None,
-                status: int | None) -> None:
+    def _notify(
+        self, batch: list[Any], duration: float, error: BaseException | None, status: int | None
+    ) -> None:
         info = CallInfo(
-            tuple(str(operation.get("action", "")) if isinstance(operation, Mapping) else ""
-                  for operation in batch),
-            duration, error, status,
+            tuple(
+                str(operation.get("action", "")) if isinstance(operation, Mapping) else ""
+                for operation in batch
+            ),
+            duration,
+            error,
+            status,
         )
         for listener in self._listeners:
             try:
                 listener(info)
             except Exception as exc:
-                logger.warning("An API call listener (%s) failed and was ignored: %s: %s",
-                               getattr(listener, "__qualname__", type(listener).__name__),
-                               type(exc).__name__, redact(str(exc))[:300])
+                logger.warning(
+                    "An API call listener (%s) failed and was ignored: %s: %s",
+                    getattr(listener, "__qualname__", type(listener).__name__),
+                    type(exc).__name__,
+                    redact(str(exc))[:300],
+                )
 
     @property
     def http(self) -> requests.Session:
         """The underlying ``requests.Session`` (headers, cookies, adapters)."""
         return self._http
 
-    def call(self, batch: list[dict[str, Any]], decoder: Callable[[bytes], Any] | None = None) -> list[Any]:
+    def call(
+        self, batch: list[dict[str, Any]], decoder: Callable[[bytes], Any] | None = None
+    ) -> list[Any]:
         """POST *batch* and return the decoded JSON result list (one per operation).
 
         *decoder* parses the body (default ``json.loads``); the Session passes one with an
@@ -297,38 +305,53 @@ class ApiClient:
         self._notify(batch, received - started, None, status)
         return result
 
-    def _post_and_parse(self, body: str, decoder: Callable[[bytes], Any] | None,
-                        expected: int | None = None, timing: list[Any] | None = None) -> list[Any]:
+    def _post_and_parse(
+        self,
+        body: str,
+        decoder: Callable[[bytes], Any] | None,
+        expected: int | None = None,
+        timing: list[Any] | None = None,
+    ) -> list[Any]:
         """POST *body*; on an answer, append ``(status, perf_counter())`` to *timing*."""
         try:
             response = self._http.post(self.url, data=body.encode("utf-8"), timeout=self.timeout)
         except requests.exceptions.Timeout as exc:
             raise ConnectionFailedError(
-                redact(f"The ftrack server at {self.server_url} did not answer within "
-                       f"{self.timeout} s ({type(exc).__name__}).")
+                redact(
+                    f"The ftrack server at {self.server_url} did not answer within "
+                    f"{self.timeout} s ({type(exc).__name__})."
+                )
             ) from None
         except requests.exceptions.ChunkedEncodingError as exc:
             # Connected, and an answer began, but the connection closed before the body
             # the server announced was complete: the operations may or may not have
             # been applied, so the caller must not take them for done.
             raise ConnectionFailedError(
-                redact(f"The answer of the ftrack server at {self.server_url} was cut off "
-                       f"before it was complete ({_reason(exc)}); the request may or may "
-                       "not have been applied.")
+                redact(
+                    f"The answer of the ftrack server at {self.server_url} was cut off "
+                    f"before it was complete ({_reason(exc)}); the request may or may "
+                    "not have been applied."
+                )
             ) from None
         except requests.exceptions.RequestException as exc:
             raise ConnectionFailedError(
-                redact(f"Could not connect to the ftrack server at {self.server_url}: "
-                       f"{_reason(exc)}. Check the server URL and that the server is running.")
+                redact(
+                    f"Could not connect to the ftrack server at {self.server_url}: "
+                    f"{_reason(exc)}. Check the server URL and that the server is running."
+                )
             ) from None
         content = response.content
         if timing is not None:
             timing.extend((response.status_code, time.perf_counter()))
         return self.parse_response(response.status_code, content, decoder, expected)
 
-    def parse_response(self, status: int, content: bytes,
-                       decoder: Callable[[bytes], Any] | None = None,
-                       expected: int | None = None) -> list[Any]:
+    def parse_response(
+        self,
+        status: int,
+        content: bytes,
+        decoder: Callable[[bytes], Any] | None = None,
+        expected: int | None = None,
+    ) -> list[Any]:
         """Turn a raw HTTP answer into the result list or the right exception.
 
         With *expected*, a list of any other length (results missing or extra, so that
@@ -339,27 +362,36 @@ class ApiClient:
         except ValueError as exc:
             excerpt = content[:_BODY_EXCERPT].decode("utf-8", "replace").strip()
             doc = getattr(exc, "doc", None)
-            cut = (isinstance(doc, str) and doc.strip()[:1] in ("[", "{")
-                   and getattr(exc, "pos", 0) >= len(doc.rstrip()))
+            cut = (
+                isinstance(doc, str)
+                and doc.strip()[:1] in ("[", "{")
+                and getattr(exc, "pos", 0) >= len(doc.rstrip())
+            )
             why = " (it ends before the JSON is complete: cut off?)" if cut else ""
             raise ServerError(
-                redact(f"The ftrack server at {self.server_url} answered HTTP {status} "
-                       f"with a body that is not JSON{why}: {excerpt!r}"),
+                redact(
+                    f"The ftrack server at {self.server_url} answered HTTP {status} "
+                    f"with a body that is not JSON{why}: {excerpt!r}"
+                ),
                 details={"status": status},
             ) from None
         if isinstance(result, dict) and "exception" in result:
             raise server_error(result, self.server_url, status)
         if not isinstance(result, list):
             raise ServerError(
-                redact(f"The ftrack server at {self.server_url} answered HTTP {status} with "
-                       f"a {type(result).__name__} where a list of results was expected."),
+                redact(
+                    f"The ftrack server at {self.server_url} answered HTTP {status} with "
+                    f"a {type(result).__name__} where a list of results was expected."
+                ),
                 details={"status": status},
             )
         if expected is not None and len(result) != expected:
             raise ServerError(
-                redact(f"The ftrack server at {self.server_url} answered HTTP {status} with "
-                       f"{_count(len(result), 'result')} for {_count(expected, 'operation')}; "
-                       "one result per operation was expected."),
+                redact(
+                    f"The ftrack server at {self.server_url} answered HTTP {status} with "
+                    f"{_count(len(result), 'result')} for {_count(expected, 'operation')}; "
+                    "one result per operation was expected."
+                ),
                 details={"status": status},
             )
         return result
@@ -371,15 +403,19 @@ class ApiClient:
         return f"<ApiClient {self.url}>"
 
 
-def server_error(error: Mapping[str, Any], server_url: str = "", status: int | None = None) -> ServerError:
+def server_error(
+    error: Mapping[str, Any], server_url: str = "", status: int | None = None
+) -> ServerError:
     """Build the exception for a server error object ``{"exception", "content", ...}``."""
     name = str(error.get("exception") or "ServerError")
     content = str(error.get("content") or "")
     where = f" at {server_url}" if server_url else ""
     cls = AuthenticationError if name in AUTHENTICATION_EXCEPTIONS else ServerError
     if cls is AuthenticationError:
-        message = (f"The ftrack server{where} refused the credentials ({name}): {content} "
-                   "Check the API user and API key.")
+        message = (
+            f"The ftrack server{where} refused the credentials ({name}): {content} "
+            "Check the API user and API key."
+        )
     else:
         message = f"The ftrack server{where} reported {name}: {content}"
     return cls(
@@ -397,9 +433,15 @@ def _count(number: int, noun: str) -> str:
 def _reason(exc: Exception) -> str:
     """A one-line reason for a requests exception, without urllib3's nested reprs."""
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "No route to host",
-                   "Temporary failure in name resolution", "certificate verify failed",
-                   "Connection reset", "Network is unreachable"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "No route to host",
+        "Temporary failure in name resolution",
+        "certificate verify failed",
+        "Connection reset",
+        "Network is unreachable",
+    ):
         if marker in text:
             return marker.lower()
     return type(exc).__name__ + (": " + text[:160] if text else "")

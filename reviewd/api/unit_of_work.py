@@ -54,8 +54,8 @@ class UnitsOfWork:
         # value for the attribute, latest last (the one read).  Entities are kept alive
         # by their units while listed here, so their ids stay valid.
         self._claims: dict[tuple[int, str], list[tuple[UnitOfWork, Any]]] = {}
-        self._creators: dict[int, UnitOfWork] = {}   # id(entity) -> unit that created it
-        self._deleters: dict[int, UnitOfWork] = {}   # id(entity) -> unit that deleted it
+        self._creators: dict[int, UnitOfWork] = {}  # id(entity) -> unit that created it
+        self._deleters: dict[int, UnitOfWork] = {}  # id(entity) -> unit that deleted it
 
     # -------------------------------------------------------------- the thread's unit
     def current(self) -> UnitOfWork | None:
@@ -83,8 +83,11 @@ class UnitsOfWork:
             return []
         owners = {"created": self._creators, "deleted": self._deleters}.get(owned or "")
         with self._lock:
-            return [entity for key, entity in unit.entities.items()
-                    if entity._state is state and (owners is None or owners.get(key) is unit)]
+            return [
+                entity
+                for key, entity in unit.entities.items()
+                if entity._state is state and (owners is None or owners.get(key) is unit)
+            ]
 
     # -------------------------------------------------------------- recording changes
     def record_created(self, entity: Entity, values: dict[str, Any], record: bool) -> None:
@@ -96,11 +99,13 @@ class UnitsOfWork:
         for name, value in values.items():
             self.claim(unit, entity, name, value)
         if record:
-            unit.operations.push(CreateEntityOperation(
-                cls.entity_type,
-                {name: values[name] for name in cls.primary_key_attributes},
-                dict(values),
-            ))
+            unit.operations.push(
+                CreateEntityOperation(
+                    cls.entity_type,
+                    {name: values[name] for name in cls.primary_key_attributes},
+                    dict(values),
+                )
+            )
 
     def record_update(self, entity: Entity, name: str, value: Any, record: bool) -> None:
         """Set *entity*'s local value of *name* for this thread and record the update."""
@@ -118,9 +123,15 @@ class UnitsOfWork:
                 entity._state = MODIFIED
             self.claim(unit, entity, name, value)
             if record:
-                unit.operations.push(UpdateEntityOperation(
-                    entity.entity_type, _key_of(entity), name, old, value,
-                ))
+                unit.operations.push(
+                    UpdateEntityOperation(
+                        entity.entity_type,
+                        _key_of(entity),
+                        name,
+                        old,
+                        value,
+                    )
+                )
 
     def record_delete(self, entity: Entity, record: bool) -> None:
         """Mark *entity* deleted by this thread and record the deletion."""
@@ -189,8 +200,9 @@ class UnitsOfWork:
             self.settle(entity, undelete=undelete)
         unit.clear()
 
-    def release(self, unit: UnitOfWork, entity: Entity, *, commit: bool,
-                detached: bool = False) -> None:
+    def release(
+        self, unit: UnitOfWork, entity: Entity, *, commit: bool, detached: bool = False
+    ) -> None:
         """Withdraw *unit*'s local values of *entity* (under the lock).
 
         Committed values become remote ones.  An attribute another thread also set keeps

@@ -27,7 +27,7 @@ TARGET_ROOT = "reviewd.api"
 
 def target_name(fullname: str) -> str:
     """``ftrack_api.event.hub`` -> ``reviewd.api.event.hub``."""
-    return TARGET_ROOT + fullname[len(ALIAS_ROOT):]
+    return TARGET_ROOT + fullname[len(ALIAS_ROOT) :]
 
 
 def is_alias_name(fullname: str) -> bool:

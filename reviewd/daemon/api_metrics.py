@@ -35,11 +35,17 @@ class ApiMetrics:
         self.duration = Histogram(
             "reviewd_api_request_duration_seconds",
             "Duration of the session's /api requests, observed once per distinct action "
-            "in the batch.", ["action"], buckets=API_BUCKETS, registry=registry)
+            "in the batch.",
+            ["action"],
+            buckets=API_BUCKETS,
+            registry=registry,
+        )
         self.errors = Counter(
             "reviewd_api_request_errors",
-            "Failed /api requests, once per distinct action in the batch, by exception "
-            "class.", ["action", "error"], registry=registry)
+            "Failed /api requests, once per distinct action in the batch, by exception class.",
+            ["action", "error"],
+            registry=registry,
+        )
 
     def observe(self, info: Any) -> None:
         """Record one ``CallInfo``; never raises (it runs inside the Session's call)."""

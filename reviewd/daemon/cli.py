@@ -32,12 +32,15 @@ EX_OK, EX_NOT_READY, EX_UNAVAILABLE, EX_CONFIG = 0, 3, 69, 78
 #: (module, its ``main``, one line for ``reviewd --help``).  A command appears when its
 #: module is importable, so a part that is not installed is not advertised.
 DELEGATED_COMMANDS: dict[str, tuple[str, str]] = {
-    "plugins": ("reviewd.plugin.cli",
-                "what would load from the plugin path; load plugins against a throwaway "
-                "server ('plugins list', 'plugins check DIR')"),
-    "devserver": ("reviewd.devserver.cli",
-                  "the embedded ftrack-compatible server; 'devserver emit' publishes an "
-                  "event on it"),
+    "plugins": (
+        "reviewd.plugin.cli",
+        "what would load from the plugin path; load plugins against a throwaway "
+        "server ('plugins list', 'plugins check DIR')",
+    ),
+    "devserver": (
+        "reviewd.devserver.cli",
+        "the embedded ftrack-compatible server; 'devserver emit' publishes an event on it",
+    ),
     "new-plugin": ("reviewd.plugin.scaffold", "create a plugin package with its test"),
 }
 
@@ -67,71 +70,128 @@ class SuggestingParser(argparse.ArgumentParser):
 
 
 def _config_option(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    parser.add_argument("--config", metavar="FILE",
-                        default=argparse.SUPPRESS if suppress else None,
-                        help="TOML configuration file (default /etc/reviewd/reviewd.toml "
-                             "when it exists, or $REVIEWD_CONFIG)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS if suppress else None,
+        help="TOML configuration file (default /etc/reviewd/reviewd.toml "
+        "when it exists, or $REVIEWD_CONFIG)",
+    )
 
 
 def _daemon_options(parser: argparse.ArgumentParser) -> None:
     """The daemon's own flags: only on the top-level parser (subcommands list theirs)."""
     _config_option(parser, suppress=False)
-    parser.add_argument("--foreground", action="store_true", default=False,
-                        help="run for development: console logs, plugin hot reload, and the "
-                             "embedded demo server when no server is configured")
-    parser.add_argument("--plugin-path", metavar="DIR", action="append", dest="plugin_paths",
-                        default=None, help="plugin directory (repeatable)")
-    parser.add_argument("--log-level", metavar="LEVEL", default=None,
-                        help="debug, info, warning, error or critical")
-    parser.add_argument("--log-format", metavar="FORMAT", default=None,
-                        help="console, json or journald (default: chosen automatically)")
-    parser.add_argument("--http", metavar="ADDR:PORT", default=None,
-                        help="health/metrics/status listener, e.g. 127.0.0.1:9120, or 'off'")
-    parser.add_argument("--embedded-server", action="store_true", default=False,
-                        help="run the embedded demo server and connect to it")
-    parser.add_argument("--journal", metavar="PATH", dest="journal_path", default=None,
-                        help="SQLite journal file")
+    parser.add_argument(
+        "--foreground",
+        action="store_true",
+        default=False,
+        help="run for development: console logs, plugin hot reload, and the "
+        "embedded demo server when no server is configured",
+    )
+    parser.add_argument(
+        "--plugin-path",
+        metavar="DIR",
+        action="append",
+        dest="plugin_paths",
+        default=None,
+        help="plugin directory (repeatable)",
+    )
+    parser.add_argument(
+        "--log-level", metavar="LEVEL", default=None, help="debug, info, warning, error or critical"
+    )
+    parser.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        default=None,
+        help="console, json or journald (default: chosen automatically)",
+    )
+    parser.add_argument(
+        "--http",
+        metavar="ADDR:PORT",
+        default=None,
+        help="health/metrics/status listener, e.g. 127.0.0.1:9120, or 'off'",
+    )
+    parser.add_argument(
+        "--embedded-server",
+        action="store_true",
+        default=False,
+        help="run the embedded demo server and connect to it",
+    )
+    parser.add_argument(
+        "--journal", metavar="PATH", dest="journal_path", default=None, help="SQLite journal file"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """``reviewd [daemon options]`` runs the daemon; ``reviewd COMMAND --help`` shows
     each command's own options (daemon options may still precede a command)."""
     parser = SuggestingParser(
-        prog="reviewd", description="ftrack event-processing daemon. Without a command it "
+        prog="reviewd",
+        description="ftrack event-processing daemon. Without a command it "
         "runs the daemon; 'reviewd COMMAND --help' shows a command's options.",
-        allow_abbrev=False)
+        allow_abbrev=False,
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     _daemon_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
-                                     parser_class=SuggestingParser)
-    check = commands.add_parser("check-config", help="validate the configuration and exit "
-                                "(78 when invalid)", allow_abbrev=False,
-                                description="Validate the configuration the daemon would run "
-                                "with and print it (the API key never).")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", parser_class=SuggestingParser
+    )
+    check = commands.add_parser(
+        "check-config",
+        help="validate the configuration and exit (78 when invalid)",
+        allow_abbrev=False,
+        description="Validate the configuration the daemon would run "
+        "with and print it (the API key never).",
+    )
     _config_option(check, suppress=True)
-    status = commands.add_parser("status", help="ask the running daemon what it is doing",
-                                 allow_abbrev=False, description="Ask a running daemon over "
-                                 "HTTP: 0 ready, 3 not ready, 69 not reachable.")
+    status = commands.add_parser(
+        "status",
+        help="ask the running daemon what it is doing",
+        allow_abbrev=False,
+        description="Ask a running daemon over HTTP: 0 ready, 3 not ready, 69 not reachable.",
+    )
     _config_option(status, suppress=True)
-    status.add_argument("--http", metavar="ADDR:PORT", default=argparse.SUPPRESS,
-                        help="where the daemon listens (default: from the configuration)")
+    status.add_argument(
+        "--http",
+        metavar="ADDR:PORT",
+        default=argparse.SUPPRESS,
+        help="where the daemon listens (default: from the configuration)",
+    )
     status.add_argument("--json", action="store_true", help="print the raw JSON")
-    journal = commands.add_parser("journal", help="inspect and handle dead letters",
-                                  allow_abbrev=False,
-                                  description="Inspect and handle the journal's dead letters.")
-    actions = journal.add_subparsers(dest="action", metavar="ACTION", title="actions",
-                                     required=True, parser_class=SuggestingParser)
+    journal = commands.add_parser(
+        "journal",
+        help="inspect and handle dead letters",
+        allow_abbrev=False,
+        description="Inspect and handle the journal's dead letters.",
+    )
+    actions = journal.add_subparsers(
+        dest="action",
+        metavar="ACTION",
+        title="actions",
+        required=True,
+        parser_class=SuggestingParser,
+    )
     for name, text in JOURNAL_ACTIONS.items():
-        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:]
-                                    + ".", allow_abbrev=False)
+        action = actions.add_parser(
+            name, help=text, description=text[0].upper() + text[1:] + ".", allow_abbrev=False
+        )
         _config_option(action, suppress=True)
-        action.add_argument("--journal", metavar="PATH", dest="journal_path",
-                            default=argparse.SUPPRESS, help="SQLite journal file")
+        action.add_argument(
+            "--journal",
+            metavar="PATH",
+            dest="journal_path",
+            default=argparse.SUPPRESS,
+            help="SQLite journal file",
+        )
         action.add_argument("--plugin", help="only this plugin's dead letters")
         action.add_argument("--event", dest="event_id", help="only this event id")
         if name == "list":
-            action.add_argument("--pending", action="store_true",
-                                help="show unfinished deliveries instead of dead letters")
+            action.add_argument(
+                "--pending",
+                action="store_true",
+                help="show unfinished deliveries instead of dead letters",
+            )
     for name, (module, text) in DELEGATED_COMMANDS.items():
         if importlib.util.find_spec(module) is not None:
             # Listed for --help and suggestions; main() hands these over before parsing.
@@ -151,8 +211,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 #: Top-level flags that take a value (the token after them is that value, not a command).
-_VALUE_FLAGS = ("--config", "--plugin-path", "--log-level", "--log-format", "--http",
-                "--journal")
+_VALUE_FLAGS = ("--config", "--plugin-path", "--log-level", "--log-format", "--http", "--journal")
 
 
 def _refuse_late_delegated_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
@@ -162,8 +221,10 @@ def _refuse_late_delegated_command(parser: argparse.ArgumentParser, argv: list[s
         if token == "--":
             return
         if token in DELEGATED_COMMANDS and argv[index - 1] not in _VALUE_FLAGS:
-            parser.error(f"'{token}' must come first ('reviewd {token} --help' lists its "
-                         "options; the daemon's options do not apply to it)")
+            parser.error(
+                f"'{token}' must come first ('reviewd {token} --help' lists its "
+                "options; the daemon's options do not apply to it)"
+            )
 
 
 def check_flags(parser: argparse.ArgumentParser, argv: list[str]) -> None:
@@ -212,9 +273,12 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 def _load(args: argparse.Namespace, require_server: bool = True) -> Any:
     from reviewd.daemon import config
 
-    return config.load(flags=_flags(args), config_file=getattr(args, "config", None),
-                       foreground=bool(getattr(args, "foreground", False)),
-                       require_server=require_server)
+    return config.load(
+        flags=_flags(args),
+        config_file=getattr(args, "config", None),
+        foreground=bool(getattr(args, "foreground", False)),
+        require_server=require_server,
+    )
 
 
 def _config_error(exc: Exception) -> int:
@@ -267,8 +331,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _exit_now_if_threads_linger(code: int) -> None:
     """A plugin's non-daemon thread must not keep a stopped daemon alive."""
-    lingering = [t for t in threading.enumerate()
-                 if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    lingering = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
     if lingering:
         import os
 
@@ -333,10 +400,14 @@ def format_status(body: dict[str, Any]) -> str:
     ]
     for reason in body.get("reasons", []):
         lines.append(f"  ! {reason}")
-    lines.append(f"server: {server.get('url')} as {server.get('user')}"
-                 f"{' (embedded)' if server.get('embedded') else ''}")
-    lines.append(f"event hub: {'connected' if hub.get('connected') else 'DISCONNECTED'}, "
-                 f"{hub.get('reconnects', 0)} reconnect(s), {hub.get('gaps', 0)} gap(s)")
+    lines.append(
+        f"server: {server.get('url')} as {server.get('user')}"
+        f"{' (embedded)' if server.get('embedded') else ''}"
+    )
+    lines.append(
+        f"event hub: {'connected' if hub.get('connected') else 'DISCONNECTED'}, "
+        f"{hub.get('reconnects', 0)} reconnect(s), {hub.get('gaps', 0)} gap(s)"
+    )
     plugins = body.get("plugins", {})
     lines.append(f"plugins: {len(plugins)}")
     for name, info in sorted(plugins.items()):
@@ -348,11 +419,14 @@ def format_status(body: dict[str, Any]) -> str:
             f"  {name:<24} {info.get('kind', '?'):<8} handled {info.get('handled', 0)}, "
             f"ok {info.get('succeeded', 0)}, failed {info.get('failed', 0)}, "
             f"retried {info.get('retried', 0)}, dead {info.get('dead_lettered', 0)}, "
-            f"queued {info.get('queue_depth', 0)}, running {info.get('in_flight', 0)}{flag}")
+            f"queued {info.get('queue_depth', 0)}, running {info.get('in_flight', 0)}{flag}"
+        )
         if info.get("last_error"):
             lines.append(f"  {'':<24} last error: {info['last_error']}")
-    lines.append(f"journal: {journal_info.get('path')}: pending {journal_info.get('pending', 0)},"
-                 f" done {journal_info.get('done', 0)}, dead {journal_info.get('dead', 0)}")
+    lines.append(
+        f"journal: {journal_info.get('path')}: pending {journal_info.get('pending', 0)},"
+        f" done {journal_info.get('done', 0)}, dead {journal_info.get('dead', 0)}"
+    )
     lines.extend(format_cluster(body.get("cluster")))
     if body.get("last_error"):
         lines.append(f"last error: {body['last_error']}")
@@ -364,18 +438,24 @@ def format_cluster(cluster: dict[str, Any] | None) -> list[str]:
     if not cluster:
         return []
     spool = cluster.get("spool") or {}
-    lines = [f"cluster: replica {cluster.get('replica')} on {cluster.get('redis')}"
-             f"{'' if cluster.get('redis_reachable') else ' (REDIS UNREACHABLE)'}, "
-             f"spool {spool.get('events', 0)} event(s), refused {spool.get('refused', 0)}"]
+    lines = [
+        f"cluster: replica {cluster.get('replica')} on {cluster.get('redis')}"
+        f"{'' if cluster.get('redis_reachable') else ' (REDIS UNREACHABLE)'}, "
+        f"spool {spool.get('events', 0)} event(s), refused {spool.get('refused', 0)}"
+    ]
     for replica in cluster.get("replicas", []):
-        lines.append(f"  replica {replica.get('name'):<20} last heartbeat "
-                     f"{replica.get('age_seconds')}s ago (pid {replica.get('pid')} on "
-                     f"{replica.get('host')})")
+        lines.append(
+            f"  replica {replica.get('name'):<20} last heartbeat "
+            f"{replica.get('age_seconds')}s ago (pid {replica.get('pid')} on "
+            f"{replica.get('host')})"
+        )
     for name, fig in sorted((cluster.get("plugins") or {}).items()):
         holder = f", lease held by {fig['lease_holder']}" if "lease_holder" in fig else ""
-        lines.append(f"  {name:<24} lag {fig.get('lag', 0)}, pending {fig.get('pending', 0)}, "
-                     f"claims {fig.get('claims', 0)}, dead {fig.get('dead_letters', 0)}"
-                     f"{holder}")
+        lines.append(
+            f"  {name:<24} lag {fig.get('lag', 0)}, pending {fig.get('pending', 0)}, "
+            f"claims {fig.get('claims', 0)}, dead {fig.get('dead_letters', 0)}"
+            f"{holder}"
+        )
     return lines
 
 
@@ -411,8 +491,10 @@ def journal(args: argparse.Namespace) -> int:
                 rows = [d for d in rows if d.event_id == args.event_id]
             for d in rows:
                 error = (d.last_error or "").strip().splitlines()
-                sys.stdout.write(f"{d.event_id}  {d.plugin}  {d.topic}  {d.state}  "
-                                 f"attempts={d.attempts}  {error[-1] if error else ''}\n")
+                sys.stdout.write(
+                    f"{d.event_id}  {d.plugin}  {d.topic}  {d.state}  "
+                    f"attempts={d.attempts}  {error[-1] if error else ''}\n"
+                )
             kind = "pending deliveries" if args.pending else "dead letters"
             sys.stdout.write(f"{len(rows)} {kind}\n")
         elif args.action == "stats":
@@ -421,8 +503,10 @@ def journal(args: argparse.Namespace) -> int:
             sys.stdout.write(render_stats(store))
         elif args.action == "retry":
             count = store.retry_dead(args.event_id, args.plugin)
-            sys.stdout.write(f"{count} dead letter(s) made pending again; a running daemon "
-                             "picks them up within seconds, a stopped one on start\n")
+            sys.stdout.write(
+                f"{count} dead letter(s) made pending again; a running daemon "
+                "picks them up within seconds, a stopped one on start\n"
+            )
         else:
             count = store.purge_dead(args.event_id, args.plugin)
             sys.stdout.write(f"{count} dead letter(s) purged\n")

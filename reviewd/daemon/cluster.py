@@ -39,9 +39,16 @@ def replicas(journal: Any, now: float | None = None) -> list[dict[str, Any]]:
         if age > FORGET_AFTER:
             journal.client.hdel(key, name)
             continue
-        out.append({"name": name, "host": beat.get("host"), "pid": beat.get("pid"),
-                    "last_heartbeat": beat.get("time"), "age_seconds": round(max(0.0, age), 3),
-                    "started": beat.get("started")})
+        out.append(
+            {
+                "name": name,
+                "host": beat.get("host"),
+                "pid": beat.get("pid"),
+                "last_heartbeat": beat.get("time"),
+                "age_seconds": round(max(0.0, age), 3),
+                "started": beat.get("started"),
+            }
+        )
     return sorted(out, key=lambda r: r["age_seconds"])
 
 
@@ -49,20 +56,28 @@ def plugin_figures(journal: Any, plugin: str) -> dict[str, Any]:
     """Lag, pending (by replica), claims, dead letters and lease holder of one plugin."""
     client = journal.client
     stream = journal.key("stream", plugin)
-    figures: dict[str, Any] = {"lag": 0, "pending": 0, "pending_by_replica": {},
-                               "claims": 0, "dead_letters": 0, "done": 0}
+    figures: dict[str, Any] = {
+        "lag": 0,
+        "pending": 0,
+        "pending_by_replica": {},
+        "claims": 0,
+        "dead_letters": 0,
+        "done": 0,
+    }
     groups = client.xinfo_groups(stream) if client.exists(stream) else []
     for group in groups:
         if group.get("name") != GROUP:
             continue
         figures["pending"] = int(group.get("pending") or 0)
         lag = group.get("lag")
-        figures["lag"] = int(lag) if lag is not None else max(
-            0, client.xlen(stream) - figures["pending"])
+        figures["lag"] = (
+            int(lag) if lag is not None else max(0, client.xlen(stream) - figures["pending"])
+        )
         if figures["pending"]:
             summary = client.xpending(stream, GROUP)
             figures["pending_by_replica"] = {
-                c["name"]: int(c["pending"]) for c in summary.get("consumers") or []}
+                c["name"]: int(c["pending"]) for c in summary.get("consumers") or []
+            }
     pipe = client.pipeline(transaction=False)
     pipe.get(journal.key("claims", plugin))
     pipe.xlen(journal.key("dead", plugin))
@@ -78,8 +93,13 @@ def spool_state(spool: Any) -> dict[str, int]:
     """The intake spool (events received, not yet in Redis) in figures."""
     if spool is None:
         return {}
-    return {"events": len(spool), "bytes": spool.bytes, "max_bytes": spool.max_bytes,
-            "refused": spool.refused, "peak_bytes": spool.peak_bytes}
+    return {
+        "events": len(spool),
+        "bytes": spool.bytes,
+        "max_bytes": spool.max_bytes,
+        "refused": spool.refused,
+        "peak_bytes": spool.peak_bytes,
+    }
 
 
 def view(journal: Any, spool: Any = None) -> dict[str, Any]:
@@ -110,8 +130,13 @@ def safe_view(journal: Any, spool: Any = None) -> dict[str, Any] | None:
     except Exception as exc:  # noqa: BLE001
         from reviewd.api.exception import redact
 
-        return {"replica": journal.consumer, "redis": journal.path, "redis_reachable": False,
-                "error": redact(str(exc)), "spool": spool_state(spool)}
+        return {
+            "replica": journal.consumer,
+            "redis": journal.path,
+            "redis_reachable": False,
+            "error": redact(str(exc)),
+            "spool": spool_state(spool),
+        }
 
 
 class ClusterCollector:
@@ -128,19 +153,22 @@ class ClusterCollector:
         journal = self._journal()
         if journal is None or not getattr(journal, "feeds_lanes", False) or journal.closed:
             return
-        reachable = GaugeMetricFamily("reviewd_redis_up", "1 while this replica reaches the "
-                                      "Redis journal.")
+        reachable = GaugeMetricFamily(
+            "reviewd_redis_up", "1 while this replica reaches the Redis journal."
+        )
         reachable.add_metric([], 1.0 if journal.link.up else 0.0)
         yield reachable
         spool = spool_state(self._spool() if self._spool is not None else None)
         if spool:
-            spooled = GaugeMetricFamily("reviewd_redis_spool_bytes", "Bytes of received "
-                                        "events waiting in the intake spool to be written "
-                                        "to Redis.")
+            spooled = GaugeMetricFamily(
+                "reviewd_redis_spool_bytes",
+                "Bytes of received events waiting in the intake spool to be written to Redis.",
+            )
             spooled.add_metric([], spool["bytes"])
             yield spooled
-            refused = CounterMetricFamily("reviewd_redis_spool_refused", "Events refused "
-                                          "because the intake spool was full.")
+            refused = CounterMetricFamily(
+                "reviewd_redis_spool_refused", "Events refused because the intake spool was full."
+            )
             refused.add_metric([], spool["refused"])
             yield refused
         try:
@@ -148,21 +176,35 @@ class ClusterCollector:
             figures = {name: plugin_figures(journal, name) for name in known_plugins(journal)}
         except Exception:  # noqa: BLE001 - Redis away: reviewd_redis_up says it
             return
-        age = GaugeMetricFamily("reviewd_cluster_heartbeat_age_seconds", "Seconds since "
-                                "each replica's last heartbeat in Redis.", labels=["replica"])
+        age = GaugeMetricFamily(
+            "reviewd_cluster_heartbeat_age_seconds",
+            "Seconds since each replica's last heartbeat in Redis.",
+            labels=["replica"],
+        )
         for replica in seen:
             age.add_metric([replica["name"]], replica["age_seconds"])
         yield age
-        lag = GaugeMetricFamily("reviewd_cluster_stream_lag", "Entries no replica has taken "
-                                "yet.", labels=["plugin"])
-        pending = GaugeMetricFamily("reviewd_cluster_pending", "Entries taken by a replica "
-                                    "and not finished.", labels=["plugin", "replica"])
-        claims = CounterMetricFamily("reviewd_cluster_claims", "Entries taken over from a "
-                                     "replica that went silent.", labels=["plugin"])
-        dead = GaugeMetricFamily("reviewd_cluster_dead_letters", "Dead letters kept in "
-                                 "Redis.", labels=["plugin"])
-        lease = GaugeMetricFamily("reviewd_cluster_lease_held", "1 where this replica holds "
-                                  "a pinned plugin's lease.", labels=["plugin"])
+        lag = GaugeMetricFamily(
+            "reviewd_cluster_stream_lag", "Entries no replica has taken yet.", labels=["plugin"]
+        )
+        pending = GaugeMetricFamily(
+            "reviewd_cluster_pending",
+            "Entries taken by a replica and not finished.",
+            labels=["plugin", "replica"],
+        )
+        claims = CounterMetricFamily(
+            "reviewd_cluster_claims",
+            "Entries taken over from a replica that went silent.",
+            labels=["plugin"],
+        )
+        dead = GaugeMetricFamily(
+            "reviewd_cluster_dead_letters", "Dead letters kept in Redis.", labels=["plugin"]
+        )
+        lease = GaugeMetricFamily(
+            "reviewd_cluster_lease_held",
+            "1 where this replica holds a pinned plugin's lease.",
+            labels=["plugin"],
+        )
         for name, fig in sorted(figures.items()):
             lag.add_metric([name], fig["lag"])
             for replica, count in sorted(fig["pending_by_replica"].items()):
@@ -171,6 +213,5 @@ class ClusterCollector:
             dead.add_metric([name], fig["dead_letters"])
             if "lease_holder" in fig:
                 holder = fig["lease_holder"] or ""
-                lease.add_metric([name], 1.0 if holder.startswith(journal.consumer + "/")
-                                 else 0.0)
+                lease.add_metric([name], 1.0 if holder.startswith(journal.consumer + "/") else 0.0)
         yield from (lag, pending, claims, dead, lease)

@@ -79,6 +79,7 @@ def _bounded_int(high: int) -> Callable[[Any], int]:
     """A whole number from 1 to *high*: values past what the daemon can really run
     (``REVIEWD_CONCURRENCY=100000`` threads per plugin) are refused by ``check-config``
     rather than killing the daemon later with "can't start new thread"."""
+
     def parse(value: Any) -> int:
         number = _parse_positive_int(value)
         if number > high:
@@ -214,104 +215,318 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("server.url", "server_url", _parse_server_url, None, ("FTRACK_SERVER",),
-            "ftrack server URL with scheme (and port). Required unless the embedded server runs."),
-    Setting("server.user", "api_user", _parse_str, None, ("FTRACK_API_USER",),
-            "API user name; defaults to the OS user."),
-    Setting("server.api_key_file", "api_key_file", _parse_str, None, ("REVIEWD_API_KEY_FILE",),
-            "File holding the API key (first line)."),
-    Setting("server.ca_bundle", "ca_bundle", _parse_str, None, ("REVIEWD_CA_BUNDLE",),
-            "PEM file (or folder) of the CAs to trust for an https server with a private or "
-            "self-signed certificate. Verification is always on."),
-    Setting("server.connect_backoff_max", "connect_backoff_max", parse_duration, 60.0,
-            ("REVIEWD_CONNECT_BACKOFF_MAX",),
-            "Cap of the delay between attempts to reach the server at start."),
-    Setting("daemon.state_dir", "state_dir", _parse_str, None, ("REVIEWD_STATE_DIR", "STATE_DIRECTORY"),
-            "Folder for the journal; systemd's $STATE_DIRECTORY, else the user state dir."),
-    Setting("daemon.http", "http", parse_address, ("127.0.0.1", 9120), ("REVIEWD_HTTP",),
-            "Address of /healthz /readyz /metrics /status, HOST:PORT or 'off'."),
-    Setting("daemon.log_level", "log_level", _parse_level, "info", ("REVIEWD_LOG_LEVEL",),
-            "debug, info, warning, error or critical."),
-    Setting("daemon.log_format", "log_format", _parse_choice("auto", "console", "json", "journald"),
-            "auto", ("REVIEWD_LOG_FORMAT",),
-            "console, json, journald, or auto (console in the foreground, journald under "
-            "systemd's journal, JSON otherwise)."),
-    Setting("daemon.grace_period", "grace_period", parse_duration, 30.0, ("REVIEWD_GRACE_PERIOD",),
-            "How long in-flight handlers may run after SIGTERM before the daemon exits."),
-    Setting("daemon.embedded_server", "embedded_server", _parse_bool, False,
-            ("REVIEWD_EMBEDDED_SERVER",), "Run the embedded demo server and connect to it."),
-    Setting("daemon.simulate", "simulate", _parse_non_negative_float, 1.0, ("REVIEWD_SIMULATE",),
-            "Simulated changes per second on the embedded server (0 disables)."),
-    Setting("daemon.watch_plugins", "watch_plugins", _parse_bool, None, ("REVIEWD_WATCH_PLUGINS",),
-            "Reload a plugin when its file changes (default: on in the foreground)."),
-    Setting("journal.backend", "journal_backend", _parse_choice("sqlite", "redis"), "sqlite",
-            ("REVIEWD_JOURNAL_BACKEND",),
-            "sqlite (one host) or redis (Redis Streams: several hosts share the work)."),
-    Setting("journal.redis_url", "redis_url", _parse_str, None, ("REVIEWD_REDIS_URL",),
-            "Redis URL for the redis backend, e.g. redis://redis:6379/0."),
-    Setting("journal.redis_prefix", "redis_prefix", _parse_str, "reviewd",
-            ("REVIEWD_REDIS_PREFIX",), "Key prefix in Redis; hosts sharing work use the same."),
-    Setting("journal.consumer", "consumer", _parse_str, None, ("REVIEWD_CONSUMER",),
-            "This host's consumer name in Redis (default: the host name); keep it stable."),
-    Setting("journal.claim_idle", "claim_idle", parse_duration, 60.0, ("REVIEWD_CLAIM_IDLE",),
-            "Redis: deliveries a host stopped touching for this long are taken over."),
-    Setting("journal.pinned", "pinned_plugins", _parse_names, [], ("REVIEWD_PINNED_PLUGINS",),
-            "Redis: plugins that run on one replica at a time (the holder of a lease)."),
-    Setting("journal.lease_ttl", "lease_ttl", parse_duration, 10.0, ("REVIEWD_LEASE_TTL",),
-            "Redis: a pinned plugin's lease runs out this long after its holder died."),
-    Setting("journal.path", "journal_path", _parse_str, None, ("REVIEWD_JOURNAL",),
-            "SQLite journal file; default STATE_DIR/journal.sqlite3."),
-    Setting("journal.retention", "journal_retention", parse_duration, 7 * 86400.0,
-            ("REVIEWD_JOURNAL_RETENTION",), "How long finished deliveries are kept."),
-    Setting("plugins.paths", "plugin_paths", _parse_paths, None,
-            ("REVIEWD_PLUGIN_PATH", "FTRACK_EVENT_PLUGIN_PATH"),
-            "Plugin directories (os.pathsep-separated in the environment)."),
-    Setting("plugins.strict", "plugin_strict", _parse_bool, False, ("REVIEWD_PLUGIN_STRICT",),
-            "Make any plugin load failure fatal (exit 78)."),
-    Setting("plugins.required", "plugins_required", _parse_bool, True,
-            ("REVIEWD_PLUGINS_REQUIRED",),
-            "Not ready while a plugin failed to load or no plugin loaded at all; false "
-            "reports both in /status but stays ready (a daemon that runs no plugin yet)."),
-    Setting("plugins.allow_world_writable", "plugin_allow_world_writable", _parse_bool, False,
-            ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
-            "Load plugins from world-writable paths (refused by default: anyone could add code)."),
-    Setting("plugins.secret_arguments", "plugin_secret_arguments", _parse_names, [],
-            ("REVIEWD_PLUGIN_SECRET_ARGUMENTS",),
-            "Plugin argument names whose values are secrets (redacted everywhere), besides "
-            "*_key, *token*, *password* and *secret*."),
-    Setting("plugins.ftrack_api_compat", "plugin_ftrack_api_compat", _parse_bool, True,
-            ("REVIEWD_FTRACK_API_COMPAT",),
-            "Let unchanged ftrack plugins `import ftrack_api` at all."),
-    Setting("plugins.ftrack_api", "plugin_ftrack_api", _parse_choice("reviewd", "installed"),
-            "reviewd", ("REVIEWD_FTRACK_API",),
-            "What `import ftrack_api` gives classic plugins: reviewd (default, even when "
-            "ftrack-python-api is installed) or installed (the real package)."),
-    Setting("routing.queue_size", "queue_size", _bounded_int(MAX_QUEUE_SIZE), _LANE_DEFAULTS.queue_size, ("REVIEWD_QUEUE_SIZE",),
-            "Per-plugin queue bound; overflow stays in the journal and is fed in later."),
-    Setting("routing.concurrency", "concurrency", _bounded_int(MAX_CONCURRENCY), _LANE_DEFAULTS.concurrency, ("REVIEWD_CONCURRENCY",),
-            "Worker threads per plugin (1 keeps events in order)."),
-    Setting("routing.soft_timeout", "soft_timeout", parse_duration, _LANE_DEFAULTS.soft_timeout, ("REVIEWD_SOFT_TIMEOUT",),
-            "A handler running longer is logged and counted."),
-    Setting("routing.hard_timeout", "hard_timeout", parse_duration, _LANE_DEFAULTS.hard_timeout, ("REVIEWD_HARD_TIMEOUT",),
-            "A handler running longer marks its plugin stuck (not ready)."),
-    Setting("routing.max_attempts", "max_attempts", _bounded_int(MAX_ATTEMPTS), _LANE_DEFAULTS.max_attempts, ("REVIEWD_MAX_ATTEMPTS",),
-            "Attempts per delivery before it is dead-lettered."),
-    Setting("routing.retry_backoff", "retry_backoff", parse_duration, _LANE_DEFAULTS.retry_backoff, ("REVIEWD_RETRY_BACKOFF",),
-            "First retry delay; doubles per attempt."),
-    Setting("routing.retry_backoff_max", "retry_backoff_max", parse_duration,
-            _LANE_DEFAULTS.retry_backoff_max,
-            ("REVIEWD_RETRY_BACKOFF_MAX",), "Cap of the retry delay."),
-    Setting("routing.queue_bytes", "queue_bytes", _parse_positive_int, _LANE_DEFAULTS.queue_bytes,
-            ("REVIEWD_QUEUE_BYTES",),
-            "Per-plugin bound on queued event bytes; beyond it events wait in the journal."),
-    Setting("routing.retry_actions", "retry_actions", _parse_bool, _LANE_DEFAULTS.retry_actions,
-            ("REVIEWD_RETRY_ACTIONS",),
-            "Retry a failed ftrack.action.launch like other events (default: reply failure)."),
+    Setting(
+        "server.url",
+        "server_url",
+        _parse_server_url,
+        None,
+        ("FTRACK_SERVER",),
+        "ftrack server URL with scheme (and port). Required unless the embedded server runs.",
+    ),
+    Setting(
+        "server.user",
+        "api_user",
+        _parse_str,
+        None,
+        ("FTRACK_API_USER",),
+        "API user name; defaults to the OS user.",
+    ),
+    Setting(
+        "server.api_key_file",
+        "api_key_file",
+        _parse_str,
+        None,
+        ("REVIEWD_API_KEY_FILE",),
+        "File holding the API key (first line).",
+    ),
+    Setting(
+        "server.ca_bundle",
+        "ca_bundle",
+        _parse_str,
+        None,
+        ("REVIEWD_CA_BUNDLE",),
+        "PEM file (or folder) of the CAs to trust for an https server with a private or "
+        "self-signed certificate. Verification is always on.",
+    ),
+    Setting(
+        "server.connect_backoff_max",
+        "connect_backoff_max",
+        parse_duration,
+        60.0,
+        ("REVIEWD_CONNECT_BACKOFF_MAX",),
+        "Cap of the delay between attempts to reach the server at start.",
+    ),
+    Setting(
+        "daemon.state_dir",
+        "state_dir",
+        _parse_str,
+        None,
+        ("REVIEWD_STATE_DIR", "STATE_DIRECTORY"),
+        "Folder for the journal; systemd's $STATE_DIRECTORY, else the user state dir.",
+    ),
+    Setting(
+        "daemon.http",
+        "http",
+        parse_address,
+        ("127.0.0.1", 9120),
+        ("REVIEWD_HTTP",),
+        "Address of /healthz /readyz /metrics /status, HOST:PORT or 'off'.",
+    ),
+    Setting(
+        "daemon.log_level",
+        "log_level",
+        _parse_level,
+        "info",
+        ("REVIEWD_LOG_LEVEL",),
+        "debug, info, warning, error or critical.",
+    ),
+    Setting(
+        "daemon.log_format",
+        "log_format",
+        _parse_choice("auto", "console", "json", "journald"),
+        "auto",
+        ("REVIEWD_LOG_FORMAT",),
+        "console, json, journald, or auto (console in the foreground, journald under "
+        "systemd's journal, JSON otherwise).",
+    ),
+    Setting(
+        "daemon.grace_period",
+        "grace_period",
+        parse_duration,
+        30.0,
+        ("REVIEWD_GRACE_PERIOD",),
+        "How long in-flight handlers may run after SIGTERM before the daemon exits.",
+    ),
+    Setting(
+        "daemon.embedded_server",
+        "embedded_server",
+        _parse_bool,
+        False,
+        ("REVIEWD_EMBEDDED_SERVER",),
+        "Run the embedded demo server and connect to it.",
+    ),
+    Setting(
+        "daemon.simulate",
+        "simulate",
+        _parse_non_negative_float,
+        1.0,
+        ("REVIEWD_SIMULATE",),
+        "Simulated changes per second on the embedded server (0 disables).",
+    ),
+    Setting(
+        "daemon.watch_plugins",
+        "watch_plugins",
+        _parse_bool,
+        None,
+        ("REVIEWD_WATCH_PLUGINS",),
+        "Reload a plugin when its file changes (default: on in the foreground).",
+    ),
+    Setting(
+        "journal.backend",
+        "journal_backend",
+        _parse_choice("sqlite", "redis"),
+        "sqlite",
+        ("REVIEWD_JOURNAL_BACKEND",),
+        "sqlite (one host) or redis (Redis Streams: several hosts share the work).",
+    ),
+    Setting(
+        "journal.redis_url",
+        "redis_url",
+        _parse_str,
+        None,
+        ("REVIEWD_REDIS_URL",),
+        "Redis URL for the redis backend, e.g. redis://redis:6379/0.",
+    ),
+    Setting(
+        "journal.redis_prefix",
+        "redis_prefix",
+        _parse_str,
+        "reviewd",
+        ("REVIEWD_REDIS_PREFIX",),
+        "Key prefix in Redis; hosts sharing work use the same.",
+    ),
+    Setting(
+        "journal.consumer",
+        "consumer",
+        _parse_str,
+        None,
+        ("REVIEWD_CONSUMER",),
+        "This host's consumer name in Redis (default: the host name); keep it stable.",
+    ),
+    Setting(
+        "journal.claim_idle",
+        "claim_idle",
+        parse_duration,
+        60.0,
+        ("REVIEWD_CLAIM_IDLE",),
+        "Redis: deliveries a host stopped touching for this long are taken over.",
+    ),
+    Setting(
+        "journal.pinned",
+        "pinned_plugins",
+        _parse_names,
+        [],
+        ("REVIEWD_PINNED_PLUGINS",),
+        "Redis: plugins that run on one replica at a time (the holder of a lease).",
+    ),
+    Setting(
+        "journal.lease_ttl",
+        "lease_ttl",
+        parse_duration,
+        10.0,
+        ("REVIEWD_LEASE_TTL",),
+        "Redis: a pinned plugin's lease runs out this long after its holder died.",
+    ),
+    Setting(
+        "journal.path",
+        "journal_path",
+        _parse_str,
+        None,
+        ("REVIEWD_JOURNAL",),
+        "SQLite journal file; default STATE_DIR/journal.sqlite3.",
+    ),
+    Setting(
+        "journal.retention",
+        "journal_retention",
+        parse_duration,
+        7 * 86400.0,
+        ("REVIEWD_JOURNAL_RETENTION",),
+        "How long finished deliveries are kept.",
+    ),
+    Setting(
+        "plugins.paths",
+        "plugin_paths",
+        _parse_paths,
+        None,
+        ("REVIEWD_PLUGIN_PATH", "FTRACK_EVENT_PLUGIN_PATH"),
+        "Plugin directories (os.pathsep-separated in the environment).",
+    ),
+    Setting(
+        "plugins.strict",
+        "plugin_strict",
+        _parse_bool,
+        False,
+        ("REVIEWD_PLUGIN_STRICT",),
+        "Make any plugin load failure fatal (exit 78).",
+    ),
+    Setting(
+        "plugins.required",
+        "plugins_required",
+        _parse_bool,
+        True,
+        ("REVIEWD_PLUGINS_REQUIRED",),
+        "Not ready while a plugin failed to load or no plugin loaded at all; false "
+        "reports both in /status but stays ready (a daemon that runs no plugin yet).",
+    ),
+    Setting(
+        "plugins.allow_world_writable",
+        "plugin_allow_world_writable",
+        _parse_bool,
+        False,
+        ("REVIEWD_PLUGIN_ALLOW_WORLD_WRITABLE",),
+        "Load plugins from world-writable paths (refused by default: anyone could add code).",
+    ),
+    Setting(
+        "plugins.secret_arguments",
+        "plugin_secret_arguments",
+        _parse_names,
+        [],
+        ("REVIEWD_PLUGIN_SECRET_ARGUMENTS",),
+        "Plugin argument names whose values are secrets (redacted everywhere), besides "
+        "*_key, *token*, *password* and *secret*.",
+    ),
+    Setting(
+        "plugins.ftrack_api_compat",
+        "plugin_ftrack_api_compat",
+        _parse_bool,
+        True,
+        ("REVIEWD_FTRACK_API_COMPAT",),
+        "Let unchanged ftrack plugins `import ftrack_api` at all.",
+    ),
+    Setting(
+        "plugins.ftrack_api",
+        "plugin_ftrack_api",
+        _parse_choice("reviewd", "installed"),
+        "reviewd",
+        ("REVIEWD_FTRACK_API",),
+        "What `import ftrack_api` gives classic plugins: reviewd (default, even when "
+        "ftrack-python-api is installed) or installed (the real package).",
+    ),
+    Setting(
+        "routing.queue_size",
+        "queue_size",
+        _bounded_int(MAX_QUEUE_SIZE),
+        _LANE_DEFAULTS.queue_size,
+        ("REVIEWD_QUEUE_SIZE",),
+        "Per-plugin queue bound; overflow stays in the journal and is fed in later.",
+    ),
+    Setting(
+        "routing.concurrency",
+        "concurrency",
+        _bounded_int(MAX_CONCURRENCY),
+        _LANE_DEFAULTS.concurrency,
+        ("REVIEWD_CONCURRENCY",),
+        "Worker threads per plugin (1 keeps events in order).",
+    ),
+    Setting(
+        "routing.soft_timeout",
+        "soft_timeout",
+        parse_duration,
+        _LANE_DEFAULTS.soft_timeout,
+        ("REVIEWD_SOFT_TIMEOUT",),
+        "A handler running longer is logged and counted.",
+    ),
+    Setting(
+        "routing.hard_timeout",
+        "hard_timeout",
+        parse_duration,
+        _LANE_DEFAULTS.hard_timeout,
+        ("REVIEWD_HARD_TIMEOUT",),
+        "A handler running longer marks its plugin stuck (not ready).",
+    ),
+    Setting(
+        "routing.max_attempts",
+        "max_attempts",
+        _bounded_int(MAX_ATTEMPTS),
+        _LANE_DEFAULTS.max_attempts,
+        ("REVIEWD_MAX_ATTEMPTS",),
+        "Attempts per delivery before it is dead-lettered.",
+    ),
+    Setting(
+        "routing.retry_backoff",
+        "retry_backoff",
+        parse_duration,
+        _LANE_DEFAULTS.retry_backoff,
+        ("REVIEWD_RETRY_BACKOFF",),
+        "First retry delay; doubles per attempt.",
+    ),
+    Setting(
+        "routing.retry_backoff_max",
+        "retry_backoff_max",
+        parse_duration,
+        _LANE_DEFAULTS.retry_backoff_max,
+        ("REVIEWD_RETRY_BACKOFF_MAX",),
+        "Cap of the retry delay.",
+    ),
+    Setting(
+        "routing.queue_bytes",
+        "queue_bytes",
+        _parse_positive_int,
+        _LANE_DEFAULTS.queue_bytes,
+        ("REVIEWD_QUEUE_BYTES",),
+        "Per-plugin bound on queued event bytes; beyond it events wait in the journal.",
+    ),
+    Setting(
+        "routing.retry_actions",
+        "retry_actions",
+        _parse_bool,
+        _LANE_DEFAULTS.retry_actions,
+        ("REVIEWD_RETRY_ACTIONS",),
+        "Retry a failed ftrack.action.launch like other events (default: reply failure).",
+    ),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
-_ROUTING_KEYS = {
-    s.key.split(".", 1)[1] for s in SETTINGS if s.key.startswith("routing.")
-}
+_ROUTING_KEYS = {s.key.split(".", 1)[1] for s in SETTINGS if s.key.startswith("routing.")}
 # Free-form tables: their contents belong to plugins, not to the daemon.
 _FREE_FORM = ("plugins.arguments", "plugin")
 _PER_PLUGIN_ROUTING = "routing.plugins"
@@ -414,8 +629,10 @@ def read_toml(path: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         # tomllib decodes before parsing and raises this, not TOMLDecodeError: without
         # this clause a stray Latin-1 byte was a traceback at start and killed a reload.
-        raise ConfigError("config", f"{path} is not UTF-8 text (invalid byte at offset "
-                          f"{exc.start}); save it as UTF-8") from None
+        raise ConfigError(
+            "config",
+            f"{path} is not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8",
+        ) from None
     except OSError as exc:
         raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
     return _flatten(data)
@@ -468,7 +685,8 @@ def load(
             continue
         if key == "plugin":
             if not isinstance(value, Mapping) or not all(
-                    isinstance(v, Mapping) for v in value.values()):
+                isinstance(v, Mapping) for v in value.values()
+            ):
                 raise ConfigError(key, "must hold one table per plugin, e.g. [plugin.NAME]", path)
             config.per_plugin_arguments = {str(k): dict(v) for k, v in value.items()}
             continue
@@ -556,15 +774,24 @@ def register_plugin_secrets(config: Config) -> None:
 
 
 #: ``REVIEWD_*`` variables read outside the settings table (tools, the test suite).
-_OTHER_VARIABLES = frozenset({
-    "REVIEWD_CONFIG", "REVIEWD_DEVSERVER_API_USER", "REVIEWD_DEVSERVER_API_KEY",
-    "REVIEWD_REQUIRE_ALL", "REVIEWD_SOAK", "REVIEWD_TEST_REDIS_URL", "REVIEWD_TEST_PLUGINS_DIR",
-})
+_OTHER_VARIABLES = frozenset(
+    {
+        "REVIEWD_CONFIG",
+        "REVIEWD_DEVSERVER_API_USER",
+        "REVIEWD_DEVSERVER_API_KEY",
+        "REVIEWD_REQUIRE_ALL",
+        "REVIEWD_SOAK",
+        "REVIEWD_TEST_REDIS_URL",
+        "REVIEWD_TEST_PLUGINS_DIR",
+    }
+)
 
 
 def known_variables() -> frozenset[str]:
-    return frozenset(var for s in SETTINGS for var in s.env
-                     if var.startswith("REVIEWD_")) | _OTHER_VARIABLES
+    return (
+        frozenset(var for s in SETTINGS for var in s.env if var.startswith("REVIEWD_"))
+        | _OTHER_VARIABLES
+    )
 
 
 def unknown_environment(environ: Mapping[str, str]) -> list[str]:
@@ -608,8 +835,9 @@ def _parse_overrides(value: Any, path: str | None) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-def _resolve_api_key(config: Config, file_values: Mapping[str, Any], environ: Mapping[str, str],
-                     path: str | None) -> tuple[str | None, str]:
+def _resolve_api_key(
+    config: Config, file_values: Mapping[str, Any], environ: Mapping[str, str], path: str | None
+) -> tuple[str | None, str]:
     for var in ("FTRACK_API_KEY", "FTRACK_APIKEY"):
         if environ.get(var):
             return environ[var].strip(), f"environment {var}"
@@ -632,27 +860,38 @@ def _resolve_api_key(config: Config, file_values: Mapping[str, Any], environ: Ma
 def validate(config: Config, require_server: bool = True) -> None:
     """Cross-setting rules; a daemon that cannot work must not start."""
     if config.hard_timeout and config.soft_timeout > config.hard_timeout:
-        raise ConfigError("routing.soft_timeout",
-                          f"({config.soft_timeout:g}s) must not exceed routing.hard_timeout "
-                          f"({config.hard_timeout:g}s)", config.sources.get("soft_timeout"))
+        raise ConfigError(
+            "routing.soft_timeout",
+            f"({config.soft_timeout:g}s) must not exceed routing.hard_timeout "
+            f"({config.hard_timeout:g}s)",
+            config.sources.get("soft_timeout"),
+        )
     if config.journal_backend == "redis" and not config.redis_url:
-        raise ConfigError("journal.redis_url", "must be set when journal.backend is redis "
-                          "(e.g. redis://127.0.0.1:6379/0)", config.sources.get("journal_backend"))
+        raise ConfigError(
+            "journal.redis_url",
+            "must be set when journal.backend is redis (e.g. redis://127.0.0.1:6379/0)",
+            config.sources.get("journal_backend"),
+        )
     if config.ca_bundle and not os.path.exists(config.ca_bundle):
-        raise ConfigError("server.ca_bundle", f"{config.ca_bundle} does not exist",
-                          config.sources.get("ca_bundle"))
+        raise ConfigError(
+            "server.ca_bundle",
+            f"{config.ca_bundle} does not exist",
+            config.sources.get("ca_bundle"),
+        )
     if uses_embedded_server(config) or not require_server:
         return
     if not config.server_url:
         raise ConfigError(
             "server.url",
             "not set; set FTRACK_SERVER or [server] url in the config file "
-            "(or run `reviewd --foreground` for the embedded demo server)")
+            "(or run `reviewd --foreground` for the embedded demo server)",
+        )
     if not config.api_key:
         raise ConfigError(
             "server.api_key",
             "not set; set FTRACK_API_KEY, server.api_key_file, or a systemd credential "
-            f"named {CREDENTIAL_NAME}")
+            f"named {CREDENTIAL_NAME}",
+        )
     if not config.api_user:
         raise ConfigError("server.user", "not set and the OS user is unknown; set FTRACK_API_USER")
 

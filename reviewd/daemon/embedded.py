@@ -61,13 +61,18 @@ def try_command(path: str) -> str:
     """A one-line shell command that asks the demo's review-digest plugin for its action."""
     from reviewd.devserver.seed import seed_id  # only embedded runs need the demo's ids
 
-    selection = {"selection": [{"entityId": seed_id("ReviewSession", "dailies"),
-                                "entityType": "reviewsession"}]}
+    selection = {
+        "selection": [
+            {"entityId": seed_id("ReviewSession", "dailies"), "entityType": "reviewsession"}
+        ]
+    }
     data = shlex.quote(json.dumps(selection, separators=(",", ":")))
     # A subshell, so the FTRACK_* variables do not stay in the developer's shell (a later
     # `reviewd --foreground` there would otherwise aim at this run's server).
-    return (f"(set -a; . {shlex.quote(path)}; reviewd devserver emit "
-            f"ftrack.action.discover --data {data} --wait-reply 5)")
+    return (
+        f"(set -a; . {shlex.quote(path)}; reviewd devserver emit "
+        f"ftrack.action.discover --data {data} --wait-reply 5)"
+    )
 
 
 def start_server(config: Config, folder: str) -> Any:
@@ -89,13 +94,13 @@ def start_server(config: Config, folder: str) -> Any:
     config.api_key = devserver.api_key
     register_secret(config.api_key)
     try:
-        credentials = write_credentials(folder, devserver.url, devserver.api_user,
-                                        config.api_key)
+        credentials = write_credentials(folder, devserver.url, devserver.api_user, config.api_key)
     except BaseException:
         devserver.stop()  # the caller never got it, so it could not stop it
         raise
-    log.info("embedded server running", url=devserver.url, simulate=rate,
-             credentials_file=credentials)
+    log.info(
+        "embedded server running", url=devserver.url, simulate=rate, credentials_file=credentials
+    )
     # The command is the message itself so that the console shows it unquoted,
     # ready to copy; it names the file, never the key.
     log.info(f"{HINT_PREFIX}{try_command(credentials)}")

@@ -42,6 +42,7 @@ class Probe(Protocol):
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
     def status(self) -> dict[str, Any]: ...
     def metrics_text(self) -> bytes: ...
+
     # Optional: ``status_page() -> bytes``, the HTML answered at ``/`` (else a JSON index).
 
 
@@ -61,22 +62,36 @@ class HttpServer:
     start-up with an ``OSError`` the caller can name, not later on another thread.
     """
 
-    def __init__(self, probe: Probe, host: str = "127.0.0.1", port: int = 9120, *,
-                 max_connections: int = MAX_CONNECTIONS,
-                 header_timeout: float = HEADER_TIMEOUT) -> None:
+    def __init__(
+        self,
+        probe: Probe,
+        host: str = "127.0.0.1",
+        port: int = 9120,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        header_timeout: float = HEADER_TIMEOUT,
+    ) -> None:
         self.probe = probe
         self._routes: dict[str, tuple[Route, bool]] = {}
         self.add_route("/healthz", self._healthz, inline=True)
         self.add_route("/readyz", self._readyz)
         self.add_route("/status", lambda request: json_response(200, probe.status()))
-        self.add_route("/metrics", lambda request: Response(
-            200, probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"))
+        self.add_route(
+            "/metrics",
+            lambda request: Response(
+                200, probe.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"
+            ),
+        )
         self.add_route("/", self._index)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
-        self._connections = ConnectionServer(sock, self._answer, self._is_inline,
-                                             max_connections=max_connections,
-                                             header_timeout=header_timeout)
+        self._connections = ConnectionServer(
+            sock,
+            self._answer,
+            self._is_inline,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+        )
         self._address = sock.getsockname()[:2]
 
     def add_route(self, path: str, route: Route, *, inline: bool = False) -> None:
@@ -90,7 +105,8 @@ class HttpServer:
         page = getattr(self.probe, "status_page", None)
         if page is None:
             return json_response(
-                200, {"endpoints": sorted(path for path in self._routes if path != "/")})
+                200, {"endpoints": sorted(path for path in self._routes if path != "/")}
+            )
         return Response(200, page(), "text/html; charset=utf-8")
 
     def _healthz(self, request: Request) -> Response:

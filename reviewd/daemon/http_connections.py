@@ -81,9 +81,16 @@ class Response:
     content_type: str = "application/json"
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def parse_head(head: bytes) -> Request:
@@ -106,12 +113,14 @@ def parse_head(head: bytes) -> Request:
 
 def render(response: Response, head_only: bool = False) -> bytes:
     reason = _REASONS.get(response.status, "Unknown")
-    head = (f"HTTP/1.1 {response.status} {reason}\r\n"
-            f"Server: reviewd\r\n"
-            f"Content-Type: {response.content_type}\r\n"
-            f"Content-Length: {len(response.body)}\r\n"
-            "Cache-Control: no-store\r\n"
-            "Connection: close\r\n\r\n").encode("latin-1")
+    head = (
+        f"HTTP/1.1 {response.status} {reason}\r\n"
+        f"Server: reviewd\r\n"
+        f"Content-Type: {response.content_type}\r\n"
+        f"Content-Length: {len(response.body)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("latin-1")
     return head if head_only else head + response.body
 
 
@@ -149,11 +158,17 @@ class ConnectionServer:
     run on the loop (cheap, never blocks) rather than on the worker pool.
     """
 
-    def __init__(self, sock: socket.socket, answer: Answer,
-                 is_inline: Callable[[Request], bool], *,
-                 max_connections: int = MAX_CONNECTIONS,
-                 header_timeout: float = HEADER_TIMEOUT,
-                 write_timeout: float = WRITE_TIMEOUT, workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        answer: Answer,
+        is_inline: Callable[[Request], bool],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        header_timeout: float = HEADER_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        workers: int = WORKERS,
+    ) -> None:
         self._sock = sock
         self._answer = answer
         self._is_inline = is_inline
@@ -193,8 +208,10 @@ class ConnectionServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._serve, sock=self._sock, limit=MAX_HEAD_BYTES,
-                                     backlog=ACCEPT_BATCH))
+                asyncio.start_server(
+                    self._serve, sock=self._sock, limit=MAX_HEAD_BYTES, backlog=ACCEPT_BATCH
+                )
+            )
             # asyncio accepts up to its backlog argument per wake-up (each accepted socket
             # is a descriptor until served), so that stays small; the kernel's queue is
             # deepened afterwards, so that a probe's SYN is not dropped during a flood.
@@ -226,11 +243,15 @@ class ConnectionServer:
         """Make room for a new connection (evicting the oldest idle one) or refuse it."""
         now = time.monotonic()
         if len(self._slots) >= self.max_connections:
-            idle = [key for key, slot in self._slots.items()
-                    if slot.waiting and not _unread_bytes(slot.writer)]
-            victim = next((key for key in idle
-                           if now - self._slots[key].opened >= EVICTION_GRACE),
-                          idle[0] if idle else None)
+            idle = [
+                key
+                for key, slot in self._slots.items()
+                if slot.waiting and not _unread_bytes(slot.writer)
+            ]
+            victim = next(
+                (key for key in idle if now - self._slots[key].opened >= EVICTION_GRACE),
+                idle[0] if idle else None,
+            )
             if victim is None:
                 self.refused += 1
                 writer.transport.abort()
@@ -253,8 +274,9 @@ class ConnectionServer:
             self._slots.pop(key, None)
             writer.transport.abort()
 
-    async def _serve_one(self, key: int, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
+    async def _serve_one(
+        self, key: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._header_timeout)
         except asyncio.TimeoutError:
@@ -281,8 +303,9 @@ class ConnectionServer:
             response = await self._loop.run_in_executor(self._pool, self._answer, request)
         await self._write(writer, response, head_only=request.method == "HEAD")
 
-    async def _write(self, writer: asyncio.StreamWriter, response: Response,
-                     head_only: bool = False) -> None:
+    async def _write(
+        self, writer: asyncio.StreamWriter, response: Response, head_only: bool = False
+    ) -> None:
         writer.write(render(response, head_only))
         try:
             await asyncio.wait_for(writer.drain(), self._write_timeout)

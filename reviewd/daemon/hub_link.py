@@ -76,8 +76,15 @@ class HubLink:
         self.metrics.gap_seconds.inc(seconds)
         gap_start = datetime.datetime.fromtimestamp(start, datetime.timezone.utc)
         gap_end = datetime.datetime.fromtimestamp(end, datetime.timezone.utc)
-        self.last_gap = {"start": gap_start.isoformat(), "end": gap_end.isoformat(),
-                         "seconds": round(seconds, 3)}
-        log.warning("event hub gap", gap_start=gap_start.isoformat(),
-                    gap_end=gap_end.isoformat(), seconds=round(seconds, 3))
+        self.last_gap = {
+            "start": gap_start.isoformat(),
+            "end": gap_end.isoformat(),
+            "seconds": round(seconds, 3),
+        }
+        log.warning(
+            "event hub gap",
+            gap_start=gap_start.isoformat(),
+            gap_end=gap_end.isoformat(),
+            seconds=round(seconds, 3),
+        )
         return gap_start, gap_end

@@ -126,8 +126,13 @@ class EventIntake:
             try:
                 parts.hub.deliver(event, subscriber)
             except Exception as exc:  # noqa: BLE001
-                log.error("inline handler failed", event_id=event.get("id"), topic=topic,
-                          subscriber=subscriber.id, error=redact(str(exc)))
+                log.error(
+                    "inline handler failed",
+                    event_id=event.get("id"),
+                    topic=topic,
+                    subscriber=subscriber.id,
+                    error=redact(str(exc)),
+                )
         if not by_plugin or self.journal_closed:
             return
         parts.metrics.received.labels(topic=topic).inc()
@@ -135,10 +140,14 @@ class EventIntake:
         item = Received(event, storable_text(str(event["id"])), topic, payload, by_plugin)
         self._ensure_writer()
         if not self.spool.put(item, len(payload)):
-            log.error("event refused: the journal cannot be written and the intake spool "
-                      "is full", event_id=item.event_id, topic=topic,
-                      spool_bytes=self.spool.bytes, refused=self.spool.refused,
-                      reason=self.journal_error)
+            log.error(
+                "event refused: the journal cannot be written and the intake spool is full",
+                event_id=item.event_id,
+                topic=topic,
+                spool_bytes=self.spool.bytes,
+                refused=self.spool.refused,
+                reason=self.journal_error,
+            )
 
     # ------------------------------------------------------------------ the writer
     def _ensure_writer(self) -> None:
@@ -146,8 +155,9 @@ class EventIntake:
             return
         with self._writer_lock:
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, daemon=True,
-                                                name="reviewd-intake-writer")
+                self._writer = threading.Thread(
+                    target=self._write_loop, daemon=True, name="reviewd-intake-writer"
+                )
                 self._writer.start()
 
     def start(self) -> None:
@@ -170,8 +180,11 @@ class EventIntake:
         self.spool.wake()
         self._writer.join(timeout)
         if not drained:
-            log.error("events still in the intake spool at stop were not journaled",
-                      count=len(self.spool), reason=self.journal_error)
+            log.error(
+                "events still in the intake spool at stop were not journaled",
+                count=len(self.spool),
+                reason=self.journal_error,
+            )
 
     def _write_loop(self) -> None:
         delay = RETRY_FIRST
@@ -182,8 +195,7 @@ class EventIntake:
             if now >= next_check:
                 self._check_file()
                 next_check = now + CHECK_FILE_EVERY
-            more = (bool(getattr(self.parts.journal, "compact_more", False))
-                    or now >= next_reclaim)
+            more = bool(getattr(self.parts.journal, "compact_more", False)) or now >= next_reclaim
             items = self.spool.peek(BATCH, timeout=0 if more else 0.2)
             if not items:
                 self._idle.set()
@@ -238,7 +250,11 @@ class EventIntake:
             if local and router is not None:
                 for plugin in item.by_plugin:
                     lane = router.lanes.get(plugin)
-                    if lane is not None and not lane.stopping.is_set() and lane.claim(item.event_id):
+                    if (
+                        lane is not None
+                        and not lane.stopping.is_set()
+                        and lane.claim(item.event_id)
+                    ):
                         claimed[plugin] = lane
             claims.append(claimed)
         try:
@@ -251,8 +267,11 @@ class EventIntake:
             return False
         self.spool.drop(len(items))
         if self.journal_error is not None and not getattr(parts.journal, "broken", None):
-            log.info("journal writable again; spooled events journaled",
-                     was=self.journal_error, spooled=len(self.spool))
+            log.info(
+                "journal writable again; spooled events journaled",
+                was=self.journal_error,
+                spooled=len(self.spool),
+            )
             self.journal_error = None
         for item, new, claimed in zip(items, results, claims, strict=True):
             self._hand_over(item, new, claimed)
@@ -269,8 +288,12 @@ class EventIntake:
         path = getattr(self.parts.journal, "path", "") or "the journal"
         reason = redact(describe_write_error(exc, path))
         if reason != self.journal_error:
-            log.error("journal write failed; events kept in memory until it works again",
-                      reason=reason, spooled=len(self.spool), spool_bytes=self.spool.bytes)
+            log.error(
+                "journal write failed; events kept in memory until it works again",
+                reason=reason,
+                spooled=len(self.spool),
+                spool_bytes=self.spool.bytes,
+            )
         self.journal_error = reason
 
     def _hand_over(self, item: Received, new: list[str], claimed: dict[str, Any]) -> None:
@@ -284,7 +307,8 @@ class EventIntake:
                 # On a shared (Redis) journal every replica receives every event and all
                 # but one find it journaled already: the normal case, not news.
                 (log.info if self.dispatch_local else log.debug)(
-                    "duplicate event ignored", event_id=item.event_id, plugin=plugin)
+                    "duplicate event ignored", event_id=item.event_id, plugin=plugin
+                )
                 if lane is not None:
                     lane.release(item.event_id)
                 continue
@@ -321,8 +345,9 @@ class EventIntake:
         hub = self.parts.hub
         if hub is None:
             return
-        hub.publish_reply(job.event, {"success": False,
-                                      "message": f"{job.plugin} failed: {message}"[:500]})
+        hub.publish_reply(
+            job.event, {"success": False, "message": f"{job.plugin} failed: {message}"[:500]}
+        )
 
     def _discard_unsaved_work(self) -> None:
         session = self.parts.session
@@ -358,6 +383,13 @@ class EventIntake:
         if not subscribers:
             return None
         subscribers.sort(key=lambda s: s.sort_key())
-        return Job(event, delivery.event_id, delivery.topic, plugin, subscribers,
-                   attempts=delivery.attempts, size=getattr(delivery, "size", 0),
-                   last_error=delivery.last_error)
+        return Job(
+            event,
+            delivery.event_id,
+            delivery.topic,
+            plugin,
+            subscribers,
+            attempts=delivery.attempts,
+            size=getattr(delivery, "size", 0),
+            last_error=delivery.last_error,
+        )

@@ -49,8 +49,15 @@ SAFETY = 0.8  # count on the lease for this share of its ttl after the renewal w
 class Lease:
     """Acquire, renew and release one Redis lease in a background thread."""
 
-    def __init__(self, client: Any, key: str, owner: str, ttl: float, *,
-                 on_change: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        key: str,
+        owner: str,
+        ttl: float,
+        *,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
         self.client = client
         self.key = key
         self.owner = owner
@@ -81,8 +88,9 @@ class Lease:
         return self.client.get(self.key)
 
     def start(self) -> Lease:
-        self._thread = threading.Thread(target=self._run, name=f"reviewd-lease-{self.key}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"reviewd-lease-{self.key}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -112,8 +120,9 @@ class Lease:
 
     def _set(self, held: bool, why: str) -> None:
         self._held = held
-        log.info("lease acquired" if held else "lease lost", key=self.key, token=self.token,
-                 reason=why)
+        log.info(
+            "lease acquired" if held else "lease lost", key=self.key, token=self.token, reason=why
+        )
         self.changed.set()
         if self.on_change is not None:
             self.on_change(held)
@@ -135,6 +144,9 @@ class Lease:
             try:
                 self._release(keys=[self.key], args=[self.token])
             except Exception as exc:  # noqa: BLE001 - it expires by itself
-                log.warning("releasing the lease failed; it expires by itself",
-                            key=self.key, error=redact(str(exc)))
+                log.warning(
+                    "releasing the lease failed; it expires by itself",
+                    key=self.key,
+                    error=redact(str(exc)),
+                )
             self._set(False, "released")

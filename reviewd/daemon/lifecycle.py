@@ -32,8 +32,7 @@ log = structlog.get_logger("reviewd.lifecycle")
 SESSION_EVENTS = ("ftrack.api.session.configure-location", "ftrack.api.session.ready")
 
 
-def publish_session_events(session: Any, host: Any,
-                           plugins: Iterable[str] | None = None) -> int:
+def publish_session_events(session: Any, host: Any, plugins: Iterable[str] | None = None) -> int:
     """Deliver :data:`SESSION_EVENTS` to the subscribers of *plugins* (default: all).
 
     Only subscribers the plugin host attributes to one of the wanted plugins are
@@ -64,9 +63,12 @@ def publish_session_events(session: Any, host: Any,
                 try:
                     subscriber.callback(event)
                 except Exception as exc:  # noqa: BLE001 - one plugin hurts only itself
-                    log.error("session event handler failed", topic=topic,
-                              subscriber=subscriber.id,
-                              error=redact(f"{type(exc).__name__}: {exc}"))
+                    log.error(
+                        "session event handler failed",
+                        topic=topic,
+                        subscriber=subscriber.id,
+                        error=redact(f"{type(exc).__name__}: {exc}"),
+                    )
             if event.is_stopped():
                 break
     return calls

@@ -45,16 +45,26 @@ def plugin_frames(exc: BaseException) -> list[str]:
     in the client).  When no frame is outside reviewd, every frame is kept.
     """
     frames = traceback.extract_tb(exc.__traceback__)
-    start = next((i for i, f in enumerate(frames)
-                  if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)), 0)
+    start = next(
+        (
+            i
+            for i, f in enumerate(frames)
+            if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)
+        ),
+        0,
+    )
     chosen = list(frames)[start:][-MAX_FRAMES:]
     return [redact(f"{f.filename}:{f.lineno} in {f.name}") for f in chosen]
 
 
 def log_handler_exception(logger: Any, exc: BaseException, **fields: Any) -> None:
     """Log a plugin handler's exception at error level, with its frames as a field."""
-    logger.error("handler raised", error=redact(f"{type(exc).__name__}: {exc}"),
-                 frames=plugin_frames(exc), **fields)
+    logger.error(
+        "handler raised",
+        error=redact(f"{type(exc).__name__}: {exc}"),
+        frames=plugin_frames(exc),
+        **fields,
+    )
 
 
 class ConsoleWithFrames:
@@ -141,8 +151,9 @@ def journald_available() -> bool:
     return True
 
 
-def choose_format(requested: str, foreground: bool,
-                  environ: Mapping[str, str] | None = None) -> str:
+def choose_format(
+    requested: str, foreground: bool, environ: Mapping[str, str] | None = None
+) -> str:
     """Resolve ``auto``: console in the foreground, journald under systemd's journal, else JSON."""
     if requested != "auto":
         return requested
@@ -171,8 +182,9 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
         redact_processor,
     ]
     if fmt == "console":
-        renderer: Any = ConsoleWithFrames(structlog.dev.ConsoleRenderer(
-            colors=hasattr(stream, "isatty") and stream.isatty()))
+        renderer: Any = ConsoleWithFrames(
+            structlog.dev.ConsoleRenderer(colors=hasattr(stream, "isatty") and stream.isatty())
+        )
         final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
     else:
         final = [
@@ -181,7 +193,9 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
             structlog.processors.JSONRenderer(default=str),
         ]
     formatter = RedactingFormatter(foreign_pre_chain=shared, processors=final)
-    handler: logging.Handler = JournaldHandler() if fmt == "journald" else logging.StreamHandler(stream)
+    handler: logging.Handler = (
+        JournaldHandler() if fmt == "journald" else logging.StreamHandler(stream)
+    )
     handler.setFormatter(formatter)
     handler.set_name("reviewd")
     root = logging.getLogger()

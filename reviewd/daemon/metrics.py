@@ -51,50 +51,97 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         pt = ["plugin", "topic"]
-        self.received = Counter("reviewd_events_received", "Events received from the hub "
-                                "that matched at least one plugin subscription.", ["topic"],
-                                registry=r)
-        self.journaled = Counter("reviewd_events_journaled", "Deliveries written to the "
-                                 "journal (one per event and plugin).", pt, registry=r)
-        self.deduplicated = Counter("reviewd_events_deduplicated", "Events ignored because "
-                                    "their id was already journaled for the plugin.", pt,
-                                    registry=r)
-        self.dispatched = Counter("reviewd_events_dispatched", "Handler attempts started.", pt,
-                                  registry=r)
-        self.succeeded = Counter("reviewd_events_succeeded", "Deliveries whose handlers all "
-                                 "succeeded.", pt, registry=r)
-        self.failed = Counter("reviewd_events_failed", "Handler attempts that raised.", pt,
-                              registry=r)
-        self.retried = Counter("reviewd_events_retried", "Failed attempts scheduled for "
-                               "another try.", pt, registry=r)
-        self.dead_lettered = Counter("reviewd_events_dead_lettered", "Deliveries given up "
-                                     "after the retry budget (kept in the journal).", pt,
-                                     registry=r)
-        self.replayed = Counter("reviewd_events_replayed", "Unfinished deliveries fed back "
-                                "from the journal (after a restart or queue overflow).",
-                                ["plugin"], registry=r)
-        self.handler_duration = Histogram("reviewd_handler_duration_seconds", "Time spent in "
-                                          "a plugin's handlers per delivery attempt.", pt,
-                                          buckets=HANDLER_BUCKETS, registry=r)
-        self.slow = Counter("reviewd_handler_slow", "Handler attempts that ran past the soft "
-                            "timeout.", ["plugin"], registry=r)
-        self.stuck_total = Counter("reviewd_handler_stuck", "Handler attempts that ran past the "
-                                   "hard timeout (plugin marked stuck).", ["plugin"], registry=r)
-        self.overflow = Counter("reviewd_queue_overflow", "Deliveries left in the journal "
-                                "because the plugin's queue was full.", ["plugin"], registry=r)
-        self.reconnects = Counter("reviewd_hub_reconnects", "Times the event hub connected "
-                                  "again after losing its connection.", registry=r)
+        self.received = Counter(
+            "reviewd_events_received",
+            "Events received from the hub that matched at least one plugin subscription.",
+            ["topic"],
+            registry=r,
+        )
+        self.journaled = Counter(
+            "reviewd_events_journaled",
+            "Deliveries written to the journal (one per event and plugin).",
+            pt,
+            registry=r,
+        )
+        self.deduplicated = Counter(
+            "reviewd_events_deduplicated",
+            "Events ignored because their id was already journaled for the plugin.",
+            pt,
+            registry=r,
+        )
+        self.dispatched = Counter(
+            "reviewd_events_dispatched", "Handler attempts started.", pt, registry=r
+        )
+        self.succeeded = Counter(
+            "reviewd_events_succeeded", "Deliveries whose handlers all succeeded.", pt, registry=r
+        )
+        self.failed = Counter(
+            "reviewd_events_failed", "Handler attempts that raised.", pt, registry=r
+        )
+        self.retried = Counter(
+            "reviewd_events_retried", "Failed attempts scheduled for another try.", pt, registry=r
+        )
+        self.dead_lettered = Counter(
+            "reviewd_events_dead_lettered",
+            "Deliveries given up after the retry budget (kept in the journal).",
+            pt,
+            registry=r,
+        )
+        self.replayed = Counter(
+            "reviewd_events_replayed",
+            "Unfinished deliveries fed back from the journal (after a restart or queue overflow).",
+            ["plugin"],
+            registry=r,
+        )
+        self.handler_duration = Histogram(
+            "reviewd_handler_duration_seconds",
+            "Time spent in a plugin's handlers per delivery attempt.",
+            pt,
+            buckets=HANDLER_BUCKETS,
+            registry=r,
+        )
+        self.slow = Counter(
+            "reviewd_handler_slow",
+            "Handler attempts that ran past the soft timeout.",
+            ["plugin"],
+            registry=r,
+        )
+        self.stuck_total = Counter(
+            "reviewd_handler_stuck",
+            "Handler attempts that ran past the hard timeout (plugin marked stuck).",
+            ["plugin"],
+            registry=r,
+        )
+        self.overflow = Counter(
+            "reviewd_queue_overflow",
+            "Deliveries left in the journal because the plugin's queue was full.",
+            ["plugin"],
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "reviewd_hub_reconnects",
+            "Times the event hub connected again after losing its connection.",
+            registry=r,
+        )
         self.gaps = Counter("reviewd_hub_gaps", "Disconnections of the event hub.", registry=r)
-        self.gap_seconds = Counter("reviewd_hub_gap_seconds", "Seconds the event hub spent "
-                                   "disconnected after having been connected.", registry=r)
-        self.session_attempts = Counter("reviewd_session_connect_attempts", "Attempts to "
-                                        "create the session (reach and authenticate with the "
-                                        "server).", ["outcome"], registry=r)
-        self.reloads = Counter("reviewd_reloads", "Configuration and plugin reloads.",
-                               ["outcome"], registry=r)
+        self.gap_seconds = Counter(
+            "reviewd_hub_gap_seconds",
+            "Seconds the event hub spent disconnected after having been connected.",
+            registry=r,
+        )
+        self.session_attempts = Counter(
+            "reviewd_session_connect_attempts",
+            "Attempts to create the session (reach and authenticate with the server).",
+            ["outcome"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "reviewd_reloads", "Configuration and plugin reloads.", ["outcome"], registry=r
+        )
         self.api = ApiMetrics(r)
-        build = Gauge("reviewd_build_info", "Version of the running daemon.", ["version"],
-                      registry=r)
+        build = Gauge(
+            "reviewd_build_info", "Version of the running daemon.", ["version"], registry=r
+        )
         build.labels(version=__version__).set(1)
         self._plugin_collectors: dict[str, list[Collector]] = {}
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -112,8 +159,15 @@ class Metrics:
         for counter in (self.replayed, self.slow, self.stuck_total, self.overflow):
             counter.labels(plugin=plugin)
         for topic in sorted(set(topics)):
-            for counter in (self.journaled, self.deduplicated, self.dispatched,
-                            self.succeeded, self.failed, self.retried, self.dead_lettered):
+            for counter in (
+                self.journaled,
+                self.deduplicated,
+                self.dispatched,
+                self.succeeded,
+                self.failed,
+                self.retried,
+                self.dead_lettered,
+            ):
                 counter.labels(plugin=plugin, topic=topic)
             self.handler_duration.labels(plugin=plugin, topic=topic)
 
@@ -172,21 +226,27 @@ class SnapshotCollector(Collector):
             if key in snap:
                 yield GaugeMetricFamily(name, doc, value=float(snap[key]))
         if "journal" in snap:
-            family = GaugeMetricFamily("reviewd_journal_deliveries", "Deliveries in the "
-                                       "journal per state.", labels=["state"])
+            family = GaugeMetricFamily(
+                "reviewd_journal_deliveries",
+                "Deliveries in the journal per state.",
+                labels=["state"],
+            )
             for state, count in sorted(snap["journal"].items()):
                 family.add_metric([state], float(count))
             yield family
         plugins = snap.get("plugins", {})
         for name, doc, key in (
             ("reviewd_queue_depth", "Deliveries waiting in a plugin's queue.", "queue_depth"),
-            ("reviewd_in_flight", "Deliveries a plugin's handlers are running now.",
-             "in_flight"),
-            ("reviewd_plugin_stuck", "1 when a handler of the plugin ran past its hard "
-             "timeout and has not returned.", "stuck"),
+            ("reviewd_in_flight", "Deliveries a plugin's handlers are running now.", "in_flight"),
+            (
+                "reviewd_plugin_stuck",
+                "1 when a handler of the plugin ran past its hard timeout and has not returned.",
+                "stuck",
+            ),
         ):
             family = GaugeMetricFamily(name, doc, labels=["plugin"])
             for plugin, stats in sorted(plugins.items()):
-                family.add_metric([plugin], float(bool(stats[key]) if key == "stuck"
-                                                  else stats.get(key, 0)))
+                family.add_metric(
+                    [plugin], float(bool(stats[key]) if key == "stuck" else stats.get(key, 0))
+                )
             yield family

@@ -55,21 +55,30 @@ class PluginControl:
     def load(self) -> None:
         """Start-up: load every plugin, open a lane for each that loaded, tell them the
         Session is ready.  A malformed plugin in strict mode is a configuration error."""
-        self.host = host = self._new_host(strict=self.parts.config.plugin_strict,
-                                          raise_config_error=True)
+        self.host = host = self._new_host(
+            strict=self.parts.config.plugin_strict, raise_config_error=True
+        )
         for problem in host.problems:
             log.warning("plugin path problem", problem=problem)
         for record in host.plugins:
             if record.loaded:
                 # The host already said "loaded X as KIND with N subscription(s)" at
                 # info: one line per load; the details here are for debugging.
-                log.debug("plugin loaded", plugin=record.name, kind=record.kind,
-                         source=record.source,
-                         subscriptions=[s.expression for s in record.subscriptions])
+                log.debug(
+                    "plugin loaded",
+                    plugin=record.name,
+                    kind=record.kind,
+                    source=record.source,
+                    subscriptions=[s.expression for s in record.subscriptions],
+                )
                 self._open_lane(record.name)
             else:
-                log.error("plugin failed to load", plugin=record.name, source=record.source,
-                          error=record.error)
+                log.error(
+                    "plugin failed to load",
+                    plugin=record.name,
+                    source=record.source,
+                    error=record.error,
+                )
         publish_session_events(self.parts.session, host)
         self._register_collectors()
         self.remember_fingerprints()
@@ -78,12 +87,16 @@ class PluginControl:
         from reviewd.plugin import PluginHost
 
         config = self.parts.config
-        host = PluginHost(self.parts.session, paths=list(config.plugin_paths or []),
-                          arguments=config.plugin_arguments,
-                          plugin_arguments=config.per_plugin_arguments, strict=strict,
-                          allow_world_writable=config.plugin_allow_world_writable,
-                          ftrack_api_compat=config.plugin_ftrack_api_compat,
-                          ftrack_api=config.plugin_ftrack_api)
+        host = PluginHost(
+            self.parts.session,
+            paths=list(config.plugin_paths or []),
+            arguments=config.plugin_arguments,
+            plugin_arguments=config.per_plugin_arguments,
+            strict=strict,
+            allow_world_writable=config.plugin_allow_world_writable,
+            ftrack_api_compat=config.plugin_ftrack_api_compat,
+            ftrack_api=config.plugin_ftrack_api,
+        )
         if not raise_config_error:
             host.load_all()
             return host
@@ -168,8 +181,11 @@ class PluginControl:
             try:
                 record = self.host.reload(name)
             except PluginError as exc:
-                log.error("plugin reload failed; keeping the running version", plugin=name,
-                          error=redact(str(exc)))
+                log.error(
+                    "plugin reload failed; keeping the running version",
+                    plugin=name,
+                    error=redact(str(exc)),
+                )
                 self._open_lane(name)
                 router.refill([name])
                 metrics.reloads.labels(outcome="failed").inc()
@@ -179,8 +195,11 @@ class PluginControl:
                 publish_session_events(self.parts.session, self.host, [name])
                 router.refill([name])
                 self._register_collectors(only=name)
-                log.info("plugin reloaded", plugin=name,
-                         subscriptions=[s.expression for s in record.subscriptions])
+                log.info(
+                    "plugin reloaded",
+                    plugin=name,
+                    subscriptions=[s.expression for s in record.subscriptions],
+                )
                 metrics.reloads.labels(outcome="ok").inc()
                 return True
             log.error("plugin failed after reload", plugin=name, error=record.error)
@@ -191,9 +210,11 @@ class PluginControl:
         """Whether the (reloaded) configuration's plugin paths or arguments differ from
         the running host's — then the host is replaced rather than each plugin reloaded."""
         config, host = self.parts.config, self.host
-        return (list(config.plugin_paths or []) != list(host.paths)
-                or config.plugin_arguments != host.arguments
-                or config.per_plugin_arguments != host.plugin_arguments)
+        return (
+            list(config.plugin_paths or []) != list(host.paths)
+            or config.plugin_arguments != host.arguments
+            or config.per_plugin_arguments != host.plugin_arguments
+        )
 
     def reload_all(self, replace_host: bool) -> None:
         """SIGHUP: a new host for new settings, else every plugin (failed ones too) again."""
@@ -232,8 +253,7 @@ class PluginControl:
         """Note each plugin's files as they are now (what later changes are measured against)."""
         if self.host is None:
             return
-        self._fingerprints = {r.name: fingerprint(r.path) for r in self.host.plugins
-                              if r.path}
+        self._fingerprints = {r.name: fingerprint(r.path) for r in self.host.plugins if r.path}
 
     def reload_changed(self) -> None:
         """``--foreground``: reload each plugin whose files changed since last noted."""
@@ -267,5 +287,9 @@ class PluginControl:
         """Log each plugin whose *hook* raised (the others ran; one plugin hurts only itself)."""
         for outcome in outcomes or []:
             if getattr(outcome, "error", None) is not None:
-                log.error("plugin hook raised", plugin=outcome.plugin, hook=hook,
-                          error=redact(f"{type(outcome.error).__name__}: {outcome.error}"))
+                log.error(
+                    "plugin hook raised",
+                    plugin=outcome.plugin,
+                    hook=hook,
+                    error=redact(f"{type(outcome.error).__name__}: {outcome.error}"),
+                )

@@ -60,8 +60,7 @@ def health(daemon: Parts, tick: float) -> tuple[bool, dict[str, Any]]:
         problems.append(f"main loop has not turned for {age:.1f}s")
     if daemon.http is not None and not daemon.http.alive:
         problems.append("http listener stopped")
-    return not problems, {"alive": not problems, "problems": problems,
-                          "state": daemon.state}
+    return not problems, {"alive": not problems, "problems": problems, "state": daemon.state}
 
 
 def readiness(daemon: Parts) -> tuple[bool, dict[str, Any]]:
@@ -113,8 +112,11 @@ def _refused_subscriptions(hub: Any, host: Any) -> list[str]:
     for subscriber_id, message in refused.items():
         owner = host.owner_of(subscriber_id) if host is not None else None
         by_plugin.setdefault(owner.plugin if owner else "(none)", []).append(message)
-    return [f"plugin {plugin} not ready: {len(messages)} subscription(s) refused by the "
-            f"event server ({messages[0]})" for plugin, messages in sorted(by_plugin.items())]
+    return [
+        f"plugin {plugin} not ready: {len(messages)} subscription(s) refused by the "
+        f"event server ({messages[0]})"
+        for plugin, messages in sorted(by_plugin.items())
+    ]
 
 
 def plugin_load_reasons(host: Any) -> list[str]:
@@ -125,13 +127,16 @@ def plugin_load_reasons(host: Any) -> list[str]:
     configured processes nothing while every probe says all is well; the operator finds
     out days later.  ``plugins.required = false`` relaxes it for a daemon meant to start
     empty."""
-    reasons = [f"plugin {record.name} failed to load: {redact(str(record.error))}"
-               for record in list(host.failures)]
+    reasons = [
+        f"plugin {record.name} failed to load: {redact(str(record.error))}"
+        for record in list(host.failures)
+    ]
     if not host.loaded:
         paths = ", ".join(host.paths) or "none configured"
         problems = "; ".join(redact(p) for p in host.problems)
-        reasons.append(f"no plugin loaded (plugin paths: {paths})"
-                       + (f": {problems}" if problems else ""))
+        reasons.append(
+            f"no plugin loaded (plugin paths: {paths})" + (f": {problems}" if problems else "")
+        )
     return reasons
 
 
@@ -144,7 +149,9 @@ def status(daemon: Parts) -> dict[str, Any]:
     plugins: dict[str, Any] = {}
     for record in list(host.plugins if host is not None else []):
         plugins[record.name] = {
-            "kind": record.kind, "source": record.source, "loaded": record.loaded,
+            "kind": record.kind,
+            "source": record.source,
+            "loaded": record.loaded,
             "error": record.error,
             "warnings": list(record.warnings),
             "subscriptions": [s.expression for s in record.subscriptions],
@@ -154,12 +161,21 @@ def status(daemon: Parts) -> dict[str, Any]:
     dead: list[dict[str, Any]] = []
     if daemon.journal is not None and daemon.state != "stopping":
         try:
-            journal = {"path": daemon.journal.path, "size_bytes": daemon.journal.size_bytes(),
-                       **daemon.journal.counts()}
-            dead = [{"event_id": d.event_id, "plugin": d.plugin, "topic": d.topic,
-                     "attempts": d.attempts,
-                     "error": (d.last_error or "").strip().splitlines()[-1:]}
-                    for d in daemon.journal.dead_letters()[-20:]]
+            journal = {
+                "path": daemon.journal.path,
+                "size_bytes": daemon.journal.size_bytes(),
+                **daemon.journal.counts(),
+            }
+            dead = [
+                {
+                    "event_id": d.event_id,
+                    "plugin": d.plugin,
+                    "topic": d.topic,
+                    "attempts": d.attempts,
+                    "error": (d.last_error or "").strip().splitlines()[-1:],
+                }
+                for d in daemon.journal.dead_letters()[-20:]
+            ]
         except Exception as exc:  # noqa: BLE001
             journal = {"error": redact(str(exc))}
     hub_stats: dict[str, Any] = {}
@@ -177,19 +193,29 @@ def status(daemon: Parts) -> dict[str, Any]:
         "state": daemon.state,
         "ready": ready,
         "reasons": readiness_body["reasons"],
-        "server": {"url": config.server_url, "user": config.api_user,
-                   "embedded": daemon.devserver is not None,
-                   "version": (daemon.session.server_version if daemon.session else None)},
-        "hub": {"connected": bool(daemon.hub is not None and daemon.hub.connected),
-                "reconnects": link.reconnects, "gaps": link.gap_count,
-                "gap_seconds": round(link.gap_seconds, 3),
-                "last_gap": link.last_gap, **{f"stats_{k}": v for k, v in hub_stats.items()}},
+        "server": {
+            "url": config.server_url,
+            "user": config.api_user,
+            "embedded": daemon.devserver is not None,
+            "version": (daemon.session.server_version if daemon.session else None),
+        },
+        "hub": {
+            "connected": bool(daemon.hub is not None and daemon.hub.connected),
+            "reconnects": link.reconnects,
+            "gaps": link.gap_count,
+            "gap_seconds": round(link.gap_seconds, 3),
+            "last_gap": link.last_gap,
+            **{f"stats_{k}": v for k, v in hub_stats.items()},
+        },
         "plugins": plugins,
         "plugin_problems": list(host.problems) if host is not None else [],
         "journal": journal,
         "dead_letters": dead,
-        "cluster": (cluster.safe_view(daemon.journal, getattr(daemon.intake, "spool", None))
-                    if daemon.state != "stopping" else None),
+        "cluster": (
+            cluster.safe_view(daemon.journal, getattr(daemon.intake, "spool", None))
+            if daemon.state != "stopping"
+            else None
+        ),
         "last_error": daemon.last_error,
     }
 

@@ -71,8 +71,10 @@ class LaneSettings:
 
     def retry_delay(self, failures: int) -> float:
         """Delay before the next attempt after *failures* failed ones (1 = first retry)."""
-        return min(self.retry_backoff_max,
-                   self.retry_backoff * self.retry_multiplier ** max(0, failures - 1))
+        return min(
+            self.retry_backoff_max,
+            self.retry_backoff * self.retry_multiplier ** max(0, failures - 1),
+        )
 
 
 @dataclasses.dataclass
@@ -129,14 +131,21 @@ class Lane:
         self.in_flight: dict[int, InFlight] = {}  # worker thread ident -> attempt
         self.overflowed = False
         self.stopping = threading.Event()
-        self.stats = {"handled": 0, "succeeded": 0, "failed": 0, "retried": 0,
-                      "dead_lettered": 0, "slow": 0}
+        self.stats = {
+            "handled": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "retried": 0,
+            "dead_lettered": 0,
+            "slow": 0,
+        }
         self.last_error: str | None = None
         self.stuck_reason: str | None = None
         self.threads: list[threading.Thread] = []
         for index in range(settings.concurrency):
-            thread = threading.Thread(target=self._work, name=f"reviewd-{plugin}-{index}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._work, name=f"reviewd-{plugin}-{index}", daemon=True
+            )
             self.threads.append(thread)
             thread.start()
 
@@ -282,8 +291,12 @@ class Lane:
             try:
                 self._run(job)
             except BaseException as exc:  # noqa: BLE001 - journal write failed: keep the worker
-                log.error("recording a delivery's outcome failed; it stays pending",
-                          event_id=job.event_id, plugin=self.plugin, error=redact(str(exc)))
+                log.error(
+                    "recording a delivery's outcome failed; it stays pending",
+                    event_id=job.event_id,
+                    plugin=self.plugin,
+                    error=redact(str(exc)),
+                )
                 self.in_flight.pop(threading.get_ident(), None)
                 self._forget(job)
                 self.stopping.wait(1.0)
@@ -313,8 +326,11 @@ class Lane:
         except Exception as exc:  # noqa: BLE001 - retried with the next write
             text = redact(str(exc))
             if text != self._flush_error:  # once per kind of failure, not every 0.2 s
-                log.error("committing delivery outcomes failed; will retry",
-                          plugin=self.plugin, error=text)
+                log.error(
+                    "committing delivery outcomes failed; will retry",
+                    plugin=self.plugin,
+                    error=text,
+                )
             self._flush_error = text
 
     def _run(self, job: Job) -> None:
@@ -355,10 +371,16 @@ class Lane:
             self.stats["retried"] += 1
             metrics.retried.labels(**labels).inc()
             delay = settings.retry_delay(job.attempts)
-            log.warning("handler failed, will retry", event_id=job.event_id,
-                        plugin=self.plugin, topic=job.topic, attempt=job.attempts,
-                        max_attempts=settings.max_attempts, retry_in=round(delay, 3),
-                        error=self.last_error)
+            log.warning(
+                "handler failed, will retry",
+                event_id=job.event_id,
+                plugin=self.plugin,
+                topic=job.topic,
+                attempt=job.attempts,
+                max_attempts=settings.max_attempts,
+                retry_in=round(delay, 3),
+                error=self.last_error,
+            )
             if self.stopping.wait(delay):
                 self._forget(job)  # stays pending in the journal
                 return
@@ -370,29 +392,42 @@ class Lane:
         if children is None:
             metrics = self.router.metrics
             labels = {"plugin": self.plugin, "topic": topic}
-            children = (metrics.dispatched.labels(**labels),
-                        metrics.handler_duration.labels(**labels),
-                        metrics.succeeded.labels(**labels))
+            children = (
+                metrics.dispatched.labels(**labels),
+                metrics.handler_duration.labels(**labels),
+                metrics.succeeded.labels(**labels),
+            )
             if len(self._metric_children) < 1000:
                 self._metric_children[topic] = children
         return children
 
-    def _dead(self, job: Job, error: str, labels: dict[str, str],
-              count_attempt: bool = True) -> None:
+    def _dead(
+        self, job: Job, error: str, labels: dict[str, str], count_attempt: bool = True
+    ) -> None:
         self._finish(job, "dead", error, count_attempt)
         self.stats["dead_lettered"] += 1
         self.router.metrics.dead_lettered.labels(**labels).inc()
         last = error.strip().splitlines()[-1] if error.strip() else "error"
         self.last_error = last
-        log.error("delivery dead-lettered", event_id=job.event_id, plugin=self.plugin,
-                  topic=job.topic, attempts=job.attempts, error=last)
+        log.error(
+            "delivery dead-lettered",
+            event_id=job.event_id,
+            plugin=self.plugin,
+            topic=job.topic,
+            attempts=job.attempts,
+            error=last,
+        )
         report = self.router.report_failure
         if report is not None:
             try:
                 report(job, last)
             except Exception as exc:  # noqa: BLE001 - the dead letter is what matters
-                log.warning("reporting a failed delivery failed", event_id=job.event_id,
-                            plugin=self.plugin, error=redact(str(exc)))
+                log.warning(
+                    "reporting a failed delivery failed",
+                    event_id=job.event_id,
+                    plugin=self.plugin,
+                    error=redact(str(exc)),
+                )
 
     def _attempt(self, job: Job) -> str | None:
         """Run the plugin's handlers not yet finished for *job*; the error text or None."""
@@ -417,8 +452,9 @@ class Lane:
                     break
         return None
 
-    def _finish(self, job: Job, state: str, error: str | None = None,
-                count_attempt: bool = True) -> None:
+    def _finish(
+        self, job: Job, state: str, error: str | None = None, count_attempt: bool = True
+    ) -> None:
         """Record the outcome; the lane forgets the id only once it is committed (the
         write joins the next shared commit, no lock held meanwhile)."""
         journal = self.router.journal
@@ -430,8 +466,9 @@ class Lane:
             if state == "done":
                 journal.mark_done(job.event_id, self.plugin, then=forget)
             else:  # rare: committed before the lane counts it (status == journal)
-                journal.mark_dead(job.event_id, self.plugin, error or "",
-                                  count_attempt=count_attempt)
+                journal.mark_dead(
+                    job.event_id, self.plugin, error or "", count_attempt=count_attempt
+                )
                 forget()
         else:  # a journal that commits each outcome at once (the Redis journal)
             if state == "done":
@@ -445,8 +482,12 @@ class Lane:
         flight = self.in_flight.pop(ident, None)
         if flight is not None and flight.stuck_reported:
             elapsed = time.monotonic() - flight.started
-            log.warning("stuck handler returned", event_id=flight.job.event_id,
-                        plugin=self.plugin, seconds=round(elapsed, 3))
+            log.warning(
+                "stuck handler returned",
+                event_id=flight.job.event_id,
+                plugin=self.plugin,
+                seconds=round(elapsed, 3),
+            )
         if not any(f.stuck_reported for f in list(self.in_flight.values())):
             self.stuck_reason = None
 
@@ -455,23 +496,38 @@ class Lane:
         for flight in list(self.in_flight.values()):
             settings = flight.job.settings or self.settings
             elapsed = now - flight.started
-            if settings.soft_timeout and elapsed > settings.soft_timeout and not flight.slow_reported:
+            if (
+                settings.soft_timeout
+                and elapsed > settings.soft_timeout
+                and not flight.slow_reported
+            ):
                 flight.slow_reported = True
                 self.stats["slow"] += 1
                 self.router.metrics.slow.labels(plugin=self.plugin).inc()
-                log.warning("handler slow", event_id=flight.job.event_id, plugin=self.plugin,
-                            topic=flight.job.topic, seconds=round(elapsed, 3),
-                            soft_timeout=settings.soft_timeout)
+                log.warning(
+                    "handler slow",
+                    event_id=flight.job.event_id,
+                    plugin=self.plugin,
+                    topic=flight.job.topic,
+                    seconds=round(elapsed, 3),
+                    soft_timeout=settings.soft_timeout,
+                )
             if settings.hard_timeout and elapsed > settings.hard_timeout:
                 self.stuck_reason = (
                     f"handler for event {flight.job.event_id} ({flight.job.topic}) running "
-                    f"{elapsed:.1f}s, past the hard timeout of {settings.hard_timeout:g}s")
+                    f"{elapsed:.1f}s, past the hard timeout of {settings.hard_timeout:g}s"
+                )
                 if not flight.stuck_reported:
                     flight.stuck_reported = True
                     self.router.metrics.stuck_total.labels(plugin=self.plugin).inc()
-                    log.error("plugin stuck", event_id=flight.job.event_id, plugin=self.plugin,
-                              topic=flight.job.topic, seconds=round(elapsed, 3),
-                              hard_timeout=settings.hard_timeout)
+                    log.error(
+                        "plugin stuck",
+                        event_id=flight.job.event_id,
+                        plugin=self.plugin,
+                        topic=flight.job.topic,
+                        seconds=round(elapsed, 3),
+                        hard_timeout=settings.hard_timeout,
+                    )
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -488,9 +544,15 @@ class Lane:
 class Router:
     """All lanes, plus the watcher thread that applies soft and hard timeouts."""
 
-    def __init__(self, journal: Any, deliver: Deliver, metrics: Any,
-                 resolver: Resolver | None = None, check_interval: float = 0.1,
-                 report_failure: FailureReporter | None = None) -> None:
+    def __init__(
+        self,
+        journal: Any,
+        deliver: Deliver,
+        metrics: Any,
+        resolver: Resolver | None = None,
+        check_interval: float = 0.1,
+        report_failure: FailureReporter | None = None,
+    ) -> None:
         self.journal = journal
         #: Told about every dead-lettered delivery (the intake replies to failed actions).
         self.report_failure = report_failure
@@ -506,8 +568,9 @@ class Router:
         self.lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, args=(check_interval,),
-                                         name="reviewd-router-watch", daemon=True)
+        self._watcher = threading.Thread(
+            target=self._watch, args=(check_interval,), name="reviewd-router-watch", daemon=True
+        )
         self._watcher.start()
 
     def lane(self, plugin: str, settings: LaneSettings | None = None) -> Lane:
@@ -561,8 +624,9 @@ class Router:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: lane.snapshot() for name, lane in list(self.lanes.items())}
 
-    def remove_lane(self, plugin: str, grace: float,
-                    tick: Callable[[], None] | None = None) -> bool:
+    def remove_lane(
+        self, plugin: str, grace: float, tick: Callable[[], None] | None = None
+    ) -> bool:
         """Stop a plugin's lane (unload/reload); queued jobs stay pending in the journal."""
         with self._lock:
             lane = self.lanes.pop(plugin, None)
@@ -585,8 +649,7 @@ class Router:
                 lane.check_timeouts(now)
 
 
-def _stop_lanes(lanes: list[Lane], grace: float,
-                tick: Callable[[], None] | None = None) -> bool:
+def _stop_lanes(lanes: list[Lane], grace: float, tick: Callable[[], None] | None = None) -> bool:
     """Stop *lanes* and wait up to *grace* seconds, calling *tick* about once a second
     (the supervisor keeps systemd's watchdog fed while it waits)."""
     for lane in lanes:

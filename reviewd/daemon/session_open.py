@@ -43,16 +43,22 @@ def refused_credentials_message(config: Config) -> str:
     """
     user_from = config.sources.get("api_user", "default")
     key_from = config.sources.get("api_key", "default")
-    return (f"the ftrack server at {config.server_url} refused user {config.api_user!r} "
-            f"(from {user_from}) with the API key from {key_from}; set FTRACK_API_USER and "
-            "FTRACK_API_KEY (or the key file: REVIEWD_API_KEY_FILE, the systemd credential "
-            "ftrack_api_key), or server.user and server.api_key_file in the configuration "
-            "file")
+    return (
+        f"the ftrack server at {config.server_url} refused user {config.api_user!r} "
+        f"(from {user_from}) with the API key from {key_from}; set FTRACK_API_USER and "
+        "FTRACK_API_KEY (or the key file: REVIEWD_API_KEY_FILE, the systemd credential "
+        "ftrack_api_key), or server.user and server.api_key_file in the configuration "
+        "file"
+    )
 
 
-def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
-                 on_attempt: Callable[[str], None],
-                 on_failure: Callable[[str], None]) -> Any:
+def open_session(
+    config: Config,
+    metrics: Metrics,
+    signals: SignalRequests,
+    on_attempt: Callable[[str], None],
+    on_failure: Callable[[str], None],
+) -> Any:
     """Build the Session (event hub not connected yet), retrying while the server
     cannot be reached.
 
@@ -76,8 +82,12 @@ def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
         on_attempt(f"connecting to {config.server_url} (attempt {attempts})")
         try:
             session = Session(
-                server_url=config.server_url, api_key=config.api_key,
-                api_user=config.api_user, plugin_paths=[], auto_connect_event_hub=False)
+                server_url=config.server_url,
+                api_key=config.api_key,
+                api_user=config.api_user,
+                plugin_paths=[],
+                auto_connect_event_hub=False,
+            )
         except AuthenticationError:
             metrics.session_attempts.labels(outcome="refused").inc()
             raise ConfigError("server.api_key", refused_credentials_message(config)) from None
@@ -88,16 +98,24 @@ def open_session(config: Config, metrics: Metrics, signals: SignalRequests,
                 # Waiting cannot make an untrusted certificate trusted: a configuration
                 # error naming the fix, not a retry loop.
                 raise ConfigError(
-                    "server.url", f"the TLS certificate of {config.server_url} is not "
+                    "server.url",
+                    f"the TLS certificate of {config.server_url} is not "
                     "trusted (certificate verify failed); if it is your studio's own CA or "
                     "a self-signed certificate, set server.ca_bundle (REVIEWD_CA_BUNDLE) to "
-                    "its PEM file", config.sources.get("server_url")) from None
+                    "its PEM file",
+                    config.sources.get("server_url"),
+                ) from None
             metrics.session_attempts.labels(outcome="failed").inc()
             error = redact(f"{type(exc).__name__}: {exc}")
             on_failure(error)
             wait = random.uniform(delay / 2, delay)
-            log.warning("server not reachable, will retry", server=config.server_url,
-                        attempt=attempts, retry_in=round(wait, 2), error=error)
+            log.warning(
+                "server not reachable, will retry",
+                server=config.server_url,
+                attempt=attempts,
+                retry_in=round(wait, 2),
+                error=error,
+            )
         else:
             metrics.session_attempts.labels(outcome="ok").inc()
             return session

@@ -43,8 +43,10 @@ class SignalRequests:
     def _on_stop_signal(self, signum: int, _frame: Any) -> None:
         self._stop_signals += 1
         if self._stop_signals > 1:
-            sys.stderr.write(f"reviewd: second {signal.Signals(signum).name}: exiting now; "
-                             "unfinished deliveries stay in the journal\n")
+            sys.stderr.write(
+                f"reviewd: second {signal.Signals(signum).name}: exiting now; "
+                "unfinished deliveries stay in the journal\n"
+            )
             sys.stderr.flush()
             os._exit(1)
         self.request_stop()

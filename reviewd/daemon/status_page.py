@@ -53,8 +53,9 @@ class History:
         self._lock = threading.Lock()
         self._minutes: OrderedDict[int, tuple[float, float, float]] = OrderedDict()
 
-    def record(self, handled: float, seconds_sum: float, seconds_count: float,
-               now: float | None = None) -> None:
+    def record(
+        self, handled: float, seconds_sum: float, seconds_count: float, now: float | None = None
+    ) -> None:
         """Note the totals now: deliveries handled, handler seconds and attempts."""
         minute = int((self._clock() if now is None else now) // 60)
         with self._lock:
@@ -85,8 +86,9 @@ class History:
         return out
 
 
-def _last_before(totals: Mapping[int, tuple[float, float, float]],
-                 minute: int) -> tuple[float, float, float] | None:
+def _last_before(
+    totals: Mapping[int, tuple[float, float, float]], minute: int
+) -> tuple[float, float, float] | None:
     earlier = [m for m in totals if m < minute]
     return totals[max(earlier)] if earlier else (0.0, 0.0, 0.0)
 
@@ -148,8 +150,9 @@ def _duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
-def chart(series: list[dict[str, float | None]], key: str, title: str, unit: str,
-          chart_id: str) -> str:
+def chart(
+    series: list[dict[str, float | None]], key: str, title: str, unit: str, chart_id: str
+) -> str:
     """One small inline SVG chart of the last hour: bars for counts, a line for times."""
     width, height, pad = 360, 90, 4
     values = [point[key] for point in series]
@@ -157,19 +160,26 @@ def chart(series: list[dict[str, float | None]], key: str, title: str, unit: str
     top = max(present) if present else 0.0
     scale = (height - 2 * pad) / top if top > 0 else 0.0
     step = (width - 2 * pad) / max(len(values), 1)
-    parts = [f'<svg id="{chart_id}" class="chart" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
-             f'<rect x="0" y="0" width="{width}" height="{height}" class="frame"/>']
+    parts = [
+        f'<svg id="{chart_id}" class="chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" class="frame"/>',
+    ]
     if key == "events":
         for i, value in enumerate(values):
             h = (value or 0.0) * scale
             x = pad + i * step
-            parts.append(f'<rect class="bar" x="{x:.1f}" y="{height - pad - h:.1f}" '
-                         f'width="{max(step - 1, 1):.1f}" height="{h:.1f}" '
-                         f'data-value="{value or 0:g}"/>')
+            parts.append(
+                f'<rect class="bar" x="{x:.1f}" y="{height - pad - h:.1f}" '
+                f'width="{max(step - 1, 1):.1f}" height="{h:.1f}" '
+                f'data-value="{value or 0:g}"/>'
+            )
     else:
-        points = [f"{pad + (i + 0.5) * step:.1f},{height - pad - v * scale:.1f}"
-                  for i, v in enumerate(values) if v is not None]
+        points = [
+            f"{pad + (i + 0.5) * step:.1f},{height - pad - v * scale:.1f}"
+            for i, v in enumerate(values)
+            if v is not None
+        ]
         if points:
             parts.append(f'<polyline class="line" points="{" ".join(points)}"/>')
             for point in points:
@@ -177,9 +187,11 @@ def chart(series: list[dict[str, float | None]], key: str, title: str, unit: str
                 parts.append(f'<circle class="dot" cx="{cx}" cy="{cy}" r="2"/>')
     parts.append("</svg>")
     peak = (_seconds(top) if unit == "s" else f"{top:g}") if present else "no data yet"
-    return (f'<figure><figcaption>{_e(title)} <span class="muted">(last hour, peak '
-            f'{_e(peak)})</span></figcaption>{"".join(parts)}'
-            '<div class="axis"><span>60 min ago</span><span>now</span></div></figure>')
+    return (
+        f'<figure><figcaption>{_e(title)} <span class="muted">(last hour, peak '
+        f"{_e(peak)})</span></figcaption>{''.join(parts)}"
+        '<div class="axis"><span>60 min ago</span><span>now</span></div></figure>'
+    )
 
 
 def _plugin_rows(status: Mapping[str, Any], latency: Latency) -> str:
@@ -203,7 +215,8 @@ def _plugin_rows(status: Mapping[str, Any], latency: Latency) -> str:
             f'<td class="num" data-field="failed">{_e(info.get("failed", 0))}</td>'
             f'<td class="num" data-field="dead">{_e(info.get("dead_lettered", 0))}</td>'
             f'<td class="num" data-field="latency">{_e(_seconds(mean))}</td>'
-            f'<td class="error" data-field="last_error">{_e(error)}</td></tr>')
+            f'<td class="error" data-field="last_error">{_e(error)}</td></tr>'
+        )
     if not rows:
         rows.append('<tr><td colspan="9" class="muted">no plugins</td></tr>')
     return "".join(rows)
@@ -214,16 +227,21 @@ def _dead_letter_rows(status: Mapping[str, Any]) -> str:
     for dead in reversed(status.get("dead_letters", [])):
         error = dead.get("error")
         error = error[-1] if isinstance(error, list) and error else (error or "")
-        rows.append(f'<tr><td class="mono">{_e(dead.get("event_id"))}</td>'
-                    f'<td>{_e(dead.get("plugin"))}</td><td>{_e(dead.get("topic"))}</td>'
-                    f'<td class="num">{_e(dead.get("attempts"))}</td>'
-                    f'<td class="error">{_e(error)}</td></tr>')
+        rows.append(
+            f'<tr><td class="mono">{_e(dead.get("event_id"))}</td>'
+            f"<td>{_e(dead.get('plugin'))}</td><td>{_e(dead.get('topic'))}</td>"
+            f'<td class="num">{_e(dead.get("attempts"))}</td>'
+            f'<td class="error">{_e(error)}</td></tr>'
+        )
     if not rows:
         return '<p class="muted" id="no-dead-letters">No dead letters.</p>'
-    return ('<table id="dead-letters"><thead><tr><th>event</th><th>plugin</th><th>topic</th>'
-            '<th>attempts</th><th>error</th></tr></thead><tbody>' + "".join(rows)
-            + '</tbody></table><p class="muted">Retry with <code>reviewd journal retry'
-            '</code>, after fixing the cause.</p>')
+    return (
+        '<table id="dead-letters"><thead><tr><th>event</th><th>plugin</th><th>topic</th>'
+        "<th>attempts</th><th>error</th></tr></thead><tbody>"
+        + "".join(rows)
+        + '</tbody></table><p class="muted">Retry with <code>reviewd journal retry'
+        "</code>, after fixing the cause.</p>"
+    )
 
 
 STYLE = """
@@ -248,8 +266,9 @@ ul.reasons{margin:4px 0 0;padding-left:20px;color:#a3211b}
 """
 
 
-def render(status: Mapping[str, Any], series: list[dict[str, float | None]],
-           latency: Latency) -> bytes:
+def render(
+    status: Mapping[str, Any], series: list[dict[str, float | None]], latency: Latency
+) -> bytes:
     """The whole page, as UTF-8 bytes."""
     ready = bool(status.get("ready"))
     hub = status.get("hub", {})
@@ -258,10 +277,17 @@ def render(status: Mapping[str, Any], series: list[dict[str, float | None]],
     reasons = "".join(f"<li>{_e(r)}</li>" for r in status.get("reasons", []))
     connected = bool(hub.get("connected"))
     last_gap = hub.get("last_gap")
-    gap_text = "none" if not hub.get("gaps") else f'{hub.get("gaps")} ({_e(_seconds(hub.get("gap_seconds")))} in all)'
+    gap_text = (
+        "none"
+        if not hub.get("gaps")
+        else f"{hub.get('gaps')} ({_e(_seconds(hub.get('gap_seconds')))} in all)"
+    )
     problems = "".join(f"<li>{_e(p)}</li>" for p in status.get("plugin_problems", []))
-    counts = ", ".join(f"{_e(state)} {_e(journal.get(state, 0))}"
-                       for state in ("pending", "done", "dead") if state in journal)
+    counts = ", ".join(
+        f"{_e(state)} {_e(journal.get(state, 0))}"
+        for state in ("pending", "done", "dead")
+        if state in journal
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="{REFRESH_SECONDS}">

@@ -87,8 +87,12 @@ def state_without_durations(status: str) -> str:
 class Daemon:
     """One run of the daemon; :meth:`run` returns the process exit code."""
 
-    def __init__(self, config: Config, reload_config: Callable[[], Config] | None = None,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reload_config: Callable[[], Config] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.config = config
         self._reload_config = reload_config
         self.notifier = notifier or Notifier()
@@ -193,10 +197,12 @@ class Daemon:
         try:
             self.http = HttpServer(self, host, port).start()
         except OSError as exc:
-            raise ConfigError("daemon.http",
-                              f"cannot listen on {host}:{port}: {exc.strerror} "
-                              "(choose another with --http ADDR:PORT or REVIEWD_HTTP, "
-                              "or 'off')") from None
+            raise ConfigError(
+                "daemon.http",
+                f"cannot listen on {host}:{port}: {exc.strerror} "
+                "(choose another with --http ADDR:PORT or REVIEWD_HTTP, "
+                "or 'off')",
+            ) from None
         self._add_status_page_route()
         log.info("http listening", address="{}:{}".format(*self.http.address))
 
@@ -210,8 +216,9 @@ class Daemon:
         from reviewd.daemon import http as daemon_http
 
         response = daemon_http.Response
-        add_route("/", lambda request: response(200, self.status_page(),
-                                                 "text/html; charset=utf-8"))
+        add_route(
+            "/", lambda request: response(200, self.status_page(), "text/html; charset=utf-8")
+        )
 
     def _open_journal(self) -> int | None:
         """Open the journal and the router on it; EX_CANTCREAT when it cannot be opened."""
@@ -222,15 +229,22 @@ class Daemon:
             return self._abort(f"journal.path: {exc}", EX_CANTCREAT)
         log.info("journal open", path=self.journal.path, **self.journal.counts())
         if getattr(self.journal, "recovered", 0):
-            log.warning("handlers were running when the process died; each counts as a "
-                        "failed attempt", deliveries=self.journal.recovered)
+            log.warning(
+                "handlers were running when the process died; each counts as a failed attempt",
+                deliveries=self.journal.recovered,
+            )
         self.intake.dispatch_local = getattr(self.journal, "dispatch_local", True)
-        self.router = Router(self.journal, self.intake.deliver, self.metrics,
-                             resolver=self.intake.resolve,
-                             report_failure=self.intake.report_failure)
+        self.router = Router(
+            self.journal,
+            self.intake.deliver,
+            self.metrics,
+            resolver=self.intake.resolve,
+            report_failure=self.intake.report_failure,
+        )
         if getattr(self.journal, "feeds_lanes", False):
-            self.metrics.registry.register(ClusterCollector(lambda: self.journal,
-                                                            lambda: self.intake.spool))
+            self.metrics.registry.register(
+                ClusterCollector(lambda: self.journal, lambda: self.intake.spool)
+            )
         self.intake.start()  # the journal writer: batches, compaction, file checks
         return None
 
@@ -262,14 +276,18 @@ class Daemon:
         def failed(error: str) -> None:
             self.last_error = error
 
-        self.session = open_session(self.config, self.metrics, self.signals,
-                                    on_attempt=attempting, on_failure=failed)
+        self.session = open_session(
+            self.config, self.metrics, self.signals, on_attempt=attempting, on_failure=failed
+        )
         remove = self.metrics.api.attach(self.session)
         if remove is not None:
             self._removers.append(remove)
         self.hub = self.session.event_hub
-        log.info("session ready", server=self.config.server_url,
-                 server_version=self.session.server_version)
+        log.info(
+            "session ready",
+            server=self.config.server_url,
+            server_version=self.session.server_version,
+        )
 
     def _load_plugins(self) -> None:
         self.signals.check_stop()
@@ -281,8 +299,9 @@ class Daemon:
         self._set_state("connecting the event hub")
         hub = self.hub
         hub.set_dispatch_hook(self.intake.on_events)
-        self._removers.append(hub.add_connection_listener(self._on_hub_connected,
-                                                          self._on_hub_disconnected))
+        self._removers.append(
+            hub.add_connection_listener(self._on_hub_connected, self._on_hub_disconnected)
+        )
         hub.connect(wait=False)
         extended = 0.0
         while not hub.connected:
@@ -378,8 +397,9 @@ class Daemon:
             task()
         except Exception as exc:  # noqa: BLE001
             self.last_error = redact(f"{getattr(task, '__name__', 'task')} failed: {exc}")
-            log.error("housekeeping failed", task=getattr(task, "__name__", "task"),
-                      error=self.last_error)
+            log.error(
+                "housekeeping failed", task=getattr(task, "__name__", "task"), error=self.last_error
+            )
 
     def _prune(self) -> None:
         try:
@@ -403,26 +423,40 @@ class Daemon:
             try:
                 new = self._reload_config()
             except ConfigError as exc:
-                log.error("reload refused: invalid configuration; keeping the running one",
-                          error=str(exc))
+                log.error(
+                    "reload refused: invalid configuration; keeping the running one", error=str(exc)
+                )
                 self.metrics.reloads.labels(outcome="failed").inc()
                 self.notifier.notify("READY=1")
                 return
             self._apply_config(new)
-        replace_host = (self._reload_config is not None and self.host is not None
-                        and self.plugins.settings_differ())
+        replace_host = (
+            self._reload_config is not None
+            and self.host is not None
+            and self.plugins.settings_differ()
+        )
         self.plugins.reload_all(replace_host)
         self.notifier.notify("READY=1\nSTATUS=running")
         log.info("reload finished", plugins=sorted(self.host.loaded) if self.host else [])
 
     def _apply_config(self, new: Config) -> None:
         old = self.config
-        for key in ("server_url", "api_user", "api_key", "http", "journal_path", "state_dir",
-                    "embedded_server"):
+        for key in (
+            "server_url",
+            "api_user",
+            "api_key",
+            "http",
+            "journal_path",
+            "state_dir",
+            "embedded_server",
+        ):
             if getattr(new, key) != getattr(old, key) and not (
-                    self.devserver is not None and key in ("server_url", "api_user", "api_key")):
-                log.warning("setting changed; restart the daemon to apply it",
-                            setting=key if key != "api_key" else "server.api_key")
+                self.devserver is not None and key in ("server_url", "api_user", "api_key")
+            ):
+                log.warning(
+                    "setting changed; restart the daemon to apply it",
+                    setting=key if key != "api_key" else "server.api_key",
+                )
             setattr(new, key, getattr(old, key))
         if self.devserver is not None and new.plugin_paths is None:
             new.plugin_paths = old.plugin_paths
@@ -441,12 +475,16 @@ class Daemon:
         if self.router is not None:
             finished = self.router.stop(self.config.grace_period, self._tick)
             if not finished:
-                unfinished = {name: lane.snapshot()["in_flight"]
-                              for name, lane in self.router.lanes.items()
-                              if lane.snapshot()["in_flight"]}
-                log.warning("grace period over; unfinished handlers abandoned (their "
-                            "deliveries stay pending and replay on the next start)",
-                            in_flight=unfinished)
+                unfinished = {
+                    name: lane.snapshot()["in_flight"]
+                    for name, lane in self.router.lanes.items()
+                    if lane.snapshot()["in_flight"]
+                }
+                log.warning(
+                    "grace period over; unfinished handlers abandoned (their "
+                    "deliveries stay pending and replay on the next start)",
+                    in_flight=unfinished,
+                )
         for remove in self._removers:
             remove()
         if self.hub is not None:
@@ -498,8 +536,11 @@ class Daemon:
         """``/``: the read-only HTML status page (:mod:`reviewd.daemon.status_page`)."""
         if self.state == "running":
             self._record_history()
-        return status_page.render(self.status(), self.history.series(),
-                                  status_page.handler_latency(self.metrics.handler_duration))
+        return status_page.render(
+            self.status(),
+            self.history.series(),
+            status_page.handler_latency(self.metrics.handler_duration),
+        )
 
     def metrics_text(self) -> bytes:
         """``/metrics``: the Prometheus exposition text."""

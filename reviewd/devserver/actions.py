@@ -110,30 +110,56 @@ def encode_media(
     outputs = []
     for name, fmt, file_type in ENCODE_OUTPUTS:
         component_id = str(uuid.uuid4())
-        data = {"id": component_id, "name": name, "file_type": file_type,
-                "size": source.get("size") or 0}
+        data = {
+            "id": component_id,
+            "name": name,
+            "file_type": file_type,
+            "size": source.get("size") or 0,
+        }
         if version_id is not None:
             data["version_id"] = version_id
         _create(executor, "FileComponent", data, user_id, changes)
         files.copy(source["id"], component_id)
-        _create(executor, "ComponentLocation", {
-            "id": str(uuid.uuid4()), "component_id": component_id,
-            "location_id": SERVER_LOCATION_ID, "resource_identifier": component_id,
-        }, user_id, changes)
+        _create(
+            executor,
+            "ComponentLocation",
+            {
+                "id": str(uuid.uuid4()),
+                "component_id": component_id,
+                "location_id": SERVER_LOCATION_ID,
+                "resource_identifier": component_id,
+            },
+            user_id,
+            changes,
+        )
         outputs.append({"component_id": component_id, "format": fmt})
     job_data = {
         "output": outputs,
         "source_component_id": source["id"],
         "keep_original": keep_original,
     }
-    _create(executor, "Job", {
-        "id": job_id, "type": "encode_media", "status": "done",
-        "data": json.dumps(job_data), "finished_at": {"__type__": "datetime", "value": now_text()},
-    }, user_id, changes)
+    _create(
+        executor,
+        "Job",
+        {
+            "id": job_id,
+            "type": "encode_media",
+            "status": "done",
+            "data": json.dumps(job_data),
+            "finished_at": {"__type__": "datetime", "value": now_text()},
+        },
+        user_id,
+        changes,
+    )
     if executor.model.get("JobComponent") is not None:
         for output in outputs:
-            _create(executor, "JobComponent",
-                    {"job_id": job_id, "component_id": output["component_id"]}, user_id, changes)
+            _create(
+                executor,
+                "JobComponent",
+                {"job_id": job_id, "component_id": output["component_id"]},
+                user_id,
+                changes,
+            )
     return {"job_id": job_id}
 
 

@@ -67,7 +67,9 @@ class CustomAttributes:
             )
         owner_type, owner_row = owner
         dense = DenseValues(self.model, self.store)
-        if configuration["id"] not in {c["id"] for c in dense.applicable(owner_type, owner_row, [configuration])}:
+        if configuration["id"] not in {
+            c["id"] for c in dense.applicable(owner_type, owner_row, [configuration])
+        }:
             raise errors.validation(
                 f"custom attribute {configuration.get('key')!r} does not apply to "
                 f"{owner_type.id} {row.get('entity_id')}."
@@ -115,8 +117,13 @@ class CustomAttributes:
 
 # ---------------------------------------------------------------------- dense reading
 # Which configurations apply to an owner: ftrack names owners by their storage table.
-OWNER_KINDS = {"Show": "show", "AssetVersion": "assetversion", "Asset": "asset", "User": "user",
-               "List": "list"}
+OWNER_KINDS = {
+    "Show": "show",
+    "AssetVersion": "assetversion",
+    "Asset": "asset",
+    "User": "user",
+    "List": "list",
+}
 HIERARCHICAL_OWNERS = {"show", "task", "asset", "assetversion"}
 
 
@@ -185,8 +192,11 @@ class DenseValues:
             for config in self.applicable(concrete, row, configurations):
                 value = stored.get((row.get(key_name), config["id"]))
                 if value is None:
-                    value = {"entity_id": row.get(key_name), "configuration_id": config["id"],
-                             "value": config.get("default")}
+                    value = {
+                        "entity_id": row.get(key_name),
+                        "configuration_id": config["id"],
+                        "value": config.get("default"),
+                    }
                 values.append({**value, "__type__": target.id, "key": config.get("key")})
             result.append(values)
         return result

@@ -90,7 +90,9 @@ class ServerDefaults:
         if row.get("type_id") is None and "type_id" in self._columns(entity_type):
             row["type_id"] = self._default_type(schema, object_type_id, is_task)
         if row.get("status_id") is None and "status_id" in self._columns(entity_type):
-            row["status_id"] = self._default_status(schema, object_type_id, row.get("type_id"), is_task)
+            row["status_id"] = self._default_status(
+                schema, object_type_id, row.get("type_id"), is_task
+            )
         for column in ("bid", "sort"):  # a real schema requires these without defaults
             if row.get(column) is None and column in entity_type.attributes:
                 row[column] = 0
@@ -105,7 +107,9 @@ class ServerDefaults:
     def _asset_version(self, entity_type: EntityType, row: dict, user_id: str | None) -> None:
         asset_id = row.get("asset_id")
         if row.get("version") is None and asset_id is not None:
-            siblings = self.store.rows_by(entity_type, "asset_id", [asset_id], ["__type__", "version"])
+            siblings = self.store.rows_by(
+                entity_type, "asset_id", [asset_id], ["__type__", "version"]
+            )
             row["version"] = 1 + max((s.get("version") or 0 for s in siblings), default=0)
         if row.get("status_id") is None:
             schema = self._project_schema(self._project_of_asset(asset_id))
@@ -120,7 +124,9 @@ class ServerDefaults:
     ) -> Any:
         if schema is not None:
             if is_task:
-                for override in self._rows("ProjectSchemaOverride", "project_schema_id", schema["id"]):
+                for override in self._rows(
+                    "ProjectSchemaOverride", "project_schema_id", schema["id"]
+                ):
                     if override.get("type_id") == type_id:
                         found = self._first_status_of_workflow(override.get("workflow_schema_id"))
                         if found:
@@ -137,7 +143,9 @@ class ServerDefaults:
     def _default_type(self, schema: dict | None, object_type_id: Any, is_task: bool) -> Any:
         if schema is not None:
             if is_task:
-                links = self._rows("TaskTypeSchemaType", "task_type_schema_id", schema.get("task_type_schema_id"))
+                links = self._rows(
+                    "TaskTypeSchemaType", "task_type_schema_id", schema.get("task_type_schema_id")
+                )
                 found = self._sorted_targets("Type", [link.get("type_id") for link in links])
                 if found:
                     return found
@@ -236,7 +244,9 @@ class ServerDefaults:
         asset = self._row("Asset", asset_id)
         if asset is None:
             return None
-        return asset.get("project_id") or self._project_id_of({"parent_id": asset.get("context_id")})
+        return asset.get("project_id") or self._project_id_of(
+            {"parent_id": asset.get("context_id")}
+        )
 
     def _project_schema(self, project_id: Any) -> dict | None:
         project = self._row("Project", project_id)

@@ -50,20 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("topic", help="event topic, e.g. ftrack.action.discover")
     parser.add_argument("--data", default="{}", help="event data as a JSON object")
     parser.add_argument("--target", default="", help="target expression, e.g. applicationId=x")
-    parser.add_argument("--source-user", default=None, metavar="NAME",
-                        help="send as this user (source.user with its id), as when that "
-                        "person clicks in the web UI (default: a 'devserver' user)")
-    parser.add_argument("--wait-reply", type=float, default=None, metavar="SECONDS",
-                        help="wait this long for a reply and print it as JSON")
+    parser.add_argument(
+        "--source-user",
+        default=None,
+        metavar="NAME",
+        help="send as this user (source.user with its id), as when that "
+        "person clicks in the web UI (default: a 'devserver' user)",
+    )
+    parser.add_argument(
+        "--wait-reply",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait this long for a reply and print it as JSON",
+    )
     parser.add_argument("--server", default=None, help="server URL (default: $FTRACK_SERVER)")
     parser.add_argument("--api-user", default=None, help="API user (default: $FTRACK_API_USER)")
-    parser.add_argument("--api-key", default=None,
-                        help="API key (default: $FTRACK_API_KEY or $FTRACK_APIKEY)")
+    parser.add_argument(
+        "--api-key", default=None, help="API key (default: $FTRACK_API_KEY or $FTRACK_APIKEY)"
+    )
     return parser
 
 
-def main(argv: list[str] | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """Run the command; *argv* may start with the word ``emit`` or directly with TOPIC."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -83,24 +94,34 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None,
     user = args.api_user or os.environ.get("FTRACK_API_USER")
     key = args.api_key or os.environ.get("FTRACK_API_KEY") or os.environ.get("FTRACK_APIKEY")
     register_secret(key)
-    missing = [name for name, value in (("--server/FTRACK_SERVER", server),
-                                        ("--api-user/FTRACK_API_USER", user),
-                                        ("--api-key/FTRACK_API_KEY", key)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("--server/FTRACK_SERVER", server),
+            ("--api-user/FTRACK_API_USER", user),
+            ("--api-key/FTRACK_API_KEY", key),
+        )
+        if not value
+    ]
     if missing:
-        return fail(EXIT_CONFIG, f"missing {', '.join(missing)}; pass the flag or set the "
-                    "environment variable (the devserver prints all three when it starts).")
+        return fail(
+            EXIT_CONFIG,
+            f"missing {', '.join(missing)}; pass the flag or set the "
+            "environment variable (the devserver prints all three when it starts).",
+        )
     try:
         data = json.loads(args.data)
     except ValueError as error:
         return fail(EXIT_DATAERR, f"--data is not valid JSON ({error}); nothing was sent.")
     if not isinstance(data, dict):
-        return fail(EXIT_DATAERR, "--data must be a JSON object, e.g. '{\"selection\": []}'; "
-                    "nothing was sent.")
+        return fail(
+            EXIT_DATAERR,
+            "--data must be a JSON object, e.g. '{\"selection\": []}'; nothing was sent.",
+        )
     if args.wait_reply is not None and args.wait_reply < 0:
         return fail(2, "--wait-reply must be >= 0 seconds.")
 
-    body = {"topic": args.topic, "data": data, "target": args.target,
-            "wait_reply": args.wait_reply}
+    body = {"topic": args.topic, "data": data, "target": args.target, "wait_reply": args.wait_reply}
     if args.source_user:
         body["source_user"] = args.source_user
     try:
@@ -111,13 +132,19 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None,
             timeout=(10, (args.wait_reply or 0) + 30),
         )
     except requests.RequestException as error:
-        return fail(EXIT_UNAVAILABLE, f"cannot reach the devserver at {server} ({error}); "
-                    "is `reviewd devserver` running there?")
+        return fail(
+            EXIT_UNAVAILABLE,
+            f"cannot reach the devserver at {server} ({error}); "
+            "is `reviewd devserver` running there?",
+        )
     try:
         answer = response.json()
     except ValueError:
-        return fail(EXIT_UNAVAILABLE, f"{server} answered HTTP {response.status_code} with a "
-                    "body that is not JSON; is it a reviewd devserver?")
+        return fail(
+            EXIT_UNAVAILABLE,
+            f"{server} answered HTTP {response.status_code} with a "
+            "body that is not JSON; is it a reviewd devserver?",
+        )
     if response.status_code == 401:
         return fail(EXIT_NOPERM, f"the devserver refused user {user!r} or its API key.")
     if not isinstance(answer, dict) or "exception" in answer or response.status_code != 200:
@@ -127,9 +154,12 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None,
     if args.wait_reply:
         reply = answer.get("reply")
         if reply is None:
-            return fail(EXIT_NO_REPLY, f"no reply to {args.topic} within {args.wait_reply:g} s "
-                        f"(event id {answer['event']['id']}): no plugin subscribed to it "
-                        "answered; a handler may still be running, or returned nothing")
+            return fail(
+                EXIT_NO_REPLY,
+                f"no reply to {args.topic} within {args.wait_reply:g} s "
+                f"(event id {answer['event']['id']}): no plugin subscribed to it "
+                "answered; a handler may still be running, or returned nothing",
+            )
         stdout.write(json.dumps(reply, indent=2, sort_keys=True) + "\n")
         data = reply.get("data") if isinstance(reply, dict) else None
         if isinstance(data, dict) and data.get("success") is False:

@@ -90,8 +90,11 @@ class _Connection:
         if self.closed:
             return False
         if self.queued + len(text) > self.max_outbox_bytes:
-            log.warning("event connection %s stopped reading (%d characters queued); "
-                        "cutting it off", self.sid, self.queued)
+            log.warning(
+                "event connection %s stopped reading (%d characters queued); cutting it off",
+                self.sid,
+                self.queued,
+            )
             self.abort()
             return False
         self.queued += len(text)
@@ -260,8 +263,14 @@ class EventServer:
         )
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
-        conn = _Connection(sid=sid, user=pending[0], request=request, ws=ws,
-                           last_heard=loop.time(), max_outbox_bytes=self.max_outbox_bytes)
+        conn = _Connection(
+            sid=sid,
+            user=pending[0],
+            request=request,
+            ws=ws,
+            last_heard=loop.time(),
+            max_outbox_bytes=self.max_outbox_bytes,
+        )
         self._connections[sid] = conn
         conn.tasks.append(asyncio.create_task(self._writer(conn)))
         conn.tasks.append(asyncio.create_task(self._ticker(conn)))
@@ -328,8 +337,11 @@ class EventServer:
                     # socket is merely quiet, so the *client* must notice the silence.
                     conn.last_heard = now
                 elif now - conn.last_heard > self.heartbeat_timeout:
-                    log.info("event connection %s silent for %.1fs; disconnecting",
-                             conn.sid, now - conn.last_heard)
+                    log.info(
+                        "event connection %s silent for %.1fs; disconnecting",
+                        conn.sid,
+                        now - conn.last_heard,
+                    )
                     conn.say_goodbye(b"heartbeat timeout")
                     return
                 if now >= next_beat:
@@ -375,18 +387,19 @@ class EventServer:
         # JSON, ACK and NOOP from a client carry nothing the ftrack server acts on.
 
     def _refuse_oversized(self, conn: _Connection, text: str) -> None:
-        message = (f"frame of {len(text)} characters exceeds the limit of "
-                   f"{self.max_frame_bytes} bytes")
+        message = (
+            f"frame of {len(text)} characters exceeds the limit of {self.max_frame_bytes} bytes"
+        )
         log.info("event connection %s: %s", conn.sid, message)
         head = text[:32].split(":")
-        if len(head) >= 2 and head[0] == "5" and head[1].endswith("+") \
-                and head[1][:-1].isdigit():
+        if len(head) >= 2 and head[0] == "5" and head[1].endswith("+") and head[1][:-1].isdigit():
             self._acknowledge(conn, head[1][:-1], False, message)
         else:
             self._send_error(conn, message)
 
-    def _acknowledge(self, conn: _Connection, ack_id: str, success: bool,
-                     message: str | None = None) -> None:
+    def _acknowledge(
+        self, conn: _Connection, ack_id: str, success: bool, message: str | None = None
+    ) -> None:
         body: dict[str, Any] = {"success": success}
         if message is not None:
             body["message"] = message
@@ -458,8 +471,11 @@ class EventServer:
             raise EventRefused("ftrack.meta.subscribe needs data {subscriber, subscription}")
         metadata = data.get("subscriber")
         subscription = data.get("subscription")
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("id"), str) \
-                or not metadata["id"]:
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("id"), str)
+            or not metadata["id"]
+        ):
             raise EventRefused("ftrack.meta.subscribe needs data.subscriber.id")
         if not isinstance(subscription, str):
             raise EventRefused("ftrack.meta.subscribe needs data.subscription (a string)")
@@ -469,17 +485,26 @@ class EventServer:
         if len(conn.subscribers) >= self.max_subscriptions_per_connection:
             raise EventRefused(
                 f"too many subscriptions on this connection (limit "
-                f"{self.max_subscriptions_per_connection})")
+                f"{self.max_subscriptions_per_connection})"
+            )
         compiled = expressions.parse(subscription)
         # A hub that reconnects re-subscribes its ids on a new connection, possibly before
         # the server has noticed the old one is dead: the newest registration wins.
         for other in list(self._connections.values()):
             if other is not conn and other.subscribers.pop(subscriber_id, None) is not None:
                 self._index.discard((other.sid, subscriber_id))
-                log.info("subscriber %s moved from connection %s to %s",
-                         subscriber_id, other.sid, conn.sid)
-        subscriber = Subscriber(id=subscriber_id, subscription=subscription,
-                                expression=compiled, metadata=dict(metadata))
+                log.info(
+                    "subscriber %s moved from connection %s to %s",
+                    subscriber_id,
+                    other.sid,
+                    conn.sid,
+                )
+        subscriber = Subscriber(
+            id=subscriber_id,
+            subscription=subscription,
+            expression=compiled,
+            metadata=dict(metadata),
+        )
         conn.subscribers[subscriber_id] = subscriber
         self._index.add((conn.sid, subscriber_id), conn, subscriber)
 
@@ -513,8 +538,7 @@ class EventServer:
                 if target is not None and not target.match(subscriber.metadata):
                     continue
             except Exception:  # one odd subscriber must not stop routing to the others
-                log.exception("matching event %s for connection %s failed",
-                              event.get("id"), sid)
+                log.exception("matching event %s for connection %s failed", event.get("id"), sid)
                 failed.add(sid)
                 continue
             chosen[sid] = conn
@@ -590,8 +614,9 @@ class EventServer:
             raise ValueError(f"there is no user {username!r} on this server")
         return {"username": username, "id": user_id}
 
-    def build_event(self, topic: str, data: dict | None = None, target: str = "",
-                    source: dict | None = None) -> dict:
+    def build_event(
+        self, topic: str, data: dict | None = None, target: str = "", source: dict | None = None
+    ) -> dict:
         """A wire-form event as the web UI would send it, sourced at this server."""
         if not isinstance(topic, str) or not topic.strip():
             raise ValueError("an event needs a non-empty topic")
@@ -633,8 +658,11 @@ class EventServer:
     async def _emit_endpoint(self, request: web.Request) -> web.Response:
         """Let ``reviewd devserver emit`` (another process) publish and await a reply."""
         if self._credentials_ok(request) is None:
-            return _error(401, "InvalidCredentialsError",
-                          "The ftrack-user or ftrack-api-key header is missing or was refused.")
+            return _error(
+                401,
+                "InvalidCredentialsError",
+                "The ftrack-user or ftrack-api-key header is missing or was refused.",
+            )
         try:
             body = await request.json(loads=json.loads)
         except (ValueError, UnicodeDecodeError):
@@ -654,11 +682,14 @@ class EventServer:
             if body.get("source_user") is not None:
                 # The lookup reads the store; keep it off the loop that carries heartbeats.
                 user = await asyncio.get_running_loop().run_in_executor(
-                    None, self.source_user, body["source_user"])
+                    None, self.source_user, body["source_user"]
+                )
                 source = {**(source or {}), "user": user}
             if wait_reply is not None and (
-                    isinstance(wait_reply, bool) or not isinstance(wait_reply, (int, float))
-                    or wait_reply < 0):
+                isinstance(wait_reply, bool)
+                or not isinstance(wait_reply, (int, float))
+                or wait_reply < 0
+            ):
                 raise ValueError("wait_reply must be a number of seconds >= 0")
             event = self.build_event(topic, data, target, source)
             if target.strip():
@@ -689,6 +720,7 @@ class EventServer:
 
     def connections(self) -> list[dict]:
         """A snapshot of open connections: sid, user and subscribers (thread-safe)."""
+
         def snapshot() -> list[dict]:
             return [
                 {
@@ -699,8 +731,10 @@ class EventServer:
                         for s in conn.subscribers.values()
                     ],
                 }
-                for conn in self._connections.values() if not conn.closed
+                for conn in self._connections.values()
+                if not conn.closed
             ]
+
         if self._loop is None or self._loop.is_closed() or not self._loop.is_running():
             return []
         return self.call_in_loop(snapshot)
@@ -718,7 +752,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def _error(status: int, exception: str, content: str) -> web.Response:
     return web.json_response(
-        {"exception": exception, "content": content, "error_code": None}, status=status)
+        {"exception": exception, "content": content, "error_code": None}, status=status
+    )
 
 
 __all__ = ["EventServer", "Subscriber", "EventRefused"]

@@ -50,6 +50,7 @@ class Faults:
         No ``0::`` packet and no close frame are sent: clients see the socket die, as
         when a load balancer or the server host disappears.
         """
+
         def drop() -> int:
             connections = self._server._open_connections()
             for conn in connections:
@@ -74,6 +75,7 @@ class Faults:
     def send_malformed(self, frame: str = DEFAULT_MALFORMED_FRAME, sid: str | None = None) -> int:
         """Send *frame* (not a valid packet by default) to every client, or only to the
         connection *sid*; return how many received it."""
+
         def send() -> int:
             count = 0
             for conn in self._server._open_connections():

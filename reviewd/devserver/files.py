@@ -152,8 +152,9 @@ def add_routes(app: web.Application, server: DevServer) -> None:
         except FileStoreError as exc:
             raise web.HTTPForbidden(text=f"upload refused: {exc}\n") from None
         if (request.content_length or 0) > MAX_UPLOAD:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD,
-                                                actual_size=request.content_length or 0)
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_UPLOAD, actual_size=request.content_length or 0
+            )
         partial = f"{path}.{secrets.token_hex(4)}.part"
         size = 0
         try:
@@ -227,8 +228,9 @@ def add_routes(app: web.Application, server: DevServer) -> None:
     app.router.add_get("/devserver/widget/{name}", widget)
 
 
-def widget_url(store: FileStore, name: str, entity_type: str | None, entity_id: str | None,
-               theme: str | None) -> str:
+def widget_url(
+    store: FileStore, name: str, entity_type: str | None, entity_id: str | None, theme: str | None
+) -> str:
     """A signed URL of the server's own page standing in for web widget *name*."""
     expires = int(time.time() + URL_LIFETIME)
     subject = f"{name}:{entity_type or ''}:{entity_id or ''}"

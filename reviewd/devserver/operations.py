@@ -578,7 +578,10 @@ class BatchExecutor:
         doomed = self._cascade(self.model.types[row["__type__"]], row)
         doomed_ids = {doomed_row.get("id") for _type, doomed_row in doomed}
         for doomed_type, doomed_row in doomed:
-            if self.custom_attributes.handles(doomed_type) and doomed_row.get("entity_id") in doomed_ids:
+            if (
+                self.custom_attributes.handles(doomed_type)
+                and doomed_row.get("entity_id") in doomed_ids
+            ):
                 continue  # values go with their owner; its "remove" says so
             if doomed_type.id.startswith("__"):
                 continue  # a hidden link table's rows are no entities of their own
@@ -603,7 +606,10 @@ class BatchExecutor:
                 if attribute.link is not None:  # many-to-many: the link rows go, not the items
                     link_type = self.model.types[attribute.link[0]]
                     for link in self.store.rows_by(link_type, attribute.link[1], [owner_key]):
-                        marker = (link_type.table, tuple(link.get(k) for k in link_type.primary_key))
+                        marker = (
+                            link_type.table,
+                            tuple(link.get(k) for k in link_type.primary_key),
+                        )
                         if marker not in seen:
                             seen.add(marker)
                             found.append((link_type, link))

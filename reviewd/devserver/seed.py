@@ -289,10 +289,14 @@ def demo_operations(model: Model, api_user: str = DEFAULT_USER) -> list[dict]:
 
     # Custom attributes a studio keeps on its work: frame range, handles, fps, delivery.
     for name in CUSTOM_ATTRIBUTE_TYPES:
-        b.add("CustomAttributeType", {"id": seed_id("CustomAttributeType", name), "name": name,
-                                      "core": True})
-    b.add("CustomAttributeGroup", {"id": seed_id("CustomAttributeGroup", "Production"),
-                                   "name": "Production"})
+        b.add(
+            "CustomAttributeType",
+            {"id": seed_id("CustomAttributeType", name), "name": name, "core": True},
+        )
+    b.add(
+        "CustomAttributeGroup",
+        {"id": seed_id("CustomAttributeGroup", "Production"), "name": "Production"},
+    )
     for key, (label, type_name, entity_type, object_type, default) in DEMO_ATTRIBUTES.items():
         b.add(
             "CustomAttributeConfiguration",

@@ -69,8 +69,14 @@ class Simulator:
     KINDS = ("task_status", "new_version", "review_verdict", "note")
     WEIGHTS = (4, 2, 2, 2)
 
-    def __init__(self, server: _ExecutesBatches, rate: float, *, seed: int | None = None,
-                 user: str | None = None) -> None:
+    def __init__(
+        self,
+        server: _ExecutesBatches,
+        rate: float,
+        *,
+        seed: int | None = None,
+        user: str | None = None,
+    ) -> None:
         if not rate or rate <= 0:
             raise ValueError("the simulation rate must be a positive number of changes per second")
         self.server = server
@@ -170,7 +176,8 @@ class Simulator:
         by_id: dict[Any, str] = {sid: name for name, sid in statuses.items()}
         current = by_id.get(task.get("status_id"), "")
         choices = [n for n in TASK_WORKFLOW.get(current, []) if n in statuses] or [
-            n for n in statuses if n != current]
+            n for n in statuses if n != current
+        ]
         new_status = statuses[self._random.choice(choices)]
         if new_status == task.get("status_id"):
             new_status = statuses[self._random.choice([n for n in statuses if n != current])]
@@ -182,7 +189,8 @@ class Simulator:
         if template is None:
             return None
         siblings = self._query(
-            f'select version from AssetVersion where asset_id is "{template["asset_id"]}"')
+            f'select version from AssetVersion where asset_id is "{template["asset_id"]}"'
+        )
         number = max((row.get("version") or 0 for row in siblings), default=0) + 1
         statuses = self._statuses()
         status = statuses.get("pending review") or next(iter(statuses.values()), None)
@@ -203,13 +211,17 @@ class Simulator:
         return [_create("AssetVersion", data)], user
 
     def _review_verdict(self) -> tuple[list[dict], str] | None:
-        shown = self._pick(self._query(
-            "select id, review_session_id, version_id from ReviewSessionObject"))
+        shown = self._pick(
+            self._query("select id, review_session_id, version_id from ReviewSessionObject")
+        )
         if shown is None:
             return None
-        invitee = self._pick(self._query(
-            "select id, name from ReviewSessionInvitee where review_session_id is "
-            f'"{shown["review_session_id"]}"'))
+        invitee = self._pick(
+            self._query(
+                "select id, name from ReviewSessionInvitee where review_session_id is "
+                f'"{shown["review_session_id"]}"'
+            )
+        )
         verdict = self._random.choice(list(VERDICTS))
         data: dict[str, Any] = {
             "status": verdict,
@@ -222,7 +234,8 @@ class Simulator:
         version_status = self._statuses().get(VERDICTS[verdict])
         if version_status and shown.get("version_id"):
             operations.append(
-                _update("AssetVersion", shown["version_id"], {"status_id": version_status}))
+                _update("AssetVersion", shown["version_id"], {"status_id": version_status})
+            )
         user, _ = self._actor()
         return operations, user
 

@@ -36,31 +36,66 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--config", metavar="FILE",
-                         help="read [plugins] and [plugin.NAME] from this reviewd.toml")
-        sub.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
-                         help="a plugin argument for every plugin (VALUE is JSON or text)")
-        sub.add_argument("--plugin-arg", action="append", default=[], metavar="NAME.KEY=VALUE",
-                         help="a plugin argument for plugin NAME only")
-        sub.add_argument("--allow-world-writable", action="store_true",
-                         help="load plugins from world-writable places anyway")
+        sub.add_argument(
+            "--config",
+            metavar="FILE",
+            help="read [plugins] and [plugin.NAME] from this reviewd.toml",
+        )
+        sub.add_argument(
+            "--arg",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a plugin argument for every plugin (VALUE is JSON or text)",
+        )
+        sub.add_argument(
+            "--plugin-arg",
+            action="append",
+            default=[],
+            metavar="NAME.KEY=VALUE",
+            help="a plugin argument for plugin NAME only",
+        )
+        sub.add_argument(
+            "--allow-world-writable",
+            action="store_true",
+            help="load plugins from world-writable places anyway",
+        )
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     listing = commands.add_parser("list", help="show discovered plugins")
-    listing.add_argument("--path", action="append", default=None, metavar="DIR",
-                         help="a plugin path (default: config, then REVIEWD_PLUGIN_PATH or "
-                              "FTRACK_EVENT_PLUGIN_PATH)")
-    listing.add_argument("--no-entry-points", action="store_true",
-                         help="skip plugins installed through the reviewd.plugins entry point")
-    listing.add_argument("--strict", action="store_true",
-                         help="exit 78 if any plugin fails, as the daemon's strict mode would")
+    listing.add_argument(
+        "--path",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a plugin path (default: config, then REVIEWD_PLUGIN_PATH or "
+        "FTRACK_EVENT_PLUGIN_PATH)",
+    )
+    listing.add_argument(
+        "--no-entry-points",
+        action="store_true",
+        help="skip plugins installed through the reviewd.plugins entry point",
+    )
+    listing.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 78 if any plugin fails, as the daemon's strict mode would",
+    )
     common(listing)
 
     check = commands.add_parser("check", help="load plugins and report every problem")
-    check.add_argument("paths", nargs="+", metavar="PATH", help="a plugin directory (searched like FTRACK_EVENT_PLUGIN_PATH: "
-                            "every .py file and package in it) or one .py file")
-    check.add_argument("--entry-points", action="store_true",
-                       help="also check plugins installed through the reviewd.plugins entry point")
+    check.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a plugin directory (searched like FTRACK_EVENT_PLUGIN_PATH: "
+        "every .py file and package in it) or one .py file",
+    )
+    check.add_argument(
+        "--entry-points",
+        action="store_true",
+        help="also check plugins installed through the reviewd.plugins entry point",
+    )
     common(check)
     return parser
 
@@ -160,8 +195,9 @@ def _render(records: list[dict[str, Any]], problems: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _load(options: argparse.Namespace, settings: Mapping[str, Any], paths: list[str],
-          entry_points: bool) -> tuple[list[dict[str, Any]], list[str]]:
+def _load(
+    options: argparse.Namespace, settings: Mapping[str, Any], paths: list[str], entry_points: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Load the plugins against an embedded server; return (descriptions, problems)."""
     from reviewd.api.session import Session
     from reviewd.devserver import DevServer

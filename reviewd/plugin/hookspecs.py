@@ -33,8 +33,9 @@ hookspec = pluggy.HookspecMarker("reviewd")
 
 
 @hookspec
-def reviewd_register(session: Session, registry: SubscriptionRegistry,
-                     arguments: Mapping[str, Any], name: str) -> None:
+def reviewd_register(
+    session: Session, registry: SubscriptionRegistry, arguments: Mapping[str, Any], name: str
+) -> None:
     """Declare the subscriptions this plugin handles.
 
     Called once when the plugin is loaded (and again after a reload), before
@@ -97,8 +98,9 @@ def reviewd_prometheus_collectors(session: Session) -> Iterable[Collector] | Non
 
 
 @hookspec
-def reviewd_hub_gap(session: Session, gap_start: datetime.datetime,
-                    gap_end: datetime.datetime) -> None:
+def reviewd_hub_gap(
+    session: Session, gap_start: datetime.datetime, gap_end: datetime.datetime
+) -> None:
     """The event hub was disconnected from *gap_start* to *gap_end*.
 
     Both are timezone-aware ``datetime`` objects (UTC).  Events the server

@@ -488,8 +488,9 @@ class PluginHost:
             elif record.loaded:
                 nothing = [w for w in record.warnings if w.startswith(REGISTERED_NOTHING)]
                 # A classic plugin with no subscription will never run: not ready.
-                report[record.name] = PluginHealth(False, tuple(nothing)) if nothing else (
-                    PluginHealth())
+                report[record.name] = (
+                    PluginHealth(False, tuple(nothing)) if nothing else (PluginHealth())
+                )
         for outcome in self._call_each("reviewd_health", session=self.session):
             if outcome.error is not None:
                 problem = f"health hook raised {one_line(outcome.error)}"
@@ -532,13 +533,19 @@ def _registered_nothing(record: PluginRecord) -> str:
         except OSError:
             pass
     if guard and not compat.installed():
-        cause = (f"its isinstance(session, ftrack_api.Session) check (line {guard[0]}) refused "
-                 'reviewd\'s session because it got the real ftrack_api; set plugins.ftrack_api = '
-                 '"reviewd"')
+        cause = (
+            f"its isinstance(session, ftrack_api.Session) check (line {guard[0]}) refused "
+            "reviewd's session because it got the real ftrack_api; set plugins.ftrack_api = "
+            '"reviewd"'
+        )
     elif guard:
-        cause = (f"its session check (line {guard[0]}) returned early, or register() returned "
-                 "before subscribing")
+        cause = (
+            f"its session check (line {guard[0]}) returned early, or register() returned "
+            "before subscribing"
+        )
     else:
-        cause = ("register() returned before calling session.event_hub.subscribe(), or it "
-                 "subscribes on a different session")
+        cause = (
+            "register() returned before calling session.event_hub.subscribe(), or it "
+            "subscribes on a different session"
+        )
     return f"{REGISTERED_NOTHING}: likely cause: {cause}"

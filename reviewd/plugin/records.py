@@ -87,8 +87,12 @@ def log_failure(record: PluginRecord) -> None:
         _log.debug("%s traceback:\n%s", record.describe(), record.traceback)
 
 
-def fail(record: PluginRecord, error: BaseException, phase: str,
-         report: Callable[[PluginRecord], None] | None = None) -> None:
+def fail(
+    record: PluginRecord,
+    error: BaseException,
+    phase: str,
+    report: Callable[[PluginRecord], None] | None = None,
+) -> None:
     """Mark *record* failed by *error* during *phase* (e.g. ``"import failed"``) and log it
     (with *report*, default :func:`log_failure`)."""
     record.error = f"{phase}: {one_line(error)}" if phase else one_line(error)

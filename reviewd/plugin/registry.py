@@ -41,7 +41,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise PluginError(f"retry max_attempts must be an integer >= 1, got {self.max_attempts!r}")
+            raise PluginError(
+                f"retry max_attempts must be an integer >= 1, got {self.max_attempts!r}"
+            )
         for label in ("initial_delay", "max_delay", "multiplier"):
             value = getattr(self, label)
             if not _is_number(value) or value < 0:
@@ -81,7 +83,9 @@ class SubscriptionOptions:
         if self.timeout is not None and (not _is_number(self.timeout) or self.timeout <= 0):
             raise PluginError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
         if self.retry is not None and not isinstance(self.retry, RetryPolicy):
-            raise PluginError(f"retry must be a reviewd.plugin.registry.RetryPolicy, got {self.retry!r}")
+            raise PluginError(
+                f"retry must be a reviewd.plugin.registry.RetryPolicy, got {self.retry!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -214,8 +218,4 @@ def validate_expression(expression: str, plugin_name: str) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -182,19 +182,24 @@ def check_name(name: str) -> str:
     """*name* if it can be a module and an entry-point name, else a clear error."""
     if not _NAME.match(name) or keyword.iskeyword(name):
         suggestion = re.sub(r"[^a-z0-9_]", "_", name.lower()).lstrip("0123456789") or "my_plugin"
-        raise ScaffoldError(f"plugin name {name!r} must be a lower-case Python module name "
-                            f"(letters, digits, underscores), e.g. {suggestion!r}", EX_USAGE)
+        raise ScaffoldError(
+            f"plugin name {name!r} must be a lower-case Python module name "
+            f"(letters, digits, underscores), e.g. {suggestion!r}",
+            EX_USAGE,
+        )
     return name
 
 
-def write_plugin(name: str, directory: str | os.PathLike | None = None, *,
-                 classic: bool = False) -> Path:
+def write_plugin(
+    name: str, directory: str | os.PathLike | None = None, *, classic: bool = False
+) -> Path:
     """Write the package for plugin *name* into *directory* (default ``./NAME``)."""
     check_name(name)
     root = Path(directory if directory is not None else name)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise ScaffoldError(f"{root} already exists and is not empty; choose another "
-                            "name or --directory")
+        raise ScaffoldError(
+            f"{root} already exists and is not empty; choose another name or --directory"
+        )
     values = {
         "name": name,
         "dist_name": name.replace("_", "-"),
@@ -223,19 +228,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="reviewd new-plugin",
         description="Write a plugin package (pyproject with the reviewd.plugins entry "
-                    "point, the plugin, a test using reviewd's fixtures, a README).")
+        "point, the plugin, a test using reviewd's fixtures, a README).",
+    )
     parser.add_argument("name", help="the plugin's module name, e.g. my_plugin")
-    parser.add_argument("--classic", action="store_true",
-                        help="classic ftrack style (register(session), import ftrack_api) "
-                             "instead of pluggy (@reviewd.hookimpl)")
-    parser.add_argument("--directory", metavar="DIR",
-                        help="where to write it (default: ./NAME)")
+    parser.add_argument(
+        "--classic",
+        action="store_true",
+        help="classic ftrack style (register(session), import ftrack_api) "
+        "instead of pluggy (@reviewd.hookimpl)",
+    )
+    parser.add_argument("--directory", metavar="DIR", help="where to write it (default: ./NAME)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         root = write_plugin(args.name, args.directory, classic=args.classic)
     except ScaffoldError as exc:
         sys.stderr.write(f"reviewd new-plugin: {exc}\n")
         return exc.exit_code
-    sys.stdout.write(f"wrote {root}/ ({'classic' if args.classic else 'pluggy'} plugin "
-                     f"{args.name!r}); next: cd {root} && pip install -e . && pytest\n")
+    sys.stdout.write(
+        f"wrote {root}/ ({'classic' if args.classic else 'pluggy'} plugin "
+        f"{args.name!r}); next: cd {root} && pip install -e . && pytest\n"
+    )
     return EX_OK

@@ -60,7 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed='demo', schema=None, scope='function'): the embedded ftrack server "
-        "this test gets from the ftrack_server fixture (reviewd.testing)")
+        "this test gets from the ftrack_server fixture (reviewd.testing)",
+    )
 
 
 # ---------------------------------------------------------------------- the server
@@ -71,11 +72,14 @@ def _server_options(request: pytest.FixtureRequest) -> tuple[str, str | None, st
     schema = options.pop("schema", None)
     scope = options.pop("scope", "function")
     if options:
-        raise pytest.UsageError(f"@pytest.mark.{MARKER}: unknown option(s) {sorted(options)}; "
-                                "use seed=, schema= or scope=")
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}: unknown option(s) {sorted(options)}; "
+            "use seed=, schema= or scope="
+        )
     if scope not in SCOPES:
-        raise pytest.UsageError(f"@pytest.mark.{MARKER}: scope must be one of {SCOPES}, "
-                                f"got {scope!r}")
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}: scope must be one of {SCOPES}, got {scope!r}"
+        )
     return seed, (str(schema) if schema is not None else None), scope
 
 
@@ -108,9 +112,13 @@ def ftrack_server(request: pytest.FixtureRequest, _reviewd_module_servers: dict)
 
 
 def _open_session(session_class: Any, server: Any) -> Any:
-    return session_class(server_url=server.url, api_key=server.api_key,
-                         api_user=server.api_user, plugin_paths=[],
-                         auto_connect_event_hub=False)
+    return session_class(
+        server_url=server.url,
+        api_key=server.api_key,
+        api_user=server.api_user,
+        plugin_paths=[],
+        auto_connect_event_hub=False,
+    )
 
 
 @pytest.fixture
@@ -136,9 +144,12 @@ def ftrack_api_session(ftrack_server: Any) -> Iterator[Any]:
     import ftrack_api
 
     if ftrack_api.Session is not Session:
-        pytest.fail("the real ftrack-python-api is installed here, so `import ftrack_api` "
-                    "is not reviewd; test classic plugins in an environment without it "
-                    "(or use the ftrack_session fixture)", pytrace=False)
+        pytest.fail(
+            "the real ftrack-python-api is installed here, so `import ftrack_api` "
+            "is not reviewd; test classic plugins in an environment without it "
+            "(or use the ftrack_session fixture)",
+            pytrace=False,
+        )
     session = _open_session(ftrack_api.Session, ftrack_server)
     try:
         yield session
@@ -168,19 +179,33 @@ def _check_all(handles: list) -> None:
 
 
 @pytest.fixture
-def reviewd_plugin(ftrack_server: Any, tmp_path_factory: pytest.TempPathFactory,
-                   _reviewd_handles: list) -> Iterator[Callable[..., Any]]:
+def reviewd_plugin(
+    ftrack_server: Any, tmp_path_factory: pytest.TempPathFactory, _reviewd_handles: list
+) -> Iterator[Callable[..., Any]]:
     """Start a plugin under an in-process daemon; returns its ``PluginHandle``."""
     from reviewd.testing.runner import start_plugin
 
-    def start(target: Any, arguments: dict | None = None, *, routing: dict | None = None,
-              expect_failures: bool = False, watch: bool = False,
-              timeout: float = 30.0) -> Any:
+    def start(
+        target: Any,
+        arguments: dict | None = None,
+        *,
+        routing: dict | None = None,
+        expect_failures: bool = False,
+        watch: bool = False,
+        timeout: float = 30.0,
+    ) -> Any:
         __tracebackhide__ = True
         workdir = tmp_path_factory.mktemp("reviewd-plugin")
-        handle = start_plugin(ftrack_server, target, workdir, arguments=arguments,
-                              routing=routing, expect_failures=expect_failures, watch=watch,
-                              timeout=timeout)
+        handle = start_plugin(
+            ftrack_server,
+            target,
+            workdir,
+            arguments=arguments,
+            routing=routing,
+            expect_failures=expect_failures,
+            watch=watch,
+            timeout=timeout,
+        )
         _reviewd_handles.append(handle)
         return handle
 
@@ -212,8 +237,10 @@ def wait_for(_reviewd_handles: list) -> Callable[..., Any]:
                 return last
             if time.monotonic() > deadline:
                 what = message or getattr(condition, "__name__", repr(condition))
-                pytest.fail(f"timed out after {timeout:g}s waiting for {what} "
-                            f"(last value: {last!r})", pytrace=False)
+                pytest.fail(
+                    f"timed out after {timeout:g}s waiting for {what} (last value: {last!r})",
+                    pytrace=False,
+                )
             time.sleep(0.02)
 
     return wait
@@ -227,16 +254,29 @@ def emit(ftrack_server: Any, _reviewd_handles: list) -> Callable[..., Any]:
     none comes, with the plugin's traceback if it raised."""
     import concurrent.futures
 
-    def send(topic: str, data: dict | None = None, *, source_user: str | None = None,
-             wait_reply: bool = True, target: str = "", timeout: float = 10.0) -> Any:
+    def send(
+        topic: str,
+        data: dict | None = None,
+        *,
+        source_user: str | None = None,
+        wait_reply: bool = True,
+        target: str = "",
+        timeout: float = 10.0,
+    ) -> Any:
         __tracebackhide__ = True
         source = {"user": {"username": source_user or ftrack_server.api_user}}
         if not wait_reply:
             ftrack_server.emit(topic, data or {}, target=target, source=source)
             return None
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            future = pool.submit(ftrack_server.emit, topic, data or {}, target=target,
-                                 source=source, wait_reply=timeout)
+            future = pool.submit(
+                ftrack_server.emit,
+                topic,
+                data or {},
+                target=target,
+                source=source,
+                wait_reply=timeout,
+            )
             while not future.done():
                 _check_all(_reviewd_handles)
                 try:
@@ -246,9 +286,12 @@ def emit(ftrack_server: Any, _reviewd_handles: list) -> Callable[..., Any]:
             reply = future.result()
         _check_all(_reviewd_handles)
         if reply is None:
-            pytest.fail(f"no reply to {topic!r} within {timeout:g}s: no subscribed handler "
-                        "returned a value (is the plugin subscribed to this topic, and "
-                        "does its handler return something?)", pytrace=False)
+            pytest.fail(
+                f"no reply to {topic!r} within {timeout:g}s: no subscribed handler "
+                "returned a value (is the plugin subscribed to this topic, and "
+                "does its handler return something?)",
+                pytrace=False,
+            )
         return reply.get("data")
 
     return send

@@ -45,7 +45,9 @@ class FtrackChanges:
 
     def status(self, name: str) -> Any:
         """The ``Status`` named *name*; the error lists the server's statuses."""
-        found = self.session.query(f"select id, name from Status where name is {_quote(name)}").all()
+        found = self.session.query(
+            f"select id, name from Status where name is {_quote(name)}"
+        ).all()
         if not found:
             names = sorted(s["name"] for s in self.session.query("select name from Status"))
             raise LookupError(f"no status named {name!r}; the server has: {', '.join(names)}")
@@ -75,8 +77,14 @@ class FtrackChanges:
         self.session.commit()
         return target
 
-    def add_version(self, asset: Any, *, status: str = "Pending Review",
-                    comment: str = "Published by a test", task: Any = None) -> Any:
+    def add_version(
+        self,
+        asset: Any,
+        *,
+        status: str = "Pending Review",
+        comment: str = "Published by a test",
+        task: Any = None,
+    ) -> Any:
         """Publish the next ``AssetVersion`` of *asset* (an Asset, its id, or its name),
         in *status*, from *task* (default: the task of its latest version)."""
         if isinstance(asset, str) and self.session.get("Asset", asset) is None:
@@ -103,60 +111,89 @@ class FtrackChanges:
         self.session.commit()
         return version
 
-    def record_verdict(self, version: Any, verdict: str = "approved", *,
-                       invitee: str = "Reviewer", review_session: Any = None) -> Any:
+    def record_verdict(
+        self,
+        version: Any,
+        verdict: str = "approved",
+        *,
+        invitee: str = "Reviewer",
+        review_session: Any = None,
+    ) -> Any:
         """Record *invitee*'s *verdict* (``approved``, ``require_changes``, ...) on
         *version* in a review session (default: one created for the test in the
         version's project), creating the invitee and the review object when needed."""
         version = self._entity(version, "AssetVersion")
         project_id = self.session.query(
-            "select asset.parent.project_id from AssetVersion "
-            f"where id is {_quote(version['id'])}").one()["asset"]["parent"]["project_id"]
-        review = (self._entity(review_session, "ReviewSession") if review_session is not None
-                  else self._review_session(project_id))
+            f"select asset.parent.project_id from AssetVersion where id is {_quote(version['id'])}"
+        ).one()["asset"]["parent"]["project_id"]
+        review = (
+            self._entity(review_session, "ReviewSession")
+            if review_session is not None
+            else self._review_session(project_id)
+        )
         invitee_entity = self._invitee(review, invitee)
         review_object = self._review_object(review, version)
-        status = self.session.create("ReviewSessionObjectStatus", {
-            "status": verdict,
-            "review_session_object_id": review_object["id"],
-            "review_session_invitee_id": invitee_entity["id"],
-            "created_at": _now(),
-        })
+        status = self.session.create(
+            "ReviewSessionObjectStatus",
+            {
+                "status": verdict,
+                "review_session_object_id": review_object["id"],
+                "review_session_invitee_id": invitee_entity["id"],
+                "created_at": _now(),
+            },
+        )
         self.session.commit()
         return status
 
     def _review_session(self, project_id: str) -> Any:
         if project_id not in self._review_sessions:
-            self._review_sessions[project_id] = self.session.create("ReviewSession", {
-                "name": "Test review", "description": "made by reviewd.testing",
-                "project_id": project_id, "start_date": _now(), "end_date": _now(),
-                "created_at": _now(), "is_open": True,
-            })
+            self._review_sessions[project_id] = self.session.create(
+                "ReviewSession",
+                {
+                    "name": "Test review",
+                    "description": "made by reviewd.testing",
+                    "project_id": project_id,
+                    "start_date": _now(),
+                    "end_date": _now(),
+                    "created_at": _now(),
+                    "is_open": True,
+                },
+            )
             self.session.commit()
         return self._review_sessions[project_id]
 
     def _invitee(self, review: Any, name: str) -> Any:
         found = self.session.query(
             "select id, name from ReviewSessionInvitee where review_session_id is "
-            f"{_quote(review['id'])} and name is {_quote(name)}").all()
+            f"{_quote(review['id'])} and name is {_quote(name)}"
+        ).all()
         if found:
             return found[0]
         email = ".".join(name.lower().split()) + "@studio.example"
-        invitee = self.session.create("ReviewSessionInvitee", {
-            "name": name, "email": email, "review_session_id": review["id"]})
+        invitee = self.session.create(
+            "ReviewSessionInvitee",
+            {"name": name, "email": email, "review_session_id": review["id"]},
+        )
         self.session.commit()
         return invitee
 
     def _review_object(self, review: Any, version: Any) -> Any:
         found = self.session.query(
             "select id from ReviewSessionObject where review_session_id is "
-            f"{_quote(review['id'])} and version_id is {_quote(version['id'])}").all()
+            f"{_quote(review['id'])} and version_id is {_quote(version['id'])}"
+        ).all()
         if found:
             return found[0]
-        review_object = self.session.create("ReviewSessionObject", {
-            "name": "version", "description": "", "version_id": version["id"],
-            "review_session_id": review["id"], "sort_order": 0,
-            "version": f"v{version['version'] or 0:03d}",
-        })
+        review_object = self.session.create(
+            "ReviewSessionObject",
+            {
+                "name": "version",
+                "description": "",
+                "version_id": version["id"],
+                "review_session_id": review["id"],
+                "sort_order": 0,
+                "version": f"v{version['version'] or 0:03d}",
+            },
+        )
         self.session.commit()
         return review_object

@@ -15,9 +15,13 @@ PLUGIN = "reviewd.testing"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("reviewd_fixtures", type="bool", default=False,
-                  help="load reviewd's fixtures (ftrack_server, ftrack_session, "
-                       "reviewd_plugin, emit, ftrack_changes, wait_for)")
+    parser.addini(
+        "reviewd_fixtures",
+        type="bool",
+        default=False,
+        help="load reviewd's fixtures (ftrack_server, ftrack_session, "
+        "reviewd_plugin, emit, ftrack_changes, wait_for)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -96,9 +96,11 @@ class Failure:
 
     def describe(self) -> str:
         state = "dead-lettered" if self.dead else "will be retried"
-        return (f"plugin {self.plugin!r} raised while handling an event "
-                f"(attempt {self.attempts}, {state}):\n\n{self.error}\n\n"
-                f"the event that triggered it:\n{format_event(self.event)}")
+        return (
+            f"plugin {self.plugin!r} raised while handling an event "
+            f"(attempt {self.attempts}, {state}):\n\n{self.error}\n\n"
+            f"the event that triggered it:\n{format_event(self.event)}"
+        )
 
 
 class PluginFailure(AssertionError):
@@ -111,8 +113,11 @@ class PluginFailure(AssertionError):
     def __init__(self, failures: list[Failure]) -> None:
         self.failures = list(failures)
         first = self.failures[0]
-        more = (f"\n\n({len(self.failures) - 1} more failed delivery(ies) not shown)"
-                if len(self.failures) > 1 else "")
+        more = (
+            f"\n\n({len(self.failures) - 1} more failed delivery(ies) not shown)"
+            if len(self.failures) > 1
+            else ""
+        )
         super().__init__(first.describe() + more)
 
 

@@ -38,8 +38,12 @@ SYNC_TOPIC = "reviewd.testing.sync"
 POLL = 0.02
 
 
-def _deadline_poll(condition: Callable[[], Any], timeout: float, message: str,
-                   check: Callable[[], None] | None = None) -> Any:
+def _deadline_poll(
+    condition: Callable[[], Any],
+    timeout: float,
+    message: str,
+    check: Callable[[], None] | None = None,
+) -> Any:
     __tracebackhide__ = True
     deadline = time.monotonic() + timeout
     while True:
@@ -69,7 +73,8 @@ def resolve_target(target: str | os.PathLike | ModuleType, workdir: Path) -> tup
             return path.name, [_link(path, path.name, workdir)]
         raise PluginLoadError(
             f"{text} is neither a .py file nor a package directory (a folder with "
-            "__init__.py); give the plugin itself, not the folder that holds plugins")
+            "__init__.py); give the plugin itself, not the folder that holds plugins"
+        )
     from importlib.metadata import entry_points
 
     from reviewd.plugin import ENTRY_POINT_GROUP
@@ -85,7 +90,8 @@ def resolve_target(target: str | os.PathLike | ModuleType, workdir: Path) -> tup
         raise PluginLoadError(
             f"cannot find plugin {text!r}: it is not a file, not an installed "
             f"'{ENTRY_POINT_GROUP}' entry point and not an importable module "
-            "(did you 'pip install -e .' the plugin's package?)")
+            "(did you 'pip install -e .' the plugin's package?)"
+        )
     name = text.rsplit(".", 1)[-1]
     origin = Path(spec.origin).resolve()
     if spec.submodule_search_locations is not None:
@@ -107,8 +113,9 @@ def _link(source: Path, name: str, workdir: Path) -> str:
 class PluginHandle:
     """One plugin running under an in-process daemon: counts, failures, waiting."""
 
-    def __init__(self, name: str, daemon: Any, thread: threading.Thread, server: Any,
-                 expect_failures: bool) -> None:
+    def __init__(
+        self, name: str, daemon: Any, thread: threading.Thread, server: Any, expect_failures: bool
+    ) -> None:
         self.name = name
         self.daemon = daemon
         self.server = server
@@ -137,14 +144,20 @@ class PluginHandle:
         lane = self.daemon.router.lanes.get(self.name) if self.daemon.router else None
         return lane.snapshot() if lane is not None else {}
 
-    handled = property(lambda self: self.stats.get("handled", 0),
-                       doc="Deliveries finished (succeeded, or dead-lettered).")
-    succeeded = property(lambda self: self.stats.get("succeeded", 0),
-                         doc="Deliveries whose handlers all returned.")
-    failed = property(lambda self: self.stats.get("failed", 0),
-                      doc="Attempts that raised (each retry counts).")
-    dead_lettered = property(lambda self: self.stats.get("dead_lettered", 0),
-                             doc="Deliveries given up after the retry budget.")
+    handled = property(
+        lambda self: self.stats.get("handled", 0),
+        doc="Deliveries finished (succeeded, or dead-lettered).",
+    )
+    succeeded = property(
+        lambda self: self.stats.get("succeeded", 0), doc="Deliveries whose handlers all returned."
+    )
+    failed = property(
+        lambda self: self.stats.get("failed", 0), doc="Attempts that raised (each retry counts)."
+    )
+    dead_lettered = property(
+        lambda self: self.stats.get("dead_lettered", 0),
+        doc="Deliveries given up after the retry budget.",
+    )
 
     def metric(self, name: str, **labels: str) -> float:
         """The value of the daemon's Prometheus sample *name* with *labels* (0 when
@@ -155,8 +168,9 @@ class PluginHandle:
         text = self.daemon.metrics_text().decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v
-                                               for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     return float(sample.value)
         return 0.0
 
@@ -165,8 +179,16 @@ class PluginHandle:
         journal = self.daemon.journal
         rows = [d for d in journal.pending(self.name) if d.last_error]
         rows += journal.dead_letters(self.name)
-        return [Failure(self.name, d.payload, d.attempts, d.state == "dead",
-                        plugin_traceback(d.last_error or "")) for d in rows]
+        return [
+            Failure(
+                self.name,
+                d.payload,
+                d.attempts,
+                d.state == "dead",
+                plugin_traceback(d.last_error or ""),
+            )
+            for d in rows
+        ]
 
     def dead_letters(self) -> list[Failure]:
         """Deliveries the daemon gave up on (what ``reviewd journal list`` shows)."""
@@ -191,11 +213,18 @@ class PluginHandle:
         __tracebackhide__ = True
         token = uuid.uuid4().hex
         self.server.emit(SYNC_TOPIC, {"run": self._run_id, "token": token})
-        _deadline_poll(lambda: token in self._synced, timeout,
-                       f"the daemon running {self.name!r} to receive the events sent so far",
-                       self.check)
-        _deadline_poll(self._idle, timeout, f"plugin {self.name!r} to become idle "
-                       f"(lane: {self.stats})", self.check)
+        _deadline_poll(
+            lambda: token in self._synced,
+            timeout,
+            f"the daemon running {self.name!r} to receive the events sent so far",
+            self.check,
+        )
+        _deadline_poll(
+            self._idle,
+            timeout,
+            f"plugin {self.name!r} to become idle (lane: {self.stats})",
+            self.check,
+        )
 
     def _idle(self) -> bool:
         # Events the hub handed over but the intake has not journaled yet (the intake
@@ -224,8 +253,11 @@ class PluginHandle:
         self.daemon.request_stop()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            warnings.warn(f"the daemon running plugin {self.name!r} did not stop within "
-                          f"{timeout:g}s (a handler still running?)", stacklevel=2)
+            warnings.warn(
+                f"the daemon running plugin {self.name!r} did not stop within "
+                f"{timeout:g}s (a handler still running?)",
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"<PluginHandle {self.name!r} {self.stats}>"
@@ -244,20 +276,29 @@ def _configure_logging() -> None:
         return redact_processor(logger, name, dict(event_dict))
 
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-                    redact, structlog.processors.KeyValueRenderer(
-                        key_order=["event"], drop_missing=True)],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            redact,
+            structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
 
 
-def start_plugin(server: Any, target: str | os.PathLike | ModuleType, workdir: Path, *,
-                 arguments: Mapping[str, Any] | None = None,
-                 routing: Mapping[str, Any] | None = None,
-                 expect_failures: bool = False, watch: bool = False,
-                 timeout: float = 30.0) -> PluginHandle:
+def start_plugin(
+    server: Any,
+    target: str | os.PathLike | ModuleType,
+    workdir: Path,
+    *,
+    arguments: Mapping[str, Any] | None = None,
+    routing: Mapping[str, Any] | None = None,
+    expect_failures: bool = False,
+    watch: bool = False,
+    timeout: float = 30.0,
+) -> PluginHandle:
     """Start a daemon on *server* loading *target*; return once its subscriptions are
     registered at the server (an event published after this reaches the plugin)."""
     __tracebackhide__ = True
@@ -269,22 +310,31 @@ def start_plugin(server: Any, target: str | os.PathLike | ModuleType, workdir: P
     workdir.mkdir(parents=True, exist_ok=True)
     name, paths = resolve_target(target, workdir)
     register_secret(server.api_key)
-    config = Config(server_url=server.url, api_user=server.api_user, api_key=server.api_key,
-                    http=None, state_dir=str(workdir),
-                    journal_path=str(workdir / "journal.sqlite3"), plugin_paths=paths,
-                    per_plugin_arguments={name: dict(arguments or {})},
-                    watch_plugins=watch, grace_period=5.0, log_level="warning")
+    config = Config(
+        server_url=server.url,
+        api_user=server.api_user,
+        api_key=server.api_key,
+        http=None,
+        state_dir=str(workdir),
+        journal_path=str(workdir / "journal.sqlite3"),
+        plugin_paths=paths,
+        per_plugin_arguments={name: dict(arguments or {})},
+        watch_plugins=watch,
+        grace_period=5.0,
+        log_level="warning",
+    )
     routing_keys = {s.attr for s in SETTINGS if s.key.startswith("routing.")}
     for key, value in {**TEST_ROUTING, **dict(routing or {})}.items():
         if key not in routing_keys:
-            raise TypeError(f"unknown routing setting {key!r}; choose from "
-                            f"{', '.join(sorted(routing_keys))} (routing.* in "
-                            "docs/operations.md)")
+            raise TypeError(
+                f"unknown routing setting {key!r}; choose from "
+                f"{', '.join(sorted(routing_keys))} (routing.* in "
+                "docs/operations.md)"
+            )
         setattr(config, key, value)
     validate(config)
     daemon = Daemon(config)
-    thread = threading.Thread(target=daemon.run, name=f"reviewd-test-daemon-{name}",
-                              daemon=True)
+    thread = threading.Thread(target=daemon.run, name=f"reviewd-test-daemon-{name}", daemon=True)
     handle = PluginHandle(name, daemon, thread, server, expect_failures)
     thread.start()
     try:
@@ -298,9 +348,11 @@ def start_plugin(server: Any, target: str | os.PathLike | ModuleType, workdir: P
 def _wait_started(handle: PluginHandle, thread: threading.Thread, timeout: float) -> None:
     __tracebackhide__ = True
     daemon = handle.daemon
-    _deadline_poll(lambda: daemon.ready or not thread.is_alive(), timeout,
-                   f"the daemon to start (state: {daemon.state}, last error: "
-                   f"{daemon.last_error})")
+    _deadline_poll(
+        lambda: daemon.ready or not thread.is_alive(),
+        timeout,
+        f"the daemon to start (state: {daemon.state}, last error: {daemon.last_error})",
+    )
     if not daemon.ready:
         raise AssertionError(f"the daemon did not start: {daemon.last_error or daemon.state}")
     record = daemon.host.get(handle.name)
@@ -309,15 +361,18 @@ def _wait_started(handle: PluginHandle, thread: threading.Thread, timeout: float
         raise PluginLoadError(f"no plugin named {handle.name!r} was loaded (found: {found})")
     if record.error is not None:
         detail = plugin_traceback(record.traceback) if record.traceback else ""
-        raise PluginLoadError(f"plugin {handle.name!r} failed to load: {record.error}"
-                              + (f"\n\n{detail}" if detail else ""))
+        raise PluginLoadError(
+            f"plugin {handle.name!r} failed to load: {record.error}"
+            + (f"\n\n{detail}" if detail else "")
+        )
     hub = daemon.hub
     hub.subscribe(f"topic={SYNC_TOPIC} and data.run={handle._run_id}", handle._on_sync)
     wanted = {s.id for s in hub.subscribers}
 
     def registered() -> bool:
-        at_server = {sub["id"] for conn in handle.server.events.connections()
-                     for sub in conn["subscribers"]}
+        at_server = {
+            sub["id"] for conn in handle.server.events.connections() for sub in conn["subscribers"]
+        }
         return wanted <= at_server
 
     _deadline_poll(registered, timeout, "the plugin's subscriptions to reach the server")

@@ -284,8 +284,20 @@ def run_suite(
     args = list(selection or ["test/unit"])
     deselect = [] if include_heartbeat else ["--deselect", HEARTBEAT_TEST]
     command = [
-        str(python), "-m", "pytest", *args, "-o", "addopts=", "-p", "no:cacheprovider",
-        "-q", "--tb=short", "--continue-on-collection-errors", f"--junitxml={out / 'junit.xml'}", *plugins, *deselect,
+        str(python),
+        "-m",
+        "pytest",
+        *args,
+        "-o",
+        "addopts=",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--tb=short",
+        "--continue-on-collection-errors",
+        f"--junitxml={out / 'junit.xml'}",
+        *plugins,
+        *deselect,
         *(extra_args or []),
     ]
     started = time.monotonic()
@@ -304,8 +316,13 @@ def run_suite(
         )
         with open(out / "pytest.log", "w", encoding="utf-8") as log:
             completed = subprocess.run(
-                command, cwd=SUITE, env=env, stdout=log, stderr=subprocess.STDOUT,
-                timeout=timeout, check=False,
+                command,
+                cwd=SUITE,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
             )
     outcomes, messages = read_results(results_path)
     result = RunResult(
@@ -318,26 +335,48 @@ def run_suite(
         output_dir=out,
     )
     (out / "summary.md").write_text(summary_table(result), encoding="utf-8")
-    (out / "outcomes.json").write_text(json.dumps(
-        {"mode": mode, "schema": result.schema, "seconds": result.seconds,
-         "outcomes": outcomes, "messages": messages}, indent=1, sort_keys=True))
+    (out / "outcomes.json").write_text(
+        json.dumps(
+            {
+                "mode": mode,
+                "schema": result.schema,
+                "seconds": result.seconds,
+                "outcomes": outcomes,
+                "messages": messages,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+    )
     return result
 
 
 def load_last(mode: str, schema: str | None) -> RunResult:
     data = json.loads((output_dir(mode, schema) / "outcomes.json").read_text())
-    return RunResult(mode=data["mode"], schema=data["schema"], outcomes=data["outcomes"],
-                     messages=data["messages"], seconds=data["seconds"])
+    return RunResult(
+        mode=data["mode"],
+        schema=data["schema"],
+        outcomes=data["outcomes"],
+        messages=data["messages"],
+        seconds=data["seconds"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.conformance.run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.conformance.run", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--mode", choices=MODES, default="official")
     parser.add_argument("--schema", help="serve this schema list instead of the built-in one")
-    parser.add_argument("--table", action="store_true", help="print the last run's table, do not run")
+    parser.add_argument(
+        "--table", action="store_true", help="print the last run's table, do not run"
+    )
     parser.add_argument("--heartbeat", action="store_true", help="include the 115 s heartbeat test")
-    parser.add_argument("--update-ratchet", action="store_true",
-                        help="add every passing test to must_pass_<mode>.txt (never removes)")
+    parser.add_argument(
+        "--update-ratchet",
+        action="store_true",
+        help="add every passing test to must_pass_<mode>.txt (never removes)",
+    )
     parser.add_argument("selection", nargs="*", help="suite paths/node ids (default test/unit)")
     args = parser.parse_args(argv)
     if args.table:

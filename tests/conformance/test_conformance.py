@@ -65,7 +65,8 @@ def test_list_parsing_and_regressions(tmp_path, monkeypatch) -> None:
         "# header\nt.py::a\nt.py::b  # flaky upstream? no: must pass\nt.py::c\n"
     )
     result = run.RunResult(
-        mode="official", schema="default",
+        mode="official",
+        schema="default",
         outcomes={"t.py::a": "passed", "t.py::b": "failed", "t.py::d": "passed"},
     )
     assert run.regressions(result) == ["t.py::b", "t.py::c"]

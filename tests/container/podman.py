@@ -33,13 +33,16 @@ def missing_tools() -> list[str]:
     return [tool for tool in ("podman", "runc", "mmdebstrap") if shutil.which(tool) is None]
 
 
-def podman(*args: str, timeout: float = 600, check: bool = True,
-           input_text: str | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=timeout,
-                            input=input_text)
+def podman(
+    *args: str, timeout: float = 600, check: bool = True, input_text: str | None = None
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*PODMAN, *args], capture_output=True, text=True, timeout=timeout, input=input_text
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"podman {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -65,13 +68,25 @@ def ensure_base_image() -> tuple[str, float]:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reviewd-base-") as tmp:
         tar = os.path.join(tmp, "base.tar")
-        subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", f"--include={PACKAGES}",
-                        "bookworm", tar], check=True, capture_output=True, timeout=1200)
+        subprocess.run(
+            ["mmdebstrap", "--quiet", "--variant=apt", f"--include={PACKAGES}", "bookworm", tar],
+            check=True,
+            capture_output=True,
+            timeout=1200,
+        )
         imported = podman("import", tar, "localhost/reviewd-base-import:latest").stdout.strip()
     container = f"reviewd-base-prep-{os.getpid()}"
     try:
-        podman("run", "--name", container, "--network=host", imported.splitlines()[-1],
-               "sh", "-c", "rm -f /usr/lib/python3*/EXTERNALLY-MANAGED")
+        podman(
+            "run",
+            "--name",
+            container,
+            "--network=host",
+            imported.splitlines()[-1],
+            "sh",
+            "-c",
+            "rm -f /usr/lib/python3*/EXTERNALLY-MANAGED",
+        )
         podman("commit", "--format", "docker", "--change", 'CMD ["python3"]', container, name)
     finally:
         podman("rm", "-f", container, check=False)
@@ -83,7 +98,21 @@ def build_image(tag: str, pip_conf: Path) -> float:
     """Build the Dockerfile into *tag*; the seconds it took."""
     pip_conf.write_text(f"[global]\ncert = {CA_BUNDLE}\n")
     started = time.monotonic()
-    podman("build", "--pull=never", "--format", "docker", "--network=host",
-           "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro",
-           "-t", tag, "-f", str(REPO / "Dockerfile"), str(REPO), timeout=1800)
+    podman(
+        "build",
+        "--pull=never",
+        "--format",
+        "docker",
+        "--network=host",
+        "-v",
+        f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+        "-v",
+        f"{pip_conf}:/etc/pip.conf:ro",
+        "-t",
+        tag,
+        "-f",
+        str(REPO / "Dockerfile"),
+        str(REPO),
+        timeout=1800,
+    )
     return time.monotonic() - started

@@ -31,8 +31,11 @@ PLUGIN = """
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     missing = pm.missing_tools()
-    require(not missing, f"container tools not installed: {', '.join(missing)} "
-            "(apt-get install podman runc mmdebstrap; see .ci/run)")
+    require(
+        not missing,
+        f"container tools not installed: {', '.join(missing)} "
+        "(apt-get install podman runc mmdebstrap; see .ci/run)",
+    )
     timings = {}
     base, timings["base_image_seconds"] = pm.ensure_base_image()
     # One stable tag, kept after the run: the next build reuses its layers (the
@@ -44,12 +47,29 @@ def image(tmp_path_factory):
 
 
 def _run(tag: str, name: str, port: int, server, volume: str, plugins, *extra: str) -> None:
-    pm.podman("run", "-d", "--name", name, "--network=host",
-              "-e", f"FTRACK_SERVER={server.url}", "-e", f"FTRACK_API_USER={server.api_user}",
-              "-e", f"FTRACK_API_KEY={server.api_key}", "-e", f"REVIEWD_HTTP=127.0.0.1:{port}",
-              "-e", f"REVIEWD_GRACE_PERIOD={GRACE:g}",
-              "-v", f"{volume}:/var/lib/reviewd", "-v", f"{plugins}:/etc/reviewd/plugins:ro",
-              *extra, tag)
+    pm.podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network=host",
+        "-e",
+        f"FTRACK_SERVER={server.url}",
+        "-e",
+        f"FTRACK_API_USER={server.api_user}",
+        "-e",
+        f"FTRACK_API_KEY={server.api_key}",
+        "-e",
+        f"REVIEWD_HTTP=127.0.0.1:{port}",
+        "-e",
+        f"REVIEWD_GRACE_PERIOD={GRACE:g}",
+        "-v",
+        f"{volume}:/var/lib/reviewd",
+        "-v",
+        f"{plugins}:/etc/reviewd/plugins:ro",
+        *extra,
+        tag,
+    )
 
 
 def _state(name: str, field: str) -> str:
@@ -71,12 +91,14 @@ def _wait_ready(name: str, port: int, timeout: float = 90) -> float:
             logs = pm.podman("logs", name, check=False)
             raise AssertionError(f"container exited:\n{logs.stdout}\n{logs.stderr}")
         return _ready(port)
+
     wait_until(ready_or_dead, timeout, 0.2, f"{name} /readyz to answer 200")
     return time.monotonic() - started
 
 
-def test_the_image_builds_runs_stops_and_keeps_its_journal(image, devserver, tmp_path,
-                                                           record_property):
+def test_the_image_builds_runs_stops_and_keeps_its_journal(
+    image, devserver, tmp_path, record_property
+):
     tag, timings = image
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "ping", PLUGIN)
@@ -101,8 +123,15 @@ def test_the_image_builds_runs_stops_and_keeps_its_journal(image, devserver, tmp
         assert _state(name, ".State.Healthcheck.Status") == "healthy"
         # One event handled and journaled on the volume.
         devserver.emit("container.ping", {"n": 1})
-        wait_until(lambda: json.loads(http_get(f"http://127.0.0.1:{port}/status")[1])
-                   ["journal"].get("done", 0) >= 1, 30, 0.2, "the event to be handled")
+        wait_until(
+            lambda: (
+                json.loads(http_get(f"http://127.0.0.1:{port}/status")[1])["journal"].get("done", 0)
+                >= 1
+            ),
+            30,
+            0.2,
+            "the event to be handled",
+        )
         # SIGTERM (the image's STOPSIGNAL): exit 0 within the grace period.
         stopping = time.monotonic()
         pm.podman("stop", "-t", str(int(GRACE) + 10), name)
@@ -129,9 +158,21 @@ def test_a_bad_configuration_exits_78(image, tmp_path):
     tag, _ = image
     name = f"reviewd-bad-{uuid.uuid4().hex[:8]}"
     try:
-        result = pm.podman("run", "--name", name, "--network=host",
-                           "-e", "FTRACK_SERVER=http://127.0.0.1:1", "-e", "FTRACK_API_KEY=x",
-                           "-e", "REVIEWD_CONCURRENCY=-2", tag, check=False, timeout=120)
+        result = pm.podman(
+            "run",
+            "--name",
+            name,
+            "--network=host",
+            "-e",
+            "FTRACK_SERVER=http://127.0.0.1:1",
+            "-e",
+            "FTRACK_API_KEY=x",
+            "-e",
+            "REVIEWD_CONCURRENCY=-2",
+            tag,
+            check=False,
+            timeout=120,
+        )
         assert result.returncode == 78, result.stdout + result.stderr
         assert _state(name, ".State.ExitCode") == "78"
         assert "routing.concurrency" in result.stderr.strip().splitlines()[-1]
@@ -143,5 +184,7 @@ def _report(timings: dict, record_property) -> None:
     path = pm.REPO / ".cache" / "container-timings.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
-    record_property("figure: container timings (s)",
-                    ", ".join(f"{k} {v:.1f}" for k, v in sorted(timings.items())))
+    record_property(
+        "figure: container timings (s)",
+        ", ".join(f"{k} {v:.1f}" for k, v in sorted(timings.items())),
+    )

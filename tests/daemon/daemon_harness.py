@@ -29,9 +29,21 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The test's environment without any ftrack/reviewd/systemd settings, plus *extra*."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET", "WATCHDOG_",
-                                "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM", "STATE_DIRECTORY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "FTRACK_",
+                "REVIEWD_",
+                "NOTIFY_SOCKET",
+                "WATCHDOG_",
+                "CREDENTIALS_DIRECTORY",
+                "JOURNAL_STREAM",
+                "STATE_DIRECTORY",
+            )
+        )
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -52,21 +64,32 @@ def lines_of(path: Path) -> list[str]:
 class DaemonProcess:
     """One ``reviewd`` process with its output captured to files."""
 
-    def __init__(self, tmp: Path, args: list[str] = (), env: dict[str, str] | None = None,
-                 cwd: Path | None = None, name: str = "daemon",
-                 executable: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        args: list[str] = (),
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        name: str = "daemon",
+        executable: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.tmp = tmp
         self.stdout_path = tmp / f"{name}.stdout"
         self.stderr_path = tmp / f"{name}.stderr"
-        full_env = clean_env(REVIEWD_HTTP=f"127.0.0.1:{self.port}",
-                             REVIEWD_STATE_DIR=str(tmp / "state"))
+        full_env = clean_env(
+            REVIEWD_HTTP=f"127.0.0.1:{self.port}", REVIEWD_STATE_DIR=str(tmp / "state")
+        )
         full_env.update(env or {})
         self.env = full_env
         command = executable or [sys.executable, "-m", "reviewd.daemon.cli"]
         self.proc = subprocess.Popen(
-            [*command, *args], env=full_env, cwd=str(cwd or tmp),
-            stdout=open(self.stdout_path, "w"), stderr=open(self.stderr_path, "w"))
+            [*command, *args],
+            env=full_env,
+            cwd=str(cwd or tmp),
+            stdout=open(self.stdout_path, "w"),
+            stderr=open(self.stderr_path, "w"),
+        )
 
     @property
     def base(self) -> str:
@@ -80,8 +103,14 @@ class DaemonProcess:
         return json.loads(body) if code == 200 else {}
 
     def wait_ready(self, timeout: float = 30.0) -> dict:
-        wait_process_ready(self.proc, lambda: self.get("/readyz")[0] == 200, self.output,
-                           timeout, 0.05, "reviewd /readyz to answer 200")
+        wait_process_ready(
+            self.proc,
+            lambda: self.get("/readyz")[0] == 200,
+            self.output,
+            timeout,
+            0.05,
+            "reviewd /readyz to answer 200",
+        )
         return self.status()
 
     def signal(self, signum: int) -> None:

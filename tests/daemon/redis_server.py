@@ -26,11 +26,24 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.directory), "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no",
-             "--appendfsync", "everysec"],
-            stdout=open(self.directory / "redis.log", "a"), stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
+            ],
+            stdout=open(self.directory / "redis.log", "a"),
+            stderr=subprocess.STDOUT,
+        )
         wait_until(self.ping, 20, 0.05, "redis-server to answer")
         return self
 

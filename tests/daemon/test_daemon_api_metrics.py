@@ -53,31 +53,41 @@ def test_api_request_duration_and_errors_by_action_on_metrics(tmp_path, devserve
     errors = "reviewd_api_request_errors_total"
     try:
         daemon.wait_ready()
-        wait_for(lambda: any("test.api.bad" in sub["subscription"]
-                             for conn in devserver.events.connections()
-                             for sub in conn["subscribers"]),
-                 message="the plugin's subscriptions on the server")
+        wait_for(
+            lambda: any(
+                "test.api.bad" in sub["subscription"]
+                for conn in devserver.events.connections()
+                for sub in conn["subscribers"]
+            ),
+            message="the plugin's subscriptions on the server",
+        )
         before = daemon.get("/metrics")[1]
 
         devserver.emit("test.api.ok", {})
-        wait_for(lambda: lines_of(tmp_path / "calls.txt") == ["ok"],
-                 message="the plugin's mixed batch")
+        wait_for(
+            lambda: lines_of(tmp_path / "calls.txt") == ["ok"], message="the plugin's mixed batch"
+        )
         after_ok = daemon.get("/metrics")[1]
         # One request holding two queries and a query_server_information: each distinct
         # action observed once, with the request's duration.
         assert sample(after_ok, count, action="query") - sample(before, count, action="query") == 1
-        assert (sample(after_ok, count, action="query_server_information")
-                - sample(before, count, action="query_server_information")) == 1
+        assert (
+            sample(after_ok, count, action="query_server_information")
+            - sample(before, count, action="query_server_information")
+        ) == 1
         assert sample(after_ok, total, action="query") > sample(before, total, action="query")
         assert sample(after_ok, errors, action="query", error="ServerError") == 0
 
         devserver.emit("test.api.bad", {})
-        wait_for(lambda: lines_of(tmp_path / "calls.txt") == ["ok", "ServerError"],
-                 message="the plugin's failing request")
+        wait_for(
+            lambda: lines_of(tmp_path / "calls.txt") == ["ok", "ServerError"],
+            message="the plugin's failing request",
+        )
         after_bad = daemon.get("/metrics")[1]
         assert sample(after_bad, errors, action="query", error="ServerError") == 1
-        assert sample(after_bad, count, action="query") - sample(after_ok, count,
-                                                                 action="query") == 1
+        assert (
+            sample(after_bad, count, action="query") - sample(after_ok, count, action="query") == 1
+        )
         assert "# TYPE reviewd_api_request_duration_seconds histogram" in after_bad
         assert devserver.api_key not in after_bad
     finally:

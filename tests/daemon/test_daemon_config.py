@@ -11,8 +11,11 @@ import pytest
 from reviewd.api.exception import redact
 from reviewd.daemon import config as cfg
 
-BASE_ENV = {"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "cfgtest-k-env-0001",
-            "FTRACK_API_USER": "jane"}
+BASE_ENV = {
+    "FTRACK_SERVER": "http://127.0.0.1:1",
+    "FTRACK_API_KEY": "cfgtest-k-env-0001",
+    "FTRACK_API_USER": "jane",
+}
 
 
 def write(tmp_path, text: str, name: str = "reviewd.toml") -> str:
@@ -22,7 +25,9 @@ def write(tmp_path, text: str, name: str = "reviewd.toml") -> str:
 
 
 def test_precedence_file_then_environment_then_flags(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [server]
 url = "http://file.example:8080/"
 user = "file-user"
@@ -31,29 +36,34 @@ api_key = "cfgtest-file-key-123"
 concurrency = 2
 soft_timeout = "10s"
 hard_timeout = "2m"
-""")
+""",
+    )
     config = cfg.load(environ={}, config_file=path)
     assert config.server_url == "http://file.example:8080"  # trailing slash stripped
     assert config.api_user == "file-user"
     assert config.api_key == "cfgtest-file-key-123"
     assert (config.concurrency, config.soft_timeout, config.hard_timeout) == (2, 10.0, 120.0)
 
-    env = {"FTRACK_SERVER": "http://env.example", "REVIEWD_CONCURRENCY": "3",
-           "FTRACK_API_KEY": "cfgtest-env-key-456"}
+    env = {
+        "FTRACK_SERVER": "http://env.example",
+        "REVIEWD_CONCURRENCY": "3",
+        "FTRACK_API_KEY": "cfgtest-env-key-456",
+    }
     config = cfg.load(environ=env, config_file=path)
     assert config.server_url == "http://env.example"
     assert config.concurrency == 3
     assert config.api_key == "cfgtest-env-key-456"
     assert config.sources["concurrency"] == "environment REVIEWD_CONCURRENCY"
 
-    config = cfg.load(flags={"concurrency": 4, "log_level": "debug"}, environ=env,
-                      config_file=path)
+    config = cfg.load(flags={"concurrency": 4, "log_level": "debug"}, environ=env, config_file=path)
     assert config.concurrency == 4 and config.log_level == "debug"
     assert config.sources["concurrency"] == "command line"
 
 
 def test_defaults_and_per_plugin_routing(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [routing.plugins.slowpoke]
 concurrency = 4
 max_attempts = 2
@@ -61,7 +71,8 @@ max_attempts = 2
 studio = "acme"
 [plugin.slowpoke]
 colour = "blue"
-""")
+""",
+    )
     config = cfg.load(environ=BASE_ENV, config_file=path)
     assert config.http == ("127.0.0.1", 9120)
     assert config.routing_for("slowpoke")["concurrency"] == 4
@@ -98,17 +109,21 @@ def test_loaded_key_is_registered_as_secret():
 @pytest.mark.parametrize(
     ("toml", "env", "key", "words"),
     [
-        ('[routing]\nconcurrency = 0\n', {}, "routing.concurrency", ">= 1"),
-        ('[routing]\nconcurency = 2\n', {}, "routing.concurency", "unknown setting"),
+        ("[routing]\nconcurrency = 0\n", {}, "routing.concurrency", ">= 1"),
+        ("[routing]\nconcurency = 2\n", {}, "routing.concurency", "unknown setting"),
         ('[daemon]\nhttp = "nowhere"\n', {}, "daemon.http", "HOST:PORT"),
         ('[daemon]\nlog_format = "xml"\n', {}, "daemon.log_format", "console"),
         ('[routing]\nsoft_timeout = "fast"\n', {}, "routing.soft_timeout", "duration"),
-        ('', {"REVIEWD_MAX_ATTEMPTS": "many"}, "routing.max_attempts", "REVIEWD_MAX_ATTEMPTS"),
+        ("", {"REVIEWD_MAX_ATTEMPTS": "many"}, "routing.max_attempts", "REVIEWD_MAX_ATTEMPTS"),
         ('[server]\nurl = "ftp://x"\n', {"FTRACK_SERVER": ""}, "server.url", "http"),
-        ('[routing]\nsoft_timeout = 20\nhard_timeout = 10\n', {}, "routing.soft_timeout",
-         "hard_timeout"),
-        ('[routing.plugins.p]\nspeed = 3\n', {}, "routing.plugins.p.speed", "unknown"),
-        ('[server\n', {}, "config", "not valid TOML"),
+        (
+            "[routing]\nsoft_timeout = 20\nhard_timeout = 10\n",
+            {},
+            "routing.soft_timeout",
+            "hard_timeout",
+        ),
+        ("[routing.plugins.p]\nspeed = 3\n", {}, "routing.plugins.p.speed", "unknown"),
+        ("[server\n", {}, "config", "not valid TOML"),
         ('[journal]\nbackend = "redis"\n', {}, "journal.redis_url", "must be set"),
     ],
 )
@@ -160,24 +175,38 @@ def test_durations():
 
 
 def run_cli(*args, env=None, cwd=None, timeout=60):
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET"))}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET"))
+    }
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "reviewd.daemon.cli", *args], env=full_env,
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "reviewd.daemon.cli", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cli_bad_config_exits_78_with_one_line(tmp_path):
-    path = write(tmp_path, '[routing]\nconcurrency = -2\n')
-    result = run_cli("check-config", "--config", path,
-                     env={"FTRACK_SERVER": "http://x", "FTRACK_API_KEY": "secret-xyz-1"})
+    path = write(tmp_path, "[routing]\nconcurrency = -2\n")
+    result = run_cli(
+        "check-config",
+        "--config",
+        path,
+        env={"FTRACK_SERVER": "http://x", "FTRACK_API_KEY": "secret-xyz-1"},
+    )
     assert result.returncode == 78
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "routing.concurrency" in lines[0] and ">= 1" in lines[0]
 
-    result = run_cli("--config", path, env={"FTRACK_SERVER": "http://x",
-                                            "FTRACK_API_KEY": "secret-xyz-1"})
+    result = run_cli(
+        "--config", path, env={"FTRACK_SERVER": "http://x", "FTRACK_API_KEY": "secret-xyz-1"}
+    )
     assert result.returncode == 78
     assert "routing.concurrency" in result.stderr
 
@@ -190,8 +219,9 @@ def test_cli_service_without_server_exits_78(tmp_path):
 
 
 def test_cli_check_config_ok_hides_key(tmp_path):
-    result = run_cli("check-config", env={"FTRACK_SERVER": "http://x",
-                                          "FTRACK_API_KEY": "secret-check-9"})
+    result = run_cli(
+        "check-config", env={"FTRACK_SERVER": "http://x", "FTRACK_API_KEY": "secret-check-9"}
+    )
     assert result.returncode == 0, result.stderr
     assert "http://x" in result.stdout
     assert "secret-check-9" not in result.stdout + result.stderr
@@ -227,9 +257,17 @@ def test_cli_journal_without_a_journal_file(tmp_path):
 def test_cli_unusable_journal_path_exits_73(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = run_cli("--http", "off", "--journal", str(blocker / "journal.sqlite3"),
-                     env={"FTRACK_SERVER": "http://127.0.0.1:1", "FTRACK_API_KEY": "cfgtest-abcd-1234",
-                          "REVIEWD_LOG_FORMAT": "json"})
+    result = run_cli(
+        "--http",
+        "off",
+        "--journal",
+        str(blocker / "journal.sqlite3"),
+        env={
+            "FTRACK_SERVER": "http://127.0.0.1:1",
+            "FTRACK_API_KEY": "cfgtest-abcd-1234",
+            "REVIEWD_LOG_FORMAT": "json",
+        },
+    )
     assert result.returncode == 73
     assert result.stderr.strip().splitlines()[-1].startswith("reviewd: journal.path: cannot open")
 

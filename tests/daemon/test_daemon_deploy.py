@@ -19,9 +19,18 @@ from .daemon_harness import REPO
 def test_systemd_analyze_verify_passes(tmp_path):
     require(shutil.which("systemd-analyze") is not None, "systemd-analyze is not installed")
     unit = (REPO / "reviewd.service").read_text()
-    for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=", "Restart=on-failure",
-                 "User=reviewd", "StateDirectory=reviewd", "LoadCredential=ftrack_api_key:",
-                 "ProtectSystem=strict", "NoNewPrivileges=yes", "RestartPreventExitStatus=78"):
+    for line in (
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "User=reviewd",
+        "StateDirectory=reviewd",
+        "LoadCredential=ftrack_api_key:",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "RestartPreventExitStatus=78",
+    ):
         assert line in unit, line
     # verify checks that ExecStart's binary exists: point it at this checkout's entry point
     # (an installed system has /usr/local/bin/reviewd; nothing else in the unit changes).
@@ -29,8 +38,9 @@ def test_systemd_analyze_verify_passes(tmp_path):
     target = str(entry) if entry.exists() else shutil.which("reviewd") or sys.executable
     copy = tmp_path / "reviewd.service"
     copy.write_text(unit.replace("/usr/local/bin/reviewd", target))
-    result = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     relevant = [line for line in result.stderr.splitlines() if "reviewd.service" in line]
     assert relevant == [], relevant
@@ -38,10 +48,16 @@ def test_systemd_analyze_verify_passes(tmp_path):
 
 def exported_metric_names() -> set[str]:
     metrics = Metrics()
-    metrics.add_snapshot(lambda: {"hub_connected": 1, "ready": 1, "uptime": 1,
-                                  "journal_size": 1, "journal": {"pending": 1},
-                                  "plugins": {"p": {"queue_depth": 0, "in_flight": 0,
-                                                    "stuck": None}}})
+    metrics.add_snapshot(
+        lambda: {
+            "hub_connected": 1,
+            "ready": 1,
+            "uptime": 1,
+            "journal_size": 1,
+            "journal": {"pending": 1},
+            "plugins": {"p": {"queue_depth": 0, "in_flight": 0, "stuck": None}},
+        }
+    )
     names = set()
     for family in metrics.registry.collect():
         if family.type == "counter":
@@ -67,8 +83,10 @@ def test_dashboard_and_alerts_use_only_exported_metrics():
 def test_example_config_and_env_file_are_valid(tmp_path):
     key = tmp_path / "key"
     key.write_text("deploytest-example-key\n")
-    config = cfg.load(environ={"REVIEWD_API_KEY_FILE": str(key)},
-                      config_file=str(REPO / "deploy/reviewd.toml.example"))
+    config = cfg.load(
+        environ={"REVIEWD_API_KEY_FILE": str(key)},
+        config_file=str(REPO / "deploy/reviewd.toml.example"),
+    )
     assert config.routing_for("review_digest")["hard_timeout"] == 900
     assert config.per_plugin_arguments["verdicts_to_status"] == {"approved_status": "Approved"}
     env = {}
@@ -86,8 +104,12 @@ def test_dockerfile_promises():
     # An exact base image (Python release and Debian release), never a floating tag.
     assert re.search(r"^FROM python:3\.\d+\.\d+-slim-[a-z]+$", text, re.M)
     # Dependencies in a layer of their own, before the code is copied in.
-    assert text.index("COPY pyproject.toml") < text.index("pip install -r") < text.index(
-        "COPY reviewd ") < text.index("pip install --no-deps --no-build-isolation .")
+    assert (
+        text.index("COPY pyproject.toml")
+        < text.index("pip install -r")
+        < text.index("COPY reviewd ")
+        < text.index("pip install --no-deps --no-build-isolation .")
+    )
     assert re.search(r"^USER reviewd", text, re.M)
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert re.search(r"^STOPSIGNAL SIGTERM", text, re.M)

@@ -80,8 +80,11 @@ def test_handler_killing_the_process_is_dead_lettered_after_restarts(tmp_path, d
     wait_subscribed(devserver, "test.crash")
     for n in range(events):
         devserver.emit("test.crash", {"n": n, "kill": n == 3})
-    wait_for(lambda: len(set(lines_of(plugins / "witness.txt"))) == events, timeout=30,
-             message="every event journaled and seen by the witness plugin")
+    wait_for(
+        lambda: len(set(lines_of(plugins / "witness.txt"))) == events,
+        timeout=30,
+        message="every event journaled and seen by the witness plugin",
+    )
     (plugins / "all-sent").write_text("")
     # Restart on failure, as systemd's Restart=on-failure would, until it stays up.
     while True:
@@ -90,22 +93,33 @@ def test_handler_killing_the_process_is_dead_lettered_after_restarts(tmp_path, d
             break
         assert daemon.proc.returncode == 7, daemon.output()
         assert len(starts) <= 4, "the daemon crash-loops on the same event"
-        daemon = DaemonProcess(tmp_path, ["--config", str(config)], env=env,
-                               name=f"start{len(starts)}")
+        daemon = DaemonProcess(
+            tmp_path, ["--config", str(config)], env=env, name=f"start{len(starts)}"
+        )
         starts.append(daemon)
-        wait_for(lambda d=daemon: d.proc.poll() is not None or d.get("/readyz")[0] == 200,
-                 timeout=60, message="the restarted daemon to die again or become ready")
+        wait_for(
+            lambda d=daemon: d.proc.poll() is not None or d.get("/readyz")[0] == 200,
+            timeout=60,
+            message="the restarted daemon to die again or become ready",
+        )
     try:
         wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=60)
-        wait_for(lambda: daemon.status()["journal"].get("dead", 0) == 1, timeout=30,
-                 message=f"one dead letter: {daemon.status()}")
+        wait_for(
+            lambda: daemon.status()["journal"].get("dead", 0) == 1,
+            timeout=30,
+            message=f"one dead letter: {daemon.status()}",
+        )
         status = daemon.status()
         [dead] = status["dead_letters"]
         assert dead["plugin"] == "killer"
         assert DIED in json.dumps(dead)
-        wait_for(lambda: set(lines_of(plugins / "killer.txt")) ==
-                 {str(n) for n in range(events) if n != 3}, timeout=30,
-                 message="the killer plugin to handle every other event")
+        wait_for(
+            lambda: (
+                set(lines_of(plugins / "killer.txt")) == {str(n) for n in range(events) if n != 3}
+            ),
+            timeout=30,
+            message="the killer plugin to handle every other event",
+        )
         assert set(lines_of(plugins / "witness.txt")) == {str(n) for n in range(events)}
         assert len(starts) == 3  # two deaths spend the budget of two attempts
     finally:
@@ -116,8 +130,11 @@ def _dying(daemon: DaemonProcess) -> bool:
     """True once the daemon is on its way out (exited) or stays up and ready for a while
     without the doomed event pending (then it will not die)."""
     try:
-        wait_for(lambda: daemon.proc.poll() is not None or _settled(daemon), timeout=60,
-                 message="the daemon to die in the handler or settle")
+        wait_for(
+            lambda: daemon.proc.poll() is not None or _settled(daemon),
+            timeout=60,
+            message="the daemon to die in the handler or settle",
+        )
     except AssertionError:
         return False
     return daemon.proc.poll() is not None
@@ -151,8 +168,9 @@ QUITTERS = """
 """
 
 
-def test_system_exit_and_keyboard_interrupt_are_failed_attempts_and_actions_reply(tmp_path,
-                                                                                  devserver):
+def test_system_exit_and_keyboard_interrupt_are_failed_attempts_and_actions_reply(
+    tmp_path, devserver
+):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "quitter", QUITTERS)
     config = tmp_path / "reviewd.toml"
@@ -166,8 +184,11 @@ def test_system_exit_and_keyboard_interrupt_are_failed_attempts_and_actions_repl
         devserver.emit("test.quit", {"n": 1, "raise": "interrupt"})
         for n in range(2, 6):
             devserver.emit("test.quit", {"n": n})
-        wait_for(lambda: len(lines_of(plugins / "quitter.txt")) == 4, timeout=30,
-                 message="later events to be handled by the same lane")
+        wait_for(
+            lambda: len(lines_of(plugins / "quitter.txt")) == 4,
+            timeout=30,
+            message="later events to be handled by the same lane",
+        )
         # Dead letters are committed with the next shared commit: wait for the journal.
         wait_for(lambda: len(daemon.status()["dead_letters"]) == 2, timeout=30)
         status = daemon.status()
@@ -180,8 +201,7 @@ def test_system_exit_and_keyboard_interrupt_are_failed_attempts_and_actions_repl
         assert daemon.get("/readyz")[0] == 200
 
         wait_subscribed(devserver, "ftrack.action.launch")
-        reply = devserver.emit("ftrack.action.launch", {"actionIdentifier": "farm"},
-                               wait_reply=20)
+        reply = devserver.emit("ftrack.action.launch", {"actionIdentifier": "farm"}, wait_reply=20)
         assert reply is not None, "the web UI got no answer to the failed action"
         assert reply["data"]["success"] is False
         assert "the render farm is unreachable" in reply["data"]["message"]
@@ -209,8 +229,11 @@ def small_tmpfs(tmp_path):
     """A real 3 MB tmpfs (root only), unmounted afterwards."""
     mount = tmp_path / "small"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
     yield mount
@@ -238,14 +261,19 @@ def fill(directory) -> str:
     return path
 
 
-def test_full_disk_mid_burst_keeps_every_event_and_readyz_says_why(tmp_path, devserver,
-                                                                  small_tmpfs):
+def test_full_disk_mid_burst_keeps_every_event_and_readyz_says_why(
+    tmp_path, devserver, small_tmpfs
+):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "recorder", RECORDER)
     out = tmp_path / "handled.txt"
     journal = str(small_tmpfs / "journal.sqlite3")
-    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_JOURNAL=journal,
-                      RECORD_OUT=str(out))
+    env = service_env(
+        devserver,
+        FTRACK_EVENT_PLUGIN_PATH=str(plugins),
+        REVIEWD_JOURNAL=journal,
+        RECORD_OUT=str(out),
+    )
     daemon = DaemonProcess(tmp_path, [], env=env)
     total = 3000
     try:
@@ -269,16 +297,24 @@ def test_full_disk_mid_burst_keeps_every_event_and_readyz_says_why(tmp_path, dev
             reasons = readyz_reasons(daemon)
             reasons_seen.extend(reasons)
             return any(f"journal: no space left on device at {journal}" in r for r in reasons)
+
         wait_for(says_disk_full, timeout=60, message="/readyz to say the disk is full")
         emitter.join()
         os.remove(small_tmpfs / "filler")
-        wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=60,
-                 message="readiness once space is back")
-        wait_for(lambda: len(set(lines_of(out))) == total, timeout=120,
-                 message="every event the hub delivered to be handled")
+        wait_for(
+            lambda: daemon.get("/readyz")[0] == 200,
+            timeout=60,
+            message="readiness once space is back",
+        )
+        wait_for(
+            lambda: len(set(lines_of(out))) == total,
+            timeout=120,
+            message="every event the hub delivered to be handled",
+        )
         assert set(lines_of(out)) == {str(n) for n in range(total)}
-        assert not [r for r in daemon.log_records() if r.get("event", "").startswith(
-            "event refused")]
+        assert not [
+            r for r in daemon.log_records() if r.get("event", "").startswith("event refused")
+        ]
     finally:
         assert daemon.stop() == 0, daemon.output()
 
@@ -289,8 +325,7 @@ SILENT = """
 """
 
 
-def test_journal_deleted_while_running_makes_the_daemon_not_ready_naming_it(tmp_path,
-                                                                           devserver):
+def test_journal_deleted_while_running_makes_the_daemon_not_ready_naming_it(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "silent", SILENT)
     journal = str(tmp_path / "state" / "journal.sqlite3")
@@ -301,8 +336,11 @@ def test_journal_deleted_while_running_makes_the_daemon_not_ready_naming_it(tmp_
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(journal + suffix):
                 os.remove(journal + suffix)
-        reason = wait_for(lambda: [r for r in readyz_reasons(daemon) if journal in r],
-                          timeout=20, message="/readyz to name the deleted journal")
+        reason = wait_for(
+            lambda: [r for r in readyz_reasons(daemon) if journal in r],
+            timeout=20,
+            message="/readyz to name the deleted journal",
+        )
         assert "was deleted while reviewd was running" in reason[0]
         assert daemon.get("/healthz")[0] == 200  # alive: it holds events in memory
     finally:
@@ -318,8 +356,11 @@ def test_journal_emptied_while_running_makes_the_daemon_not_ready(tmp_path, devs
     try:
         daemon.wait_ready()
         os.truncate(journal, 0)
-        reason = wait_for(lambda: [r for r in readyz_reasons(daemon) if journal in r],
-                          timeout=20, message="/readyz to name the emptied journal")
+        reason = wait_for(
+            lambda: [r for r in readyz_reasons(daemon) if journal in r],
+            timeout=20,
+            message="/readyz to name the emptied journal",
+        )
         assert "was emptied" in reason[0]
     finally:
         daemon.stop()
@@ -329,8 +370,9 @@ def test_journal_corrupted_mid_file_at_start_exits_73_with_one_line(tmp_path, de
     journal = str(tmp_path / "journal.sqlite3")
     store = SqliteJournal(journal)
     for n in range(3000):
-        store.record({"id": uuid.uuid4().hex, "topic": "t", "data": {"n": n, "p": "x" * 200}},
-                     ["p"])
+        store.record(
+            {"id": uuid.uuid4().hex, "topic": "t", "data": {"n": n, "p": "x" * 200}}, ["p"]
+        )
     store.close()
     size = os.path.getsize(journal)
     with open(journal, "r+b") as handle:  # garbage over pages in the middle of the file

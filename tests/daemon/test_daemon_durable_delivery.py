@@ -69,9 +69,14 @@ class Daemonish:
         self.host = Host()
         self.intake = EventIntake(self)
         self.subscribers: dict[str, list[Subscriber]] = {}
-        self.router = Router(self.journal, self.intake.deliver, self.metrics,
-                             resolver=self.resolve, check_interval=0.02,
-                             report_failure=self.intake.report_failure)
+        self.router = Router(
+            self.journal,
+            self.intake.deliver,
+            self.metrics,
+            resolver=self.resolve,
+            check_interval=0.02,
+            report_failure=self.intake.report_failure,
+        )
         self.settings = settings
 
     def add(self, plugin: str, callback, **settings) -> Subscriber:
@@ -82,13 +87,26 @@ class Daemonish:
         return sub
 
     def resolve(self, plugin, delivery):
-        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin,
-                   self.subscribers[plugin], attempts=delivery.attempts, size=delivery.size,
-                   last_error=delivery.last_error)
+        return Job(
+            delivery.payload,
+            delivery.event_id,
+            delivery.topic,
+            plugin,
+            self.subscribers[plugin],
+            attempts=delivery.attempts,
+            size=delivery.size,
+            last_error=delivery.last_error,
+        )
 
     def publish(self, n: int, topic: str = "t", **data) -> dict:
-        event = {"id": uuid.uuid4().hex, "topic": topic, "data": {"n": n, **data},
-                 "source": {}, "target": "", "inReplyToEvent": None}
+        event = {
+            "id": uuid.uuid4().hex,
+            "topic": topic,
+            "data": {"n": n, **data},
+            "source": {},
+            "target": "",
+            "inReplyToEvent": None,
+        }
         subs = [s for plugin in self.subscribers.values() for s in plugin]
         self.intake.on_events(event, subs)
         return event
@@ -116,6 +134,7 @@ def test_refill_hammered_against_intake_never_calls_a_plugin_twice(daemon):
         def handler(event):
             with lock:
                 calls[(event["id"], plugin)] += 1
+
         return handler
 
     # Small queues: overflow and refill are on the path all the time.
@@ -163,8 +182,7 @@ def test_attempt_is_logged_before_the_handler_runs_and_leaves_once_done(daemon):
 
 
 @pytest.mark.parametrize("exception", [SystemExit, KeyboardInterrupt, GeneratorExit])
-def test_base_exception_in_a_handler_is_a_failed_attempt_and_the_worker_lives(daemon,
-                                                                               exception):
+def test_base_exception_in_a_handler_is_a_failed_attempt_and_the_worker_lives(daemon, exception):
     calls = collections.Counter()
 
     def handler(event):
@@ -207,17 +225,26 @@ KILLER = textwrap.dedent("""
 def test_process_death_inside_a_handler_counts_and_dead_letters_without_calling_it(tmp_path):
     path = str(tmp_path / "journal.sqlite3")
     for attempt in (1, 2):  # two deaths: two attempts spent
-        subprocess.run([sys.executable, "-c", KILLER, path, str(attempt)], check=False,
-                       timeout=60)
+        subprocess.run([sys.executable, "-c", KILLER, path, str(attempt)], check=False, timeout=60)
         SqliteJournal(path).close()  # a start: the running attempt is counted
     journal = SqliteJournal(path)
     [delivery] = journal.pending("p")
     assert (delivery.attempts, delivery.last_error) == (2, DIED)
     metrics, called = Metrics(), []
-    router = Router(journal, lambda event, sub: called.append(event), metrics,
-                    resolver=lambda plugin, d: Job(d.payload, d.event_id, d.topic, plugin,
-                                                   [object()], attempts=d.attempts,
-                                                   last_error=d.last_error))
+    router = Router(
+        journal,
+        lambda event, sub: called.append(event),
+        metrics,
+        resolver=lambda plugin, d: Job(
+            d.payload,
+            d.event_id,
+            d.topic,
+            plugin,
+            [object()],
+            attempts=d.attempts,
+            last_error=d.last_error,
+        ),
+    )
     router.lane("p", LaneSettings(max_attempts=2))
     assert router.refill() == 1
     wait_for(lambda: journal.dead_letters("p"))
@@ -261,8 +288,12 @@ def test_failed_action_is_not_retried_and_the_web_ui_gets_a_failure_reply(daemon
     event = daemon.publish(1, topic="ftrack.action.launch")
     wait_for(lambda: daemon.journal.dead_letters("act"))
     assert calls == [event["id"]]
-    assert daemon.hub.replies == [(event["id"], {
-        "success": False, "message": "act failed: RuntimeError: cannot publish the review"})]
+    assert daemon.hub.replies == [
+        (
+            event["id"],
+            {"success": False, "message": "act failed: RuntimeError: cannot publish the review"},
+        )
+    ]
 
 
 def test_retry_actions_setting_retries_a_failed_action(daemon):
@@ -330,6 +361,7 @@ def test_finished_events_compact_to_dedupe_rows_that_expire(tmp_path):
 
 def journal_now() -> float:
     import time
+
     return time.time()
 
 
@@ -342,9 +374,13 @@ def test_journal_stats_command_prints_rows_by_state_and_bytes(tmp_path):
     journal.mark_dead("s1", "p", "boom")
     journal.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FTRACK_", "REVIEWD_"))}
-    result = subprocess.run([sys.executable, "-m", "reviewd.daemon.cli", "journal", "stats",
-                             "--journal", path], capture_output=True, text=True, timeout=60,
-                            env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "reviewd.daemon.cli", "journal", "stats", "--journal", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "deliveries: pending 1, done 1, dead 1" in result.stdout
     assert f"journal: {path}" in result.stdout
@@ -374,7 +410,8 @@ def test_a_finished_attempt_whose_commit_was_lost_is_done_not_died(tmp_path):
     journal = SqliteJournal(path)
     assert journal.recovered == 1
     assert [(d.event_id, d.attempts, d.last_error) for d in journal.pending("p")] == [
-        ("running", 1, DIED)]
+        ("running", 1, DIED)
+    ]
     assert [d.state for d in journal.deliveries("finished")] == ["done"]
     assert AttemptLog.read(path + "-attempts") == {}  # emptied once counted
     journal.close()

@@ -36,17 +36,22 @@ def test_failed_handlers_changes_are_rolled_back_not_committed_later(tmp_path, d
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "half_way", HALF_WAY)
     before = project_notes(devserver)
-    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins),
-                      REVIEWD_MAX_ATTEMPTS="1")
+    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1")
     daemon = DaemonProcess(tmp_path, [], env=env)
     try:
         daemon.wait_ready()
         devserver.emit("test.note", {"text": "half-made", "fail": True})
-        wait_for(lambda: daemon.status().get("dead_letters"), timeout=20,
-                 message="the failing delivery to be dead-lettered")
+        wait_for(
+            lambda: daemon.status().get("dead_letters"),
+            timeout=20,
+            message="the failing delivery to be dead-lettered",
+        )
         devserver.emit("test.note", {"text": "whole", "fail": False})
-        wait_for(lambda: "whole" in project_notes(devserver) - before, timeout=20,
-                 message="the successful handler's note")
+        wait_for(
+            lambda: "whole" in project_notes(devserver) - before,
+            timeout=20,
+            message="the successful handler's note",
+        )
         assert project_notes(devserver) - before == {"whole"}, daemon.output()
     finally:
         assert daemon.stop() == 0, daemon.output()

@@ -14,8 +14,14 @@ from reviewd.daemon.journal import SqliteJournal
 
 
 def event(n: int, topic: str = "ftrack.update") -> dict:
-    return {"id": f"e{n:05d}", "topic": topic, "data": {"n": n}, "source": {}, "target": "",
-            "inReplyToEvent": None}
+    return {
+        "id": f"e{n:05d}",
+        "topic": topic,
+        "data": {"n": n},
+        "source": {},
+        "target": "",
+        "inReplyToEvent": None,
+    }
 
 
 def test_wal_mode_and_record_dedupes_by_event_id(tmp_path):
@@ -97,8 +103,7 @@ def test_committed_records_survive_kill_9_of_the_writer(tmp_path):
     path = str(tmp_path / "j.sqlite3")
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    proc = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True)
     reported = []
     deadline = time.monotonic() + 30
     while len(reported) < 400 and time.monotonic() < deadline:

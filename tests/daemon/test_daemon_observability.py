@@ -79,8 +79,10 @@ def test_http_endpoints_and_redaction():
 
 def test_snapshot_metrics_are_read_at_scrape_time():
     metrics = Metrics()
-    state = {"hub_connected": False, "plugins": {"p": {"queue_depth": 3, "in_flight": 1,
-                                                       "stuck": None}}}
+    state = {
+        "hub_connected": False,
+        "plugins": {"p": {"queue_depth": 3, "in_flight": 1, "stuck": None}},
+    }
     metrics.add_snapshot(lambda: state)
     text = metrics.render().decode()
     assert "reviewd_hub_connected 0.0" in text
@@ -103,8 +105,12 @@ def test_sd_notify_messages_arrive_on_a_datagram_socket(tmp_path):
     assert notifier.watchdog()
     assert notifier.stopping()
     messages = [receiver.recv(4096).decode() for _ in range(4)]
-    assert messages == ["READY=1\nSTATUS=ready: 2 plugins", "STATUS=hub connected line two",
-                        "WATCHDOG=1", "STOPPING=1\nSTATUS=stopping"]
+    assert messages == [
+        "READY=1\nSTATUS=ready: 2 plugins",
+        "STATUS=hub connected line two",
+        "WATCHDOG=1",
+        "STOPPING=1\nSTATUS=stopping",
+    ]
     notifier.close()
     receiver.close()
 
@@ -168,11 +174,19 @@ def test_journald_handler_sends_structured_fields():
     sent = []
     handler = daemon_logging.JournaldHandler()
     handler._send = lambda message, **fields: sent.append((message, fields))
-    handler.setFormatter(daemon_logging.RedactingFormatter(
-        foreign_pre_chain=[structlog.contextvars.merge_contextvars,
-                           structlog.stdlib.add_log_level, daemon_logging.redact_processor],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.JSONRenderer()]))
+    handler.setFormatter(
+        daemon_logging.RedactingFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                daemon_logging.redact_processor,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
     logger = logging.getLogger("journald.test")
     logger.propagate = False
     logger.addHandler(handler)

@@ -39,8 +39,7 @@ def test_session_events_reach_plugins_at_start_and_only_the_reloaded_one(tmp_pat
     plugins = tmp_path / "plugins"
     alpha = write_plugin(plugins, "alpha", watcher("alpha", "v1"))
     write_plugin(plugins, "beta", watcher("beta", "v1"))
-    env = service_env(devserver, REVIEWD_WATCH_PLUGINS="1",
-                      FTRACK_EVENT_PLUGIN_PATH=str(plugins))
+    env = service_env(devserver, REVIEWD_WATCH_PLUGINS="1", FTRACK_EVENT_PLUGIN_PATH=str(plugins))
     daemon = DaemonProcess(tmp_path, [], env=env)
     try:
         daemon.wait_ready()
@@ -51,19 +50,26 @@ def test_session_events_reach_plugins_at_start_and_only_the_reloaded_one(tmp_pat
         # A file change reloads alpha alone: the new code hears configure-location and
         # ready once, in that order; beta hears nothing more.
         alpha.write_text(textwrap.dedent(watcher("alpha", "v2")))
-        wait_for(lambda: [r for r in records(daemon, "plugin reloaded")
-                          if r.get("plugin") == "alpha"], timeout=20,
-                 message="alpha to be reloaded after its file changed")
+        wait_for(
+            lambda: [r for r in records(daemon, "plugin reloaded") if r.get("plugin") == "alpha"],
+            timeout=20,
+            message="alpha to be reloaded after its file changed",
+        )
         assert lines_of(tmp_path / "alpha.txt") == expected + [
-            f"v2:{topic}:same-session" for topic in START]
+            f"v2:{topic}:same-session" for topic in START
+        ]
         assert lines_of(tmp_path / "beta.txt") == expected
 
         # SIGHUP reloads every plugin, so each hears them once more.
         daemon.signal(signal.SIGHUP)
-        wait_for(lambda: records(daemon, "reload finished"), timeout=20,
-                 message="the SIGHUP reload to finish")
+        wait_for(
+            lambda: records(daemon, "reload finished"),
+            timeout=20,
+            message="the SIGHUP reload to finish",
+        )
         assert lines_of(tmp_path / "alpha.txt")[4:] == [
-            f"v2:{topic}:same-session" for topic in START]
+            f"v2:{topic}:same-session" for topic in START
+        ]
         assert lines_of(tmp_path / "beta.txt")[2:] == expected
     finally:
         assert daemon.stop() == 0, daemon.output()
@@ -87,8 +93,7 @@ RAISES_ON_READY = """
 """
 
 
-def test_a_raising_ready_handler_is_logged_and_does_not_stop_the_others(tmp_path,
-                                                                       devserver):
+def test_a_raising_ready_handler_is_logged_and_does_not_stop_the_others(tmp_path, devserver):
     write_plugin(tmp_path / "plugins", "fragile", RAISES_ON_READY)
     env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"))
     daemon = DaemonProcess(tmp_path, [], env=env)
@@ -127,14 +132,18 @@ def test_editing_a_package_plugin_submodule_reloads_it_under_foreground(tmp_path
 
     try:
         daemon.wait_ready()
-        wait_for(lambda: label() == "first answer", timeout=20,
-                 message="the package plugin's first answer")
+        wait_for(
+            lambda: label() == "first answer",
+            timeout=20,
+            message="the package plugin's first answer",
+        )
         # Only the submodule changes: the package folder's own mtime stays as it was.
         folder_mtime = package.stat().st_mtime_ns
         submodule.write_text("def label():\n    return 'second answer'\n")
         assert package.stat().st_mtime_ns == folder_mtime
-        wait_for(lambda: label() == "second answer", timeout=20,
-                 message="the edited submodule's answer")
+        wait_for(
+            lambda: label() == "second answer", timeout=20, message="the edited submodule's answer"
+        )
         assert [r for r in records(daemon, "plugin reloaded") if r.get("plugin") == "answering"]
     finally:
         assert daemon.stop() == 0, daemon.output()

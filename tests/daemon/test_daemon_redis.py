@@ -28,9 +28,21 @@ def redis_url():
         return
     require(shutil.which("redis-server") is not None, "redis-server is not installed")
     port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--bind", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import redis
 
     client = redis.Redis(port=port)
@@ -40,6 +52,7 @@ def redis_url():
             return client.ping()
         except redis.RedisError:
             return False
+
     wait_for(pong, timeout=20, message="redis-server to start")
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
@@ -114,6 +127,7 @@ def test_a_dead_hosts_entries_are_taken_over_unless_touched(redis_url):
     def all_idle():  # host-a stays silent until every entry is past claim_idle
         entries = client.xpending_range(f"{prefix}:stream:p", "reviewd", "-", "+", 10)
         return len(entries) == 3 and all(e["time_since_delivered"] > 300 for e in entries)
+
     wait_for(all_idle, timeout=10, message="host-a's entries to be idle past claim_idle")
     assert a.touch("p", ["r0000"]) == []  # host-a still works on this one
     taken = b.claim("p", 10)
@@ -121,8 +135,10 @@ def test_a_dead_hosts_entries_are_taken_over_unless_touched(redis_url):
     assert int(client.get(f"{prefix}:claims:p")) == 2
     # host-a touching what host-b took does not take it back: it learns it lost them.
     assert sorted(a.touch("p", ["r0001", "r0002"])) == ["r0001", "r0002"]
-    owners = {e["message_id"].decode(): e["consumer"].decode()
-              for e in client.xpending_range(f"{prefix}:stream:p", "reviewd", "-", "+", 10)}
+    owners = {
+        e["message_id"].decode(): e["consumer"].decode()
+        for e in client.xpending_range(f"{prefix}:stream:p", "reviewd", "-", "+", 10)
+    }
     assert sorted(owners.values()) == ["host-a", "host-b", "host-b"]
 
 
@@ -156,8 +172,14 @@ def test_router_lanes_pull_their_share_from_redis(redis_url):
         j = journal(redis_url, prefix, f"host-{host}")
 
         def resolve(plugin, delivery, host=host):
-            return Job(delivery.payload, delivery.event_id, delivery.topic, plugin,
-                       [lambda e, host=host: handled[host].append(e["id"])])
+            return Job(
+                delivery.payload,
+                delivery.event_id,
+                delivery.topic,
+                plugin,
+                [lambda e, host=host: handled[host].append(e["id"])],
+            )
+
         router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
         router.lane("p", LaneSettings())
         routers.append((j, router))
@@ -189,17 +211,24 @@ SHARED = """
 """
 
 
-def test_two_daemons_share_one_redis_and_take_over_from_a_killed_one(tmp_path, devserver,
-                                                                     redis_url):
+def test_two_daemons_share_one_redis_and_take_over_from_a_killed_one(
+    tmp_path, devserver, redis_url
+):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "shared", SHARED)
     prefix = "t" + uuid.uuid4().hex[:8]
     daemons = []
     for host in ("one", "two"):
-        env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins),
-                          REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_url,
-                          REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=host,
-                          REVIEWD_CLAIM_IDLE="1", SHARED_OUT=str(tmp_path / f"{host}.txt"))
+        env = service_env(
+            devserver,
+            FTRACK_EVENT_PLUGIN_PATH=str(plugins),
+            REVIEWD_JOURNAL_BACKEND="redis",
+            REVIEWD_REDIS_URL=redis_url,
+            REVIEWD_REDIS_PREFIX=prefix,
+            REVIEWD_CONSUMER=host,
+            REVIEWD_CLAIM_IDLE="1",
+            SHARED_OUT=str(tmp_path / f"{host}.txt"),
+        )
         if host == "one":
             env["SHARED_HANG"] = "1"
         daemons.append(DaemonProcess(tmp_path, [], env=env, name=host))
@@ -207,9 +236,18 @@ def test_two_daemons_share_one_redis_and_take_over_from_a_killed_one(tmp_path, d
     try:
         for daemon in daemons:
             daemon.wait_ready()
-        wait_for(lambda: len([c for c in devserver.events.connections()
-                              if any("test.shared" in s["subscription"]
-                                     for s in c["subscribers"])]) == 2)
+        wait_for(
+            lambda: (
+                len(
+                    [
+                        c
+                        for c in devserver.events.connections()
+                        if any("test.shared" in s["subscription"] for s in c["subscribers"])
+                    ]
+                )
+                == 2
+            )
+        )
         wait_subscribed(devserver, "test.shared")
 
         def emit(numbers):
@@ -217,8 +255,11 @@ def test_two_daemons_share_one_redis_and_take_over_from_a_killed_one(tmp_path, d
                 devserver.emit("test.shared", {"n": n})
 
         emit(range(1, 61))
-        wait_for(lambda: len(lines_of(tmp_path / "one.txt")) + len(lines_of(tmp_path / "two.txt"))
-                 >= 60, timeout=30, message="60 events handled between the two daemons")
+        wait_for(
+            lambda: len(lines_of(tmp_path / "one.txt")) + len(lines_of(tmp_path / "two.txt")) >= 60,
+            timeout=30,
+            message="60 events handled between the two daemons",
+        )
         handled = lines_of(tmp_path / "one.txt") + lines_of(tmp_path / "two.txt")
         assert sorted(map(int, handled)) == list(range(1, 61))  # each exactly once
 
@@ -226,14 +267,22 @@ def test_two_daemons_share_one_redis_and_take_over_from_a_killed_one(tmp_path, d
         # whatever else it had pulled); host "two" takes all of it over after claim_idle.
         emitter = threading.Thread(target=emit, args=(range(61, 121),))
         emitter.start()
-        wait_for(lambda: one.status().get("plugins", {}).get("shared", {}).get("in_flight"),
-                 timeout=30, message="host one to be busy with an event of the second batch")
+        wait_for(
+            lambda: one.status().get("plugins", {}).get("shared", {}).get("in_flight"),
+            timeout=30,
+            message="host one to be busy with an event of the second batch",
+        )
         one.kill()
         emitter.join()
-        wait_for(lambda: two.status().get("journal", {}).get("pending") == 0
-                 and set(range(61, 121)) <= set(map(int, lines_of(tmp_path / "one.txt")
-                                                    + lines_of(tmp_path / "two.txt"))),
-                 timeout=60, message="host two to finish everything, host one's share included")
+        wait_for(
+            lambda: (
+                two.status().get("journal", {}).get("pending") == 0
+                and set(range(61, 121))
+                <= set(map(int, lines_of(tmp_path / "one.txt") + lines_of(tmp_path / "two.txt")))
+            ),
+            timeout=60,
+            message="host two to finish everything, host one's share included",
+        )
     finally:
         for daemon in daemons:
             daemon.stop()
@@ -253,8 +302,11 @@ def test_journal_cli_works_on_the_redis_backend(redis_url):
     j.record(event(7), ["p"])
     j.pending("p")
     j.mark_dead("r0007", "p", "KeyError: 'x'")
-    env = {"REVIEWD_JOURNAL_BACKEND": "redis", "REVIEWD_REDIS_URL": redis_url,
-           "REVIEWD_REDIS_PREFIX": prefix}
+    env = {
+        "REVIEWD_JOURNAL_BACKEND": "redis",
+        "REVIEWD_REDIS_URL": redis_url,
+        "REVIEWD_REDIS_PREFIX": prefix,
+    }
     listed = run_cli("journal", "list", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "r0007  p  t  dead  attempts=1  KeyError: 'x'" in listed.stdout
@@ -262,8 +314,7 @@ def test_journal_cli_works_on_the_redis_backend(redis_url):
     assert j.counts() == {"pending": 1, "done": 0, "dead": 0}
 
 
-def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_fail_it(
-        redis_url):
+def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_fail_it(redis_url):
     import redis
 
     prefix = "t" + uuid.uuid4().hex[:8]
@@ -281,15 +332,25 @@ def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_
             raise KeyboardInterrupt
 
     def resolve(plugin, delivery):
-        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin, [handler],
-                   attempts=delivery.attempts)
+        return Job(
+            delivery.payload,
+            delivery.event_id,
+            delivery.topic,
+            plugin,
+            [handler],
+            attempts=delivery.attempts,
+        )
+
     router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
     router.lane("p", LaneSettings(max_attempts=2, retry_backoff=0.01))
     try:
         for n in range(4):
             j.record(event(n), ["p"])
-        wait_for(lambda: j.counts() == {"pending": 0, "done": 2, "dead": 2}, timeout=20,
-                 message="two done, the two raising BaseException dead-lettered")
+        wait_for(
+            lambda: j.counts() == {"pending": 0, "done": 2, "dead": 2},
+            timeout=20,
+            message="two done, the two raising BaseException dead-lettered",
+        )
         dead = {d.event_id: (d.attempts, d.last_error.splitlines()[-1]) for d in j.dead_letters()}
     finally:
         router.stop(grace=2)
@@ -298,8 +359,10 @@ def test_on_redis_the_attempt_is_counted_before_the_handler_and_base_exceptions_
     # and KeyboardInterrupt (each a failed attempt, retried once, then dead-lettered).
     assert "1" in seen_attempts and "2" in seen_attempts
     assert calls == {"r0000": 1, "r0001": 2, "r0002": 2, "r0003": 1}
-    assert dead == {"r0001": (2, "SystemExit: a handler calling sys.exit"),
-                    "r0002": (2, "KeyboardInterrupt")}
+    assert dead == {
+        "r0001": (2, "SystemExit: a handler calling sys.exit"),
+        "r0002": (2, "KeyboardInterrupt"),
+    }
 
 
 def test_a_pinned_lane_takes_work_only_while_it_holds_the_lease(redis_url):
@@ -319,6 +382,7 @@ def test_a_pinned_lane_takes_work_only_while_it_holds_the_lease(redis_url):
 
     def resolve(plugin, delivery):
         return Job(delivery.payload, delivery.event_id, delivery.topic, plugin, [handler])
+
     router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
     lane = router.lane("p", LaneSettings())
     feed = j.feeds["p"]
@@ -332,8 +396,10 @@ def test_a_pinned_lane_takes_work_only_while_it_holds_the_lease(redis_url):
         assert client.get(key).startswith("here/")
         client.set(key, "elsewhere/2/def", px=60_000)  # taken over (as after a long pause)
         wait_for(lambda: not feed.lease.held, message="the lease seen lost")
-        wait_for(lambda: lane.queue.qsize() == 0 and not lane.in_flight,
-                 message="queued deliveries given back, the running one finished")
+        wait_for(
+            lambda: lane.queue.qsize() == 0 and not lane.in_flight,
+            message="queued deliveries given back, the running one finished",
+        )
         stopped_at = len(handled)
         rounds = feed.lease.rounds
         wait_for(lambda: feed.lease.rounds >= rounds + 3, message="more lease rounds")
@@ -352,15 +418,25 @@ def test_a_fed_lane_bounded_in_bytes_gets_everything_in_order(redis_url):
     handled = []
 
     def resolve(plugin, delivery):
-        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin,
-                   [lambda e: handled.append(e["id"])], size=delivery.size)
+        return Job(
+            delivery.payload,
+            delivery.event_id,
+            delivery.topic,
+            plugin,
+            [lambda e: handled.append(e["id"])],
+            size=delivery.size,
+        )
+
     router = Router(j, lambda ev, sub: sub(ev), Metrics(), resolver=resolve)
     router.lane("p", LaneSettings(queue_bytes=3000))  # room for about two events
     try:
         for n in range(60):
             j.record({**event(n), "data": {"blob": "x" * 1000}}, ["p"])
-        wait_for(lambda: len(handled) == 60, timeout=30,
-                 message="every event through a lane that holds two at a time")
+        wait_for(
+            lambda: len(handled) == 60,
+            timeout=30,
+            message="every event through a lane that holds two at a time",
+        )
         assert handled == [f"r{n:04d}" for n in range(60)]  # one worker: arrival order
         wait_for(lambda: j.counts()["done"] == 60, timeout=10)
     finally:

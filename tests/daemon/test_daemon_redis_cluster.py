@@ -62,22 +62,38 @@ class Cluster:
         self.prefix = "c" + uuid.uuid4().hex[:8]
         self.daemons = {}
         for replica in REPLICAS:
-            env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins),
-                              REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_url,
-                              REVIEWD_REDIS_PREFIX=self.prefix, REVIEWD_CONSUMER=replica,
-                              REVIEWD_CLAIM_IDLE=claim_idle, REVIEWD_GRACE_PERIOD="5",
-                              CLUSTER_OUT=str(self.out), **extra)
+            env = service_env(
+                devserver,
+                FTRACK_EVENT_PLUGIN_PATH=str(plugins),
+                REVIEWD_JOURNAL_BACKEND="redis",
+                REVIEWD_REDIS_URL=redis_url,
+                REVIEWD_REDIS_PREFIX=self.prefix,
+                REVIEWD_CONSUMER=replica,
+                REVIEWD_CLAIM_IDLE=claim_idle,
+                REVIEWD_GRACE_PERIOD="5",
+                CLUSTER_OUT=str(self.out),
+                **extra,
+            )
             self.daemons[replica] = DaemonProcess(tmp_path, [], env=env, name=replica)
         for daemon in self.daemons.values():
             daemon.wait_ready(60)
-        wait_for(lambda: sum(any("test.cluster" in s["subscription"] for s in c["subscribers"])
-                             for c in devserver.events.connections()) >= len(REPLICAS),
-                 timeout=30, message="three replicas subscribed")
+        wait_for(
+            lambda: (
+                sum(
+                    any("test.cluster" in s["subscription"] for s in c["subscribers"])
+                    for c in devserver.events.connections()
+                )
+                >= len(REPLICAS)
+            ),
+            timeout=30,
+            message="three replicas subscribed",
+        )
         wait_subscribed(devserver, "test.cluster")
         from reviewd.api.event.hub import EventHub
 
-        self.hub = EventHub(devserver.url, devserver.api_user, devserver.api_key,
-                            publish_queue_size=EVENTS * 2)
+        self.hub = EventHub(
+            devserver.url, devserver.api_user, devserver.api_key, publish_queue_size=EVENTS * 2
+        )
         self.hub.connect(timeout=20)
 
     def publish(self, numbers) -> None:
@@ -88,8 +104,13 @@ class Cluster:
 
     def records(self) -> dict[str, dict[str, list[int]]]:
         """plugin -> replica -> handled numbers, in the order handled."""
-        return {plugin: {replica: [int(x) for x in lines_of(self.out / f"{plugin}-{replica}.txt")]
-                         for replica in REPLICAS} for plugin in PLUGINS}
+        return {
+            plugin: {
+                replica: [int(x) for x in lines_of(self.out / f"{plugin}-{replica}.txt")]
+                for replica in REPLICAS
+            }
+            for plugin in PLUGINS
+        }
 
     def handled(self) -> int:
         return sum(len(v) for by_replica in self.records().values() for v in by_replica.values())
@@ -97,10 +118,16 @@ class Cluster:
     def wait_all_handled(self, timeout: float = 240.0) -> None:
         def complete():
             records = self.records()
-            return all(set().union(*map(set, records[p].values())) >= set(range(EVENTS))
-                       for p in PLUGINS)
-        wait_for(complete, timeout=timeout, interval=0.5,
-                 message=f"all {EVENTS} events handled by both plugins")
+            return all(
+                set().union(*map(set, records[p].values())) >= set(range(EVENTS)) for p in PLUGINS
+            )
+
+        wait_for(
+            complete,
+            timeout=timeout,
+            interval=0.5,
+            message=f"all {EVENTS} events handled by both plugins",
+        )
 
     def stop(self) -> None:
         self.hub.disconnect()
@@ -137,12 +164,17 @@ def test_three_replicas_plain_burst(tmp_path, devserver, redis_server):
         cluster.publish(range(EVENTS))
         cluster.wait_all_handled()
         elapsed = time.monotonic() - started
-        wait_for(lambda: pending_total(redis_server.client(), cluster.prefix) == 0, timeout=30,
-                 message="every stream entry acknowledged and deleted")
+        wait_for(
+            lambda: pending_total(redis_server.client(), cluster.prefix) == 0,
+            timeout=30,
+            message="every stream entry acknowledged and deleted",
+        )
         status = cluster.daemons["one"].status()
         from .test_daemon_config import run_cli
 
-        printed = run_cli("status", env={"REVIEWD_HTTP": f"127.0.0.1:{cluster.daemons['two'].port}"})
+        printed = run_cli(
+            "status", env={"REVIEWD_HTTP": f"127.0.0.1:{cluster.daemons['two'].port}"}
+        )
         metrics = http_get(cluster.daemons["three"].base + "/metrics")[1]
     finally:
         cluster.stop()
@@ -159,12 +191,15 @@ def test_three_replicas_plain_burst(tmp_path, devserver, redis_server):
     assert 'reviewd_cluster_stream_lag{plugin="rec_b"} 0.0' in metrics
     assert "reviewd_redis_up 1.0" in metrics
     shares = {r: sum(len(cluster.records()[p][r]) for p in PLUGINS) for r in REPLICAS}
-    print(f"\nplain: {2 * EVENTS} deliveries in {elapsed:.1f}s "
-          f"({2 * EVENTS / elapsed:.0f}/s), shares {shares}")
+    print(
+        f"\nplain: {2 * EVENTS} deliveries in {elapsed:.1f}s "
+        f"({2 * EVENTS / elapsed:.0f}/s), shares {shares}"
+    )
     seen = {r["name"] for r in status["cluster"]["replicas"]}
     assert set(REPLICAS) <= seen
-    assert {p: status["cluster"]["plugins"][p]["done"] for p in PLUGINS} == \
-        {p: EVENTS for p in PLUGINS}
+    assert {p: status["cluster"]["plugins"][p]["done"] for p in PLUGINS} == {
+        p: EVENTS for p in PLUGINS
+    }
 
 
 def test_three_replicas_one_killed_mid_burst(tmp_path, devserver, redis_server):
@@ -173,16 +208,24 @@ def test_three_replicas_one_killed_mid_burst(tmp_path, devserver, redis_server):
     try:
         publisher = threading.Thread(target=cluster.publish, args=(range(EVENTS),))
         publisher.start()
-        wait_for(lambda: sum(len(cluster.records()[p]["two"]) for p in PLUGINS) >= 500,
-                 timeout=120, interval=0.02, message="replica two busy with the burst")
+        wait_for(
+            lambda: sum(len(cluster.records()[p]["two"]) for p in PLUGINS) >= 500,
+            timeout=120,
+            interval=0.02,
+            message="replica two busy with the burst",
+        )
         victim.kill()  # SIGKILL: no goodbye, its held entries must be claimed
         killed_at = cluster.records()
         publisher.join()
         cluster.wait_all_handled()
-        wait_for(lambda: pending_total(redis_server.client(), cluster.prefix) == 0, timeout=60,
-                 message="every stream entry acknowledged, the killed replica's included")
-        claims = sum(int(redis_server.client().get(f"{cluster.prefix}:claims:{p}") or 0)
-                     for p in PLUGINS)
+        wait_for(
+            lambda: pending_total(redis_server.client(), cluster.prefix) == 0,
+            timeout=60,
+            message="every stream entry acknowledged, the killed replica's included",
+        )
+        claims = sum(
+            int(redis_server.client().get(f"{cluster.prefix}:claims:{p}") or 0) for p in PLUGINS
+        )
     finally:
         cluster.stop()
     # A delivery the killed replica finished but had not yet acknowledged is handled once
@@ -200,8 +243,12 @@ def test_three_replicas_redis_down_and_restarted_mid_burst(tmp_path, devserver, 
     cluster = Cluster(tmp_path, devserver, redis_server.url)
     try:
         cluster.publish(range(0, 2000))
-        wait_for(lambda: cluster.handled() >= 1000, timeout=120, interval=0.02,
-                 message="the burst under way")
+        wait_for(
+            lambda: cluster.handled() >= 1000,
+            timeout=120,
+            interval=0.02,
+            message="the burst under way",
+        )
         redis_server.stop()
         down_at = time.monotonic()
         not_ready_after = {}
@@ -214,29 +261,41 @@ def test_three_replicas_redis_down_and_restarted_mid_burst(tmp_path, devserver, 
                 if code == 503 and "Redis unreachable" in body:
                     not_ready_after[name] = time.monotonic() - down_at
             return len(not_ready_after) == len(REPLICAS)
-        wait_for(all_not_ready, timeout=15, interval=0.1,
-                 message="every replica not ready, naming Redis")
+
+        wait_for(
+            all_not_ready, timeout=15, interval=0.1, message="every replica not ready, naming Redis"
+        )
         # Events the hub delivers now wait in each replica's bounded spool.
         cluster.publish(range(2000, 3000))
-        wait_for(lambda: all(d.status()["cluster"]["spool"]["events"] >= 1000
-                             for d in cluster.daemons.values()),
-                 timeout=60, interval=0.2, message="the outage's events spooled on each replica")
+        wait_for(
+            lambda: all(
+                d.status()["cluster"]["spool"]["events"] >= 1000 for d in cluster.daemons.values()
+            ),
+            timeout=60,
+            interval=0.2,
+            message="the outage's events spooled on each replica",
+        )
         assert cluster.daemons["one"].status()["cluster"]["redis_reachable"] is False
         handled_while_down = cluster.handled()
         redis_server.start()  # the same data directory: the append-only file comes back
         cluster.publish(range(3000, EVENTS))
         cluster.wait_all_handled()
         for daemon in cluster.daemons.values():
-            wait_for(lambda d=daemon: d.get("/readyz")[0] == 200, timeout=30,
-                     message="ready again once Redis answers")
+            wait_for(
+                lambda d=daemon: d.get("/readyz")[0] == 200,
+                timeout=30,
+                message="ready again once Redis answers",
+            )
         wait_for(lambda: pending_total(redis_server.client(), cluster.prefix) == 0, timeout=60)
         spools = [d.status()["cluster"]["spool"] for d in cluster.daemons.values()]
     finally:
         cluster.stop()
     assert_exactly_once(cluster)
     assert [(s["events"], s["refused"]) for s in spools] == [(0, 0)] * 3
-    print(f"\nRedis down: not ready after {not_ready_after} s; handled while down: "
-          f"{handled_while_down}")
+    print(
+        f"\nRedis down: not ready after {not_ready_after} s; handled while down: "
+        f"{handled_while_down}"
+    )
     assert all(seconds <= 5.0 for seconds in not_ready_after.values()), not_ready_after
 
 
@@ -245,8 +304,12 @@ def test_three_replicas_redis_restarted_mid_burst(tmp_path, devserver, redis_ser
     try:
         publisher = threading.Thread(target=cluster.publish, args=(range(EVENTS),))
         publisher.start()
-        wait_for(lambda: cluster.handled() >= 2000, timeout=120, interval=0.02,
-                 message="the burst under way")
+        wait_for(
+            lambda: cluster.handled() >= 2000,
+            timeout=120,
+            interval=0.02,
+            message="the burst under way",
+        )
         redis_server.restart()  # clean shutdown writes the AOF; the same port comes back
         publisher.join()
         cluster.wait_all_handled()
@@ -274,32 +337,55 @@ ACTIONS = """
 """
 
 
-def test_an_action_gets_exactly_one_reply_from_three_replicas(tmp_path, devserver,
-                                                              redis_server):
+def test_an_action_gets_exactly_one_reply_from_three_replicas(tmp_path, devserver, redis_server):
     from reviewd.api.event.base import Event
     from reviewd.api.event.hub import EventHub
 
     write_plugin(tmp_path / "plugins", "dailies", ACTIONS)
     prefix = "a" + uuid.uuid4().hex[:8]
-    daemons = [DaemonProcess(tmp_path, [], name=replica, env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
-        REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
-        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica)) for replica in REPLICAS]
+    daemons = [
+        DaemonProcess(
+            tmp_path,
+            [],
+            name=replica,
+            env=service_env(
+                devserver,
+                FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
+                REVIEWD_JOURNAL_BACKEND="redis",
+                REVIEWD_REDIS_URL=redis_server.url,
+                REVIEWD_REDIS_PREFIX=prefix,
+                REVIEWD_CONSUMER=replica,
+            ),
+        )
+        for replica in REPLICAS
+    ]
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
     try:
         for daemon in daemons:
             daemon.wait_ready(60)
-        wait_for(lambda: sum(any("ftrack.action.launch" in s["subscription"]
-                                 for s in c["subscribers"])
-                             for c in devserver.events.connections()) >= 3, timeout=30)
+        wait_for(
+            lambda: (
+                sum(
+                    any("ftrack.action.launch" in s["subscription"] for s in c["subscribers"])
+                    for c in devserver.events.connections()
+                )
+                >= 3
+            ),
+            timeout=30,
+        )
         hub.connect(timeout=20)
-        for topic, data in (("ftrack.action.discover", {"selection": []}),
-                            ("ftrack.action.launch", {"actionIdentifier": "dailies"})):
+        for topic, data in (
+            ("ftrack.action.discover", {"selection": []}),
+            ("ftrack.action.launch", {"actionIdentifier": "dailies"}),
+        ):
             replies = []
             hub.publish(Event(topic, data=data), on_reply=replies.append)
             # Settled: one replica handled it and the two others recognised it as seen.
-            wait_for(lambda t=topic: _settled(daemons, t), timeout=30,
-                     message=f"{topic} handled once and deduplicated twice")
+            wait_for(
+                lambda t=topic: _settled(daemons, t),
+                timeout=30,
+                message=f"{topic} handled once and deduplicated twice",
+            )
             wait_for(lambda r=replies: r, timeout=10, message=f"a reply to {topic}")
             # The handling replica has sent its one reply (it finished); none other ran.
             assert len(replies) == 1, replies
@@ -360,7 +446,8 @@ PINNED = """
 
 
 def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
-        tmp_path, devserver, redis_server):
+    tmp_path, devserver, redis_server
+):
     from reviewd.api.event.base import Event
     from reviewd.api.event.hub import EventHub
 
@@ -369,12 +456,26 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     out.mkdir()
     write_plugin(tmp_path / "plugins", "pinned", PINNED)
     prefix = "l" + uuid.uuid4().hex[:8]
-    daemons = {replica: DaemonProcess(tmp_path, [], name=replica, env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
-        REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
-        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="5",
-        REVIEWD_PINNED_PLUGINS="pinned", REVIEWD_LEASE_TTL=str(ttl), CLUSTER_OUT=str(out)))
-        for replica in REPLICAS}
+    daemons = {
+        replica: DaemonProcess(
+            tmp_path,
+            [],
+            name=replica,
+            env=service_env(
+                devserver,
+                FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
+                REVIEWD_JOURNAL_BACKEND="redis",
+                REVIEWD_REDIS_URL=redis_server.url,
+                REVIEWD_REDIS_PREFIX=prefix,
+                REVIEWD_CONSUMER=replica,
+                REVIEWD_CLAIM_IDLE="5",
+                REVIEWD_PINNED_PLUGINS="pinned",
+                REVIEWD_LEASE_TTL=str(ttl),
+                CLUSTER_OUT=str(out),
+            ),
+        )
+        for replica in REPLICAS
+    }
     client = redis_server.client()
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
     stop_publishing = threading.Event()
@@ -394,33 +495,55 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     def holder():
         token = client.get(f"{prefix}:lease:pinned")
         return token.split("/")[0] if token else None
+
     try:
         for daemon in daemons.values():
             daemon.wait_ready(60)
-        wait_for(lambda: sum(any("test.pinned" in s["subscription"] for s in c["subscribers"])
-                             for c in devserver.events.connections()) >= 3, timeout=30)
+        wait_for(
+            lambda: (
+                sum(
+                    any("test.pinned" in s["subscription"] for s in c["subscribers"])
+                    for c in devserver.events.connections()
+                )
+                >= 3
+            ),
+            timeout=30,
+        )
         hub.connect(timeout=20)
         first = wait_for(holder, timeout=10, message="a replica holding the lease")
         status = daemons[first].status()
         assert status["cluster"]["plugins"]["pinned"]["lease_holder"].startswith(first + "/")
         publisher = threading.Thread(target=publish)
         publisher.start()
-        wait_for(lambda: len(handled_by(first)) >= 100, timeout=60,
-                 message="the holder handling the pinned plugin's events")
+        wait_for(
+            lambda: len(handled_by(first)) >= 100,
+            timeout=60,
+            message="the holder handling the pinned plugin's events",
+        )
         assert all(handled_by(r) == [] for r in REPLICAS if r != first)  # only the holder
         daemons[first].kill()
         killed = time.monotonic()
-        second = wait_for(lambda: holder() not in (None, first) and holder(), timeout=30,
-                          interval=0.01, message="another replica taking the lease")
+        second = wait_for(
+            lambda: holder() not in (None, first) and holder(),
+            timeout=30,
+            interval=0.01,
+            message="another replica taking the lease",
+        )
         takeover = time.monotonic() - killed
         before = len(handled_by(second))
-        wait_for(lambda: len(handled_by(second)) >= before + 50, timeout=60,
-                 message="the new holder handling the pinned plugin's events")
+        wait_for(
+            lambda: len(handled_by(second)) >= before + 50,
+            timeout=60,
+            message="the new holder handling the pinned plugin's events",
+        )
         stop_publishing.set()
         publisher.join()
         total = len(published)
-        wait_for(lambda: set().union(*(set(handled_by(r)) for r in REPLICAS)) >= set(range(total)),
-                 timeout=60, message="every published event handled")
+        wait_for(
+            lambda: set().union(*(set(handled_by(r)) for r in REPLICAS)) >= set(range(total)),
+            timeout=60,
+            message="every published event handled",
+        )
         third = [r for r in REPLICAS if r not in (first, second)][0]
         status = daemons[second].status()
     finally:
@@ -433,9 +556,11 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     assert handled_by(third) == []  # it never held the lease
     # Bounded takeover: the lease runs out ttl after the last renewal and the others try
     # every ttl/3; one second more for three processes sharing two busy cores.
-    print(f"\nlease takeover after kill -9: {takeover:.2f}s (ttl {ttl}s); "
-          f"{total} events, {len(handled_by(first))} on {first}, "
-          f"{len(handled_by(second))} on {second}")
+    print(
+        f"\nlease takeover after kill -9: {takeover:.2f}s (ttl {ttl}s); "
+        f"{total} events, {len(handled_by(first))} on {first}, "
+        f"{len(handled_by(second))} on {second}"
+    )
     assert takeover <= ttl + ttl / 3 + 1.0
 
 
@@ -459,7 +584,8 @@ SLOW = """
 
 
 def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
-        tmp_path, devserver, redis_server):
+    tmp_path, devserver, redis_server
+):
     from reviewd.api.event.base import Event
     from reviewd.api.event.hub import EventHub
 
@@ -468,21 +594,43 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
     write_plugin(tmp_path / "plugins", "slow", SLOW)
     prefix = "h" + uuid.uuid4().hex[:8]
     # claim_idle 120 s: only the hand-back can explain the other replica finishing soon.
-    daemons = {replica: DaemonProcess(tmp_path, [], name=replica, env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
-        REVIEWD_JOURNAL_BACKEND="redis", REVIEWD_REDIS_URL=redis_server.url,
-        REVIEWD_REDIS_PREFIX=prefix, REVIEWD_CONSUMER=replica, REVIEWD_CLAIM_IDLE="120",
-        CLUSTER_OUT=str(out))) for replica in ("one", "two")}
+    daemons = {
+        replica: DaemonProcess(
+            tmp_path,
+            [],
+            name=replica,
+            env=service_env(
+                devserver,
+                FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
+                REVIEWD_JOURNAL_BACKEND="redis",
+                REVIEWD_REDIS_URL=redis_server.url,
+                REVIEWD_REDIS_PREFIX=prefix,
+                REVIEWD_CONSUMER=replica,
+                REVIEWD_CLAIM_IDLE="120",
+                CLUSTER_OUT=str(out),
+            ),
+        )
+        for replica in ("one", "two")
+    }
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
     client = redis_server.client()
 
     def handled():
         return {r: [int(x) for x in lines_of(out / f"slow-{r}.txt")] for r in daemons}
+
     try:
         for daemon in daemons.values():
             daemon.wait_ready(60)
-        wait_for(lambda: sum(any("test.slow" in s["subscription"] for s in c["subscribers"])
-                             for c in devserver.events.connections()) >= 2, timeout=30)
+        wait_for(
+            lambda: (
+                sum(
+                    any("test.slow" in s["subscription"] for s in c["subscribers"])
+                    for c in devserver.events.connections()
+                )
+                >= 2
+            ),
+            timeout=30,
+        )
         hub.connect(timeout=20)
         for n in range(200):
             hub.publish(Event("test.slow", data={"n": str(n)}))
@@ -491,21 +639,33 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
             info = client.xpending(f"{prefix}:stream:slow", "reviewd")
             held = {c["name"]: int(c["pending"]) for c in info.get("consumers") or []}
             return held.get("one", 0) >= 3 and handled()["one"]
-        wait_for(one_holds_work, timeout=60, interval=0.02,
-                 message="replica one handling and holding queued deliveries")
+
+        wait_for(
+            one_holds_work,
+            timeout=60,
+            interval=0.02,
+            message="replica one handling and holding queued deliveries",
+        )
         assert daemons["one"].stop() == 0  # SIGTERM: a clean stop
         # It left: no longer listed as a replica nor as a consumer of the stream.
         assert "one" not in client.hgetall(f"{prefix}:replicas")
-        assert "one" not in {c["name"] for c in
-                             client.xinfo_consumers(f"{prefix}:stream:slow", "reviewd")}
-        wait_for(lambda: set(handled()["one"] + handled()["two"]) >= set(range(200)),
-                 timeout=60, message="replica two finishing everything, one's share included")
+        assert "one" not in {
+            c["name"] for c in client.xinfo_consumers(f"{prefix}:stream:slow", "reviewd")
+        }
+        wait_for(
+            lambda: set(handled()["one"] + handled()["two"]) >= set(range(200)),
+            timeout=60,
+            message="replica two finishing everything, one's share included",
+        )
     finally:
         hub.disconnect()
         for daemon in daemons.values():
             daemon.stop()
-    moved = [r for r in daemons["one"].log_records()
-             if r.get("event") == "unfinished deliveries handed back to the other replicas"]
+    moved = [
+        r
+        for r in daemons["one"].log_records()
+        if r.get("event") == "unfinished deliveries handed back to the other replicas"
+    ]
     assert moved and moved[0]["count"] > 0
     both = handled()["one"] + handled()["two"]
     assert sorted(both) == list(range(200))  # each exactly once

@@ -39,8 +39,10 @@ def test_every_manifest_is_valid_against_the_kubernetes_schemas():
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{name}: {doc['kind']} {doc['metadata']['name']}: {exc.message} "
-                        f"at {'/'.join(map(str, exc.path))}")
+            pytest.fail(
+                f"{name}: {doc['kind']} {doc['metadata']['name']}: {exc.message} "
+                f"at {'/'.join(map(str, exc.path))}"
+            )
 
 
 def test_the_validator_does_catch_a_broken_manifest():
@@ -88,12 +90,17 @@ def test_probes_secret_and_metrics_service_fit_the_container():
     assert volumes["config"]["configMap"]["name"] == by_kind("ConfigMap")["metadata"]["name"]
     assert mounts["api-key"] == "/etc/reviewd/secret"
     assert not any("KEY" in e["name"] for e in container.get("env", []))  # a file, not env
-    services = [doc for _n, doc in documents() if doc["kind"] == "Service"
-                and doc["spec"]["selector"] == {"app.kubernetes.io/name": "reviewd"}]
+    services = [
+        doc
+        for _n, doc in documents()
+        if doc["kind"] == "Service"
+        and doc["spec"]["selector"] == {"app.kubernetes.io/name": "reviewd"}
+    ]
     assert services and services[0]["spec"]["ports"][0]["targetPort"] == port["name"]
     labels = by_kind("Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= \
-        labels.items()
+    assert (
+        by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    )
     assert by_kind("Deployment")["spec"]["replicas"] >= 3
 
 

@@ -63,8 +63,9 @@ def test_a_holder_cut_off_from_redis_stops_counting_on_its_lease(tmp_path):
         server.stop()
         # No renewal possible: held turns False once the local validity (80% of the ttl
         # after the last renewal was sent) has passed, before the key can expire in Redis.
-        wait_for(lambda: not lease.step(), timeout=5, interval=0.05,
-                 message="the lease given up locally")
+        wait_for(
+            lambda: not lease.step(), timeout=5, interval=0.05, message="the lease given up locally"
+        )
     finally:
         server.stop()
 
@@ -155,25 +156,36 @@ def test_cluster_view_metrics_and_status_lines(redis_server):
 
 
 def test_pinned_plugins_and_lease_ttl_settings():
-    config = config_module.load(environ={"REVIEWD_JOURNAL_BACKEND": "redis",
-                                         "REVIEWD_REDIS_URL": "redis://127.0.0.1:1/0",
-                                         "REVIEWD_PINNED_PLUGINS": "exporter, sync ",
-                                         "REVIEWD_LEASE_TTL": "4s"},
-                                require_server=False)
+    config = config_module.load(
+        environ={
+            "REVIEWD_JOURNAL_BACKEND": "redis",
+            "REVIEWD_REDIS_URL": "redis://127.0.0.1:1/0",
+            "REVIEWD_PINNED_PLUGINS": "exporter, sync ",
+            "REVIEWD_LEASE_TTL": "4s",
+        },
+        require_server=False,
+    )
     assert config.pinned_plugins == ["exporter", "sync"] and config.lease_ttl == 4.0
     with pytest.raises(config_module.ConfigError, match="journal.pinned"):
-        config_module.load(environ={"REVIEWD_PINNED_PLUGINS": "x"}, flags={"pinned_plugins": 3},
-                           require_server=False)
+        config_module.load(
+            environ={"REVIEWD_PINNED_PLUGINS": "x"},
+            flags={"pinned_plugins": 3},
+            require_server=False,
+        )
 
 
 def test_the_command_line_tools_take_no_work_and_send_no_heartbeat(redis_server):
     from reviewd.daemon.journal import open_journal
 
     prefix = "t" + uuid.uuid4().hex[:8]
-    config = config_module.load(environ={"REVIEWD_JOURNAL_BACKEND": "redis",
-                                         "REVIEWD_REDIS_URL": redis_server.url,
-                                         "REVIEWD_REDIS_PREFIX": prefix},
-                                require_server=False)
+    config = config_module.load(
+        environ={
+            "REVIEWD_JOURNAL_BACKEND": "redis",
+            "REVIEWD_REDIS_URL": redis_server.url,
+            "REVIEWD_REDIS_PREFIX": prefix,
+        },
+        require_server=False,
+    )
     worker = journal(redis_server.url, prefix, "worker")
     worker.record(event(1), ["p"])
     tool = open_journal("", config, background=False)

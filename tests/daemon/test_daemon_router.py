@@ -26,12 +26,23 @@ class Env:
         self.journal = SqliteJournal(str(tmp_path / "journal.sqlite3"))
         self.metrics = Metrics()
         self.subscribers: dict[str, list] = {}
-        self.router = Router(self.journal, lambda event, sub: sub(event), self.metrics,
-                             resolver=self.resolve, check_interval=0.02)
+        self.router = Router(
+            self.journal,
+            lambda event, sub: sub(event),
+            self.metrics,
+            resolver=self.resolve,
+            check_interval=0.02,
+        )
 
     def resolve(self, plugin, delivery):
-        return Job(delivery.payload, delivery.event_id, delivery.topic, plugin,
-                   self.subscribers[plugin], attempts=delivery.attempts)
+        return Job(
+            delivery.payload,
+            delivery.event_id,
+            delivery.topic,
+            plugin,
+            self.subscribers[plugin],
+            attempts=delivery.attempts,
+        )
 
     def add(self, plugin, handlers, **settings):
         self.subscribers[plugin] = handlers

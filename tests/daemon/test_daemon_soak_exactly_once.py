@@ -46,8 +46,7 @@ def start(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     for name in ("alpha", "beta"):
         write_plugin(plugins, name, RECORDER.replace("{name}", name))
-    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins),
-                      REVIEWD_LOG_LEVEL="warning")
+    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_LOG_LEVEL="warning")
     daemon = DaemonProcess(tmp_path, [], env=env)
     daemon.wait_ready()
     wait_subscribed(devserver, "soak.")
@@ -93,8 +92,11 @@ def test_steady_200_per_second_two_plugins_exactly_once(tmp_path, devserver):
     daemon, plugins = start(tmp_path, devserver)
     try:
         publish(devserver, total, rate=200)
-        wait_for(lambda: min(len(recorded(plugins, "alpha")), len(recorded(plugins, "beta")))
-                 >= total, timeout=120, message="both plugins to record every event")
+        wait_for(
+            lambda: min(len(recorded(plugins, "alpha")), len(recorded(plugins, "beta"))) >= total,
+            timeout=120,
+            message="both plugins to record every event",
+        )
         assert_exactly_once(plugins, total)
         status = daemon.status()
         assert status["journal"]["pending"] == 0 and status["journal"]["dead"] == 0
@@ -109,9 +111,11 @@ def test_burst_to_two_plugins_exactly_once(tmp_path, devserver):
     daemon, plugins = start(tmp_path, devserver)
     try:
         publish(devserver, total, rate=None)
-        wait_for(lambda: min(len(recorded(plugins, "alpha")), len(recorded(plugins, "beta")))
-                 >= total, timeout=1800 if LONG else 300,
-                 message="both plugins to record every event")
+        wait_for(
+            lambda: min(len(recorded(plugins, "alpha")), len(recorded(plugins, "beta"))) >= total,
+            timeout=1800 if LONG else 300,
+            message="both plugins to record every event",
+        )
         assert_exactly_once(plugins, total)
     finally:
         assert daemon.stop() == 0, daemon.output()[-3000:]

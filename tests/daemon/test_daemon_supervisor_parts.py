@@ -22,8 +22,12 @@ def sample(metrics: Metrics, name: str, **labels) -> float:
 
 
 def test_open_session_retries_an_unreachable_server_until_stopped():
-    config = Config(server_url=f"http://127.0.0.1:{free_port()}", api_user="u",
-                    api_key="k", connect_backoff_max=0.01)
+    config = Config(
+        server_url=f"http://127.0.0.1:{free_port()}",
+        api_user="u",
+        api_key="k",
+        connect_backoff_max=0.01,
+    )
     metrics, signals = Metrics(), SignalRequests()
     states: list[str] = []
     errors: list[str] = []
@@ -42,10 +46,10 @@ def test_open_session_retries_an_unreachable_server_until_stopped():
 
 def test_open_session_returns_a_session_and_refused_credentials_are_config_errors(devserver):
     metrics, signals = Metrics(), SignalRequests()
-    good = Config(server_url=devserver.url, api_user=devserver.api_user,
-                  api_key=devserver.api_key)
-    session = open_session(good, metrics, signals, on_attempt=lambda _s: None,
-                           on_failure=lambda _e: None)
+    good = Config(server_url=devserver.url, api_user=devserver.api_user, api_key=devserver.api_key)
+    session = open_session(
+        good, metrics, signals, on_attempt=lambda _s: None, on_failure=lambda _e: None
+    )
     try:
         assert session.server_version
         assert sample(metrics, "reviewd_session_connect_attempts_total", outcome="ok") == 1
@@ -53,8 +57,7 @@ def test_open_session_returns_a_session_and_refused_credentials_are_config_error
         session.close()
     bad = Config(server_url=devserver.url, api_user=devserver.api_user, api_key="wrong-key")
     with pytest.raises(ConfigError) as raised:
-        open_session(bad, metrics, signals, on_attempt=lambda _s: None,
-                     on_failure=lambda _e: None)
+        open_session(bad, metrics, signals, on_attempt=lambda _s: None, on_failure=lambda _e: None)
     assert "server.api_key" in str(raised.value) and "wrong-key" not in str(raised.value)
     assert sample(metrics, "reviewd_session_connect_attempts_total", outcome="refused") == 1
 
@@ -64,9 +67,13 @@ def test_open_session_gives_up_at_once_when_already_stopped():
     signals.request_stop()
     attempts: list[str] = []
     with pytest.raises(StartupAborted):
-        open_session(Config(server_url="http://127.0.0.1:1", api_user="u", api_key="k"),
-                     Metrics(), signals, on_attempt=attempts.append,
-                     on_failure=lambda _e: None)
+        open_session(
+            Config(server_url="http://127.0.0.1:1", api_user="u", api_key="k"),
+            Metrics(),
+            signals,
+            on_attempt=attempts.append,
+            on_failure=lambda _e: None,
+        )
     assert attempts == []
 
 

@@ -384,10 +384,18 @@ def test_execute_batch_raises_api_error_with_the_wire_form_of_post_api(devserver
     from reviewd.devserver.errors import ApiError
 
     batch = [
-        {"action": "update", "entity_type": "Shot", "entity_key": [SHOT],
-         "entity_data": {"description": "never written"}},
-        {"action": "update", "entity_type": "Shot", "entity_key": [SHOT],
-         "entity_data": {"bogus": 1}},
+        {
+            "action": "update",
+            "entity_type": "Shot",
+            "entity_key": [SHOT],
+            "entity_data": {"description": "never written"},
+        },
+        {
+            "action": "update",
+            "entity_type": "Shot",
+            "entity_key": [SHOT],
+            "entity_data": {"bogus": 1},
+        },
     ]
     over_http = api.call(batch)
     with pytest.raises(ApiError) as raised:
@@ -397,5 +405,7 @@ def test_execute_batch_raises_api_error_with_the_wire_form_of_post_api(devserver
     with pytest.raises(ApiError) as not_a_list:
         devserver.execute_batch({"action": "query"}, devserver.api_user)
     assert not_a_list.value.to_wire()["exception"] == "InvalidRequestError"
-    assert api.query(f"select description from Shot where id is {SHOT}")[0]["description"] \
+    assert (
+        api.query(f"select description from Shot where id is {SHOT}")[0]["description"]
         != "never written"
+    )

@@ -14,20 +14,31 @@ from tests.devserver.conftest import Api
 
 def create(entity_type: str, **data) -> dict:
     entity_id = data.setdefault("id", str(uuid.uuid4()))
-    return {"action": "create", "entity_type": entity_type, "entity_key": [entity_id],
-            "entity_data": {"__entity_type__": entity_type, **data}}
+    return {
+        "action": "create",
+        "entity_type": entity_type,
+        "entity_key": [entity_id],
+        "entity_data": {"__entity_type__": entity_type, **data},
+    }
 
 
 def update(entity_type: str, entity_id: str, **data) -> dict:
-    return {"action": "update", "entity_type": entity_type, "entity_key": [entity_id],
-            "entity_data": {"__entity_type__": entity_type, **data}}
+    return {
+        "action": "update",
+        "entity_type": entity_type,
+        "entity_key": [entity_id],
+        "entity_data": {"__entity_type__": entity_type, **data},
+    }
 
 
 def test_a_tree_from_names_and_parents_only(devserver):
     api = Api(devserver)
     [project] = api.query("select id from Project where name is demo_production")
-    sequence, shot, task = create("Sequence", name="SQ500"), create("Shot", name="SH010"), \
-        create("Task", name="comp")
+    sequence, shot, task = (
+        create("Sequence", name="SQ500"),
+        create("Shot", name="SH010"),
+        create("Task", name="comp"),
+    )
     shot["entity_data"]["parent_id"] = sequence["entity_key"][0]
     task["entity_data"]["parent_id"] = shot["entity_key"][0]
     sequence["entity_data"]["parent_id"] = project["id"]
@@ -36,17 +47,22 @@ def test_a_tree_from_names_and_parents_only(devserver):
     second = create("AssetVersion", asset_id=asset["entity_key"][0])
     reply = api.call([sequence, shot, task, asset, first, second])
     assert isinstance(reply, list), reply
-    [seq] = api.query(f'select status.name, type.name, project_id from Sequence '
-                      f'where id is "{sequence["entity_key"][0]}"')
+    [seq] = api.query(
+        f"select status.name, type.name, project_id from Sequence "
+        f'where id is "{sequence["entity_key"][0]}"'
+    )
     assert seq["status"]["name"] == "Not started" and seq["type"]["name"] == "Generic"
     assert seq["project_id"] == project["id"]
-    [new_task] = api.query(f'select status.name, type.name, bid, sort from Task '
-                           f'where id is "{task["entity_key"][0]}"')
+    [new_task] = api.query(
+        f'select status.name, type.name, bid, sort from Task where id is "{task["entity_key"][0]}"'
+    )
     # The project's task type schema starts with Animation; its task workflow with Not started.
     assert new_task["type"]["name"] == "Animation"
     assert new_task["status"]["name"] == "Not started"
-    versions = api.query(f'select version, status.name, user.username from AssetVersion '
-                         f'where asset_id is "{asset["entity_key"][0]}" order by version')
+    versions = api.query(
+        f"select version, status.name, user.username from AssetVersion "
+        f'where asset_id is "{asset["entity_key"][0]}" order by version'
+    )
     assert [v["version"] for v in versions] == [1, 2]
     assert {v["status"]["name"] for v in versions} == {"Pending Review"}
     assert {v["user"]["username"] for v in versions} == {devserver.api_user}
@@ -93,13 +109,15 @@ def test_many_to_many_scopes_are_added_removed_and_queryable(devserver):
     [reply] = api.call([update("Task", task["id"], scopes=refs)])
     assert sorted(s["id"] for s in reply["data"]["scopes"]) == sorted(ids)
     assert api.query('select id from Task where scopes.name is "fx-heavy"') == [
-        {"__entity_type__": "Task", "id": task["id"]}]
+        {"__entity_type__": "Task", "id": task["id"]}
+    ]
     api.call([update("Task", task["id"], scopes=refs[:1])])
     assert api.query('select id from Task where scopes.name is "fx-heavy"') == []
     [again] = api.query(f'select scopes.name from Task where id is "{task["id"]}"')
     assert [s["name"] for s in again["scopes"]] == ["lookdev"]
-    missing = api.call([update("Task", task["id"], scopes=[{"__entity_type__": "Scope",
-                                                             "id": str(uuid.uuid4())}])])
+    missing = api.call(
+        [update("Task", task["id"], scopes=[{"__entity_type__": "Scope", "id": str(uuid.uuid4())}])]
+    )
     assert missing["exception"] == "NoResultFoundError"
     [still] = api.query(f'select scopes.name from Task where id is "{task["id"]}"')
     assert [s["name"] for s in still["scopes"]] == ["lookdev"]
@@ -114,13 +132,17 @@ def test_latest_version_filter_and_several_metadata_keys(devserver):
         top[version["asset_id"]] = max(top.get(version["asset_id"], 0), version["version"])
     assert sorted((v["asset_id"], v["version"]) for v in latest) == sorted(top.items())
     [project] = api.query("select id from Project where name is demo_production")
-    metadata = [create("Metadata", parent_id=project["id"], parent_type="Project", key=k,
-                       value=v) for k, v in (("a", "1"), ("b", "2"))]
+    metadata = [
+        create("Metadata", parent_id=project["id"], parent_type="Project", key=k, value=v)
+        for k, v in (("a", "1"), ("b", "2"))
+    ]
     for operation in metadata:
         operation["entity_key"] = [project["id"], operation["entity_data"]["key"]]
         del operation["entity_data"]["id"]
     api.call(metadata)
-    [again] = api.query(f'select metadata.key, metadata.value from Project where id is "{project["id"]}"')
+    [again] = api.query(
+        f'select metadata.key, metadata.value from Project where id is "{project["id"]}"'
+    )
     stored = {m["key"]: m["value"] for m in again["metadata"]}
     assert stored.items() >= {"a": "1", "b": "2"}.items()
 
@@ -139,14 +161,29 @@ def test_custom_attribute_values_must_fit_their_owner(devserver):
     [config] = api.query('select id from CustomAttributeConfiguration where key is "fstart"')
     [version] = api.query("select id from AssetVersion limit 1")
     for owner_id, words in ((version["id"], "does not apply"), (str(uuid.uuid4()), "no entity")):
-        refused = api.call([{
-            "action": "create", "entity_type": "CustomAttributeValue",
-            "entity_key": [config["id"], owner_id],
-            "entity_data": {"__entity_type__": "CustomAttributeValue",
-                            "configuration_id": config["id"], "entity_id": owner_id, "value": 5}}])
+        refused = api.call(
+            [
+                {
+                    "action": "create",
+                    "entity_type": "CustomAttributeValue",
+                    "entity_key": [config["id"], owner_id],
+                    "entity_data": {
+                        "__entity_type__": "CustomAttributeValue",
+                        "configuration_id": config["id"],
+                        "entity_id": owner_id,
+                        "value": 5,
+                    },
+                }
+            ]
+        )
         assert refused["exception"] == "ValidationError" and words in refused["content"], refused
-    assert api.query(f'select entity_id from CustomAttributeValue '
-                     f'where configuration_id is "{config["id"]}" and entity_id is "{version["id"]}"') == []
+    assert (
+        api.query(
+            f"select entity_id from CustomAttributeValue "
+            f'where configuration_id is "{config["id"]}" and entity_id is "{version["id"]}"'
+        )
+        == []
+    )
     # Its dense list on a Shot has the configuration with its default when nothing is stored.
     [shot] = api.query("select custom_attributes.key, custom_attributes.value from Shot limit 1")
     assert {"fstart", "fend", "handles"} <= {item["key"] for item in shot["custom_attributes"]}

@@ -15,9 +15,15 @@ SERVER_LOCATION = "3a372bde-05bc-11e4-8908-20c9d081909b"
 
 def call(server, operations, user=None, key=None):
     response = requests.post(
-        f"{server.url}/api", data=json.dumps(operations), timeout=30,
-        headers={"ftrack-user": user or server.api_user, "ftrack-api-key": key or server.api_key,
-                 "content-type": "application/json"})
+        f"{server.url}/api",
+        data=json.dumps(operations),
+        timeout=30,
+        headers={
+            "ftrack-user": user or server.api_user,
+            "ftrack-api-key": key or server.api_key,
+            "content-type": "application/json",
+        },
+    )
     return response.json()
 
 
@@ -26,8 +32,10 @@ def query(server, expression):
 
 
 def counts(server):
-    return {name: len(query(server, f"select id from {name}"))
-            for name in ("Component", "Job", "ComponentLocation")}
+    return {
+        name: len(query(server, f"select id from {name}"))
+        for name in ("Component", "Job", "ComponentLocation")
+    }
 
 
 def make_component(server, version_id=None):
@@ -35,15 +43,33 @@ def make_component(server, version_id=None):
     data = {"__entity_type__": "FileComponent", "id": component_id, "file_type": ".bin"}
     if version_id:
         data["version_id"] = version_id
-    [reply] = call(server, [{"action": "create", "entity_type": "FileComponent",
-                             "entity_key": [component_id], "entity_data": data}])
+    [reply] = call(
+        server,
+        [
+            {
+                "action": "create",
+                "entity_type": "FileComponent",
+                "entity_key": [component_id],
+                "entity_data": data,
+            }
+        ],
+    )
     assert reply["data"]["name"] == "main"  # the server-side default
     return component_id
 
 
 def upload(server, component_id, body: bytes):
-    [meta] = call(server, [{"action": "get_upload_metadata", "component_id": component_id,
-                            "file_name": "main.bin", "file_size": len(body)}])
+    [meta] = call(
+        server,
+        [
+            {
+                "action": "get_upload_metadata",
+                "component_id": component_id,
+                "file_name": "main.bin",
+                "file_size": len(body),
+            }
+        ],
+    )
     assert server.api_key not in meta["url"]
     response = requests.put(meta["url"], data=body, headers=meta["headers"], timeout=30)
     assert response.status_code == 200, response.text
@@ -62,8 +88,11 @@ def test_upload_then_download_and_remove(devserver):
     upload(devserver, component_id, body)
     response = download(devserver, component_id)
     assert response.status_code == 200 and response.content == body
-    removed = requests.get(f"{devserver.url}/component/remove", timeout=30, params={
-        "id": component_id, "username": devserver.api_user, "apiKey": devserver.api_key})
+    removed = requests.get(
+        f"{devserver.url}/component/remove",
+        timeout=30,
+        params={"id": component_id, "username": devserver.api_user, "apiKey": devserver.api_key},
+    )
     assert removed.status_code == 200
     assert download(devserver, component_id).status_code == 404
 
@@ -88,8 +117,15 @@ def test_get_upload_metadata_refuses_bad_input_in_the_error_form(devserver):
     for operation, word in [
         ({"action": "get_upload_metadata", "file_name": "x"}, "component_id"),
         ({"action": "get_upload_metadata", "component_id": "c", "file_name": ""}, "file_name"),
-        ({"action": "get_upload_metadata", "component_id": "c", "file_name": "x",
-          "file_size": -1}, "file_size"),
+        (
+            {
+                "action": "get_upload_metadata",
+                "component_id": "c",
+                "file_name": "x",
+                "file_size": -1,
+            },
+            "file_size",
+        ),
     ]:
         reply = call(devserver, [operation])
         assert reply["exception"] == "ValidationError" and word in reply["content"], reply
@@ -100,10 +136,22 @@ def test_encode_media_makes_a_finished_job_with_components(devserver):
     version = query(devserver, "select id from AssetVersion")[0]["id"]
     source = make_component(devserver, version)
     upload(devserver, source, b"\x00movie-bytes")
-    [reply] = call(devserver, [{"action": "encode_media", "component_id": source,
-                                "version_id": version, "keep_original": True}])
-    [job] = query(devserver, f'select status, data, job_components.component_id from Job '
-                             f'where id is "{reply["job_id"]}"')
+    [reply] = call(
+        devserver,
+        [
+            {
+                "action": "encode_media",
+                "component_id": source,
+                "version_id": version,
+                "keep_original": True,
+            }
+        ],
+    )
+    [job] = query(
+        devserver,
+        f"select status, data, job_components.component_id from Job "
+        f'where id is "{reply["job_id"]}"',
+    )
     assert job["status"] == "done"
     data = json.loads(job["data"])
     assert data["source_component_id"] == source and data["keep_original"] is True
@@ -111,8 +159,11 @@ def test_encode_media_makes_a_finished_job_with_components(devserver):
     assert set(outputs) == {"mp4", "image"}
     assert {c["component_id"] for c in job["job_components"]} == set(outputs.values())
     for component_id in outputs.values():
-        [component] = query(devserver, f'select name, version_id, component_locations.location_id '
-                                       f'from Component where id is "{component_id}"')
+        [component] = query(
+            devserver,
+            f"select name, version_id, component_locations.location_id "
+            f'from Component where id is "{component_id}"',
+        )
         assert component["version_id"] == version
         assert component["component_locations"][0]["location_id"] == SERVER_LOCATION
         assert download(devserver, component_id).content == b"\x00movie-bytes"
@@ -130,28 +181,73 @@ def test_encode_media_refuses_a_component_without_data_and_writes_nothing(devser
 
 def test_widget_url_is_a_page_of_the_server(devserver):
     task = query(devserver, "select id, name from Task")[0]
-    [reply] = call(devserver, [{"action": "get_widget_url", "name": "info", "theme": "light",
-                                "entity_type": "Task", "entity_key": [task["id"]]}])
+    [reply] = call(
+        devserver,
+        [
+            {
+                "action": "get_widget_url",
+                "name": "info",
+                "theme": "light",
+                "entity_type": "Task",
+                "entity_key": [task["id"]],
+            }
+        ],
+    )
     url = reply["widget_url"]
     assert url.startswith(devserver.url) and devserver.api_key not in url
     page = requests.get(url, timeout=30)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert task["name"] in page.text and "theme-light" in page.text
     assert requests.get(url.replace("entityId=", "entityId=x"), timeout=30).status_code == 403
-    reply = call(devserver, [{"action": "get_widget_url", "name": "info",
-                              "entity_type": "Task", "entity_key": [str(uuid.uuid4())]}])
+    reply = call(
+        devserver,
+        [
+            {
+                "action": "get_widget_url",
+                "name": "info",
+                "entity_type": "Task",
+                "entity_key": [str(uuid.uuid4())],
+            }
+        ],
+    )
     assert reply["exception"] == "NoResultFoundError"
 
 
 def test_reset_api_key_gives_a_new_working_key(devserver):
     user_id = str(uuid.uuid4())
-    call(devserver, [{"action": "create", "entity_type": "User", "entity_key": [user_id],
-                      "entity_data": {"__entity_type__": "User", "id": user_id,
-                                      "username": "reset.me"}}])
-    [first] = call(devserver, [{"action": "reset_remote", "reset_type": "api_key",
-                                "entity_type": "User", "entity_key": user_id}])
-    [second] = call(devserver, [{"action": "reset_remote", "reset_type": "api_key",
-                                 "entity_type": "User", "entity_key": user_id}])
+    call(
+        devserver,
+        [
+            {
+                "action": "create",
+                "entity_type": "User",
+                "entity_key": [user_id],
+                "entity_data": {"__entity_type__": "User", "id": user_id, "username": "reset.me"},
+            }
+        ],
+    )
+    [first] = call(
+        devserver,
+        [
+            {
+                "action": "reset_remote",
+                "reset_type": "api_key",
+                "entity_type": "User",
+                "entity_key": user_id,
+            }
+        ],
+    )
+    [second] = call(
+        devserver,
+        [
+            {
+                "action": "reset_remote",
+                "reset_type": "api_key",
+                "entity_type": "User",
+                "entity_key": user_id,
+            }
+        ],
+    )
     old, new = first["data"]["api_key"], second["data"]["api_key"]
     assert old != new
     assert call(devserver, [{"action": "query_server_information"}], "reset.me", new)[0]["version"]

@@ -119,7 +119,11 @@ def test_model_infers_keys_for_the_fixture_schema(fixtures_dir):
     model = build_model(load_schemas(f"{fixtures_dir}/ftrack_schemas.json"))
     # 116 served types, plus hidden link tables for collections the list gives no type.
     assert len([name for name in model.types if not name.startswith("__")]) == 116
-    assert model.types["Task"].attributes["scopes"].link == ("__context_scopes", "owner_id", "item_id")
+    assert model.types["Task"].attributes["scopes"].link == (
+        "__context_scopes",
+        "owner_id",
+        "item_id",
+    )
     task = model.types["Task"]
     assert task.attributes["status"].fk == "status_id"
     assert task.attributes["children"].fk == "parent_id"

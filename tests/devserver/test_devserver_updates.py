@@ -277,8 +277,13 @@ def test_parents_reach_the_project_for_every_seeded_entity_type(devserver):
         if len(entity_type.subtypes) > 1:
             continue  # a view over several types (Context, Component): each is checked alone
         (reply,) = devserver.execute_batch(
-            [{"action": "query", "expression": f"select {', '.join(entity_type.primary_key)} "
-              f"from {name} limit 3"}],
+            [
+                {
+                    "action": "query",
+                    "expression": f"select {', '.join(entity_type.primary_key)} "
+                    f"from {name} limit 3",
+                }
+            ],
             devserver.api_user,
         )
         for found in reply["data"]:
@@ -286,8 +291,15 @@ def test_parents_reach_the_project_for_every_seeded_entity_type(devserver):
             concrete = model.types[row["__type__"]]
             seeded.setdefault(name, []).append(parent_chain(model, store, concrete, row))
     # The seed holds every kind the brief names, so this test covers them.
-    assert {"ComponentLocation", "FileComponent", "Note", "ReviewSessionObject",
-            "ReviewSessionObjectStatus", "ReviewSessionInvitee", "Metadata"} <= set(seeded)
+    assert {
+        "ComponentLocation",
+        "FileComponent",
+        "Note",
+        "ReviewSessionObject",
+        "ReviewSessionObjectStatus",
+        "ReviewSessionInvitee",
+        "Metadata",
+    } <= set(seeded)
     short = {}
     for name, chains in seeded.items():
         for chain in chains:
@@ -302,22 +314,41 @@ def test_parents_reach_the_project_for_every_seeded_entity_type(devserver):
 
 def test_non_context_entities_carry_the_chain_up_to_the_project(devserver, subscriber):
     component = seed_id("Component", VERSION)
-    rso = seed_id("ReviewSessionObject", SESSION, seed_id(
-        "AssetVersion", seed_id("Asset", "SQ020", "SH010", "comp"), "2"))
+    rso = seed_id(
+        "ReviewSessionObject",
+        SESSION,
+        seed_id("AssetVersion", seed_id("Asset", "SQ020", "SH010", "comp"), "2"),
+    )
     api = Api(devserver)
     assert api.query(f"select id from ReviewSessionObject where id is {rso}")
     location_link, verdict = str(uuid.uuid4()), str(uuid.uuid4())
-    api.call([
-        {"action": "create", "entity_type": "ComponentLocation", "entity_key": [location_link],
-         "entity_data": {"__entity_type__": "ComponentLocation", "id": location_link,
-                         "component_id": component,
-                         "location_id": "ce9b348f-8809-11e3-821c-20c9d081909b",
-                         "resource_identifier": "main.mov"}},
-        {"action": "create", "entity_type": "ReviewSessionObjectStatus",
-         "entity_key": [verdict],
-         "entity_data": {"__entity_type__": "ReviewSessionObjectStatus", "id": verdict,
-                         "status": "approved", "review_session_object_id": rso}},
-    ])
+    api.call(
+        [
+            {
+                "action": "create",
+                "entity_type": "ComponentLocation",
+                "entity_key": [location_link],
+                "entity_data": {
+                    "__entity_type__": "ComponentLocation",
+                    "id": location_link,
+                    "component_id": component,
+                    "location_id": "ce9b348f-8809-11e3-821c-20c9d081909b",
+                    "resource_identifier": "main.mov",
+                },
+            },
+            {
+                "action": "create",
+                "entity_type": "ReviewSessionObjectStatus",
+                "entity_key": [verdict],
+                "entity_data": {
+                    "__entity_type__": "ReviewSessionObjectStatus",
+                    "id": verdict,
+                    "status": "approved",
+                    "review_session_object_id": rso,
+                },
+            },
+        ]
+    )
     event = subscriber.next_event()
     by_id = {entity["entityId"]: entity for entity in event["data"]["entities"]}
     assert _chain(by_id[location_link]) == [
@@ -342,7 +373,8 @@ def test_remove_entries_list_the_removed_attributes_with_old_values(devserver, s
     api = Api(devserver)
     (before,) = api.query(
         f"select asset_id, task_id, status_id, version, comment from AssetVersion "
-        f"where id is {VERSION}")
+        f"where id is {VERSION}"
+    )
     note = seed_id("Note", VERSION)
     api.call([{"action": "delete", "entity_type": "AssetVersion", "entity_key": [VERSION]}])
     event = subscriber.next_event()
@@ -360,12 +392,17 @@ def test_remove_entries_list_the_removed_attributes_with_old_values(devserver, s
     removed_note = by_id[note]
     assert removed_note["action"] == "remove"
     assert removed_note["changes"]["parent_id"] == {"old": VERSION, "new": None}
-    assert removed_note["changes"]["text"] == {"old": "Edges are soft on the left side.",
-                                               "new": None}  # Note.content's database name
+    assert removed_note["changes"]["text"] == {
+        "old": "Edges are soft on the left side.",
+        "new": None,
+    }  # Note.content's database name
     assert _chain(removed_note)[1:3] == [
-        ("AssetVersion", VERSION), ("Asset", seed_id("Asset", "SQ010", "SH010", "comp"))]
-    assert all(change["new"] is None for entity in by_id.values()
-               for change in entity["changes"].values())
+        ("AssetVersion", VERSION),
+        ("Asset", seed_id("Asset", "SQ010", "SH010", "comp")),
+    ]
+    assert all(
+        change["new"] is None for entity in by_id.values() for change in entity["changes"].values()
+    )
     assert all(entity["keys"] for entity in by_id.values())
 
 
@@ -374,7 +411,15 @@ def test_api_originated_updates_do_not_claim_push_to_client(devserver, subscribe
     assert "pushToClient" in _fixture(fixtures_dir, "ftrack.update.task-status.json")["data"]
     expected = _fixture(fixtures_dir, "ftrack.update.version-added.json")
     assert "pushToClient" not in expected["data"]
-    Api(devserver).call([{"action": "update", "entity_type": "Shot", "entity_key": [SHOT],
-                          "entity_data": {"description": "pushed?"}}])
+    Api(devserver).call(
+        [
+            {
+                "action": "update",
+                "entity_type": "Shot",
+                "entity_key": [SHOT],
+                "entity_data": {"description": "pushed?"},
+            }
+        ]
+    )
     event = subscriber.next_event()
     assert set(event["data"]) == set(expected["data"]) == {"entities"}

@@ -73,8 +73,10 @@ class EventApp:
         self.run(self.events.publish(event))
 
     def emit(self, topic, data=None, target="", source=None, wait_reply=None):
-        return self.run(self.events.emit(topic, data, target, source, wait_reply),
-                        timeout=(wait_reply or 0) + 30)
+        return self.run(
+            self.events.emit(topic, data, target, source, wait_reply),
+            timeout=(wait_reply or 0) + 30,
+        )
 
     def __enter__(self) -> EventApp:
         return self.start()
@@ -107,8 +109,9 @@ def wire_event(topic: str, data: dict | None = None, target: str = "", **extra) 
 
 def _wait_first(items: Callable[[], list], predicate: Callable, timeout: float, message: str):
     """Wait until one of *items()* (re-read on every poll) matches *predicate*; return it."""
-    return wait_until(lambda: next((item for item in items() if predicate(item)), None),
-                      timeout, message=message)
+    return wait_until(
+        lambda: next((item for item in items() if predicate(item)), None), timeout, message=message
+    )
 
 
 class RawClient:
@@ -163,8 +166,9 @@ class RawClient:
         with self._lock:
             return list(self.frames)
 
-    def wait_frame(self, predicate: Callable[[str], bool], timeout: float = 10.0,
-                   message: str = "a frame") -> str:
+    def wait_frame(
+        self, predicate: Callable[[str], bool], timeout: float = 10.0, message: str = "a frame"
+    ) -> str:
         return _wait_first(self.snapshot, predicate, timeout, message)
 
     def events(self) -> list[dict]:
@@ -179,8 +183,9 @@ class RawClient:
                 found.extend(payload.get("args", []))
         return found
 
-    def wait_event(self, predicate: Callable[[dict], bool], timeout: float = 10.0,
-                   message: str = "an event") -> dict:
+    def wait_event(
+        self, predicate: Callable[[dict], bool], timeout: float = 10.0, message: str = "an event"
+    ) -> dict:
         return _wait_first(self.events, predicate, timeout, message)
 
     def acks(self) -> dict[str, list]:
@@ -207,11 +212,13 @@ class RawClient:
     def publish(self, event: dict, timeout: float = 10.0) -> dict:
         return self.wait_ack(self.emit_packet(event), timeout)
 
-    def subscribe(self, subscription: str, subscriber_id: str | None = None,
-                  timeout: float = 10.0, **metadata) -> dict:
+    def subscribe(
+        self, subscription: str, subscriber_id: str | None = None, timeout: float = 10.0, **metadata
+    ) -> dict:
         subscriber = {"id": subscriber_id or uuid.uuid4().hex, **metadata}
-        event = wire_event("ftrack.meta.subscribe",
-                           {"subscriber": subscriber, "subscription": subscription})
+        event = wire_event(
+            "ftrack.meta.subscribe", {"subscriber": subscriber, "subscription": subscription}
+        )
         return self.publish(event, timeout)
 
     def unsubscribe(self, subscriber_id: str) -> dict:

@@ -33,10 +33,20 @@ def test_custom_attribute_change_is_an_update_of_its_owner(devserver, fixtures_d
     [config] = query(devserver, 'select id from CustomAttributeConfiguration where key is "fend"')
     with RawClient(devserver) as listener:
         listener.subscribe("topic=ftrack.update")
-        api(devserver, [{
-            "action": "update", "entity_type": "ContextCustomAttributeValue",
-            "entity_key": [config["id"], shot["id"]],
-            "entity_data": {"__entity_type__": "ContextCustomAttributeValue", "value": 1234}}])
+        api(
+            devserver,
+            [
+                {
+                    "action": "update",
+                    "entity_type": "ContextCustomAttributeValue",
+                    "entity_key": [config["id"], shot["id"]],
+                    "entity_data": {
+                        "__entity_type__": "ContextCustomAttributeValue",
+                        "value": 1234,
+                    },
+                }
+            ],
+        )
         wait_until(lambda: updates_about(listener, shot["id"]), message="the shot's update")
         [event] = updates_about(listener, shot["id"])
     assert_wire_form(event, fixture, devserver)
@@ -55,25 +65,50 @@ def test_custom_attribute_change_is_an_update_of_its_owner(devserver, fixtures_d
 def test_a_refused_custom_attribute_value_publishes_nothing_and_writes_nothing(devserver):
     shot = query(devserver, "select id from Shot")[0]
     [config] = query(devserver, 'select id from CustomAttributeConfiguration where key is "fend"')
-    before = query(devserver, f'select custom_attributes.value, custom_attributes.key '
-                              f'from Shot where id is "{shot["id"]}"')
+    before = query(
+        devserver,
+        f"select custom_attributes.value, custom_attributes.key "
+        f'from Shot where id is "{shot["id"]}"',
+    )
     with RawClient(devserver) as listener:
         listener.subscribe("topic=ftrack.update")
-        reply = api_error(devserver, [{
-            "action": "update", "entity_type": "ContextCustomAttributeValue",
-            "entity_key": [config["id"], shot["id"]],
-            "entity_data": {"__entity_type__": "ContextCustomAttributeValue",
-                            "value": "not a number"}}])
+        reply = api_error(
+            devserver,
+            [
+                {
+                    "action": "update",
+                    "entity_type": "ContextCustomAttributeValue",
+                    "entity_key": [config["id"], shot["id"]],
+                    "entity_data": {
+                        "__entity_type__": "ContextCustomAttributeValue",
+                        "value": "not a number",
+                    },
+                }
+            ],
+        )
         # A later, valid change is the first event the listener sees about the shot.
-        api(devserver, [{"action": "update", "entity_type": "Shot", "entity_key": [shot["id"]],
-                         "entity_data": {"__entity_type__": "Shot", "description": "ok"}}])
+        api(
+            devserver,
+            [
+                {
+                    "action": "update",
+                    "entity_type": "Shot",
+                    "entity_key": [shot["id"]],
+                    "entity_data": {"__entity_type__": "Shot", "description": "ok"},
+                }
+            ],
+        )
         wait_until(lambda: updates_about(listener, shot["id"]), message="the valid update")
-        assert [e["data"]["entities"][0]["keys"] for e in updates_about(listener, shot["id"])] \
-            == [["description"]]
+        assert [e["data"]["entities"][0]["keys"] for e in updates_about(listener, shot["id"])] == [
+            ["description"]
+        ]
     assert reply["exception"] == "ValidationError"
     assert "number" in reply["content"] and "fend" in reply["content"]
-    after = query(devserver, f'select custom_attributes.value, custom_attributes.key '
-                             f'from Shot where id is "{shot["id"]}"')
+    after = query(
+        devserver,
+        f"select custom_attributes.value, custom_attributes.key "
+        f'from Shot where id is "{shot["id"]}"',
+    )
     assert after == before
 
 
@@ -81,8 +116,11 @@ def api_error(server, operations):
     import requests
 
     response = requests.post(
-        f"{server.url}/api", json=operations, timeout=30,
-        headers={"ftrack-user": server.api_user, "ftrack-api-key": server.api_key})
+        f"{server.url}/api",
+        json=operations,
+        timeout=30,
+        headers={"ftrack-user": server.api_user, "ftrack-api-key": server.api_key},
+    )
     body = response.json()
     assert isinstance(body, dict), body
     return body
@@ -94,16 +132,36 @@ def test_component_upload_events(devserver, fixtures_dir):
     component_id, location_id = str(uuid.uuid4()), str(uuid.uuid4())
     with RawClient(devserver) as listener:
         listener.subscribe("topic=ftrack.update")
-        api(devserver, [
-            {"action": "create", "entity_type": "FileComponent", "entity_key": [component_id],
-             "entity_data": {"__entity_type__": "FileComponent", "id": component_id,
-                             "name": "main", "file_type": ".mov", "size": 12,
-                             "version_id": version["id"]}},
-            {"action": "create", "entity_type": "ComponentLocation", "entity_key": [location_id],
-             "entity_data": {"__entity_type__": "ComponentLocation", "id": location_id,
-                             "component_id": component_id, "location_id": SERVER_LOCATION,
-                             "resource_identifier": component_id}},
-        ])
+        api(
+            devserver,
+            [
+                {
+                    "action": "create",
+                    "entity_type": "FileComponent",
+                    "entity_key": [component_id],
+                    "entity_data": {
+                        "__entity_type__": "FileComponent",
+                        "id": component_id,
+                        "name": "main",
+                        "file_type": ".mov",
+                        "size": 12,
+                        "version_id": version["id"],
+                    },
+                },
+                {
+                    "action": "create",
+                    "entity_type": "ComponentLocation",
+                    "entity_key": [location_id],
+                    "entity_data": {
+                        "__entity_type__": "ComponentLocation",
+                        "id": location_id,
+                        "component_id": component_id,
+                        "location_id": SERVER_LOCATION,
+                        "resource_identifier": component_id,
+                    },
+                },
+            ],
+        )
         wait_until(lambda: updates_about(listener, component_id), message="the upload's update")
         [event] = updates_about(listener, component_id)
     assert_wire_form(event, fixture, devserver)
@@ -114,7 +172,10 @@ def test_component_upload_events(devserver, fixtures_dir):
     assert component["changes"]["name"] == {"old": None, "new": "main"}
     assert component["changes"]["filetype"] == {"old": None, "new": ".mov"}
     assert [p["entityType"] for p in component["parents"][:3]] == [
-        "component", "assetversion", "asset"]
+        "component",
+        "assetversion",
+        "asset",
+    ]
     assert component["parentId"] == version["id"]
     assert component_location["entity_type"] == "ComponentLocation"
     assert component_location["action"] == "add"

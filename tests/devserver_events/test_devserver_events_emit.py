@@ -22,8 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def run_emit(*args: str, env: dict | None = None, timeout: float = 60):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FTRACK_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "reviewd.devserver.emit", *args], cwd=ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "reviewd.devserver.emit", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def credentials(app) -> list[str]:
@@ -33,9 +39,15 @@ def credentials(app) -> list[str]:
 def answer_one(client: RawClient, topic: str, data: dict) -> threading.Thread:
     def answer():
         event = client.wait_event(lambda e: e["topic"] == topic, timeout=30)
-        client.publish(wire_event("ftrack.meta.reply", data,
-                                  target=f"id={event['source']['id']}",
-                                  inReplyToEvent=event["id"]))
+        client.publish(
+            wire_event(
+                "ftrack.meta.reply",
+                data,
+                target=f"id={event['source']['id']}",
+                inReplyToEvent=event["id"],
+            )
+        )
+
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     return thread
@@ -44,10 +56,19 @@ def answer_one(client: RawClient, topic: str, data: dict) -> threading.Thread:
 def test_emit_prints_the_reply_of_a_subscribed_plugin(event_app):
     with RawClient(event_app) as plugin:
         plugin.subscribe("topic=ftrack.action.discover")
-        answer_one(plugin, "ftrack.action.discover",
-                   {"items": [{"label": "Review digest", "actionIdentifier": "digest"}]})
-        done = run_emit("ftrack.action.discover", "--data", '{"selection": []}',
-                        "--wait-reply", "20", *credentials(event_app))
+        answer_one(
+            plugin,
+            "ftrack.action.discover",
+            {"items": [{"label": "Review digest", "actionIdentifier": "digest"}]},
+        )
+        done = run_emit(
+            "ftrack.action.discover",
+            "--data",
+            '{"selection": []}',
+            "--wait-reply",
+            "20",
+            *credentials(event_app),
+        )
         assert done.returncode == 0, done.stderr
         reply = json.loads(done.stdout)
         assert reply["topic"] == "ftrack.meta.reply"
@@ -62,10 +83,20 @@ def test_emit_reads_ftrack_environment_and_honours_target(event_app):
     with RawClient(event_app) as nuke, RawClient(event_app) as maya:
         nuke.subscribe("topic=ftrack.action.launch", applicationId="nuke")
         maya.subscribe("topic=ftrack.action.launch", applicationId="maya")
-        env = {"FTRACK_SERVER": event_app.url, "FTRACK_API_USER": event_app.api_user,
-               "FTRACK_APIKEY": event_app.api_key}
-        done = run_emit("emit", "ftrack.action.launch", "--data", '{"n": 1}',
-                        "--target", "applicationId=maya", env=env)
+        env = {
+            "FTRACK_SERVER": event_app.url,
+            "FTRACK_API_USER": event_app.api_user,
+            "FTRACK_APIKEY": event_app.api_key,
+        }
+        done = run_emit(
+            "emit",
+            "ftrack.action.launch",
+            "--data",
+            '{"n": 1}',
+            "--target",
+            "applicationId=maya",
+            env=env,
+        )
         assert done.returncode == 0, done.stderr
         printed = json.loads(done.stdout)
         maya.wait_event(lambda e: e["id"] == printed["id"])
@@ -90,14 +121,28 @@ def test_emit_bad_input_is_refused_and_nothing_is_sent(event_app):
         assert not_object.returncode == 65 and "JSON object" in not_object.stderr
         bad_target = run_emit("x.topic", "--target", "a=(", *credentials(event_app))
         assert bad_target.returncode == 65 and "refused the event" in bad_target.stderr
-        wrong_key = run_emit("x.topic", "--server", event_app.url, "--api-user",
-                             event_app.api_user, "--api-key", "not-the-key-123")
+        wrong_key = run_emit(
+            "x.topic",
+            "--server",
+            event_app.url,
+            "--api-user",
+            event_app.api_user,
+            "--api-key",
+            "not-the-key-123",
+        )
         assert wrong_key.returncode == 77
         assert "not-the-key-123" not in wrong_key.stderr + wrong_key.stdout
         missing = run_emit("x.topic")
         assert missing.returncode == 78 and "FTRACK_SERVER" in missing.stderr
-        unreachable = run_emit("x.topic", "--server", "http://127.0.0.1:9", "--api-user", "u",
-                               "--api-key", "secret-never-shown")
+        unreachable = run_emit(
+            "x.topic",
+            "--server",
+            "http://127.0.0.1:9",
+            "--api-user",
+            "u",
+            "--api-key",
+            "secret-never-shown",
+        )
         assert unreachable.returncode == 69
         assert "secret-never-shown" not in unreachable.stderr
         # The marker proves nothing from the refused commands was routed before it.

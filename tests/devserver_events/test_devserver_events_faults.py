@@ -49,16 +49,22 @@ def test_refuse_handshakes_takes_the_event_server_down_then_it_comes_back(event_
         try:
             websocket.create_connection(
                 event_app.url.replace("http", "ws") + f"/socket.io/1/websocket/{spare_sid}",
-                timeout=5)
+                timeout=5,
+            )
             raise AssertionError("websocket upgrade accepted during the outage")
         except websocket.WebSocketBadStatusException as error:
             assert error.status_code == 503
         # Other HTTP routes on the same port keep answering during the outage.
-        emit = requests.post(f"{event_app.url}/devserver/emit", json={"topic": "x"},
-                             headers={"ftrack-user": "bad", "ftrack-api-key": "bad"}, timeout=5)
+        emit = requests.post(
+            f"{event_app.url}/devserver/emit",
+            json={"topic": "x"},
+            headers={"ftrack-user": "bad", "ftrack-api-key": "bad"},
+            timeout=5,
+        )
         assert emit.status_code == 401
-    wait_until(lambda: handshake(event_app).status_code == 200, 10,
-               message="handshakes accepted again")
+    wait_until(
+        lambda: handshake(event_app).status_code == 200, 10, message="handshakes accepted again"
+    )
     assert event_app.faults.refusing_for() == 0
     assert_victim_traffic_intact(event_app)
 
@@ -158,8 +164,13 @@ def test_switches_are_thread_safe_and_reset_clears_them(event_app):
     assert errors == []
     faults.refuse_handshakes(60)
     faults.reset()
-    assert faults.state() == {"refusing_for": 0, "heartbeats_paused": False,
-                              "ignoring_heartbeats": False, "acks": "normal", "ack_delay": 0.0}
+    assert faults.state() == {
+        "refusing_for": 0,
+        "heartbeats_paused": False,
+        "ignoring_heartbeats": False,
+        "acks": "normal",
+        "ack_delay": 0.0,
+    }
     assert handshake(event_app).status_code == 200
     assert "Faults" in repr(faults)
 
@@ -173,8 +184,11 @@ def test_devserver_exposes_the_switches_and_api_survives_them(devserver):
         assert client.closed.wait(10)
         assert handshake(devserver).status_code == 503
         answer = requests.post(
-            f"{devserver.url}/api", json=[{"action": "query_server_information"}], timeout=10,
-            headers={"ftrack-user": devserver.api_user, "ftrack-api-key": devserver.api_key})
+            f"{devserver.url}/api",
+            json=[{"action": "query_server_information"}],
+            timeout=10,
+            headers={"ftrack-user": devserver.api_user, "ftrack-api-key": devserver.api_key},
+        )
         assert "schema_hash" in answer.json()[0]
     wait_until(lambda: handshake(devserver).status_code == 200, message="event server back")
     with RawClient(devserver) as again:

@@ -73,12 +73,21 @@ print(json.dumps({"ids": ids, "replies": replies}))
 
 
 def start_subscriber(server, subscription, subscriber_id, app_id, **env):
-    process = start_peer(SUBSCRIBER, env=peer_env(server, **env),
-                         args=(subscription, subscriber_id, app_id))
-    wait_until(lambda: process.poll() is not None or any(
-        s["id"] == subscriber_id
-        for c in server.events.connections() for s in c["subscribers"]), 90,
-        message=f"peer subscriber {subscriber_id} registered")
+    process = start_peer(
+        SUBSCRIBER, env=peer_env(server, **env), args=(subscription, subscriber_id, app_id)
+    )
+    wait_until(
+        lambda: (
+            process.poll() is not None
+            or any(
+                s["id"] == subscriber_id
+                for c in server.events.connections()
+                for s in c["subscribers"]
+            )
+        ),
+        90,
+        message=f"peer subscriber {subscriber_id} registered",
+    )
     assert process.poll() is None, process.communicate()
     return process
 
@@ -99,22 +108,28 @@ def check_publish_subscribe_reply_and_target(server, **env):
             ["reviewd.peer.question", {"question": 21}, "applicationId=alpha"],
             ["reviewd.peer.bye", {"stop": True}, ""],
         ]
-        published = run_peer(PUBLISHER, env=peer_env(server, **env),
-                             args=(json.dumps(plan), "1"))
+        published = run_peer(PUBLISHER, env=peer_env(server, **env), args=(json.dumps(plan), "1"))
         got_alpha, got_beta = finish(alpha), finish(beta)
     finally:
         for process in (alpha, beta):
             if process.poll() is None:
                 process.kill()
     assert [e["topic"] for e in got_alpha] == [
-        "reviewd.peer.hello", "reviewd.peer.question", "reviewd.peer.bye"]
+        "reviewd.peer.hello",
+        "reviewd.peer.question",
+        "reviewd.peer.bye",
+    ]
     assert [e["topic"] for e in got_beta] == [
-        "reviewd.peer.hello", "reviewd.peer.only-beta", "reviewd.peer.bye"]
+        "reviewd.peer.hello",
+        "reviewd.peer.only-beta",
+        "reviewd.peer.bye",
+    ]
     assert [e["id"] for e in got_alpha] == [published["ids"][0], *published["ids"][2:]]
     assert got_alpha[0]["source"]["user"]["username"] == server.api_user
     # The reply returned by alpha's handler reached the publisher's on_reply.
     assert published["replies"] == [
-        {"data": {"answer": 42, "by": "alpha"}, "in_reply_to_event": published["ids"][2]}]
+        {"data": {"answer": 42, "by": "alpha"}, "in_reply_to_event": published["ids"][2]}
+    ]
 
 
 def test_official_sessions_publish_subscribe_reply_and_target(devserver, peer_python):
@@ -178,10 +193,24 @@ def test_devserver_emit_command_prints_an_official_plugins_reply(devserver, peer
         env = {k: v for k, v in os.environ.items() if not k.startswith("FTRACK_")}
         env.update(peer_env(devserver))
         done = subprocess.run(
-            [sys.executable, "-m", "reviewd.daemon.cli", "devserver", "emit",
-             "ftrack.action.discover", "--data", '{"question": 5, "stop": true}',
-             "--wait-reply", "30"],
-            cwd=root, env=env, capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "reviewd.daemon.cli",
+                "devserver",
+                "emit",
+                "ftrack.action.discover",
+                "--data",
+                '{"question": 5, "stop": true}',
+                "--wait-reply",
+                "30",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         received = finish(plugin)
     finally:
         if plugin.poll() is None:

@@ -156,8 +156,11 @@ def test_targeted_event_reaches_only_subscribers_whose_metadata_matches(event_ap
 
 
 def test_reply_is_routed_back_by_target_to_the_publishers_hub(event_app):
-    with RawClient(event_app) as asker, RawClient(event_app) as answerer, \
-            RawClient(event_app) as bystander:
+    with (
+        RawClient(event_app) as asker,
+        RawClient(event_app) as answerer,
+        RawClient(event_app) as bystander,
+    ):
         asker_id = "hub-asker"
         asker.subscribe("topic=ftrack.meta.reply", subscriber_id=asker_id)
         bystander.subscribe("topic=ftrack.meta.reply", subscriber_id="hub-bystander")
@@ -166,9 +169,12 @@ def test_reply_is_routed_back_by_target_to_the_publishers_hub(event_app):
         question["source"]["id"] = asker_id
         asker.publish(question)
         received = answerer.wait_event(lambda e: e["topic"] == "test.question")
-        reply = wire_event("ftrack.meta.reply", {"answer": 42},
-                           target=f"id={received['source']['id']}",
-                           inReplyToEvent=received["id"])
+        reply = wire_event(
+            "ftrack.meta.reply",
+            {"answer": 42},
+            target=f"id={received['source']['id']}",
+            inReplyToEvent=received["id"],
+        )
         assert answerer.publish(reply) == {"success": True}
         got = asker.wait_event(lambda e: e["topic"] == "ftrack.meta.reply")
         assert got["inReplyToEvent"] == question["id"]
@@ -183,10 +189,14 @@ def test_subscriptions_vanish_with_their_connection(event_app):
         leaver.subscribe("topic=test.v", subscriber_id="leaver-sub")
         assert len(event_app.events.connections()) == 3
         leaver.close()
-        wait_until(lambda: all(
-            s["id"] != "leaver-sub"
-            for c in event_app.events.connections() for s in c["subscribers"]),
-            message="the leaver's subscriber to vanish")
+        wait_until(
+            lambda: all(
+                s["id"] != "leaver-sub"
+                for c in event_app.events.connections()
+                for s in c["subscribers"]
+            ),
+            message="the leaver's subscriber to vanish",
+        )
         pub.publish(wire_event("test.v"))
         keeper.wait_event(lambda e: e["topic"] == "test.v")
         # The same subscriber id may now subscribe again on a new connection.
@@ -221,9 +231,14 @@ def test_server_publish_and_emit_wait_for_reply(event_app):
 
         def answer():
             event = plugin.wait_event(lambda e: e["topic"] == "ftrack.action.discover")
-            plugin.publish(wire_event(
-                "ftrack.meta.reply", {"items": [{"label": "Digest"}]},
-                target=f"id={event['source']['id']}", inReplyToEvent=event["id"]))
+            plugin.publish(
+                wire_event(
+                    "ftrack.meta.reply",
+                    {"items": [{"label": "Digest"}]},
+                    target=f"id={event['source']['id']}",
+                    inReplyToEvent=event["id"],
+                )
+            )
 
         thread = threading.Thread(target=answer)
         thread.start()

@@ -41,7 +41,7 @@ GARBAGE = [
     "5:abc+::{}",
     "6:::99+[{}]",
     "3:::just a message",
-    "4:::{\"json\": true}",
+    '4:::{"json": true}',
     "8::",
     "1::",
     "\x00\x01\u2603",
@@ -105,8 +105,10 @@ def test_subscription_flood_hits_the_limit_with_an_ack_error(event_app):
     with RawClient(event_app) as flooder:
         ack_ids = []
         for n in range(limit + 10):
-            event = wire_event("ftrack.meta.subscribe",
-                               {"subscriber": {"id": f"flood-{n}"}, "subscription": "topic=f"})
+            event = wire_event(
+                "ftrack.meta.subscribe",
+                {"subscriber": {"id": f"flood-{n}"}, "subscription": "topic=f"},
+            )
             ack_ids.append(flooder.emit_packet(event))
         results = [flooder.wait_ack(a) for a in ack_ids]
         assert all(r["success"] for r in results[:limit])
@@ -151,16 +153,21 @@ def test_a_client_that_stops_reading_is_cut_off_and_others_get_everything():
     with EventApp(max_outbox_bytes=256 << 10) as app:
         sid = handshake(app).text.split(":")[0]
         stalled = websocket.create_connection(
-            app.url.replace("http", "ws") + f"/socket.io/1/websocket/{sid}", timeout=10)
-        subscribe = wire_event("ftrack.meta.subscribe",
-                               {"subscriber": {"id": "stalled"}, "subscription": "topic=bulk"})
+            app.url.replace("http", "ws") + f"/socket.io/1/websocket/{sid}", timeout=10
+        )
+        subscribe = wire_event(
+            "ftrack.meta.subscribe", {"subscriber": {"id": "stalled"}, "subscription": "topic=bulk"}
+        )
         stalled.send("5:1+::" + json.dumps({"name": "ftrack.event", "args": [subscribe]}))
-        wait_until(lambda: any(c["sid"] == sid and c["subscribers"]
-                               for c in app.events.connections()), message="stalled subscribed")
+        wait_until(
+            lambda: any(c["sid"] == sid and c["subscribers"] for c in app.events.connections()),
+            message="stalled subscribed",
+        )
         try:
             with RawClient(app) as healthy:
                 healthy.subscribe("topic=bulk")
                 blob = "b" * 100_000
+
                 def delivered() -> int:
                     return sum(frame.startswith("5:") for frame in healthy.snapshot())
 
@@ -168,8 +175,11 @@ def test_a_client_that_stops_reading_is_cut_off_and_others_get_everything():
                     # Publish at the pace the healthy client reads, as a real feed would.
                     wait_until(lambda n=n: delivered() >= n - 2, 30, 0.002, f"event {n - 2}")
                     app.publish(wire_event("bulk", {"n": n, "blob": blob}))
-                wait_until(lambda: all(c["sid"] != sid for c in app.events.connections()),
-                           30, message="the stalled client to be cut off")
+                wait_until(
+                    lambda: all(c["sid"] != sid for c in app.events.connections()),
+                    30,
+                    message="the stalled client to be cut off",
+                )
                 wait_until(lambda: len(healthy.events()) == 150, 60, message="150 bulk events")
                 assert [e["data"]["n"] for e in healthy.events()] == list(range(150))
         finally:

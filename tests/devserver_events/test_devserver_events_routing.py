@@ -79,7 +79,8 @@ def test_subscriptions_that_pin_no_topic_get_what_they_match(event_app):
     for name, (subscription, metadata) in subscriptions.items():
         matcher = expression.parse(subscription)
         reference = [
-            event["data"]["n"] for event in events
+            event["data"]["n"]
+            for event in events
             if matcher.match(event)
             and (not event["target"] or expression.parse(event["target"]).match(metadata))
         ]
@@ -87,8 +88,12 @@ def test_subscriptions_that_pin_no_topic_get_what_they_match(event_app):
 
 
 def test_index_follows_subscribe_unsubscribe_and_moves(event_app):
-    with RawClient(event_app) as pinned, RawClient(event_app) as wild, \
-            RawClient(event_app) as mover, RawClient(event_app) as publisher:
+    with (
+        RawClient(event_app) as pinned,
+        RawClient(event_app) as wild,
+        RawClient(event_app) as mover,
+        RawClient(event_app) as publisher,
+    ):
         for client in (pinned, wild, mover):
             assert client.subscribe(f"topic={END}")["success"]
 
@@ -127,12 +132,14 @@ def test_subscriptions_leave_the_index_with_their_connection(event_app):
             leaver.wait_event(lambda e: e["topic"] == "test.gone")
             leaver.close()
             sid = leaver.sid
-            wait_until(lambda sid=sid: all(c["sid"] != sid
-                                           for c in event_app.events.connections()),
-                       message="the leaver's connection to go")
+            wait_until(
+                lambda sid=sid: all(c["sid"] != sid for c in event_app.events.connections()),
+                message="the leaver's connection to go",
+            )
             # Nothing left behind: routing still works and counts only live connections.
             delivered = event_app.events.call_in_loop(
-                lambda: event_app.events._route(wire_event("test.gone", {"n": 2})))
+                lambda: event_app.events._route(wire_event("test.gone", {"n": 2}))
+            )
             assert delivered == 1  # the keeper alone
         assert len(event_app.events._index) == 2  # the keeper's two subscribers
 

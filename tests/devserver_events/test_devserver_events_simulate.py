@@ -36,8 +36,11 @@ def test_each_kind_of_change_produces_an_update_through_the_api_path(devserver):
     usernames = {event["source"]["user"]["username"] for event in events}
     assert usernames and all(usernames)
     # Every change was a batch on the same path as POST /api (which records them).
-    writes = [batch for batch in devserver.batches
-              if any(op.get("action") in ("create", "update") for op in batch)]
+    writes = [
+        batch
+        for batch in devserver.batches
+        if any(op.get("action") in ("create", "update") for op in batch)
+    ]
     assert len(writes) == 4
 
 
@@ -67,8 +70,13 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FTRACK_")}
         env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reviewd.daemon.cli", "devserver", *args], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [sys.executable, "-m", "reviewd.daemon.cli", "devserver", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -83,9 +91,11 @@ class ServerProcess:
         text = self.text()
         url = re.search(r"(http://127\.0\.0\.1:\d+)", text)
         user = re.search(r"FTRACK_API_USER\W+([\w.@-]+)", text) or re.search(
-            r"user\W+([\w.@-]+)", text, re.I)
+            r"user\W+([\w.@-]+)", text, re.I
+        )
         key = re.search(r"FTRACK_API_KEY\W+([\w-]+)", text) or re.search(
-            r"key\W+([\w-]+)", text, re.I)
+            r"key\W+([\w-]+)", text, re.I
+        )
         if url and user and key:
             return url.group(1), user.group(1), key.group(1)
         return None
@@ -94,19 +104,26 @@ class ServerProcess:
 def test_devserver_command_with_simulate_emits_updates():
     server = ServerProcess("--seed", "demo", "--simulate", "2", "--port", "0")
     try:
-        found = wait_until(lambda: server.process.poll() is not None or server.settings(), 60,
-                           message="the devserver to print its URL, user and key")
+        found = wait_until(
+            lambda: server.process.poll() is not None or server.settings(),
+            60,
+            message="the devserver to print its URL, user and key",
+        )
         assert server.process.poll() is None, server.text()
         url, user, key = found
 
         class Target:  # what RawClient needs to know about a server
             pass
+
         target = Target()
         target.url, target.api_user, target.api_key = url, user, key
         with RawClient(target) as listener:
             listener.subscribe("topic=ftrack.update")
-            wait_until(lambda: len(listener.events()) >= 3, 30,
-                       message="three simulated ftrack.update events")
+            wait_until(
+                lambda: len(listener.events()) >= 3,
+                30,
+                message="three simulated ftrack.update events",
+            )
             for event in listener.events():
                 assert event["data"]["entities"], event
                 assert event["source"]["user"]["username"]

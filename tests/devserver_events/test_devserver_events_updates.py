@@ -14,9 +14,16 @@ from tests.devserver_events.devserver_events_support import RawClient, wait_unti
 
 def api(server, operations: list[dict]) -> list[dict]:
     response = requests.post(
-        f"{server.url}/api", json=operations, timeout=30,
-        headers={"ftrack-user": server.api_user, "ftrack-api-key": server.api_key,
-                 "content-type": "application/json", "accept": "application/json"})
+        f"{server.url}/api",
+        json=operations,
+        timeout=30,
+        headers={
+            "ftrack-user": server.api_user,
+            "ftrack-api-key": server.api_key,
+            "content-type": "application/json",
+            "accept": "application/json",
+        },
+    )
     result = response.json()
     assert isinstance(result, list), result
     return result
@@ -32,8 +39,12 @@ def load_fixture(fixtures_dir, name: str) -> dict:
 
 
 def updates_about(client: RawClient, entity_id: str) -> list[dict]:
-    return [e for e in client.events() if e["topic"] == "ftrack.update"
-            and any(x["entityId"] == entity_id for x in e["data"]["entities"])]
+    return [
+        e
+        for e in client.events()
+        if e["topic"] == "ftrack.update"
+        and any(x["entityId"] == entity_id for x in e["data"]["entities"])
+    ]
 
 
 def assert_wire_form(event: dict, fixture: dict, server) -> None:
@@ -57,11 +68,24 @@ def test_creating_a_note_on_a_version(devserver, fixtures_dir):
     with RawClient(devserver) as listener:
         listener.subscribe("topic=ftrack.update")
         note_id = str(uuid.uuid4())
-        api(devserver, [{
-            "action": "create", "entity_type": "Note", "entity_key": [note_id],
-            "entity_data": {"__entity_type__": "Note", "id": note_id, "content": "Softer edges",
-                            "parent_id": version["id"], "parent_type": "AssetVersion",
-                            "user_id": user["id"]}}])
+        api(
+            devserver,
+            [
+                {
+                    "action": "create",
+                    "entity_type": "Note",
+                    "entity_key": [note_id],
+                    "entity_data": {
+                        "__entity_type__": "Note",
+                        "id": note_id,
+                        "content": "Softer edges",
+                        "parent_id": version["id"],
+                        "parent_type": "AssetVersion",
+                        "user_id": user["id"],
+                    },
+                }
+            ],
+        )
         wait_until(lambda: updates_about(listener, note_id), message="the note's update")
         [event] = updates_about(listener, note_id)
     assert_wire_form(event, fixture, devserver)
@@ -79,12 +103,22 @@ def test_creating_a_note_on_a_version(devserver, fixtures_dir):
 def test_changing_a_task_status(devserver, fixtures_dir):
     fixture = load_fixture(fixtures_dir, "ftrack.update.task-status.json")
     task = query(devserver, "select id, status_id, parent_id from Task")[0]
-    new_status = [s for s in query(devserver, "select id from Status")
-                  if s["id"] != task["status_id"]][0]["id"]
+    new_status = [
+        s for s in query(devserver, "select id from Status") if s["id"] != task["status_id"]
+    ][0]["id"]
     with RawClient(devserver) as listener:
         listener.subscribe("topic=ftrack.update")
-        api(devserver, [{"action": "update", "entity_type": "Task", "entity_key": [task["id"]],
-                         "entity_data": {"__entity_type__": "Task", "status_id": new_status}}])
+        api(
+            devserver,
+            [
+                {
+                    "action": "update",
+                    "entity_type": "Task",
+                    "entity_key": [task["id"]],
+                    "entity_data": {"__entity_type__": "Task", "status_id": new_status},
+                }
+            ],
+        )
         wait_until(lambda: updates_about(listener, task["id"]), message="the task's update")
         [event] = updates_about(listener, task["id"])
     assert_wire_form(event, fixture, devserver)
@@ -128,6 +162,8 @@ def test_deleting_a_shot_removes_it_and_every_descendant(devserver):
     shot_entry = [e for e in entities if e["entityId"] == shot["id"]][0]
     assert shot_entry["entity_type"] == "Shot" and shot_entry["entityType"] == "task"
     assert shot_entry["parents"][-1]["entityType"] == "show"
-    remaining = query(devserver, "select id from TypedContext where id in ("
-                      + ", ".join(f'"{i}"' for i in contexts) + ")")
+    remaining = query(
+        devserver,
+        "select id from TypedContext where id in (" + ", ".join(f'"{i}"' for i in contexts) + ")",
+    )
     assert remaining == []

@@ -22,8 +22,12 @@ API_USER = "hub.tester"
 API_KEY = "hub-tester-secret-key-0123456789"
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01,
-             message: str = "") -> object:
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    message: str = "",
+) -> object:
     """:func:`tests.support.wait_until`, polling every 10 ms: the hub tests wait on an
     in-process server whose state changes within milliseconds."""
     return wait_until(condition, timeout, interval, message)
@@ -32,8 +36,14 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
 class EventOnlyServer:
     """The real event server on 127.0.0.1 in a background thread."""
 
-    def __init__(self, heartbeat_interval: float = 10.0, heartbeat_timeout: float = 25.0,
-                 port: int = 0, ssl_context=None, middlewares=()) -> None:
+    def __init__(
+        self,
+        heartbeat_interval: float = 10.0,
+        heartbeat_timeout: float = 25.0,
+        port: int = 0,
+        ssl_context=None,
+        middlewares=(),
+    ) -> None:
         """*middlewares* (aiohttp middlewares) may answer in the server's place, e.g. to
         lie to the hub; requests they pass on reach the real event server."""
         from reviewd.devserver.events import EventServer
@@ -79,8 +89,13 @@ class EventOnlyServer:
             self.events.add_routes(app)
             self._runner = web.AppRunner(app, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
-                               ssl_context=self._ssl_context)
+            site = web.TCPSite(
+                self._runner,
+                self.host,
+                self.port,
+                reuse_address=True,
+                ssl_context=self._ssl_context,
+            )
             loop.run_until_complete(site.start())
         except BaseException as error:  # reported to start()
             self._error = error
@@ -119,6 +134,7 @@ class EventOnlyServer:
 
 def burst(server, events: list[dict]) -> None:
     """Publish *events* from the server's own loop, as fast as it can route them."""
+
     async def run() -> None:
         for event in events:
             await server.events.publish(event)

@@ -84,7 +84,8 @@ def test_subscriber_rejects_bad_input():
     # ftrack_api's shapes are accepted: metadata without an id, no callback yet
     assert Subscriber("topic=a", None, {"meta": "info"}).id is None
     assert str(Subscriber("topic=a", print, {"meta": "info"})) == (
-        "<Subscriber metadata={'meta': 'info'} subscription=\"topic=a\">")
+        "<Subscriber metadata={'meta': 'info'} subscription=\"topic=a\">"
+    )
 
 
 def test_backoff_is_capped_exponential_with_full_jitter():

@@ -49,7 +49,8 @@ def test_frame_reader_handles_frames_split_at_every_byte(pair):
 
     def trickle():
         for i in range(0, len(data), 997):
-            theirs.sendall(data[i:i + 997])
+            theirs.sendall(data[i : i + 997])
+
     sender = threading.Thread(target=trickle)
     sender.start()
     reader = FrameReader(ours)

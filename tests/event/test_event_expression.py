@@ -99,7 +99,7 @@ CASES = [
     ("not (topic=nope or data.count=6)", UPDATE, True),
     ("not topic=nope and not data.count=6", UPDATE, True),
     (
-        "topic=ftrack.update and (source.user.username=\"jane\" or not data.pushToClient=True)",
+        'topic=ftrack.update and (source.user.username="jane" or not data.pushToClient=True)',
         UPDATE,
         True,
     ),
@@ -236,7 +236,25 @@ def test_expression_parse_raises_only_parse_error(text):
 
 
 _ALPHABET = st.sampled_from(
-    ["topic", "data.x", "=", "!=", ">", "<=", "(", ")", " and ", " or ", "not ", '"a b"', "'q'", "1", "*", "x*", " "]
+    [
+        "topic",
+        "data.x",
+        "=",
+        "!=",
+        ">",
+        "<=",
+        "(",
+        ")",
+        " and ",
+        " or ",
+        "not ",
+        '"a b"',
+        "'q'",
+        "1",
+        "*",
+        "x*",
+        " ",
+    ]
 )
 
 
@@ -256,8 +274,10 @@ def _bound_result(compiled, candidate):
     return remainder if isinstance(remainder, bool) else remainder(candidate)
 
 
-@pytest.mark.parametrize(("text", "candidate", "expected"),
-                         [case for case in CASES if isinstance(case[1].get("topic"), str)])
+@pytest.mark.parametrize(
+    ("text", "candidate", "expected"),
+    [case for case in CASES if isinstance(case[1].get("topic"), str)],
+)
 def test_expression_bind_topic_agrees_with_match(text, candidate, expected):
     assert _bound_result(parse(text), candidate) is expected
 
@@ -275,9 +295,11 @@ def test_expression_bind_simplifies():
         parse("topic=a").bind("data.x", "1")
 
 
-@given(st.lists(_ALPHABET, max_size=25).map("".join),
-       st.sampled_from(["a b", "topic", "x", "q", "1", ""]),
-       st.sampled_from([{}, {"x": 1}, {"x": "1"}, {"x": "a b"}]))
+@given(
+    st.lists(_ALPHABET, max_size=25).map("".join),
+    st.sampled_from(["a b", "topic", "x", "q", "1", ""]),
+    st.sampled_from([{}, {"x": 1}, {"x": "1"}, {"x": "a b"}]),
+)
 @settings(max_examples=400)
 def test_expression_bind_agrees_with_match_property(text, topic, data):
     try:

@@ -18,8 +18,14 @@ def test_hub_receives_ftrack_update_from_a_committed_batch(devserver):
         )
         task = found[0]["data"][0]
         devserver.execute_batch(
-            [{"action": "update", "entity_type": "Task", "entity_key": [task["id"]],
-              "entity_data": {"__entity_type__": "Task", "name": "renamed-by-hub-test"}}],
+            [
+                {
+                    "action": "update",
+                    "entity_type": "Task",
+                    "entity_key": [task["id"]],
+                    "entity_data": {"__entity_type__": "Task", "name": "renamed-by-hub-test"},
+                }
+            ],
             devserver.api_user,
         )
         wait_for(lambda: updates, message="the ftrack.update event")

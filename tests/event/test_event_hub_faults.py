@@ -82,8 +82,12 @@ def test_hub_keeps_retrying_through_a_long_outage(event_server, make_hub):
 
     event_server.faults.refuse_handshakes(outage)
     start = time.monotonic()
-    wait_for(lambda: event_server.faults.refusing_for() == 0, timeout=outage + 5,
-             interval=0.1, message="the outage to end")
+    wait_for(
+        lambda: event_server.faults.refusing_for() == 0,
+        timeout=outage + 5,
+        interval=0.1,
+        message="the outage to end",
+    )
     _emit_until_received(event_server, seen, "studio.back", timeout=10)
     attempts = list(hub.connection_attempts)[attempts_before:]
     failures = [a for a in attempts if a.outcome.startswith("failed")]
@@ -112,8 +116,9 @@ def test_hub_notices_silent_socket_by_missing_heartbeats(make_hub):
         seen = []
         hub.subscribe("topic=studio.alive", lambda e: seen.append(e))
         lost = []
-        hub.add_connection_listener(on_disconnected=lambda reason: lost.append(
-            (time.monotonic(), reason)))
+        hub.add_connection_listener(
+            on_disconnected=lambda reason: lost.append((time.monotonic(), reason))
+        )
         hub.connect(timeout=10)
         server.faults.pause_heartbeats()
         paused_at = time.monotonic()

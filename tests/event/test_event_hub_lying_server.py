@@ -65,8 +65,9 @@ async def _malformed_handshake(request: web.Request):
 
 async def _handshake_without_websocket(request: web.Request):
     if request.path in HANDSHAKE_PATHS:
-        return web.Response(text="b7f3c0de:25:60:xhr-polling,jsonp-polling",
-                            content_type="text/plain")
+        return web.Response(
+            text="b7f3c0de:25:60:xhr-polling,jsonp-polling", content_type="text/plain"
+        )
     return None
 
 
@@ -108,11 +109,15 @@ LIES = {
 COMPLAINTS = {
     "malformed handshake": ("returned no session: handshake body must be SID:HEARTBEAT",),
     "handshake without websocket": (
-        "does not offer the websocket transport (it offers xhr-polling, jsonp-polling)",),
+        "does not offer the websocket transport (it offers xhr-polling, jsonp-polling)",
+    ),
     "HTML proxy page": ("answered with an HTML page, not a socket.io handshake",),
     "websocket closed on open": ("event socket closed by the server",),
-    "websocket dropped on open": ("event socket closed by the server", "sending failed: ",
-                                  "Connection reset by peer"),
+    "websocket dropped on open": (
+        "event socket closed by the server",
+        "sending failed: ",
+        "Connection reset by peer",
+    ),
 }
 
 BASE, CAP = 0.05, 0.4
@@ -122,15 +127,19 @@ LIES_BEFORE_TRUTH = 6
 @pytest.mark.parametrize("lie", list(LIES))
 def test_hub_retries_a_lying_server_then_connects(lie, make_hub, caplog):
     liar = Liar(lie)
-    with EventOnlyServer(heartbeat_interval=0.5, heartbeat_timeout=3.0,
-                         middlewares=[liar.middleware]) as server:
+    with EventOnlyServer(
+        heartbeat_interval=0.5, heartbeat_timeout=3.0, middlewares=[liar.middleware]
+    ) as server:
         hub = make_hub(server, reconnect_base=BASE, reconnect_cap=CAP)
         seen = []
         hub.subscribe("topic=studio.truth", seen.append)
         with caplog.at_level(logging.WARNING, logger="reviewd.api.event.hub"):
             hub.connect(wait=False)
-            wait_for(lambda: liar.told >= LIES_BEFORE_TRUTH, timeout=15,
-                     message=f"the hub to retry through {LIES_BEFORE_TRUTH} lies")
+            wait_for(
+                lambda: liar.told >= LIES_BEFORE_TRUTH,
+                timeout=15,
+                message=f"the hub to retry through {LIES_BEFORE_TRUTH} lies",
+            )
             assert not hub.subscribed
             lied_to = list(hub.connection_attempts)
             liar.lie = None
@@ -152,8 +161,11 @@ def test_hub_retries_a_lying_server_then_connects(lie, make_hub, caplog):
     assert all(names_the_lie(a.outcome) for a in ended), [a.outcome for a in ended]
     assert not any(API_KEY in a.outcome for a in lied_to)
     # A clear logged line for each, naming the problem, without the key.
-    lines = [r.getMessage() for r in caplog.records
-             if r.name == "reviewd.api.event.hub" and r.levelno >= logging.WARNING]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "reviewd.api.event.hub" and r.levelno >= logging.WARNING
+    ]
     assert sum(names_the_lie(line) for line in lines) >= LIES_BEFORE_TRUTH - 1, lines
     assert API_KEY not in caplog.text
     # Retried with capped exponential backoff (a connection that lived a moment does not
@@ -174,8 +186,11 @@ def test_html_proxy_page_error_names_the_page_without_the_key(make_hub):
     with EventOnlyServer(middlewares=[liar.middleware]) as server:
         hub = make_hub(server, reconnect_base=BASE, reconnect_cap=CAP)
         hub.connect(wait=False)
-        wait_for(lambda: liar.told >= 1 and len(hub.connection_attempts) >= 1, timeout=10,
-                 message="one lie told")
+        wait_for(
+            lambda: liar.told >= 1 and len(hub.connection_attempts) >= 1,
+            timeout=10,
+            message="one lie told",
+        )
         outcome = hub.connection_attempts[0].outcome
     assert "Sign in - Corporate Web Gateway" in outcome
     assert "is a proxy or login page in the way?" in outcome

@@ -88,8 +88,9 @@ def _finish(process, timeout: float = 60.0) -> dict:
 
 
 def _registered(server, subscriber_id: str) -> bool:
-    return any(s["id"] == subscriber_id
-               for c in server.events.connections() for s in c["subscribers"])
+    return any(
+        s["id"] == subscriber_id for c in server.events.connections() for s in c["subscribers"]
+    )
 
 
 def test_hub_publishes_and_ftrack_api_replies(devserver, peer_python):
@@ -97,8 +98,11 @@ def test_hub_publishes_and_ftrack_api_replies(devserver, peer_python):
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
     try:
         _wait_for_ready(peer)
-        wait_for(lambda: _registered(devserver, "ftrack-peer-answerer"), timeout=30,
-                 message="the official client's subscription")
+        wait_for(
+            lambda: _registered(devserver, "ftrack-peer-answerer"),
+            timeout=30,
+            message="the official client's subscription",
+        )
         hub.connect(timeout=10)
         replies = []
         hub.publish(Event("reviewd.question", data={"q": 4}), on_reply=replies.append)

@@ -42,9 +42,11 @@ def test_hub_keeps_server_order(event_server, make_hub):
 
 def test_hub_handler_result_goes_back_as_reply(event_server, make_hub):
     hub = make_hub(event_server)
-    hub.subscribe("topic=ftrack.action.discover",
-                  lambda e: {"items": [{"label": "Publish", "actionIdentifier": "publish"}]},
-                  subscriber={"id": "discoverer", "applicationId": "reviewd.test"})
+    hub.subscribe(
+        "topic=ftrack.action.discover",
+        lambda e: {"items": [{"label": "Publish", "actionIdentifier": "publish"}]},
+        subscriber={"id": "discoverer", "applicationId": "reviewd.test"},
+    )
     hub.connect(timeout=10)
     reply = event_server.emit("ftrack.action.discover", {"selection": []}, wait_reply=5)
     assert reply is not None
@@ -88,8 +90,10 @@ def test_hub_publish_and_wait_works_inside_a_handler(event_server, make_hub):
     responder.connect(timeout=10)
     hub = make_hub(event_server)
     outcome = []
-    hub.subscribe("topic=studio.outer",
-                  lambda e: outcome.append(hub.publish_and_wait(Event("studio.inner"), 5)))
+    hub.subscribe(
+        "topic=studio.outer",
+        lambda e: outcome.append(hub.publish_and_wait(Event("studio.inner"), 5)),
+    )
     hub.connect(timeout=10)
     event_server.emit("studio.outer")
     wait_for(lambda: outcome, message="the nested reply")
@@ -100,14 +104,14 @@ def test_hub_dispatch_hook_replaces_callbacks_and_deliver_runs_them(event_server
     hub = make_hub(event_server)
     calls = []
     low = hub.subscribe("topic=studio.hooked", lambda e: calls.append("low") or None, priority=50)
-    high = hub.subscribe("topic=studio.hooked", lambda e: calls.append("high") or {"ok": True},
-                         priority=5)
+    high = hub.subscribe(
+        "topic=studio.hooked", lambda e: calls.append("high") or {"ok": True}, priority=5
+    )
     hub.subscribe("topic=studio.other", lambda e: calls.append("other"))
     hooked, meta = [], []
 
     def hook(event, subscribers):
-        (meta if event["topic"].startswith("ftrack.meta.") else hooked).append(
-            (event, subscribers))
+        (meta if event["topic"].startswith("ftrack.meta.") else hooked).append((event, subscribers))
 
     hub.set_dispatch_hook(hook)
     hub.connect(timeout=10)
@@ -152,10 +156,14 @@ def test_hub_deliver_propagates_handler_errors(event_server, make_hub):
 def test_hub_connection_listeners_and_meta_events(event_server, make_hub):
     hub = make_hub(event_server)
     states, metas = [], []
-    hub.add_connection_listener(on_connected=lambda: states.append("up"),
-                                on_disconnected=lambda reason: states.append(("down", reason)))
-    hub.subscribe("topic=ftrack.meta.connected or topic=ftrack.meta.disconnected",
-                  lambda e: metas.append(e["topic"]))
+    hub.add_connection_listener(
+        on_connected=lambda: states.append("up"),
+        on_disconnected=lambda reason: states.append(("down", reason)),
+    )
+    hub.subscribe(
+        "topic=ftrack.meta.connected or topic=ftrack.meta.disconnected",
+        lambda e: metas.append(e["topic"]),
+    )
     hub.connect(timeout=10)
     wait_for(lambda: metas == ["ftrack.meta.connected"], message="meta.connected")
     assert states == ["up"]
@@ -164,8 +172,13 @@ def test_hub_connection_listeners_and_meta_events(event_server, make_hub):
     wait_for(lambda: len(states) >= 3, message="down and up again")
     assert states[1][0] == "down" and states[1][1]
     assert states[2] == "up"
-    wait_for(lambda: metas[:3] == ["ftrack.meta.connected", "ftrack.meta.disconnected",
-                                   "ftrack.meta.connected"], message="meta events")
+    wait_for(
+        lambda: (
+            metas[:3]
+            == ["ftrack.meta.connected", "ftrack.meta.disconnected", "ftrack.meta.connected"]
+        ),
+        message="meta events",
+    )
 
 
 def test_hub_connection_listener_can_be_removed(event_server, make_hub):
@@ -281,7 +294,9 @@ def test_hub_reply_callbacks_are_capped(event_server, make_hub):
     assert hub.stats()["reply_callbacks"] == 10
 
 
-def test_hub_publish_of_unserialisable_data_fails_clearly_and_queues_nothing(event_server, make_hub):
+def test_hub_publish_of_unserialisable_data_fails_clearly_and_queues_nothing(
+    event_server, make_hub
+):
     from reviewd.api.exception import EventHubError
 
     hub = make_hub(event_server)
@@ -302,8 +317,11 @@ def test_hub_disconnect_stops_threads_and_leaves_the_server(event_server):
     hub.disconnect()
     assert not hub.connected
     wait_for(lambda: not event_server.events.connections(), message="server forgets the hub")
-    leftover = [t for t in threading.enumerate()
-                if t.ident not in before and t.name.startswith("reviewd-hub")]
+    leftover = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.name.startswith("reviewd-hub")
+    ]
     assert leftover == []
     hub.wait(5)  # returns at once: disconnected for good
     # And it can connect again.
@@ -342,8 +360,10 @@ def test_hub_never_logs_the_api_key(event_server, caplog):
         hub.connect(timeout=10)
         event_server.emit("studio.secret", wait_reply=5)
         event_server.faults.drop_all()
-        wait_for(lambda: any(a.outcome.startswith("lost") for a in hub.connection_attempts),
-                 message="the drop")
+        wait_for(
+            lambda: any(a.outcome.startswith("lost") for a in hub.connection_attempts),
+            message="the drop",
+        )
         wait_for(lambda: hub.subscribed, timeout=10, message="reconnect")
         hub.disconnect()
     text = caplog.text + str(info.value) + repr(hub) + repr(refused) + str(hub.stats())

@@ -23,19 +23,28 @@ CHUNK = 2000
 @pytest.mark.soak
 def test_hub_soak_many_events_fifty_subscriptions(event_server, make_hub):
     total = 100_000 if SOAK else 20_000
-    hub = make_hub(event_server, reply_ttl=0.5, max_reply_callbacks=1000,
-                   incoming_queue_size=2000, publish_queue_size=5000)
+    hub = make_hub(
+        event_server,
+        reply_ttl=0.5,
+        max_reply_callbacks=1000,
+        incoming_queue_size=2000,
+        publish_queue_size=5000,
+    )
     counts: collections.Counter = collections.Counter()
     for j in range(EXACT_TOPICS):
+
         def exact(event, j=j):
             counts[f"exact{j}"] += 1
             assert event["topic"] == f"soak.t{j}"
             return {"seen": event["data"]["i"]} if j == 0 else None  # some replies go out
+
         hub.subscribe(f"topic=soak.t{j}", exact)
     for m in range(KINDS):
+
         def kind(event, m=m):
             counts[f"kind{m}"] += 1
             assert event["data"]["k"] == str(m)
+
         hub.subscribe(f"topic=soak.* and data.k={m}", kind)
     for m in range(KINDS):
         hub.subscribe(f"topic=other.{m}", lambda e: counts.update(["never"]))
@@ -56,8 +65,11 @@ def test_hub_soak_many_events_fifty_subscriptions(event_server, make_hub):
     try:
         for start in range(0, total, CHUNK):
             events = [
-                {"topic": f"soak.t{i % EXACT_TOPICS}", "data": {"i": i, "k": str(i % KINDS)},
-                 "source": source}
+                {
+                    "topic": f"soak.t{i % EXACT_TOPICS}",
+                    "data": {"i": i, "k": str(i % KINDS)},
+                    "source": source,
+                }
                 for i in range(start, min(total, start + CHUNK))
             ]
             burst(event_server, events)
@@ -65,8 +77,11 @@ def test_hub_soak_many_events_fifty_subscriptions(event_server, make_hub):
             for _ in range(100):
                 hub.publish(Event("soak.question"), on_reply=lambda e: None)
             done = min(total, start + CHUNK)
-            wait_for(lambda done=done: sum(counts.values()) >= 2 * done, timeout=60,
-                     message=f"{done} events handled")
+            wait_for(
+                lambda done=done: sum(counts.values()) >= 2 * done,
+                timeout=60,
+                message=f"{done} events handled",
+            )
     finally:
         sampling.set()
         sampler.join()

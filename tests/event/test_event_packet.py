@@ -69,7 +69,10 @@ def test_packet_error_truncates_long_input():
 
 def test_packet_event_builder_is_compact_json():
     built = packet.event("ftrack.event", [{"topic": "a", "data": {"é": 1}}], id="3+")
-    assert packet.encode(built) == '5:3+::{"name":"ftrack.event","args":[{"topic":"a","data":{"é":1}}]}'
+    assert (
+        packet.encode(built)
+        == '5:3+::{"name":"ftrack.event","args":[{"topic":"a","data":{"é":1}}]}'
+    )
 
 
 def test_packet_event_round_trip():
@@ -87,7 +90,16 @@ def test_packet_event_builder_rejects_unserialisable_args():
 
 @pytest.mark.parametrize(
     "data",
-    ["", "{", '{"name": "x", "args": [', "[]", '"text"', '{"args": []}', '{"name": 3}', '{"name": "x", "args": {}}'],
+    [
+        "",
+        "{",
+        '{"name": "x", "args": [',
+        "[]",
+        '"text"',
+        '{"args": []}',
+        '{"name": 3}',
+        '{"name": "x", "args": {}}',
+    ],
 )
 def test_packet_parse_event_rejects_bad_payloads(data):
     with pytest.raises(PacketError):
@@ -188,7 +200,9 @@ def test_packet_round_trip_property(kind, ident, endpoint, data):
     assert packet.decode(packet.encode(value)) == value
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5)), max_size=4))
+@given(
+    st.lists(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5)), max_size=4)
+)
 def test_packet_ack_round_trip_property(args):
     ack_id, parsed = packet.parse_ack(packet.decode(packet.encode(packet.ack("9", args))))
     assert ack_id == "9"

@@ -31,8 +31,9 @@ PIP_QUIET = ["--disable-pip-version-check", "-q"]
 def source_hash() -> str:
     digest = hashlib.sha256()
     files = [ROOT / "pyproject.toml", ROOT / "README.md"]
-    files += sorted(p for p in (ROOT / "reviewd").rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts)
+    files += sorted(
+        p for p in (ROOT / "reviewd").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
@@ -42,8 +43,11 @@ def source_hash() -> str:
 def clean_env(venv: Path = VENV, **extra: str) -> dict[str, str]:
     """The environment of a user's shell with *venv* activated: no reviewd/ftrack
     settings, no PYTHONPATH pointing into this tree."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FTRACK_", "REVIEWD_", "PYTHON", "VIRTUAL_ENV", "PYTEST"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTRACK_", "REVIEWD_", "PYTHON", "VIRTUAL_ENV", "PYTEST"))
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env.update(extra)
@@ -74,11 +78,13 @@ def _locked():
 
 
 def _run(*command: str | os.PathLike) -> None:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True,
-                            env=clean_env(), timeout=900)
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, env=clean_env(), timeout=900
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{result.stdout}\n"
-                           f"{result.stderr}")
+        raise RuntimeError(
+            f"{' '.join(map(str, command))} failed:\n{result.stdout}\n{result.stderr}"
+        )
 
 
 def author_venv() -> Path:
@@ -95,12 +101,23 @@ def author_venv() -> Path:
             source.mkdir()
             for name in ("pyproject.toml", "README.md"):
                 shutil.copy2(ROOT / name, source / name)
-            shutil.copytree(ROOT / "reviewd", source / "reviewd",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                ROOT / "reviewd",
+                source / "reviewd",
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
             # --force-reinstall --no-deps: the same version number, new code.
             _run(python, "-m", "pip", "install", *PIP_QUIET, f"{source}[testing]")
-            _run(python, "-m", "pip", "install", *PIP_QUIET, "--no-deps",
-                 "--force-reinstall", str(source))
+            _run(
+                python,
+                "-m",
+                "pip",
+                "install",
+                *PIP_QUIET,
+                "--no-deps",
+                "--force-reinstall",
+                str(source),
+            )
         STAMP.write_text(wanted)
         return VENV
 

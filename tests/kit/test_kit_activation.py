@@ -17,12 +17,13 @@ def pytest_free_env():
     PYTEST_ADDOPTS): the inner run must behave as a plugin author's own."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 
-USES_FIXTURE = '''
+
+USES_FIXTURE = """
 def test_server(ftrack_server):
     assert ftrack_server.url.startswith("http://127.0.0.1:")
-'''
+"""
 
-NO_FIXTURE = '''
+NO_FIXTURE = """
 import sys
 
 
@@ -30,13 +31,18 @@ def test_nothing_of_reviewd_imported():
     heavy = [m for m in ("reviewd.devserver", "reviewd.api.session", "reviewd.daemon.supervisor",
                          "reviewd.testing.runner", "aiohttp", "requests") if m in sys.modules]
     assert heavy == []
-'''
+"""
 
 
 def pytest_in(folder, *arguments):
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *arguments], cwd=folder, env=pytest_free_env(), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=folder,
+        env=pytest_free_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -63,7 +69,9 @@ def test_kit_plugin_enabled_three_ways(tmp_path, how):
 
 
 def test_kit_server_marker_shares_per_module_and_seeds(tmp_path):
-    write_source(tmp_path / "test_marker.py", '''
+    write_source(
+        tmp_path / "test_marker.py",
+        """
         import pytest
 
         seen = []
@@ -95,7 +103,8 @@ def test_kit_server_marker_shares_per_module_and_seeds(tmp_path):
         @pytest.mark.ftrack_server(colour="red")
         def test_bad_option(ftrack_server):
             pass
-    ''')
+    """,
+    )
     code, output = pytest_in(tmp_path, "-p", "reviewd.testing", "--strict-markers", "-rE")
     assert "5 passed, 1 error" in output, output
     assert "unknown option(s) ['colour']" in output

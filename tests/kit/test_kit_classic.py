@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.support import write_source
 
-CLASSIC = '''
+CLASSIC = """
 import ftrack_api
 import ftrack_api.event.base
 
@@ -34,7 +34,7 @@ def register(session, **kw):
     session.event_hub.subscribe(
         "topic=ftrack.action.launch and data.actionIdentifier=count-tasks", launch)
     session.event_hub.subscribe("topic=ftrack.update", on_update)
-'''
+"""
 
 
 def test_kit_classic_plugin_answers_actions_unchanged(tmp_path, reviewd_plugin, emit):
@@ -42,14 +42,16 @@ def test_kit_classic_plugin_answers_actions_unchanged(tmp_path, reviewd_plugin, 
     assert plugin.record.kind == "classic" and len(plugin.record.subscriptions) == 3
 
     assert emit("ftrack.action.discover", {}) == {
-        "items": [{"label": "Count tasks", "actionIdentifier": "count-tasks"}]}
+        "items": [{"label": "Count tasks", "actionIdentifier": "count-tasks"}]
+    }
     reply = emit("ftrack.action.launch", {"actionIdentifier": "count-tasks", "shot": "SH010"})
     assert reply["success"] is True and reply["message"].startswith("SH010 has ")
     assert int(reply["message"].split()[2]) > 0
 
 
-def test_kit_classic_plugin_and_ftrack_api_test_code(tmp_path, ftrack_api_session,
-                                                     reviewd_plugin, wait_for):
+def test_kit_classic_plugin_and_ftrack_api_test_code(
+    tmp_path, ftrack_api_session, reviewd_plugin, wait_for
+):
     import ftrack_api
 
     assert isinstance(ftrack_api_session, ftrack_api.Session)
@@ -61,7 +63,8 @@ def test_kit_classic_plugin_and_ftrack_api_test_code(tmp_path, ftrack_api_sessio
 
     def description():
         fresh = ftrack_api_session.query(
-            f'select description from Task where id is "{task["id"]}"').one()
+            f'select description from Task where id is "{task["id"]}"'
+        ).one()
         return fresh["description"] == "status changed to On hold"
 
     wait_for(description, message="the plugin to describe the status change")

@@ -18,7 +18,8 @@ def pytest_free_env():
     PYTEST_ADDOPTS): the inner run must behave as a plugin author's own."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 
-PLUGIN = '''
+
+PLUGIN = """
 import reviewd
 
 
@@ -35,24 +36,39 @@ def on_update(event):
 @reviewd.hookimpl
 def reviewd_register(session, registry, arguments):
     registry.subscribe("topic=ftrack.update", on_update)
-'''
+"""
 
-TEST = '''
+TEST = """
 def test_status_change_is_priced(ftrack_session, ftrack_changes, reviewd_plugin, wait_for):
     reviewd_plugin("{plugin}")
     task = ftrack_session.query('Task where name is "animation"').first()
     ftrack_changes.set_status(task, "On hold")
     wait_for(lambda: False, timeout=20, message="a price")
-'''
+"""
 
 
 def run_pytest(tmp_path, *arguments):
     plugin = write_source(tmp_path / "pricing.py", PLUGIN)
     write_source(tmp_path / "test_pricing.py", TEST.format(plugin=plugin))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "reviewd.testing", "-p", "no:cacheprovider",
-         "-q", *arguments, str(tmp_path / "test_pricing.py")],
-        cwd=tmp_path, env=pytest_free_env(), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "reviewd.testing",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *arguments,
+            str(tmp_path / "test_pricing.py"),
+        ],
+        cwd=tmp_path,
+        env=pytest_free_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -69,7 +85,11 @@ def test_kit_failing_plugin_report_shows_plugin_traceback_and_event(tmp_path):
     assert "topic=ftrack.update" in output and '"entityType": "task"' in output
     assert '"statusid"' in output
     # not the machinery
-    for internal in ("reviewd/daemon/router.py", "reviewd/api/event/dispatch.py",
-                     "reviewd/daemon/intake.py", "reviewd/testing/"):
+    for internal in (
+        "reviewd/daemon/router.py",
+        "reviewd/api/event/dispatch.py",
+        "reviewd/daemon/intake.py",
+        "reviewd/testing/",
+    ):
         assert internal not in output, internal
     assert "timed out" not in output

@@ -7,7 +7,7 @@ import pytest
 
 from tests.support import write_source
 
-STATUS_PLUGIN = '''
+STATUS_PLUGIN = """
 import reviewd
 
 
@@ -26,9 +26,9 @@ def reviewd_register(session, registry, arguments):
             session.commit()
 
     registry.subscribe("topic=ftrack.update", on_update)
-'''
+"""
 
-ACTION_PLUGIN = '''
+ACTION_PLUGIN = """
 import reviewd
 
 
@@ -39,9 +39,9 @@ def launch(event):
 @reviewd.hookimpl
 def reviewd_register(session, registry, arguments):
     registry.subscribe("topic=ftrack.action.launch and data.actionIdentifier=hello", launch)
-'''
+"""
 
-FAILING_PLUGIN = '''
+FAILING_PLUGIN = """
 import reviewd
 
 
@@ -52,25 +52,30 @@ def launch(event):
 @reviewd.hookimpl
 def reviewd_register(session, registry, arguments):
     registry.subscribe("topic=reviewd.test.fail", launch)
-'''
+"""
 
 
 def notes_on(session, task_id):
-    return [n["content"] for n in
-            session.query(f'select content from Note where parent_id is "{task_id}"').all()]
+    return [
+        n["content"]
+        for n in session.query(f'select content from Note where parent_id is "{task_id}"').all()
+    ]
 
 
-def test_kit_plugin_reacts_to_a_real_status_change(tmp_path, ftrack_session, ftrack_changes,
-                                                    reviewd_plugin, wait_for):
-    plugin = reviewd_plugin(write_source(tmp_path / "noter.py", STATUS_PLUGIN),
-                            {"note": "status moved"})
+def test_kit_plugin_reacts_to_a_real_status_change(
+    tmp_path, ftrack_session, ftrack_changes, reviewd_plugin, wait_for
+):
+    plugin = reviewd_plugin(
+        write_source(tmp_path / "noter.py", STATUS_PLUGIN), {"note": "status moved"}
+    )
     task = ftrack_session.query("Task where name is 'compositing'").first()
     assert notes_on(ftrack_session, task["id"]) == []
 
     ftrack_changes.set_status(task, "In progress")
 
-    assert wait_for(lambda: notes_on(ftrack_session, task["id"]),
-                    message="the plugin's note") == ["status moved"]
+    assert wait_for(lambda: notes_on(ftrack_session, task["id"]), message="the plugin's note") == [
+        "status moved"
+    ]
     plugin.wait_idle()
     assert plugin.succeeded >= 1 and plugin.failed == 0
     assert plugin.record.kind == "pluggy"
@@ -83,9 +88,11 @@ def test_kit_emit_returns_the_reply(tmp_path, reviewd_plugin, emit):
 
 
 def test_kit_expected_failures_are_retried_then_dead_lettered(tmp_path, reviewd_plugin, emit):
-    plugin = reviewd_plugin(write_source(tmp_path / "breaks.py", FAILING_PLUGIN),
-                            routing={"max_attempts": 2, "retry_backoff": 0.01},
-                            expect_failures=True)
+    plugin = reviewd_plugin(
+        write_source(tmp_path / "breaks.py", FAILING_PLUGIN),
+        routing={"max_attempts": 2, "retry_backoff": 0.01},
+        expect_failures=True,
+    )
     emit("reviewd.test.fail", {"shot": "SH999"}, wait_reply=False)
     plugin.wait_idle()
     assert plugin.failed == 2 and plugin.dead_lettered == 1
@@ -96,9 +103,9 @@ def test_kit_expected_failures_are_retried_then_dead_lettered(tmp_path, reviewd_
     assert "reviewd/daemon" not in dead.error and "frame(s) of reviewd hidden" in dead.error
 
 
-def test_kit_unexpected_failure_fails_the_wait_with_event_and_traceback(tmp_path, reviewd_plugin,
-                                                                        emit, wait_for,
-                                                                        ftrack_server):
+def test_kit_unexpected_failure_fails_the_wait_with_event_and_traceback(
+    tmp_path, reviewd_plugin, emit, wait_for, ftrack_server
+):
     plugin = reviewd_plugin(write_source(tmp_path / "breaks.py", FAILING_PLUGIN))
     emit("reviewd.test.fail", {"shot": "SH777"}, wait_reply=False)
     with pytest.raises(AssertionError) as raised:

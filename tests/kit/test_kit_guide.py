@@ -47,28 +47,40 @@ def build_wheel(folder: Path) -> Path:
     source.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "reviewd", source / "reviewd",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "reviewd", source / "reviewd", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     wheels = folder / "wheels"
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                             "-w", str(wheels), str(source)], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     require(result.returncode == 0, f"cannot build a reviewd wheel: {result.stderr}")
     return wheels
 
 
 def user_env(wheels: Path, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FTRACK_", "REVIEWD_", "PYTHON", "VIRTUAL_ENV", "PYTEST"))}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and not p.startswith(str(ROOT)))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FTRACK_", "REVIEWD_", "PYTHON", "VIRTUAL_ENV", "PYTEST"))
+    }
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p and not p.startswith(str(ROOT))
+    )
     links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS", ""), str(wheels)]))
-    env.update(PIP_FIND_LINKS=links, REVIEWD_LOG_FORMAT="json",
-               REVIEWD_HTTP=f"127.0.0.1:{free_port()}", KIT_BG_LOG=str(home / "daemon.log"))
+    env.update(
+        PIP_FIND_LINKS=links,
+        REVIEWD_LOG_FORMAT="json",
+        REVIEWD_HTTP=f"127.0.0.1:{free_port()}",
+        KIT_BG_LOG=str(home / "daemon.log"),
+    )
     return env
 
 
-WAIT_LOG = r'''
+WAIT_LOG = r"""
 kit_wait_log() {
   local deadline=$((SECONDS + 120))
   until grep -q "$1" "$KIT_BG_LOG"; do
@@ -81,7 +93,7 @@ kit_wait_log() {
     sleep 0.1
   done
 }
-'''
+"""
 
 
 def script_of(blocks: list[tuple[str, str]]) -> str:
@@ -91,21 +103,29 @@ def script_of(blocks: list[tuple[str, str]]) -> str:
         if kind == "test-background":
             commands = [c for c in body.strip().splitlines() if c.strip()]
             assert len(commands) == 1, "a background block holds exactly one command"
-            lines += [f'{commands[0]} > "$KIT_BG_LOG" 2>&1 &', "KIT_BG_PID=$!",
-                      "trap 'kill -TERM $KIT_BG_PID 2>/dev/null; wait $KIT_BG_PID || true' EXIT",
-                      "kit_wait_log '\"event\": \"ready\"'"]
+            lines += [
+                f'{commands[0]} > "$KIT_BG_LOG" 2>&1 &',
+                "KIT_BG_PID=$!",
+                "trap 'kill -TERM $KIT_BG_PID 2>/dev/null; wait $KIT_BG_PID || true' EXIT",
+                'kit_wait_log \'"event": "ready"\'',
+            ]
             background = True
         else:
             lines.append(body)
     if background:
-        lines.append("kit_wait_log '\"event\": \"plugin reloaded\"'")
+        lines.append('kit_wait_log \'"event": "plugin reloaded"\'')
     return "\n".join(lines) + "\n"
 
 
 def test_kit_guide_blocks_are_the_expected_journey():
     commands = " ; ".join(body for _kind, body in guide_blocks())
-    for step in ("pip install 'reviewd[testing]'", "reviewd new-plugin my_plugin",
-                 "pip install -e .", "pytest", "reviewd --foreground"):
+    for step in (
+        "pip install 'reviewd[testing]'",
+        "reviewd new-plugin my_plugin",
+        "pip install -e .",
+        "pytest",
+        "reviewd --foreground",
+    ):
         assert step in commands, step
     assert [kind for kind, _ in guide_blocks()].count("test-background") == 1
 
@@ -118,18 +138,27 @@ def test_kit_guide_commands_run_word_for_word(tmp_path):
     script = script_of(guide_blocks())
     (home / "guide.sh").write_text(script)
     started = time.monotonic()
-    result = subprocess.run(["bash", str(home / "guide.sh")], cwd=home, env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["bash", str(home / "guide.sh")],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     took = time.monotonic() - started
     log = Path(env["KIT_BG_LOG"]).read_text() if Path(env["KIT_BG_LOG"]).exists() else ""
-    report = (f"exit {result.returncode} after {took:.0f}s\n--- stdout\n{result.stdout}\n"
-              f"--- stderr\n{result.stderr}\n--- daemon log (tail)\n{log[-4000:]}")
+    report = (
+        f"exit {result.returncode} after {took:.0f}s\n--- stdout\n{result.stdout}\n"
+        f"--- stderr\n{result.stderr}\n--- daemon log (tail)\n{log[-4000:]}"
+    )
     if result.returncode != 0 and "Could not find a version" in result.stderr:
         require(False, f"the package index mirror is unreachable: {result.stderr[-500:]}")
     assert result.returncode == 0, report
     assert "1 passed" in result.stdout, report
     # `reviewd plugins list`: the installed package, found through its entry point
-    assert re.search(r"^my_plugin +\[pluggy, loaded\] +entry point my_plugin = my_plugin",
-                     result.stdout, re.M), report
+    assert re.search(
+        r"^my_plugin +\[pluggy, loaded\] +entry point my_plugin = my_plugin", result.stdout, re.M
+    ), report
     assert '"event": "plugin reloaded"' in log and "my_plugin" in log, report
     print(f"guide commands ran in {took:.1f}s (script: {shlex.quote(str(home / 'guide.sh'))})")

@@ -28,8 +28,9 @@ def venv():
 
 
 def run(venv, command, cwd, timeout=300):
-    result = subprocess.run(command, cwd=cwd, env=clean_env(venv), capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        command, cwd=cwd, env=clean_env(venv), capture_output=True, text=True, timeout=timeout
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -41,8 +42,11 @@ def test_kit_new_plugin_passes_its_own_test_in_a_fresh_venv(venv, tmp_path, styl
     assert code == 0, output
     project = tmp_path / name
     source = (project / "src" / name / "__init__.py").read_text()
-    assert ("import ftrack_api" in source and "def register(session" in source
-            if style == "classic" else "@reviewd.hookimpl" in source)
+    assert (
+        "import ftrack_api" in source and "def register(session" in source
+        if style == "classic"
+        else "@reviewd.hookimpl" in source
+    )
     with exclusive():
         try:
             code, output = run(venv, ["pip", "install", "-q", "-e", "."], project)

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import FIXTURES
 from tests.support import write_source
 
-VERSIONED = '''
+VERSIONED = """
 import reviewd
 
 
@@ -18,7 +18,7 @@ import reviewd
 def reviewd_register(session, registry, arguments):
     registry.subscribe("topic=ftrack.action.launch and data.actionIdentifier=which",
                        lambda event: {"success": True, "message": "VERSION"})
-'''
+"""
 
 
 def write(path, version):
@@ -63,7 +63,8 @@ def test_kit_changes_make_the_expected_entities(ftrack_session, ftrack_changes):
     again = ftrack_changes.record_verdict(second, "require_changes", invitee="Ann Lead")
     rows = ftrack_session.query(
         "select status, review_session_object.version_id, invitee.name from "
-        f'ReviewSessionObjectStatus where id in ("{verdict["id"]}", "{again["id"]}")').all()
+        f'ReviewSessionObjectStatus where id in ("{verdict["id"]}", "{again["id"]}")'
+    ).all()
     assert sorted(r["status"] for r in rows) == ["approved", "require_changes"]
     assert {r["review_session_object"]["version_id"] for r in rows} == {second["id"]}
     assert {r["invitee"]["name"] for r in rows} == {"Ann Lead"}

@@ -17,8 +17,13 @@ else:  # pragma: no cover - Python 3.10
 
 
 def reviewd(*arguments, cwd):
-    result = subprocess.run([sys.executable, "-m", "reviewd.daemon.cli", *arguments], cwd=cwd,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "reviewd.daemon.cli", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -28,8 +33,11 @@ def test_kit_scaffold_writes_a_package_with_entry_point_and_fixtures(tmp_path):
     assert "cd shot_notes && pip install -e . && pytest" in out
     root = tmp_path / "shot_notes"
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == [
-        "README.md", "pyproject.toml", "src/shot_notes/__init__.py",
-        "tests/test_shot_notes.py"]
+        "README.md",
+        "pyproject.toml",
+        "src/shot_notes/__init__.py",
+        "tests/test_shot_notes.py",
+    ]
     project = tomllib.loads((root / "pyproject.toml").read_text())
     assert project["project"]["entry-points"]["reviewd.plugins"] == {"shot_notes": "shot_notes"}
     assert project["tool"]["pytest"]["ini_options"]["reviewd_fixtures"] is True

@@ -49,14 +49,18 @@ def _line_of(path, text: str) -> int:
 def test_handler_exception_is_an_error_line_with_the_plugins_frames_in_json(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     source = write_plugin(plugins, "boom", RAISING)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1"))
+    daemon = DaemonProcess(
+        tmp_path,
+        [],
+        env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1"),
+    )
     try:
         daemon.wait_ready(timeout=40)
         devserver.emit("ops.boom", {"n": 7})
 
         def raised():
             return [r for r in daemon.log_records() if r.get("event") == "handler raised"]
+
         [record] = wait_for(raised, message="the handler's failure to be logged")
         assert record["level"] == "error"
         assert record["plugin"] == "boom"
@@ -73,8 +77,11 @@ def test_handler_exception_is_an_error_line_with_the_plugins_frames_in_json(tmp_
 def test_handler_exception_frames_show_on_the_console(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     source = write_plugin(plugins, "boom", RAISING)
-    daemon = DaemonProcess(tmp_path, ["--log-format", "console"], env=server_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1"))
+    daemon = DaemonProcess(
+        tmp_path,
+        ["--log-format", "console"],
+        env=server_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1"),
+    )
     try:
         daemon.wait_ready(timeout=40)
         devserver.emit("ops.boom", {"n": 8})
@@ -92,14 +99,29 @@ def test_handler_exception_frames_show_on_the_console(tmp_path, devserver):
 def test_emit_says_what_a_failed_action_replied(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "farm", FAILING_ACTION)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins)))
+    daemon = DaemonProcess(
+        tmp_path, [], env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins))
+    )
     try:
         daemon.wait_ready(timeout=40)
         done = subprocess.run(
-            [sys.executable, "-m", "reviewd.daemon.cli", "devserver", "emit",
-             "ftrack.action.launch", "--data", '{"actionIdentifier": "x"}', "--wait-reply", "20"],
-            env=clean_env(**server_env(devserver)), capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "reviewd.daemon.cli",
+                "devserver",
+                "emit",
+                "ftrack.action.launch",
+                "--data",
+                '{"actionIdentifier": "x"}',
+                "--wait-reply",
+                "20",
+            ],
+            env=clean_env(**server_env(devserver)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 70, done.stderr
         assert "the handler of ftrack.action.launch failed: render farm is full" in done.stderr
         assert "subscribed" not in done.stderr
@@ -114,8 +136,10 @@ def test_noop_outcomes_log_at_debug_and_still_count(caplog):
         actions.noop("unchanged", "%s stays %s", "SH010", "In progress")
         actions.count("rolled_up", "%s: %s -> %s", "SH020", "In progress", "Done")
     levels = {r.getMessage().split(" [")[0]: r.levelno for r in caplog.records}
-    assert levels == {"SH010 stays In progress": logging.DEBUG,
-                      "SH020: In progress -> Done": logging.INFO}
+    assert levels == {
+        "SH010 stays In progress": logging.DEBUG,
+        "SH020: In progress -> Done": logging.INFO,
+    }
     assert actions.totals == {"unchanged": 1, "rolled_up": 1}
 
 
@@ -131,19 +155,33 @@ def test_the_demo_logs_one_line_per_plugin_load_and_no_noop_at_info(tmp_path):
     """The demo as a new user runs it: the embedded server's simulated activity makes
     status_rollup decide "stays In progress" again and again; none of it at info."""
     plugins = os.path.join(os.path.dirname(__file__), "..", "..", "plugins")
-    daemon = DaemonProcess(tmp_path, ["--embedded-server"], env={
-        "FTRACK_EVENT_PLUGIN_PATH": os.path.abspath(plugins), "REVIEWD_SIMULATE": "10",
-        "REVIEWD_LOG_FORMAT": "json"})
+    daemon = DaemonProcess(
+        tmp_path,
+        ["--embedded-server"],
+        env={
+            "FTRACK_EVENT_PLUGIN_PATH": os.path.abspath(plugins),
+            "REVIEWD_SIMULATE": "10",
+            "REVIEWD_LOG_FORMAT": "json",
+        },
+    )
     try:
         status = daemon.wait_ready(timeout=60)
         names = [n for n, p in status["plugins"].items() if p["loaded"]]
         assert "status_rollup" in names
-        wait_for(lambda: _unchanged_count(daemon) >= 2, timeout=60,
-                 message="status_rollup to leave a parent unchanged twice")
+        wait_for(
+            lambda: _unchanged_count(daemon) >= 2,
+            timeout=60,
+            message="status_rollup to leave a parent unchanged twice",
+        )
         records = daemon.log_records()
         for name in names:
-            loads = [r for r in records if r.get("plugin") == name
-                     and "load" in str(r.get("event", "")) and r.get("level") == "info"]
+            loads = [
+                r
+                for r in records
+                if r.get("plugin") == name
+                and "load" in str(r.get("event", ""))
+                and r.get("level") == "info"
+            ]
             assert len(loads) == 1, (name, loads)
         assert not [r for r in records if " stays " in str(r.get("event", ""))]
     finally:

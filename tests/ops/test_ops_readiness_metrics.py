@@ -39,14 +39,17 @@ def test_a_plugin_that_failed_to_load_makes_the_daemon_not_ready(tmp_path, devse
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "good", GOOD)
     write_plugin(plugins, "broken", BROKEN)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins)))
+    daemon = DaemonProcess(
+        tmp_path, [], env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins))
+    )
     try:
         wait_for(lambda: _running(daemon), timeout=40, message="the daemon to finish start-up")
         code, body = _readyz(daemon)
         assert code == 503
-        assert any(r.startswith("plugin broken failed to load") and "broken on purpose" in r
-                   for r in body["reasons"]), body
+        assert any(
+            r.startswith("plugin broken failed to load") and "broken on purpose" in r
+            for r in body["reasons"]
+        ), body
         # The good plugin still runs: one bad plugin hurts only itself.
         assert daemon.status()["plugins"]["good"]["loaded"] is True
     finally:
@@ -56,8 +59,9 @@ def test_a_plugin_that_failed_to_load_makes_the_daemon_not_ready(tmp_path, devse
 def test_an_empty_plugin_path_makes_the_daemon_not_ready_with_the_reason(tmp_path, devserver):
     empty = tmp_path / "nothing-here"
     empty.mkdir()
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(empty)))
+    daemon = DaemonProcess(
+        tmp_path, [], env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(empty))
+    )
     try:
         wait_for(lambda: _running(daemon), timeout=40, message="the daemon to finish start-up")
         code, body = _readyz(daemon)
@@ -71,8 +75,13 @@ def test_an_empty_plugin_path_makes_the_daemon_not_ready_with_the_reason(tmp_pat
 def test_plugins_required_false_relaxes_readiness(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "broken", BROKEN)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_PLUGINS_REQUIRED="false"))
+    daemon = DaemonProcess(
+        tmp_path,
+        [],
+        env=service_env(
+            devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_PLUGINS_REQUIRED="false"
+        ),
+    )
     try:
         status = daemon.wait_ready(timeout=40)
         # Still reported, just not counted against readiness.
@@ -94,24 +103,39 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
 def test_every_per_plugin_series_exists_with_zero_after_load(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "good", GOOD)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins)))
+    daemon = DaemonProcess(
+        tmp_path, [], env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins))
+    )
     try:
         daemon.wait_ready(timeout=40)
         code, text = daemon.get("/metrics")
         assert code == 200
-        for name in ("reviewd_events_dead_lettered_total", "reviewd_events_failed_total",
-                     "reviewd_events_retried_total", "reviewd_events_succeeded_total",
-                     "reviewd_events_dispatched_total", "reviewd_handler_duration_seconds_count"):
+        for name in (
+            "reviewd_events_dead_lettered_total",
+            "reviewd_events_failed_total",
+            "reviewd_events_retried_total",
+            "reviewd_events_succeeded_total",
+            "reviewd_events_dispatched_total",
+            "reviewd_handler_duration_seconds_count",
+        ):
             assert _sample(text, name, plugin="good", topic="ops.ping") == 0.0, name
-        for name in ("reviewd_events_replayed_total", "reviewd_handler_slow_total",
-                     "reviewd_handler_stuck_total", "reviewd_queue_overflow_total"):
+        for name in (
+            "reviewd_events_replayed_total",
+            "reviewd_handler_slow_total",
+            "reviewd_handler_stuck_total",
+            "reviewd_queue_overflow_total",
+        ):
             assert _sample(text, name, plugin="good") == 0.0, name
         # Labels on one family, never a metric name per plugin.
         assert not re.search(r"^reviewd_\w*good\w*", text, re.M)
         # Standard process and platform collectors, read from this process.
-        for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
-                     "process_open_fds", "process_max_fds", "process_start_time_seconds"):
+        for name in (
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ):
             assert re.search(rf"^{name} \d", text, re.M), name
         assert re.search(r'^python_info\{.*implementation="CPython"', text, re.M)
         assert float(re.search(r"^process_open_fds (\S+)", text, re.M).group(1)) > 3
@@ -123,17 +147,24 @@ def test_add_plugin_creates_series_only_under_the_plugin_label():
     metrics = Metrics()
     metrics.add_plugin("alpha", ["ftrack.update", "ftrack.action.launch"])
     text = metrics.render().decode()
-    assert _sample(text, "reviewd_events_dead_lettered_total", plugin="alpha",
-                   topic="ftrack.action.launch") == 0.0
+    assert (
+        _sample(
+            text, "reviewd_events_dead_lettered_total", plugin="alpha", topic="ftrack.action.launch"
+        )
+        == 0.0
+    )
     assert _sample(text, "reviewd_queue_overflow_total", plugin="alpha") == 0.0
     assert _sample(text, "reviewd_queue_overflow_total", plugin="beta") is None
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess:
-    require(shutil.which("promtool") is not None,
-            "promtool is not installed (Debian package 'prometheus')")
-    return subprocess.run(["promtool", *args], cwd=REPO / "deploy", capture_output=True,
-                          text=True, timeout=120)
+    require(
+        shutil.which("promtool") is not None,
+        "promtool is not installed (Debian package 'prometheus')",
+    )
+    return subprocess.run(
+        ["promtool", *args], cwd=REPO / "deploy", capture_output=True, text=True, timeout=120
+    )
 
 
 def test_promtool_check_rules_accepts_the_alert_rules():
@@ -150,13 +181,13 @@ def test_promtool_rule_tests_fire_on_the_first_dead_letter():
     assert "SUCCESS" in result.stdout
 
 
-def test_a_refused_plugin_path_makes_the_daemon_not_ready_naming_the_refusal(tmp_path,
-                                                                           devserver):
+def test_a_refused_plugin_path_makes_the_daemon_not_ready_naming_the_refusal(tmp_path, devserver):
     shared = tmp_path / "world-writable"
     write_plugin(shared, "good", GOOD)
     shared.chmod(0o777)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(shared)))
+    daemon = DaemonProcess(
+        tmp_path, [], env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(shared))
+    )
     try:
         wait_for(lambda: _running(daemon), timeout=40, message="the daemon to finish start-up")
         code, body = _readyz(daemon)

@@ -36,17 +36,28 @@ FLAKY = """
         raise ValueError(f"cannot file shot {event['data']['n']}")
 """
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     require(binary is not None, "chromium is not installed (Debian package 'chromium')")
     profile = tmp_path / f"chromium-profile-{uuid.uuid4().hex[:8]}"
-    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def png_size(path) -> tuple[int, int]:
@@ -60,22 +71,31 @@ def test_status_page_in_headless_chromium(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "steady", STEADY)
     write_plugin(plugins, "flaky", FLAKY)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1"))
+    daemon = DaemonProcess(
+        tmp_path,
+        [],
+        env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1"),
+    )
     try:
         daemon.wait_ready(timeout=40)
         for n in range(12):
             devserver.emit("page.work", {"n": n})
-        wait_for(lambda: daemon.status()["plugins"]["flaky"].get("dead_lettered") == 12
-                 and daemon.status()["plugins"]["steady"].get("handled") == 12, timeout=60,
-                 message="every event handled by steady and dead-lettered by flaky")
+        wait_for(
+            lambda: (
+                daemon.status()["plugins"]["flaky"].get("dead_lettered") == 12
+                and daemon.status()["plugins"]["steady"].get("handled") == 12
+            ),
+            timeout=60,
+            message="every event handled by steady and dead-lettered by flaky",
+        )
         url = daemon.base + "/"
         dumped = chromium(tmp_path, "--dump-dom", url)
         assert dumped.returncode == 0, dumped.stderr[-2000:]
         dom = dumped.stdout
         shot = tmp_path / "status-page.png"
-        taken = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1500",
-                         "--hide-scrollbars", url)
+        taken = chromium(
+            tmp_path, f"--screenshot={shot}", "--window-size=1280,1500", "--hide-scrollbars", url
+        )
         assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]
     finally:
         assert daemon.stop() == 0
@@ -86,8 +106,10 @@ def test_status_page_in_headless_chromium(tmp_path, devserver):
 
     def cell(plugin: str, field: str) -> str:
         row = re.search(rf'<tr data-plugin="{plugin}">(.*?)</tr>', dom, re.S).group(1)
-        return html.unescape(re.search(rf'data-field="{field}"[^>]*>(.*?)</td>', row,
-                                       re.S).group(1))
+        return html.unescape(
+            re.search(rf'data-field="{field}"[^>]*>(.*?)</td>', row, re.S).group(1)
+        )
+
     assert cell("steady", "handled") == "12" and cell("steady", "failed") == "0"
     assert cell("flaky", "failed") == "12" and cell("flaky", "dead") == "12"
     assert cell("steady", "queue") == "0" and cell("steady", "in_flight") == "0"
@@ -126,8 +148,9 @@ def test_status_page_answers_get_only(tmp_path, devserver):
 
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "steady", STEADY)
-    daemon = DaemonProcess(tmp_path, [], env=service_env(
-        devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins)))
+    daemon = DaemonProcess(
+        tmp_path, [], env=service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins))
+    )
     try:
         daemon.wait_ready(timeout=40)
         code, body = daemon.get("/")
@@ -143,10 +166,10 @@ def test_status_page_answers_get_only(tmp_path, devserver):
 def test_history_counts_events_per_minute_from_totals():
     history = History(clock=lambda: 0)
     base = 1_000_000 * 60.0
-    history.record(0, 0.0, 0, now=base)            # minute 0: start
-    history.record(5, 0.5, 5, now=base + 30)       # minute 0: 5 handled
-    history.record(12, 2.6, 12, now=base + 70)     # minute 1: 7 more, 2.1 s over 7
-    history.record(12, 2.6, 12, now=base + 190)    # minute 3: nothing (minute 2 missed)
+    history.record(0, 0.0, 0, now=base)  # minute 0: start
+    history.record(5, 0.5, 5, now=base + 30)  # minute 0: 5 handled
+    history.record(12, 2.6, 12, now=base + 70)  # minute 1: 7 more, 2.1 s over 7
+    history.record(12, 2.6, 12, now=base + 190)  # minute 3: nothing (minute 2 missed)
     series = history.series(now=base + 190)
     assert len(series) == 60
     tail = series[-4:]
@@ -164,10 +187,22 @@ def test_history_keeps_one_hour_only():
 
 
 def test_render_escapes_what_plugins_and_errors_say():
-    status = {"ready": False, "reasons": ["plugin <b>x</b> failed"], "version": "1",
-              "plugins": {"evil<script>": {"loaded": True, "handled": 1,
-                                           "last_error": "<img src=x onerror=alert(1)>"}},
-              "dead_letters": [], "journal": {}, "hub": {}, "server": {}}
+    status = {
+        "ready": False,
+        "reasons": ["plugin <b>x</b> failed"],
+        "version": "1",
+        "plugins": {
+            "evil<script>": {
+                "loaded": True,
+                "handled": 1,
+                "last_error": "<img src=x onerror=alert(1)>",
+            }
+        },
+        "dead_letters": [],
+        "journal": {},
+        "hub": {},
+        "server": {},
+    }
     page = render(status, History().series(), {}).decode()
     assert "<script>" not in page and "<img" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page

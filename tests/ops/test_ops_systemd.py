@@ -39,15 +39,19 @@ def test_systemd_analyze_security_score(tmp_path, record_property):
     target = str(entry) if entry.exists() else shutil.which("reviewd") or sys.executable
     copy = tmp_path / "reviewd.service"
     copy.write_text(unit_text().replace("/usr/local/bin/reviewd", target))
-    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
-                             str(copy)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    match = re.search(r"Overall exposure level for reviewd\.service: ([\d.]+) (\w+)",
-                      result.stdout)
+    match = re.search(r"Overall exposure level for reviewd\.service: ([\d.]+) (\w+)", result.stdout)
     assert match, result.stdout[-2000:]
     score = float(match.group(1))
-    record_property("figure: systemd-analyze security (reviewd.service exposure)",
-                    f"{score} {match.group(2)}")
+    record_property(
+        "figure: systemd-analyze security (reviewd.service exposure)", f"{score} {match.group(2)}"
+    )
     assert score <= MAX_EXPOSURE, result.stdout
 
 
@@ -60,10 +64,18 @@ def test_waiting_for_the_server_extends_the_start_timeout(tmp_path):
     receiver.settimeout(0.2)
     port = free_port()
     key = "extend-key-" + uuid.uuid4().hex
-    daemon = DaemonProcess(tmp_path, [], env={
-        "NOTIFY_SOCKET": notify, "FTRACK_SERVER": f"http://127.0.0.1:{port}",
-        "FTRACK_API_USER": "admin", "FTRACK_API_KEY": key,
-        "REVIEWD_CONNECT_BACKOFF_MAX": "0.5", "REVIEWD_PLUGINS_REQUIRED": "false"})
+    daemon = DaemonProcess(
+        tmp_path,
+        [],
+        env={
+            "NOTIFY_SOCKET": notify,
+            "FTRACK_SERVER": f"http://127.0.0.1:{port}",
+            "FTRACK_API_USER": "admin",
+            "FTRACK_API_KEY": key,
+            "REVIEWD_CONNECT_BACKOFF_MAX": "0.5",
+            "REVIEWD_PLUGINS_REQUIRED": "false",
+        },
+    )
     messages: list[str] = []
 
     def receive() -> list[str]:
@@ -72,17 +84,27 @@ def test_waiting_for_the_server_extends_the_start_timeout(tmp_path):
                 messages.append(receiver.recv(4096).decode())
             except TimeoutError:
                 return messages
+
     server = None
     try:
-        wait_for(lambda: sum("EXTEND_TIMEOUT_USEC=" in m for m in receive()) >= 3, timeout=30,
-                 message="three extensions while the server is down")
+        wait_for(
+            lambda: sum("EXTEND_TIMEOUT_USEC=" in m for m in receive()) >= 3,
+            timeout=30,
+            message="three extensions while the server is down",
+        )
         assert not any("READY=1" in m for m in messages)
-        extensions = [int(m.split("EXTEND_TIMEOUT_USEC=")[1].split()[0])
-                      for m in messages if "EXTEND_TIMEOUT_USEC=" in m]
+        extensions = [
+            int(m.split("EXTEND_TIMEOUT_USEC=")[1].split()[0])
+            for m in messages
+            if "EXTEND_TIMEOUT_USEC=" in m
+        ]
         assert min(extensions) >= 0.5 * 1_000_000
         server = DevServer(seed="demo", port=port, api_user="admin", api_key=key).start()
-        wait_for(lambda: any(m.startswith("READY=1") for m in receive()), timeout=30,
-                 message="READY=1 once the server is up")
+        wait_for(
+            lambda: any(m.startswith("READY=1") for m in receive()),
+            timeout=30,
+            message="READY=1 once the server is up",
+        )
     finally:
         code = daemon.stop()
         receiver.close()

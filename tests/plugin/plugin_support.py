@@ -31,4 +31,3 @@ class LocalSession:
         from reviewd.api.event.base import Event
 
         return self.event_hub.publish(Event(topic, data=data or {}), synchronous=True)
-

@@ -45,18 +45,28 @@ def _task_with_start_date(server) -> str:
         [{"action": "query", "expression": "select id from Task limit 1"}], server.api_user
     )
     task_id = result["data"][0]["id"]
-    server.execute_batch([{
-        "action": "update", "entity_type": "Task", "entity_key": [task_id],
-        "entity_data": {"__entity_type__": "Task",
-                        "start_date": {"__type__": "datetime", "value": START.isoformat()}},
-    }], server.api_user)
+    server.execute_batch(
+        [
+            {
+                "action": "update",
+                "entity_type": "Task",
+                "entity_key": [task_id],
+                "entity_data": {
+                    "__entity_type__": "Task",
+                    "start_date": {"__type__": "datetime", "value": START.isoformat()},
+                },
+            }
+        ],
+        server.api_user,
+    )
     return task_id
 
 
 def _server_start_date(server, task_id: str):
     with fresh_session(server, schema_cache_path=False) as reader:
         return reader.query(f'select start_date from Task where id is "{task_id}"').one()[
-            "start_date"]
+            "start_date"
+        ]
 
 
 def test_plugin_shifting_start_date_by_three_days_moves_it_on_the_server(devserver, tmp_path):
@@ -71,10 +81,17 @@ def test_plugin_shifting_start_date_by_three_days_moves_it_on_the_server(devserv
         host.load_all()
         assert len(host.loaded["postpone"].subscriptions) == 1
         session.event_hub.connect(wait=True, timeout=30)
-        devserver.execute_batch([{
-            "action": "update", "entity_type": "Task", "entity_key": [task_id],
-            "entity_data": {"__entity_type__": "Task", "name": "postpone me"},
-        }], devserver.api_user)
+        devserver.execute_batch(
+            [
+                {
+                    "action": "update",
+                    "entity_type": "Task",
+                    "entity_key": [task_id],
+                    "entity_data": {"__entity_type__": "Task", "name": "postpone me"},
+                }
+            ],
+            devserver.api_user,
+        )
         after = wait_until(
             lambda: (value := _server_start_date(devserver, task_id)) != before and value,
             timeout=30,

@@ -44,9 +44,20 @@ def beside_venv() -> Path:
     if not (marker.exists() and marker.read_text() == _marker_text()):
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
         installed = subprocess.run(
-            [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q",
-             "--disable-pip-version-check", "-e", str(ROOT), *REQUIREMENTS],
-            capture_output=True, text=True, timeout=900,
+            [
+                str(VENV / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-e",
+                str(ROOT),
+                *REQUIREMENTS,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert installed.returncode == 0, (
             "pip could not install reviewd beside ftrack-python-api 3.1.0:\n" + installed.stderr
@@ -60,9 +71,15 @@ def test_pip_resolves_reviewd_beside_ftrack_python_api(beside_venv):
     check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     versions = subprocess.run(
-        [python, "-c", "import json, websocket, arrow, ftrack_api, reviewd; print(json.dumps("
-         "[websocket.__version__, arrow.__version__, ftrack_api.__file__]))"],
-        capture_output=True, text=True, check=True,
+        [
+            python,
+            "-c",
+            "import json, websocket, arrow, ftrack_api, reviewd; print(json.dumps("
+            "[websocket.__version__, arrow.__version__, ftrack_api.__file__]))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     websocket_version, arrow_version, real_file = json.loads(versions.stdout)
     assert websocket_version == LOWEST_WEBSOCKET_CLIENT
@@ -70,10 +87,16 @@ def test_pip_resolves_reviewd_beside_ftrack_python_api(beside_venv):
     assert "site-packages/ftrack_api" in real_file  # the real package is there
     # reviewd's dates work on that older arrow too
     shifted = subprocess.run(
-        [python, "-c", "from reviewd.api.transport import decode; value = decode("
-         "'{\"__type__\": \"datetime\", \"value\": \"2022-10-10T10:12:09+02:00\"}'); "
-         "print(type(value).__name__, value.shift(days=3).isoformat())"],
-        capture_output=True, text=True, check=True,
+        [
+            python,
+            "-c",
+            "from reviewd.api.transport import decode; value = decode("
+            '\'{"__type__": "datetime", "value": "2022-10-10T10:12:09+02:00"}\'); '
+            "print(type(value).__name__, value.shift(days=3).isoformat())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert shifted.stdout.split() == ["Arrow", "2022-10-13T10:12:09+02:00"]
 
@@ -104,7 +127,9 @@ PLUGIN = """
 def _start_devserver(venv: Path, key: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [str(venv / "bin" / "reviewd"), "devserver", "--port", "0", "--api-key", key],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     line = process.stdout.readline()
     assert "listening on http://" in line, line
@@ -113,12 +138,28 @@ def _start_devserver(venv: Path, key: str) -> tuple[subprocess.Popen, str]:
 
 def _rename_a_task(url: str, key: str, name: str) -> None:
     headers = {"ftrack-api-key": key, "ftrack-user": "admin", "content-type": "application/json"}
-    found = requests.post(f"{url}/api", headers=headers, timeout=30, data=json.dumps(
-        [{"action": "query", "expression": "select id from Task limit 1"}])).json()
+    found = requests.post(
+        f"{url}/api",
+        headers=headers,
+        timeout=30,
+        data=json.dumps([{"action": "query", "expression": "select id from Task limit 1"}]),
+    ).json()
     task_id = found[0]["data"][0]["id"]
-    answer = requests.post(f"{url}/api", headers=headers, timeout=30, data=json.dumps([{
-        "action": "update", "entity_type": "Task", "entity_key": [task_id],
-        "entity_data": {"__entity_type__": "Task", "name": name}}])).json()
+    answer = requests.post(
+        f"{url}/api",
+        headers=headers,
+        timeout=30,
+        data=json.dumps(
+            [
+                {
+                    "action": "update",
+                    "entity_type": "Task",
+                    "entity_key": [task_id],
+                    "entity_data": {"__entity_type__": "Task", "name": name},
+                }
+            ]
+        ),
+    ).json()
     assert isinstance(answer, list), answer
 
 
@@ -126,17 +167,33 @@ def test_daemon_beside_the_real_package_runs_every_guard_spelling(beside_venv, t
     plugins, hits = tmp_path / "plugins", tmp_path / "hits"
     hits.mkdir()
     for name, (import_line, guard) in SPELLINGS.items():
-        write_plugin(plugins, f"{name}.py",
-                     PLUGIN.format(import_line=import_line, guard=guard, name=name))
+        write_plugin(
+            plugins, f"{name}.py", PLUGIN.format(import_line=import_line, guard=guard, name=name)
+        )
     key = "beside-test-key"
     devserver, url = _start_devserver(beside_venv, key)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FTRACK_", "REVIEWD_"))}
-    env.update(FTRACK_SERVER=url, FTRACK_API_USER="admin", FTRACK_API_KEY=key,
-               REVIEWD_STATE_DIR=str(tmp_path / "state"), BESIDE_HITS=str(hits))
+    env.update(
+        FTRACK_SERVER=url,
+        FTRACK_API_USER="admin",
+        FTRACK_API_KEY=key,
+        REVIEWD_STATE_DIR=str(tmp_path / "state"),
+        BESIDE_HITS=str(hits),
+    )
     daemon = subprocess.Popen(
-        [str(beside_venv / "bin" / "reviewd"), "--plugin-path", str(plugins), "--http", "off",
-         "--log-format", "json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(beside_venv / "bin" / "reviewd"),
+            "--plugin-path",
+            str(plugins),
+            "--http",
+            "off",
+            "--log-format",
+            "json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 90

@@ -65,12 +65,14 @@ def _a_task_id(server) -> str:
 
 def _rename(server, task_id: str, name: str) -> None:
     server.execute_batch(
-        [{
-            "action": "update",
-            "entity_type": "Task",
-            "entity_key": [task_id],
-            "entity_data": {"__entity_type__": "Task", "name": name},
-        }],
+        [
+            {
+                "action": "update",
+                "entity_type": "Task",
+                "entity_key": [task_id],
+                "entity_data": {"__entity_type__": "Task", "name": name},
+            }
+        ],
         server.api_user,
     )
 
@@ -169,8 +171,13 @@ def test_reload_swaps_the_handler_the_server_delivers_to(devserver, tmp_path):
         (new,) = host.loaded["pinger"].subscriptions
 
         # the hub tells the server asynchronously: wait until the server has swapped them
-        wait_until(lambda: _server_subscriber_ids(devserver) >= {new.subscriber_id}
-                   and old.subscriber_id not in _server_subscriber_ids(devserver), timeout=20)
+        wait_until(
+            lambda: (
+                _server_subscriber_ids(devserver) >= {new.subscriber_id}
+                and old.subscriber_id not in _server_subscriber_ids(devserver)
+            ),
+            timeout=20,
+        )
         reply = devserver.emit("example.ping", {"n": 1}, wait_reply=20)
         assert reply["data"] == "new"
         assert old_module.CALLS == [0]  # the old handler never ran again

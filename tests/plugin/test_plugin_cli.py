@@ -36,13 +36,20 @@ BROKEN = "def register(session):\n    raise RuntimeError('needs a database')\n"
 
 
 def _reviewd(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REVIEWD_CONFIG", "REVIEWD_PLUGIN_PATH", "FTRACK_EVENT_PLUGIN_PATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REVIEWD_CONFIG", "REVIEWD_PLUGIN_PATH", "FTRACK_EVENT_PLUGIN_PATH")
+    }
     env["PYTHONPATH"] = ROOT
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "reviewd.daemon.cli", "plugins", *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
     )
 
 
@@ -53,7 +60,9 @@ def test_check_passes_for_good_plugins(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "watcher  [classic, loaded]" in result.stdout
     assert "subscribes 'topic=ftrack.update' (priority 20" in result.stdout
-    assert "subscribes 'topic=review.verdict' (priority 100, concurrency 2, via hook)" in result.stdout
+    assert (
+        "subscribes 'topic=review.verdict' (priority 100, concurrency 2, via hook)" in result.stdout
+    )
     assert "problem" not in result.stdout
 
 

@@ -26,7 +26,11 @@ def _run(code: str, *, pythonpath: list[str] = ()) -> subprocess.CompletedProces
     env["PYTHONPATH"] = os.pathsep.join([ROOT, *pythonpath])
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -81,19 +85,46 @@ def test_missing_pieces_fail_with_a_clear_message(aliases):
 
 #: Every public module of ftrack-python-api 3.1.0.
 FTRACK_API_MODULES = [
-    "ftrack_api", "ftrack_api.session", "ftrack_api.entity", "ftrack_api.entity.base",
-    "ftrack_api.entity.factory", "ftrack_api.entity.asset_version",
-    "ftrack_api.entity.component", "ftrack_api.entity.job", "ftrack_api.entity.location",
-    "ftrack_api.entity.note", "ftrack_api.entity.project_schema", "ftrack_api.entity.user",
-    "ftrack_api.attribute", "ftrack_api.collection", "ftrack_api.cache", "ftrack_api.query",
-    "ftrack_api.operation", "ftrack_api.symbol", "ftrack_api.exception",
-    "ftrack_api.inspection", "ftrack_api.data", "ftrack_api.formatter", "ftrack_api.logging",
-    "ftrack_api.plugin", "ftrack_api.event", "ftrack_api.event.base",
-    "ftrack_api.event.expression", "ftrack_api.event.hub", "ftrack_api.event.subscriber",
-    "ftrack_api.event.subscription", "ftrack_api.accessor", "ftrack_api.accessor.base",
-    "ftrack_api.accessor.disk", "ftrack_api.accessor.server", "ftrack_api.structure",
-    "ftrack_api.structure.base", "ftrack_api.structure.entity_id", "ftrack_api.structure.id",
-    "ftrack_api.structure.origin", "ftrack_api.structure.standard",
+    "ftrack_api",
+    "ftrack_api.session",
+    "ftrack_api.entity",
+    "ftrack_api.entity.base",
+    "ftrack_api.entity.factory",
+    "ftrack_api.entity.asset_version",
+    "ftrack_api.entity.component",
+    "ftrack_api.entity.job",
+    "ftrack_api.entity.location",
+    "ftrack_api.entity.note",
+    "ftrack_api.entity.project_schema",
+    "ftrack_api.entity.user",
+    "ftrack_api.attribute",
+    "ftrack_api.collection",
+    "ftrack_api.cache",
+    "ftrack_api.query",
+    "ftrack_api.operation",
+    "ftrack_api.symbol",
+    "ftrack_api.exception",
+    "ftrack_api.inspection",
+    "ftrack_api.data",
+    "ftrack_api.formatter",
+    "ftrack_api.logging",
+    "ftrack_api.plugin",
+    "ftrack_api.event",
+    "ftrack_api.event.base",
+    "ftrack_api.event.expression",
+    "ftrack_api.event.hub",
+    "ftrack_api.event.subscriber",
+    "ftrack_api.event.subscription",
+    "ftrack_api.accessor",
+    "ftrack_api.accessor.base",
+    "ftrack_api.accessor.disk",
+    "ftrack_api.accessor.server",
+    "ftrack_api.structure",
+    "ftrack_api.structure.base",
+    "ftrack_api.structure.entity_id",
+    "ftrack_api.structure.id",
+    "ftrack_api.structure.origin",
+    "ftrack_api.structure.standard",
     "ftrack_api.resource_identifier_transformer",
     "ftrack_api.resource_identifier_transformer.base",
 ]
@@ -102,7 +133,7 @@ FTRACK_API_MODULES = [
 @pytest.mark.parametrize("name", FTRACK_API_MODULES)
 def test_every_ftrack_api_module_is_the_same_named_reviewd_api_module(aliases, name):
     module = importlib.import_module(name)
-    counterpart = "reviewd.api" + name[len("ftrack_api"):]
+    counterpart = "reviewd.api" + name[len("ftrack_api") :]
     assert module is importlib.import_module(counterpart)
     # aliasing does not rename reviewd's module
     assert module.__name__ == counterpart and module.__spec__.name == counterpart
@@ -201,28 +232,34 @@ def test_setting_installed_gives_plugins_the_real_package_and_names_the_guarded_
     assert len(guard) == 1 and "isinstance(session, ftrack_api.Session)" in guard[0]
 
 
-@pytest.mark.parametrize("source", [
-    "import ftrack_api\nisinstance(s, ftrack_api.Session)",
-    "import ftrack_api\nisinstance(s, ftrack_api.session.Session)",
-    "import ftrack_api.session\nisinstance(s, ftrack_api.session.Session)",
-    "import ftrack_api as fa\nisinstance(s, fa.Session)",
-    "import ftrack_api.session as fs\nisinstance(s, fs.Session)",
-    "from ftrack_api import Session\nisinstance(s, Session)",
-    "from ftrack_api import Session as FS\nisinstance(s, FS)",
-    "from ftrack_api.session import Session\nisinstance(s, Session)",
-    "from ftrack_api import session\nisinstance(s, session.Session)",
-    "import ftrack_api\nisinstance(s, (dict, ftrack_api.Session))",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import ftrack_api\nisinstance(s, ftrack_api.Session)",
+        "import ftrack_api\nisinstance(s, ftrack_api.session.Session)",
+        "import ftrack_api.session\nisinstance(s, ftrack_api.session.Session)",
+        "import ftrack_api as fa\nisinstance(s, fa.Session)",
+        "import ftrack_api.session as fs\nisinstance(s, fs.Session)",
+        "from ftrack_api import Session\nisinstance(s, Session)",
+        "from ftrack_api import Session as FS\nisinstance(s, FS)",
+        "from ftrack_api.session import Session\nisinstance(s, Session)",
+        "from ftrack_api import session\nisinstance(s, session.Session)",
+        "import ftrack_api\nisinstance(s, (dict, ftrack_api.Session))",
+    ],
+)
 def test_guard_detector_recognises_every_spelling(source):
     assert compat.guard_lines(source) == [2]
 
 
-@pytest.mark.parametrize("source", [
-    "import reviewd\nisinstance(s, reviewd.Session)",
-    "class Session: pass\nisinstance(s, Session)",
-    "import ftrack_api\nisinstance(s, ftrack_api.Event)",
-    "this is not python",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import reviewd\nisinstance(s, reviewd.Session)",
+        "class Session: pass\nisinstance(s, Session)",
+        "import ftrack_api\nisinstance(s, ftrack_api.Event)",
+        "this is not python",
+    ],
+)
 def test_guard_detector_ignores_other_checks(source):
     assert compat.guard_lines(source) == []
 

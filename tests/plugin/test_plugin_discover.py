@@ -24,20 +24,32 @@ def _by_name(records):
 
 
 def test_loads_modules_and_packages_and_attributes_their_subscriptions(tmp_path):
-    write_plugin(tmp_path, "alpha.py", """
+    write_plugin(
+        tmp_path,
+        "alpha.py",
+        """
         def register(session, **kw):
             session.event_hub.subscribe("topic=review.alpha", lambda event: "alpha")
-    """)
-    write_plugin(tmp_path, "beta/__init__.py", """
+    """,
+    )
+    write_plugin(
+        tmp_path,
+        "beta/__init__.py",
+        """
         from .handlers import on_beta
 
         def register(session):
             session.event_hub.subscribe("topic=review.beta", on_beta, priority=10)
-    """)
-    write_plugin(tmp_path, "beta/handlers.py", """
+    """,
+    )
+    write_plugin(
+        tmp_path,
+        "beta/handlers.py",
+        """
         def on_beta(event):
             return "beta:" + event["data"]["x"]
-    """)
+    """,
+    )
     session = LocalSession()
 
     records = _by_name(discover([str(tmp_path)], [session]))
@@ -56,9 +68,17 @@ def test_loads_modules_and_packages_and_attributes_their_subscriptions(tmp_path)
 
 def test_register_arguments_are_culled_to_the_signature(tmp_path, caplog):
     write_plugin(tmp_path, "no_kwargs.py", RECORDING.format(signature="session", record="{}"))
-    write_plugin(tmp_path, "some_kwargs.py", RECORDING.format(
-        signature="session, channel=None, *, retries=1", record="dict(channel=channel, retries=retries)"))
-    write_plugin(tmp_path, "all_kwargs.py", RECORDING.format(signature="session, **kw", record="kw"))
+    write_plugin(
+        tmp_path,
+        "some_kwargs.py",
+        RECORDING.format(
+            signature="session, channel=None, *, retries=1",
+            record="dict(channel=channel, retries=retries)",
+        ),
+    )
+    write_plugin(
+        tmp_path, "all_kwargs.py", RECORDING.format(signature="session, **kw", record="kw")
+    )
     session = LocalSession()
     arguments = {"channel": "#review", "retries": 3, "colour": "red"}
 
@@ -74,8 +94,12 @@ def test_register_arguments_are_culled_to_the_signature(tmp_path, caplog):
     warnings = {r.getMessage() for r in caplog.records if r.levelno == logging.WARNING}
     no_kwargs = [w for w in warnings if "'no_kwargs'" in w]
     some_kwargs = [w for w in warnings if "'some_kwargs'" in w]
-    assert len(no_kwargs) == 1 and all(k in no_kwargs[0] for k in ("'channel'", "'retries'", "'colour'"))
-    assert len(some_kwargs) == 1 and "'colour'" in some_kwargs[0] and "'channel'" not in some_kwargs[0]
+    assert len(no_kwargs) == 1 and all(
+        k in no_kwargs[0] for k in ("'channel'", "'retries'", "'colour'")
+    )
+    assert (
+        len(some_kwargs) == 1 and "'colour'" in some_kwargs[0] and "'channel'" not in some_kwargs[0]
+    )
     assert not [w for w in warnings if "'all_kwargs'" in w]
 
 
@@ -100,20 +124,32 @@ def test_cull_arguments(signature, positional, keyword, expected):
 
 def test_broken_plugins_are_reported_and_skipped_and_leave_nothing_behind(tmp_path, caplog):
     write_plugin(tmp_path, "a_syntax.py", "def register(session:\n")
-    write_plugin(tmp_path, "b_raises.py", """
+    write_plugin(
+        tmp_path,
+        "b_raises.py",
+        """
         def register(session):
             session.event_hub.subscribe("topic=review.half", lambda e: None)
             raise RuntimeError("database unreachable")
-    """)
-    write_plugin(tmp_path, "c_bad_expression.py", """
+    """,
+    )
+    write_plugin(
+        tmp_path,
+        "c_bad_expression.py",
+        """
         def register(session):
             session.event_hub.subscribe("topic=review.ok", lambda e: None)
             session.event_hub.subscribe("topic=review and (", lambda e: None)
-    """)
-    write_plugin(tmp_path, "d_good.py", """
+    """,
+    )
+    write_plugin(
+        tmp_path,
+        "d_good.py",
+        """
         def register(session):
             session.event_hub.subscribe("topic=review.good", lambda e: "good")
-    """)
+    """,
+    )
     session = LocalSession()
 
     with caplog.at_level(logging.ERROR, logger="reviewd.plugin"):
@@ -136,14 +172,20 @@ def test_a_module_without_register_is_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="reviewd.plugin"):
         (record,) = discover([str(tmp_path)], [LocalSession()])
     assert record.error is None and record.kind == "none"
-    assert any("'helper'" in r.getMessage() and "register()" in r.getMessage() for r in caplog.records)
+    assert any(
+        "'helper'" in r.getMessage() and "register()" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_each_discovery_registers_afresh_for_its_session(tmp_path):
-    write_plugin(tmp_path, "counter.py", """
+    write_plugin(
+        tmp_path,
+        "counter.py",
+        """
         def register(session):
             session.event_hub.subscribe("topic=review.count", lambda e: id(session))
-    """)
+    """,
+    )
     first, second = LocalSession(), LocalSession()
     (a,) = discover([str(tmp_path)], [first])
     (b,) = discover([str(tmp_path)], [second])
@@ -153,8 +195,16 @@ def test_each_discovery_registers_afresh_for_its_session(tmp_path):
 
 
 def test_subdirectories_are_searched_and_overlapping_paths_load_once(tmp_path):
-    write_plugin(tmp_path, "team/nested.py", "def register(session):\n    session.hits = getattr(session, 'hits', 0) + 1\n")
-    write_plugin(tmp_path, ".hidden/secret.py", "def register(session):\n    raise SystemExit('must not load')\n")
+    write_plugin(
+        tmp_path,
+        "team/nested.py",
+        "def register(session):\n    session.hits = getattr(session, 'hits', 0) + 1\n",
+    )
+    write_plugin(
+        tmp_path,
+        ".hidden/secret.py",
+        "def register(session):\n    raise SystemExit('must not load')\n",
+    )
     write_plugin(tmp_path, "__init__.py", "raise SystemExit('package glue must not load')\n")
     session = LocalSession()
     records = discover([str(tmp_path), str(tmp_path / "team"), ""], [session])
@@ -196,10 +246,14 @@ def test_world_writable_file_is_refused(tmp_path):
 def test_the_api_key_never_reaches_a_load_error(tmp_path, caplog):
     key = "plugin-test-secret-4f1c9d"
     register_secret(key)
-    write_plugin(tmp_path, "leaky.py", f"""
+    write_plugin(
+        tmp_path,
+        "leaky.py",
+        f"""
         def register(session):
             raise ValueError("cannot authenticate with {key}")
-    """)
+    """,
+    )
     with caplog.at_level(logging.DEBUG, logger="reviewd.plugin"):
         (record,) = discover([str(tmp_path)], [LocalSession()])
     assert "cannot authenticate with ***" in record.error

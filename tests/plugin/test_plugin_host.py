@@ -52,7 +52,8 @@ def test_pluggy_plugin_declares_subscriptions_with_options_and_gets_its_argument
     write_plugin(tmp_path, "verdicts.py", PLUGGY.format(reply="v1"))
     session = LocalSession()
     host = _host(
-        session, tmp_path,
+        session,
+        tmp_path,
         arguments={"studio": "north", "channel": "#all"},
         plugin_arguments={"verdicts": {"channel": "#verdicts"}, "other": {"x": 1}},
     )
@@ -212,12 +213,16 @@ def test_reload_of_broken_code_keeps_the_running_version(tmp_path):
 
 def test_reload_of_a_package_plugin_reimports_its_submodules(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as in production: caches on
-    write_plugin(tmp_path, "pkg/__init__.py", """
+    write_plugin(
+        tmp_path,
+        "pkg/__init__.py",
+        """
         from . import reply
 
         def register(session):
             session.event_hub.subscribe("topic=review.pkg", lambda e: reply.TEXT)
-    """)
+    """,
+    )
     write_plugin(tmp_path, "pkg/reply.py", "TEXT = 'one'\n")
     session = LocalSession()
     host = _host(session, tmp_path)
@@ -229,7 +234,10 @@ def test_reload_of_a_package_plugin_reimports_its_submodules(tmp_path, monkeypat
 
 
 def test_unload_removes_subscriptions_and_calls_stopping(tmp_path):
-    write_plugin(tmp_path, "life.py", """
+    write_plugin(
+        tmp_path,
+        "life.py",
+        """
         import reviewd
 
         EVENTS = []
@@ -245,7 +253,8 @@ def test_unload_removes_subscriptions_and_calls_stopping(tmp_path):
         @reviewd.hookimpl
         def reviewd_stopping(session):
             EVENTS.append("stopping")
-    """)
+    """,
+    )
     write_plugin(tmp_path, "other.py", CLASSIC.format(reply="other"))
     session = LocalSession()
     host = _host(session, tmp_path)
@@ -264,7 +273,10 @@ def test_unload_removes_subscriptions_and_calls_stopping(tmp_path):
 
 
 def test_lifecycle_health_metrics_and_gap_hooks_are_isolated_per_plugin(tmp_path):
-    write_plugin(tmp_path, "a_fragile.py", """
+    write_plugin(
+        tmp_path,
+        "a_fragile.py",
+        """
         import reviewd
 
         @reviewd.hookimpl
@@ -278,8 +290,12 @@ def test_lifecycle_health_metrics_and_gap_hooks_are_isolated_per_plugin(tmp_path
         @reviewd.hookimpl
         def reviewd_hub_gap(gap_start, gap_end):
             raise RuntimeError("cannot reconcile")
-    """)
-    write_plugin(tmp_path, "b_sturdy.py", """
+    """,
+    )
+    write_plugin(
+        tmp_path,
+        "b_sturdy.py",
+        """
         import prometheus_client
         import reviewd
 
@@ -301,7 +317,8 @@ def test_lifecycle_health_metrics_and_gap_hooks_are_isolated_per_plugin(tmp_path
         @reviewd.hookimpl
         def reviewd_hub_gap(session, gap_start, gap_end):
             CALLS.append(("gap", gap_start, gap_end))
-    """)
+    """,
+    )
     write_plugin(tmp_path, "c_quiet.py", CLASSIC.format(reply="quiet"))
     host = _host(LocalSession(), tmp_path)
     sturdy = host.loaded["b_sturdy"].module
@@ -317,7 +334,9 @@ def test_lifecycle_health_metrics_and_gap_hooks_are_isolated_per_plugin(tmp_path
     assert sturdy.CALLS == ["started", ("gap", start, end)]
 
     health = host.health()
-    assert health["a_fragile"] == PluginHealth(False, ("health hook raised RuntimeError: cannot tell",))
+    assert health["a_fragile"] == PluginHealth(
+        False, ("health hook raised RuntimeError: cannot tell",)
+    )
     assert health["b_sturdy"] == PluginHealth(False, ("slack token expired",))
     assert health["c_quiet"] == PluginHealth(True, ())
     assert host.collectors() == {"b_sturdy": [sturdy.VERDICTS]}
@@ -332,8 +351,9 @@ def test_world_writable_path_is_refused_by_the_host_and_fatal_in_strict_mode(tmp
         host = _host(session, shared)
     assert host.plugins == [] and session.event_hub.subscribers == []
     assert len(host.problems) == 1 and "world-writable" in host.problems[0]
-    assert any(str(shared) in r.getMessage() and "world-writable" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        str(shared) in r.getMessage() and "world-writable" in r.getMessage() for r in caplog.records
+    )
     with pytest.raises(PluginError, match="world-writable"):
         _host(LocalSession(), shared, strict=True)
     allowed = _host(LocalSession(), shared, allow_world_writable=True)

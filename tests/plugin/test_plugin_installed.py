@@ -84,16 +84,34 @@ def installed_site(tmp_path_factory):
     root = tmp_path_factory.mktemp("approval-bell")
     project, site = root / "project", root / "site"
     project.mkdir()
-    for name, text in (("bell_backend.py", BACKEND), ("pyproject.toml", PYPROJECT),
-                       ("reviewd_approval_bell.py", PLUGIN)):
+    for name, text in (
+        ("bell_backend.py", BACKEND),
+        ("pyproject.toml", PYPROJECT),
+        ("reviewd_approval_bell.py", PLUGIN),
+    ):
         (project / name).write_text(textwrap.dedent(text).lstrip())
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--disable-pip-version-check", "--quiet", "--target", str(site),
-         str(project)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+            str(site),
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    require(result.returncode == 0, f"pip could not install the fixture distribution: {result.stderr}")
+    require(
+        result.returncode == 0, f"pip could not install the fixture distribution: {result.stderr}"
+    )
     assert (site / "reviewd_approval_bell-1.0.dist-info" / "entry_points.txt").is_file()
     return str(site)
 
@@ -130,14 +148,21 @@ def test_the_installed_module_on_a_plugin_path_too_is_loaded_once(on_path):
     host = PluginHost(LocalSession(), [on_path], entry_points=True)
     host.load_all()
     names = [r.name for r in host.plugins if "approval_bell" in r.name]
-    assert names == ["reviewd_approval_bell"]  # the path copy came first; the entry point is skipped
+    assert names == [
+        "reviewd_approval_bell"
+    ]  # the path copy came first; the entry point is skipped
 
 
 def test_installed_plugin_fires_for_an_event_from_the_embedded_server(on_path, devserver):
     from reviewd.api.session import Session
 
-    session = Session(server_url=devserver.url, api_user=devserver.api_user,
-                      api_key=devserver.api_key, plugin_paths=[], schema_cache_path=False)
+    session = Session(
+        server_url=devserver.url,
+        api_user=devserver.api_user,
+        api_key=devserver.api_key,
+        plugin_paths=[],
+        schema_cache_path=False,
+    )
     try:
         host = PluginHost(session, [], entry_points=True)
         host.load_all()
@@ -149,4 +174,3 @@ def test_installed_plugin_fires_for_an_event_from_the_embedded_server(on_path, d
         assert module.RUNG == [{"version": "v7"}]
     finally:
         session.close()
-

@@ -25,8 +25,12 @@ def test_classic_plugin_without_subscriptions_is_not_ready_with_the_reason(devse
     write_plugin(tmp_path, "busy.py", GUARDED_IDLE)
     session = fresh_session(devserver, schema_cache_path=False)
     try:
-        host = PluginHost(session, [str(tmp_path)], plugin_arguments={"busy": {"enabled": True}},
-                          entry_points=False)
+        host = PluginHost(
+            session,
+            [str(tmp_path)],
+            plugin_arguments={"busy": {"enabled": True}},
+            entry_points=False,
+        )
         host.load_all()
         assert sorted(host.loaded) == ["busy", "idle"]
         health = host.health()

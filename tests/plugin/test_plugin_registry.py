@@ -37,7 +37,10 @@ def test_registry_accepts_a_handler_or_works_as_a_decorator():
         (lambda r: r.subscribe("topic=a", print, timeout=float("inf")), "timeout must be"),
         (lambda r: r.subscribe("topic=a", print, priority="high"), "priority must be an integer"),
         (lambda r: r.subscribe("topic=a", print, concurrency=True), "concurrency must be"),
-        (lambda r: r.subscribe("topic=a", print, retry=3), "retry must be a reviewd.plugin.registry.RetryPolicy"),
+        (
+            lambda r: r.subscribe("topic=a", print, retry=3),
+            "retry must be a reviewd.plugin.registry.RetryPolicy",
+        ),
     ],
 )
 def test_invalid_declarations_are_refused_with_the_reason(call, message):
@@ -54,8 +57,13 @@ def test_retry_delays_grow_and_are_capped():
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"max_attempts": 0}, {"max_attempts": 1.5}, {"initial_delay": -1}, {"multiplier": 0.5},
-     {"max_delay": float("nan")}],
+    [
+        {"max_attempts": 0},
+        {"max_attempts": 1.5},
+        {"initial_delay": -1},
+        {"multiplier": 0.5},
+        {"max_delay": float("nan")},
+    ],
 )
 def test_invalid_retry_policies_are_refused(arguments):
     with pytest.raises(PluginError):
@@ -64,4 +72,9 @@ def test_invalid_retry_policies_are_refused(arguments):
 
 def test_defaults_leave_timeout_and_retry_to_the_daemon():
     options = SubscriptionOptions()
-    assert (options.priority, options.concurrency, options.timeout, options.retry) == (100, 1, None, None)
+    assert (options.priority, options.concurrency, options.timeout, options.retry) == (
+        100,
+        1,
+        None,
+        None,
+    )

@@ -81,6 +81,7 @@ class Daemon:
     def wait_ready(self, timeout: float = 30.0, ready: bool = True) -> None:
         """Wait for ``/readyz`` to answer 200 or, with *ready* False, for start-up to
         finish (``/status`` says running) whatever readiness says."""
+
         def answers() -> bool:
             try:
                 if not ready:
@@ -215,8 +216,6 @@ def emit(server, topic, data):
     assert result.returncode == 0, result.stderr
     reply = json.loads(result.stdout)
     return reply.get("data", reply) if "topic" in reply else reply
-
-
 
 
 def readme_examples(directory) -> list[str]:

@@ -13,8 +13,9 @@ from tests.plugins_e2e.harness import readme_examples
 pytestmark = pytest.mark.slow
 
 
-def test_plugins_readme_examples_run_under_the_daemon(tmp_path, reviewd_plugin, emit,
-                                                      ftrack_changes, wait_for, caplog):
+def test_plugins_readme_examples_run_under_the_daemon(
+    tmp_path, reviewd_plugin, emit, ftrack_changes, wait_for, caplog
+):
     assert sorted(readme_examples(tmp_path)) == ["hello_action", "log_versions"]
     hello = reviewd_plugin(tmp_path / "hello_action.py")
     versions = reviewd_plugin(tmp_path / "log_versions.py")
@@ -22,11 +23,16 @@ def test_plugins_readme_examples_run_under_the_daemon(tmp_path, reviewd_plugin, 
 
     discovered = emit("ftrack.action.discover", {"selection": []})
     assert discovered["items"] == [{"label": "Say hello", "actionIdentifier": "hello"}]
-    reply = emit("ftrack.action.launch", {"actionIdentifier": "hello", "selection": []},
-                 source_user="jane.doe")
+    reply = emit(
+        "ftrack.action.launch",
+        {"actionIdentifier": "hello", "selection": []},
+        source_user="jane.doe",
+    )
     assert reply == {"success": True, "message": "Hello, jane.doe!"}
 
     with caplog.at_level(logging.INFO, logger="reviewd.plugins.log_versions"):
         version = ftrack_changes.add_version("SQ010_SH010_comp")
-        wait_for(lambda: f"new version {version['id']}" in caplog.text,
-                 message="log_versions to log the new version")
+        wait_for(
+            lambda: f"new version {version['id']}" in caplog.text,
+            message="log_versions to log the new version",
+        )

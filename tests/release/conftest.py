@@ -22,24 +22,30 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None,
-        timeout: float = BUILD_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = BUILD_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run *command*, failing the test with its whole output when it exits non-zero."""
-    result = subprocess.run(command, cwd=str(cwd), env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        command, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout
+    )
     if result.returncode != 0:
         raise AssertionError(
             f"{' '.join(command)} exited with {result.returncode}\n"
-            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
     return result
 
 
 def isolated_env(**extra: str) -> dict[str, str]:
     """The environment for commands inside the wheel's venv: no path into the checkout,
     no ftrack or reviewd settings inherited from whoever runs the tests."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-           and not key.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+        and not key.startswith(("FTRACK_", "REVIEWD_", "NOTIFY_SOCKET", "WATCHDOG_"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -70,13 +76,19 @@ class WheelVenv:
     def reviewd(self) -> str:
         return str(self.bin / "reviewd")
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command from the venv's bin (``reviewd``, ``python``) in the scratch folder."""
         program, *rest = args
-        return subprocess.run([str(self.bin / program), *rest], cwd=str(self.work),
-                              env=isolated_env(**(env or {})), capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(self.bin / program), *rest],
+            cwd=str(self.work),
+            env=isolated_env(**(env or {})),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +110,17 @@ def wheel_venv(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> WheelV
     work.mkdir()
     assert REPO not in base.resolve().parents, "the venv must live outside the source tree"
     run([sys.executable, "-m", "venv", str(root)], cwd=work, env=isolated_env())
-    run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet",
-         "--disable-pip-version-check", str(dists.wheel)], cwd=work, env=isolated_env())
+    run(
+        [
+            str(root / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(dists.wheel),
+        ],
+        cwd=work,
+        env=isolated_env(),
+    )
     return WheelVenv(root=root, work=work)

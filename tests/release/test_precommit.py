@@ -26,7 +26,10 @@ def fresh_copy(target: Path) -> Path:
     """The working tree as a new clone would hold it, committed in a new repository."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=str(REPO), capture_output=True, check=True).stdout.decode()
+        cwd=str(REPO),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO / name
         if source.is_file() and not source.is_symlink():
@@ -42,14 +45,32 @@ def fresh_copy(target: Path) -> Path:
 def test_pre_commit_passes_on_a_fresh_clone(tmp_path: Path) -> None:
     clone = fresh_copy(tmp_path / "clone")
     venv_bin = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-           "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
-           "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")}
+    env = {
+        **os.environ,
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache"),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "pre_commit", "run", "--all-files", "--show-diff-on-failure",
-         "--color", "never"],
-        cwd=str(clone), env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "run",
+            "--all-files",
+            "--show-diff-on-failure",
+            "--color",
+            "never",
+        ],
+        cwd=str(clone),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr
     for hook in ("ruff (lint)", "ruff (format)", "mypy"):
-        assert any(line.startswith(hook) and line.rstrip().endswith("Passed")
-                   for line in result.stdout.splitlines()), result.stdout
+        assert any(
+            line.startswith(hook) and line.rstrip().endswith("Passed")
+            for line in result.stdout.splitlines()
+        ), result.stdout

@@ -21,7 +21,11 @@ IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?")
 def test_mypy_reports_no_errors(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")],
-        cwd=str(REPO), capture_output=True, text=True, timeout=600)
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Success: no issues found"), result.stdout
 
@@ -39,7 +43,7 @@ def test_every_type_ignore_names_its_error_code() -> None:
     assert bare == []
 
 
-SNIPPET = '''\
+SNIPPET = """\
 import reviewd
 
 
@@ -48,7 +52,7 @@ def handle(session: reviewd.Session) -> None:
     reveal_type(session.query("Task").all())
     reveal_type(session.get("Task", "1"))
     reveal_type(session.event_hub)
-'''
+"""
 
 
 def test_a_script_using_the_public_api_sees_its_types(tmp_path: Path) -> None:
@@ -58,13 +62,29 @@ def test_a_script_using_the_public_api_sees_its_types(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(SNIPPET)
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
-         "--cache-dir", str(tmp_path / "mypy-cache"), str(script)],
-        cwd=str(REPO), capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            str(script),
+        ],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     revealed = re.findall(r'Revealed type is "([^"]+)"', result.stdout)
     # Module paths inside reviewd.api may move; the types may not degrade to Any.
-    patterns = [r"reviewd\.api\.[\w.]+\.Entity \| None", r"list\[reviewd\.api\.[\w.]+\.Entity\]",
-                r"reviewd\.api\.[\w.]+\.Entity \| None", r"reviewd\.api\.[\w.]+\.EventHub"]
+    patterns = [
+        r"reviewd\.api\.[\w.]+\.Entity \| None",
+        r"list\[reviewd\.api\.[\w.]+\.Entity\]",
+        r"reviewd\.api\.[\w.]+\.Entity \| None",
+        r"reviewd\.api\.[\w.]+\.EventHub",
+    ]
     assert len(revealed) == len(patterns), result.stdout
     for pattern, found in zip(patterns, revealed, strict=True):
         assert re.fullmatch(pattern, found), (pattern, found)

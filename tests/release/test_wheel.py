@@ -31,8 +31,10 @@ EXAMPLE_PLUGINS = {"review_digest", "status_rollup", "verdicts_to_status", "vers
 
 
 def test_dists_pass_twine_check(dists: Dists) -> None:
-    result = run([sys.executable, "-m", "twine", "check", "--strict",
-                  str(dists.sdist), str(dists.wheel)], cwd=dists.wheel.parent)
+    result = run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(dists.sdist), str(dists.wheel)],
+        cwd=dists.wheel.parent,
+    )
     assert result.stdout.count("PASSED") == 2, result.stdout
 
 
@@ -53,10 +55,15 @@ def test_wheel_carries_package_data_licence_and_entry_points(dists: Dists) -> No
 
 
 def test_installed_reviewd_comes_from_the_wheel(wheel_venv: WheelVenv) -> None:
-    result = wheel_venv.run("python", "-c", (
-        "import reviewd, reviewd.examples, reviewd.devserver.schema as s, os;"
-        "print(reviewd.__file__); print(reviewd.examples.plugin_path());"
-        "print(os.path.exists(os.path.join(os.path.dirname(reviewd.__file__), 'py.typed')))"))
+    result = wheel_venv.run(
+        "python",
+        "-c",
+        (
+            "import reviewd, reviewd.examples, reviewd.devserver.schema as s, os;"
+            "print(reviewd.__file__); print(reviewd.examples.plugin_path());"
+            "print(os.path.exists(os.path.join(os.path.dirname(reviewd.__file__), 'py.typed')))"
+        ),
+    )
     assert result.returncode == 0, result.stderr
     package_file, examples, typed = result.stdout.splitlines()
     root = wheel_venv.root.resolve()
@@ -83,9 +90,11 @@ def test_check_config_accepts_the_example_config(wheel_venv: WheelVenv, tmp_path
     key.write_text("wheel-secret-31\n")
     key.chmod(0o600)
     text = (REPO / "deploy" / "reviewd.toml.example").read_text()
-    for host_path, local in (("/etc/reviewd/ftrack_api_key", key),
-                             ("/var/lib/reviewd", tmp_path / "state"),
-                             ("/srv/pipeline/reviewd-plugins", tmp_path / "plugins")):
+    for host_path, local in (
+        ("/etc/reviewd/ftrack_api_key", key),
+        ("/var/lib/reviewd", tmp_path / "state"),
+        ("/srv/pipeline/reviewd-plugins", tmp_path / "plugins"),
+    ):
         assert host_path in text, f"the example config no longer mentions {host_path}"
         text = text.replace(host_path, str(local))
     config = tmp_path / "reviewd.toml"
@@ -117,20 +126,39 @@ def test_plugins_check_passes_on_the_shipped_examples(wheel_venv: WheelVenv) -> 
 
 
 def test_daemon_runs_the_examples_on_the_embedded_server_and_stops_cleanly(
-        wheel_venv: WheelVenv, tmp_path: Path) -> None:
+    wheel_venv: WheelVenv, tmp_path: Path
+) -> None:
     folder = _examples_folder(wheel_venv)
     port = free_port()
     log = tmp_path / "reviewd.log"
     with open(log, "w") as output:
         proc = subprocess.Popen(
-            [wheel_venv.reviewd, "--embedded-server", "--plugin-path", folder,
-             "--http", f"127.0.0.1:{port}", "--journal", str(tmp_path / "journal.sqlite3"),
-             "--log-format", "json"],
-            cwd=str(wheel_venv.work), stdout=output, stderr=subprocess.STDOUT,
-            env=isolated_env(REVIEWD_STATE_DIR=str(tmp_path / "state")))
+            [
+                wheel_venv.reviewd,
+                "--embedded-server",
+                "--plugin-path",
+                folder,
+                "--http",
+                f"127.0.0.1:{port}",
+                "--journal",
+                str(tmp_path / "journal.sqlite3"),
+                "--log-format",
+                "json",
+            ],
+            cwd=str(wheel_venv.work),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=isolated_env(REVIEWD_STATE_DIR=str(tmp_path / "state")),
+        )
     try:
-        wait_process_ready(proc, lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200,
-                           log.read_text, 120, 0.1, "the wheel's reviewd to become ready")
+        wait_process_ready(
+            proc,
+            lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200,
+            log.read_text,
+            120,
+            0.1,
+            "the wheel's reviewd to become ready",
+        )
         code, body = http_get(f"http://127.0.0.1:{port}/status")
         assert code == 200, body
         assert set(json.loads(body)["plugins"]) >= EXAMPLE_PLUGINS, body

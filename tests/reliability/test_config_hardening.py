@@ -16,7 +16,7 @@ from tests.daemon.daemon_harness import DaemonProcess, service_env, wait_for
 from tests.daemon.test_daemon_config import run_cli
 
 SERVICE = {"FTRACK_SERVER": "http://127.0.0.1:9", "FTRACK_API_KEY": "secret-cfg-77"}
-NOT_UTF8 = b"[daemon]\nlog_level = \"info\" # caf\xe9\n"
+NOT_UTF8 = b'[daemon]\nlog_level = "info" # caf\xe9\n'
 
 
 def test_non_utf8_config_at_start_is_one_line_and_exit_78(tmp_path):
@@ -30,17 +30,20 @@ def test_non_utf8_config_at_start_is_one_line_and_exit_78(tmp_path):
         assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("env", "key"), [
-    ({"REVIEWD_CONCURRENCY": "100000"}, "routing.concurrency"),
-    ({"REVIEWD_QUEUE_SIZE": "999999999999"}, "routing.queue_size"),
-    ({"REVIEWD_MAX_ATTEMPTS": "10000000"}, "routing.max_attempts"),
-    ({"REVIEWD_HTTP": "127.0.0.1:99999"}, "daemon.http"),
-    ({"FTRACK_SERVER": "http://127.0.0.1:99999"}, "server.url"),
-    ({"FTRACK_SERVER": "http://127.0.0.1:0"}, "server.url"),
-    ({"REVIEWD_HARD_TIMEOUT": "1e300"}, "routing.hard_timeout"),
-    ({"REVIEWD_GRACE_PERIOD": "nan"}, "daemon.grace_period"),
-    ({"REVIEWD_SIMULATE": "inf"}, "daemon.simulate"),
-])
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"REVIEWD_CONCURRENCY": "100000"}, "routing.concurrency"),
+        ({"REVIEWD_QUEUE_SIZE": "999999999999"}, "routing.queue_size"),
+        ({"REVIEWD_MAX_ATTEMPTS": "10000000"}, "routing.max_attempts"),
+        ({"REVIEWD_HTTP": "127.0.0.1:99999"}, "daemon.http"),
+        ({"FTRACK_SERVER": "http://127.0.0.1:99999"}, "server.url"),
+        ({"FTRACK_SERVER": "http://127.0.0.1:0"}, "server.url"),
+        ({"REVIEWD_HARD_TIMEOUT": "1e300"}, "routing.hard_timeout"),
+        ({"REVIEWD_GRACE_PERIOD": "nan"}, "daemon.grace_period"),
+        ({"REVIEWD_SIMULATE": "inf"}, "daemon.simulate"),
+    ],
+)
 def test_check_config_refuses_values_the_daemon_would_die_on(env, key):
     result = run_cli("check-config", env={**SERVICE, **env})
     assert result.returncode == 78, result.stdout + result.stderr
@@ -53,11 +56,14 @@ def test_largest_accepted_concurrency_still_runs(tmp_path):
     assert loaded.concurrency == 64
 
 
-@pytest.mark.parametrize(("typo", "meant"), [
-    ("REVIEWD_LOGLEVEL", "REVIEWD_LOG_LEVEL"),
-    ("REVIEWD_HTTP_PORT", "REVIEWD_HTTP"),
-    ("REVIEWD_CONCURENCY", "REVIEWD_CONCURRENCY"),
-])
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("REVIEWD_LOGLEVEL", "REVIEWD_LOG_LEVEL"),
+        ("REVIEWD_HTTP_PORT", "REVIEWD_HTTP"),
+        ("REVIEWD_CONCURENCY", "REVIEWD_CONCURRENCY"),
+    ],
+)
 def test_misspelt_variable_is_a_warning_naming_the_closest_name(typo, meant):
     result = run_cli("check-config", env={**SERVICE, typo: "1"})
     assert result.returncode == 0, result.stderr
@@ -78,10 +84,15 @@ def test_sighup_with_a_non_utf8_config_keeps_the_running_configuration(tmp_path,
         daemon.wait_ready()
         path.write_bytes(NOT_UTF8)
         daemon.signal(signal.SIGHUP)
-        wait_for(lambda: any(r.get("event", "").startswith("reload refused")
-                             for r in daemon.log_records()), message="the reload refusal")
-        refusal = next(r for r in daemon.log_records()
-                       if r.get("event", "").startswith("reload refused"))
+        wait_for(
+            lambda: any(
+                r.get("event", "").startswith("reload refused") for r in daemon.log_records()
+            ),
+            message="the reload refusal",
+        )
+        refusal = next(
+            r for r in daemon.log_records() if r.get("event", "").startswith("reload refused")
+        )
         assert "not UTF-8" in refusal["error"]
         assert daemon.proc.poll() is None
         assert daemon.get("/readyz")[0] == 200

@@ -26,17 +26,20 @@ def test_lone_surrogate_event_is_delivered_and_the_writer_lives_on(event_app):
         assert subscriber.subscribe("topic=hostile.*") == {"success": True}
         # The wire form is ASCII JSON with the escape; the server decodes it to a lone
         # surrogate and must re-encode it for every subscriber.
-        frame = '5:1+::' + json.dumps({"name": "ftrack.event", "args": [
-            wire_event("hostile.surrogate", {"text": "\ud800"})]})
+        frame = "5:1+::" + json.dumps(
+            {"name": "ftrack.event", "args": [wire_event("hostile.surrogate", {"text": "\ud800"})]}
+        )
         publisher.send(frame)
         assert publisher.wait_ack("1")["success"] is True
         got = subscriber.wait_event(lambda e: e["topic"] == "hostile.surrogate")
         assert got["data"]["text"] == "\ud800"
         for n in range(5):  # the same connection still receives what follows
             publisher.emit_packet(wire_event("hostile.after", {"n": n}))
-        wait_until(lambda: len([e for e in subscriber.events()
-                                if e["topic"] == "hostile.after"]) == 5, 10,
-                   message="events after the surrogate one")
+        wait_until(
+            lambda: len([e for e in subscriber.events() if e["topic"] == "hostile.after"]) == 5,
+            10,
+            message="events after the surrogate one",
+        )
 
 
 def test_in_reply_to_event_as_an_object_is_refused_not_fatal(event_app):

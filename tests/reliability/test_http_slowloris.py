@@ -98,8 +98,10 @@ def test_slow_route_does_not_block_healthz():
     server.start()
     base = "http://{}:{}".format(*server.address)
     try:
-        slow = [threading.Thread(target=http_get, args=(base + "/slow",), kwargs={"timeout": 15})
-                for _ in range(8)]
+        slow = [
+            threading.Thread(target=http_get, args=(base + "/slow",), kwargs={"timeout": 15})
+            for _ in range(8)
+        ]
         for thread in slow:
             thread.start()
         wait_until(lambda: server.connections.open_connections >= 8, 5, message="slow requests")
@@ -115,9 +117,11 @@ def test_slow_route_does_not_block_healthz():
 def test_bad_requests_get_clear_errors():
     server = HttpServer(Probe(), "127.0.0.1", 0).start()
     try:
-        for raw, code in ((b"POST /healthz HTTP/1.1\r\n\r\n", b" 405 "),
-                          (b"nonsense\r\n\r\n", b" 400 "),
-                          (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n", b" 431 ")):
+        for raw, code in (
+            (b"POST /healthz HTTP/1.1\r\n\r\n", b" 405 "),
+            (b"nonsense\r\n\r\n", b" 400 "),
+            (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n", b" 431 "),
+        ):
             with socket.create_connection(server.address, timeout=5) as sock:
                 sock.sendall(raw)
                 assert code in sock.recv(200)
@@ -148,8 +152,12 @@ def test_500_idle_connections_while_events_flow(tmp_path, devserver):
     plugins = tmp_path / "plugins"
     write_plugin(plugins, "counter", COUNTER)
     out = tmp_path / "out.txt"
-    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins),
-                      REVIEWD_JOURNAL=str(tmp_path / "journal.sqlite3"), COUNT_OUT=str(out))
+    env = service_env(
+        devserver,
+        FTRACK_EVENT_PLUGIN_PATH=str(plugins),
+        REVIEWD_JOURNAL=str(tmp_path / "journal.sqlite3"),
+        COUNT_OUT=str(out),
+    )
     daemon = DaemonProcess(tmp_path, [], env=env)
     try:
         daemon.wait_ready()
@@ -177,8 +185,9 @@ def test_500_idle_connections_while_events_flow(tmp_path, devserver):
         finally:
             stop.set()
             emitter.join()
-        wait_for(lambda: len(set(lines_of(out))) >= len(sent), timeout=60,
-                 message="every event handled")
+        wait_for(
+            lambda: len(set(lines_of(out))) >= len(sent), timeout=60, message="every event handled"
+        )
         assert healthz_within(daemon.base) == 200
         for sock in sockets:
             sock.close()

@@ -35,8 +35,10 @@ def test_sys_exit_in_a_handler_is_a_failure_and_the_lane_goes_on(tmp_path, devse
         for n in range(3):
             devserver.emit("test.exit", {"n": n})
         wait_for(lambda: len(lines_of(plugins / "calls.txt")) == 3, message="all three calls")
-        wait_for(lambda: daemon.status()["plugins"]["exiter"]["dead_lettered"] == 3,
-                 message="three dead letters")
+        wait_for(
+            lambda: daemon.status()["plugins"]["exiter"]["dead_lettered"] == 3,
+            message="three dead letters",
+        )
         assert daemon.get("/readyz")[0] == 200
         assert daemon.proc.poll() is None
     finally:

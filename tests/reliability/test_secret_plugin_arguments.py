@@ -30,10 +30,19 @@ LEAKY = """
 SECRETS = ["tok-AAAA-1111", "pw-BBBB-2222", "sec-CCCC-3333", "key-DDDD-4444", "cus-EEEE-5555"]
 
 
-@pytest.mark.parametrize(("name", "secret"), [
-    ("api_key", True), ("mirror_key", True), ("API_TOKEN", True), ("tokens", True),
-    ("db_password", True), ("client_secret", True), ("site", False), ("keyframe", False),
-])
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("api_key", True),
+        ("mirror_key", True),
+        ("API_TOKEN", True),
+        ("tokens", True),
+        ("db_password", True),
+        ("client_secret", True),
+        ("site", False),
+        ("keyframe", False),
+    ],
+)
 def test_secret_argument_names(name, secret):
     assert config_module.is_secret_argument(name) is secret
 
@@ -44,12 +53,17 @@ def test_secret_arguments_are_redacted_in_logs_status_and_dead_letters(tmp_path,
     config = tmp_path / "reviewd.toml"
     config.write_text(
         '[plugins]\nsecret_arguments = ["custom"]\n'
-        '[plugin.leaky]\n'
+        "[plugin.leaky]\n"
         f'api_token = "{SECRETS[0]}"\ndb_password = "{SECRETS[1]}"\n'
         f'vault_secret = "{SECRETS[2]}"\nmirror_key = "{SECRETS[3]}"\ncustom = "{SECRETS[4]}"\n'
-        'site = "studio-east"\n')
-    env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins), REVIEWD_MAX_ATTEMPTS="1",
-                      REVIEWD_JOURNAL=str(tmp_path / "journal.sqlite3"))
+        'site = "studio-east"\n'
+    )
+    env = service_env(
+        devserver,
+        FTRACK_EVENT_PLUGIN_PATH=str(plugins),
+        REVIEWD_MAX_ATTEMPTS="1",
+        REVIEWD_JOURNAL=str(tmp_path / "journal.sqlite3"),
+    )
     daemon = DaemonProcess(tmp_path, ["--config", str(config)], env=env)
     try:
         daemon.wait_ready()
@@ -64,8 +78,9 @@ def test_secret_arguments_are_redacted_in_logs_status_and_dead_letters(tmp_path,
     output = daemon.output()
     assert "connecting with" in output
     # The dead letter as stored in the journal, read by a process that knows no secrets.
-    listing = run_cli("journal", "list",
-                      env={"REVIEWD_JOURNAL": str(tmp_path / "journal.sqlite3")}, cwd=tmp_path)
+    listing = run_cli(
+        "journal", "list", env={"REVIEWD_JOURNAL": str(tmp_path / "journal.sqlite3")}, cwd=tmp_path
+    )
     for secret in SECRETS:
         assert secret not in status_text
         assert secret not in output

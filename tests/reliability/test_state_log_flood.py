@@ -26,8 +26,9 @@ def state_lines(daemon) -> list[str]:
 
 
 def test_durations_do_not_make_a_new_state():
-    assert state_without_durations("degraded: event hub not connected (for 1.2s)") == \
-        state_without_durations("degraded: event hub not connected (for 31.7s)")
+    assert state_without_durations(
+        "degraded: event hub not connected (for 1.2s)"
+    ) == state_without_durations("degraded: event hub not connected (for 31.7s)")
     assert state_without_durations("degraded: a") != state_without_durations("degraded: b")
 
 

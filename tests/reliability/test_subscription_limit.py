@@ -29,6 +29,7 @@ def test_refused_subscriptions_make_readyz_503_naming_the_plugin(tmp_path, devse
     env = service_env(devserver, FTRACK_EVENT_PLUGIN_PATH=str(plugins))
     daemon = DaemonProcess(tmp_path, [], env=env)
     try:
+
         def refused_reason():
             code, body = daemon.get("/readyz")
             if code != 503 or not body:

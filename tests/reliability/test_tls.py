@@ -39,9 +39,27 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -77,8 +95,9 @@ def test_self_signed_server_is_refused_with_one_line_and_exit_78(tmp_path, devse
     assert "Traceback" not in daemon.output()
 
 
-def test_configured_ca_bundle_connects_api_and_event_socket(tmp_path, devserver, tls_front,
-                                                            certificate):
+def test_configured_ca_bundle_connects_api_and_event_socket(
+    tmp_path, devserver, tls_front, certificate
+):
     write_plugin(tmp_path / "plugins", "record", RECORD)
     env = tls_env(devserver, tls_front, tmp_path, REVIEWD_CA_BUNDLE=str(certificate[0]))
     daemon = DaemonProcess(tmp_path, [], env=env)
@@ -95,7 +114,12 @@ def test_configured_ca_bundle_connects_api_and_event_socket(tmp_path, devserver,
 def test_missing_ca_bundle_file_is_a_config_error(tmp_path):
     from tests.daemon.test_daemon_config import run_cli
 
-    result = run_cli("check-config", env={"FTRACK_SERVER": "https://127.0.0.1:9",
-                                          "FTRACK_API_KEY": "k-123456",
-                                          "REVIEWD_CA_BUNDLE": str(tmp_path / "nope.pem")})
+    result = run_cli(
+        "check-config",
+        env={
+            "FTRACK_SERVER": "https://127.0.0.1:9",
+            "FTRACK_API_KEY": "k-123456",
+            "REVIEWD_CA_BUNDLE": str(tmp_path / "nope.pem"),
+        },
+    )
     assert result.returncode == 78 and "server.ca_bundle" in result.stderr

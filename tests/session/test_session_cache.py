@@ -114,8 +114,9 @@ def test_changed_schema_hash_refreshes_the_cache(devserver, connect, schema_fold
     first = connect(devserver)
     (old,) = _cache_files(schema_folder)
     # Plant a cache for a hash the server no longer has; it must not be used.
-    os.rename(os.path.join(schema_folder, old),
-              os.path.join(schema_folder, "reviewd-schemas-0000.json"))
+    os.rename(
+        os.path.join(schema_folder, old), os.path.join(schema_folder, "reviewd-schemas-0000.json")
+    )
     stale = os.path.join(schema_folder, "reviewd-schemas-0000.json")
     with open(stale, "w") as handle:
         json.dump([{"id": "Stale", "primary_key": ["id"], "properties": {}}], handle)

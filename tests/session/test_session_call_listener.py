@@ -16,13 +16,16 @@ def test_listener_sees_successful_calls(devserver_session, connect):
     seen: list[tuple[CallInfo, int]] = []
     session.add_call_listener(lambda info: seen.append((info, threading.get_ident())))
 
-    session.call([{"action": "query_server_information"},
-                  {"action": "query", "expression": "select name from Task limit 1"}])
+    session.call(
+        [
+            {"action": "query_server_information"},
+            {"action": "query", "expression": "select name from Task limit 1"},
+        ]
+    )
     tasks = session.query("select name from Task").all()
     assert tasks
 
-    assert [info.actions for info, _ in seen] == [
-        ("query_server_information", "query"), ("query",)]
+    assert [info.actions for info, _ in seen] == [("query_server_information", "query"), ("query",)]
     for info, thread_id in seen:
         assert info.error is None and info.status == 200
         assert isinstance(info.duration, float) and info.duration >= 0

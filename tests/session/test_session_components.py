@@ -48,8 +48,9 @@ def test_file_component_starts_in_origin_and_is_copied_to_a_disk_location(
     # the registration is on the server: a fresh session finds it
     with connect(devserver) as other:
         (link,) = other.query(
-            f'select resource_identifier from ComponentLocation where component_id is '
-            f'"{component["id"]}"').all()
+            f"select resource_identifier from ComponentLocation where component_id is "
+            f'"{component["id"]}"'
+        ).all()
         assert link["resource_identifier"] == disk.get_resource_identifier(component)
 
     disk.remove_component(component)
@@ -61,8 +62,9 @@ def test_sequence_component_has_one_member_per_frame(devserver, connect, tmp_pat
     session = connect(devserver)
     for frame in (1, 2, 3):
         (tmp_path / f"f.{frame:04d}.png").write_bytes(b"x" * frame)
-    container = session.create_component(f"{tmp_path}/f.%04d.png [1-3]", {"name": "frames"},
-                                         location=None)
+    container = session.create_component(
+        f"{tmp_path}/f.%04d.png [1-3]", {"name": "frames"}, location=None
+    )
     members = list(container["members"])
     assert container.entity_type == "SequenceComponent"
     assert [m["name"] for m in members] == ["0001", "0002", "0003"]
@@ -70,5 +72,6 @@ def test_sequence_component_has_one_member_per_frame(devserver, connect, tmp_pat
     session.commit()
     with connect(devserver) as other:
         stored = other.query(
-            f'select name from FileComponent where container_id is "{container["id"]}"').all()
+            f'select name from FileComponent where container_id is "{container["id"]}"'
+        ).all()
         assert sorted(c["name"] for c in stored) == ["0001", "0002", "0003"]

@@ -44,8 +44,9 @@ def test_environment_fallbacks(devserver_session, clean_env, schema_folder):
 
 def test_legacy_apikey_variable(devserver_session, clean_env, schema_folder):
     clean_env.setenv("FTRACK_APIKEY", devserver_session.api_key)
-    with Session(devserver_session.url, api_user=devserver_session.api_user,
-                 schema_cache_path=schema_folder) as session:
+    with Session(
+        devserver_session.url, api_user=devserver_session.api_user, schema_cache_path=schema_folder
+    ) as session:
         assert session.api_key == devserver_session.api_key
 
 
@@ -57,10 +58,13 @@ def test_os_user_fallback(clean_env, schema_folder):
             assert s.api_user == getpass.getuser()
 
 
-@pytest.mark.parametrize("missing, words", [
-    ("server_url", ["server_url", "FTRACK_SERVER"]),
-    ("api_key", ["api_key", "FTRACK_API_KEY", "FTRACK_APIKEY"]),
-])
+@pytest.mark.parametrize(
+    "missing, words",
+    [
+        ("server_url", ["server_url", "FTRACK_SERVER"]),
+        ("api_key", ["api_key", "FTRACK_API_KEY", "FTRACK_APIKEY"]),
+    ],
+)
 def test_missing_values_raise_type_error(clean_env, missing, words):
     kwargs = {"server_url": "http://127.0.0.1:9", "api_key": "k" * 8, "api_user": "jane"}
     kwargs[missing] = None
@@ -82,8 +86,12 @@ def test_missing_user_when_os_user_unknown(clean_env):
 def test_bad_credentials_fail_at_construction_without_the_key(devserver_session):
     wrong = "wrong-key-0123456789abcdef"
     with pytest.raises(AuthenticationError) as caught:
-        Session(devserver_session.url, api_key=wrong, api_user=devserver_session.api_user,
-                schema_cache_path=False)
+        Session(
+            devserver_session.url,
+            api_key=wrong,
+            api_user=devserver_session.api_user,
+            schema_cache_path=False,
+        )
     assert wrong not in str(caught.value) and wrong not in repr(caught.value)
     assert "API key" in str(caught.value)
 
@@ -117,8 +125,9 @@ def test_per_thread_flags(devserver_session, connect):
     session.auto_populate = False
     session.record_operations = False
     seen = {}
-    thread = threading.Thread(target=lambda: seen.update(
-        populate=session.auto_populate, record=session.record_operations))
+    thread = threading.Thread(
+        target=lambda: seen.update(populate=session.auto_populate, record=session.record_operations)
+    )
     thread.start()
     thread.join()
     assert seen == {"populate": True, "record": True}
@@ -140,14 +149,18 @@ PLUGIN = """
 """
 
 
-def test_plugin_paths_and_arguments_culled(devserver_session, connect, tmp_path, monkeypatch,
-                                           caplog):
+def test_plugin_paths_and_arguments_culled(
+    devserver_session, connect, tmp_path, monkeypatch, caplog
+):
     out = tmp_path / "out.jsonl"
     monkeypatch.setenv("PROBE_OUT", str(out))
     _write_plugin(tmp_path / "plugins", PLUGIN)
     caplog.set_level(logging.WARNING)
-    connect(devserver_session, plugin_paths=[str(tmp_path / "plugins")],
-            plugin_arguments={"colour": "red", "unknown": 1})
+    connect(
+        devserver_session,
+        plugin_paths=[str(tmp_path / "plugins")],
+        plugin_arguments={"colour": "red", "unknown": 1},
+    )
     import json
 
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
@@ -159,16 +172,24 @@ def test_plugin_path_from_environment(devserver_session, tmp_path, monkeypatch, 
     out = tmp_path / "out.jsonl"
     monkeypatch.setenv("PROBE_OUT", str(out))
     _write_plugin(tmp_path / "a", PLUGIN)
-    monkeypatch.setenv("FTRACK_EVENT_PLUGIN_PATH",
-                       os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "missing")]))
-    with Session(devserver_session.url, api_key=devserver_session.api_key,
-                 api_user=devserver_session.api_user, schema_cache_path=schema_folder):
+    monkeypatch.setenv(
+        "FTRACK_EVENT_PLUGIN_PATH",
+        os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "missing")]),
+    )
+    with Session(
+        devserver_session.url,
+        api_key=devserver_session.api_key,
+        api_user=devserver_session.api_user,
+        schema_cache_path=schema_folder,
+    ):
         pass
     assert len(out.read_text().splitlines()) == 1
 
 
 def test_construct_entity_type_event(devserver_session, connect, tmp_path, monkeypatch):
-    _write_plugin(tmp_path / "p", """
+    _write_plugin(
+        tmp_path / "p",
+        """
         from reviewd.api.schema import build_type
 
         def register(session):
@@ -180,17 +201,21 @@ def test_construct_entity_type_event(devserver_session, connect, tmp_path, monke
                     return cls
             session.event_hub.subscribe(
                 "topic=ftrack.api.session.construct-entity-type", construct)
-    """)
+    """,
+    )
     session = connect(devserver_session, plugin_paths=[str(tmp_path / "p")])
     assert getattr(session.types["Note"], "is_custom", False) is True
     assert not hasattr(session.types["Task"], "is_custom")
 
 
-def test_schema_cache_path_argument_env_default_and_false(devserver_session, tmp_path,
-                                                          clean_env):
+def test_schema_cache_path_argument_env_default_and_false(devserver_session, tmp_path, clean_env):
     def make(**kwargs):
-        return Session(devserver_session.url, api_key=devserver_session.api_key,
-                       api_user=devserver_session.api_user, **kwargs)
+        return Session(
+            devserver_session.url,
+            api_key=devserver_session.api_key,
+            api_user=devserver_session.api_user,
+            **kwargs,
+        )
 
     explicit = tmp_path / "explicit"
     make(schema_cache_path=str(explicit)).close()
@@ -266,9 +291,13 @@ def test_close_is_idempotent_and_closed_session_refuses(devserver_session, conne
         pass
     assert session.closed
     session.close()
-    for call in (lambda: session.query("Task"), lambda: session.get("Task", task["id"]),
-                 lambda: session.create("Note", {}), session.commit,
-                 lambda: task["description"]):
+    for call in (
+        lambda: session.query("Task"),
+        lambda: session.get("Task", task["id"]),
+        lambda: session.create("Note", {}),
+        session.commit,
+        lambda: task["description"],
+    ):
         with pytest.raises(SessionClosedError, match="closed"):
             call()
     assert session.cache.caches[0].keys() == [], "memory cache cleared"

@@ -82,9 +82,17 @@ def test_memoiser_shares_positional_and_keyword_calls_and_copies_results():
 
 def test_expression_object_model_matches_and_parses():
     tree = Parser().parse("a=b and ((c=d or e!=f) and not g.h > 10)")
-    expected = All([Condition("a", operator.eq, "b"), All([
-        Any([Condition("c", operator.eq, "d"), Condition("e", operator.ne, "f")]),
-        Not(Condition("g.h", operator.gt, 10))])])
+    expected = All(
+        [
+            Condition("a", operator.eq, "b"),
+            All(
+                [
+                    Any([Condition("c", operator.eq, "d"), Condition("e", operator.ne, "f")]),
+                    Not(Condition("g.h", operator.gt, 10)),
+                ]
+            ),
+        ]
+    )
     assert str(tree) == str(expected)
     candidate = {"a": "b", "c": "d", "g": {"h": 3}}
     assert tree.match(candidate) is True

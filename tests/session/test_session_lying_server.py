@@ -31,18 +31,30 @@ from reviewd.api.session import Session
 
 SECRET = "lying-server-secret-key-0042"
 
-SCHEMAS = [{
-    "id": "Task", "type": "object", "primary_key": ["id"], "required": ["name"],
-    "immutable": ["id"], "computed": [], "default_projections": ["id", "name"],
-    "properties": {"id": {"type": "string", "default": "{uid}"}, "name": {"type": "string"}},
-}]
+SCHEMAS = [
+    {
+        "id": "Task",
+        "type": "object",
+        "primary_key": ["id"],
+        "required": ["name"],
+        "immutable": ["id"],
+        "computed": [],
+        "default_projections": ["id", "name"],
+        "properties": {"id": {"type": "string", "default": "{uid}"}, "name": {"type": "string"}},
+    }
+]
 
 
 class Answer:
     """One raw HTTP answer: status, body, content type and the length to declare."""
 
-    def __init__(self, body: bytes | str | object, status: int = 200,
-                 content_type: str = "application/json", declared_length: int | None = None):
+    def __init__(
+        self,
+        body: bytes | str | object,
+        status: int = 200,
+        content_type: str = "application/json",
+        declared_length: int | None = None,
+    ):
         if not isinstance(body, (bytes, str)):
             body = json.dumps(body)
         self.body = body.encode() if isinstance(body, str) else body
@@ -75,8 +87,9 @@ class LyingServer:
                 declared = answer.declared_length
                 self.send_response(answer.status)
                 self.send_header("content-type", answer.content_type)
-                self.send_header("content-length",
-                                 str(len(answer.body) if declared is None else declared))
+                self.send_header(
+                    "content-length", str(len(answer.body) if declared is None else declared)
+                )
                 if declared is not None:
                     self.send_header("connection", "close")
                     self.close_connection = True
@@ -89,8 +102,7 @@ class LyingServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def lie(self, answer) -> None:
         with self.lock:
@@ -113,13 +125,17 @@ class LyingServer:
         if action == "query_schemas":
             return self.schemas
         if action == "query":
-            return {"action": "query", "data": list(self.tasks.values()),
-                    "metadata": {"next": {"offset": None}}}
+            return {
+                "action": "query",
+                "data": list(self.tasks.values()),
+                "metadata": {"next": {"offset": None}},
+            }
         if action in ("create", "update"):
             key = operation["entity_key"][0]
             task = self.tasks.setdefault(key, {"__entity_type__": "Task", "id": key})
-            task.update({k: v for k, v in operation["entity_data"].items()
-                         if k != "__entity_type__"})
+            task.update(
+                {k: v for k, v in operation["entity_data"].items() if k != "__entity_type__"}
+            )
             return {"action": action, "data": dict(task)}
         if action == "delete":
             self.tasks.pop(operation["entity_key"][0], None)
@@ -143,8 +159,9 @@ def server():
 
 @pytest.fixture
 def session(server):
-    session = Session(server.url, api_key=SECRET, api_user="jane", schema_cache_path=False,
-                      plugin_paths=[])
+    session = Session(
+        server.url, api_key=SECRET, api_user="jane", schema_cache_path=False, plugin_paths=[]
+    )
     yield session
     if not session.closed:
         with session.operation_recording(False):
@@ -189,8 +206,14 @@ def assert_kept_then_sent(server, session, tasks) -> None:
 # ---------------------------------------------------------------- result counts
 def test_fewer_results_than_operations_fails_the_commit_and_keeps_it(server, session):
     tasks = make_two_tasks(session)
-    server.lie(lambda batch: results({"action": "create", "data": {
-        "__entity_type__": "Task", **{"id": batch[0]["entity_key"][0]}}}))
+    server.lie(
+        lambda batch: results(
+            {
+                "action": "create",
+                "data": {"__entity_type__": "Task", **{"id": batch[0]["entity_key"][0]}},
+            }
+        )
+    )
     with pytest.raises(ServerError) as caught:
         session.commit()
     assert_clear(caught, "1 result", "2 operations", server.url)
@@ -217,8 +240,15 @@ def test_empty_answer_to_a_query_is_a_clear_error(server, session):
 @pytest.mark.parametrize("bad", [42, "created", None, ["a", "list"]])
 def test_result_that_is_not_an_object_fails_the_commit_and_keeps_it(server, session, bad):
     tasks = make_two_tasks(session)
-    server.lie(lambda batch: results({"action": "create", "data": {
-        "__entity_type__": "Task", "id": batch[0]["entity_key"][0]}}, bad))
+    server.lie(
+        lambda batch: results(
+            {
+                "action": "create",
+                "data": {"__entity_type__": "Task", "id": batch[0]["entity_key"][0]},
+            },
+            bad,
+        )
+    )
     with pytest.raises(ServerError) as caught:
         session.commit()
     assert_clear(caught, "result 2", "create", "not an object")
@@ -236,9 +266,16 @@ def test_result_without_data_fails_the_commit_and_keeps_it(server, session):
 
 def test_error_object_in_place_of_a_result_fails_the_commit_and_keeps_it(server, session):
     tasks = make_two_tasks(session)
-    server.lie(results({"action": "create", "data": True},
-                       {"exception": "ValidationError", "content": f"bad name (key {SECRET})",
-                        "error_code": None}))
+    server.lie(
+        results(
+            {"action": "create", "data": True},
+            {
+                "exception": "ValidationError",
+                "content": f"bad name (key {SECRET})",
+                "error_code": None,
+            },
+        )
+    )
     with pytest.raises(ServerError) as caught:
         session.commit()
     assert_clear(caught, "ValidationError", "bad name")
@@ -247,9 +284,17 @@ def test_error_object_in_place_of_a_result_fails_the_commit_and_keeps_it(server,
 
 def test_created_entity_of_unknown_type_fails_the_commit_and_keeps_it(server, session):
     tasks = make_two_tasks(session)
-    server.lie(lambda batch: results(*[
-        {"action": "create", "data": {"__entity_type__": "Spaceship",
-                                      "id": op["entity_key"][0]}} for op in batch]))
+    server.lie(
+        lambda batch: results(
+            *[
+                {
+                    "action": "create",
+                    "data": {"__entity_type__": "Spaceship", "id": op["entity_key"][0]},
+                }
+                for op in batch
+            ]
+        )
+    )
     with pytest.raises(UnrecognisedEntityTypeError) as caught:
         session.commit()
     assert_clear(caught, "Spaceship")
@@ -266,8 +311,9 @@ def test_deleting_commit_with_bad_result_keeps_the_delete(server, session):
     assert_clear(caught, "delete", "not an object")
     assert session.deleted == [task] and len(session.recorded_operations) == 1
     session.commit()
-    assert server.batches[-1] == [{"action": "delete", "entity_type": "Task",
-                                   "entity_key": [task["id"]]}]
+    assert server.batches[-1] == [
+        {"action": "delete", "entity_type": "Task", "entity_key": [task["id"]]}
+    ]
     assert server.tasks == {}
 
 
@@ -294,17 +340,30 @@ def test_query_data_that_is_not_a_list(server, session):
 
 
 def test_query_entities_without_entity_type(server, session):
-    server.lie(results({"action": "query", "data": [{"id": "1", "name": "typeless"}],
-                        "metadata": {"next": {"offset": None}}}))
+    server.lie(
+        results(
+            {
+                "action": "query",
+                "data": [{"id": "1", "name": "typeless"}],
+                "metadata": {"next": {"offset": None}},
+            }
+        )
+    )
     with pytest.raises(ServerError) as caught:
         session.query("Task").all()
     assert_clear(caught, "__entity_type__")
 
 
 def test_query_entities_of_unknown_type(server, session):
-    server.lie(results({"action": "query",
-                        "data": [{"__entity_type__": "Spaceship", "id": "1"}],
-                        "metadata": {"next": {"offset": None}}}))
+    server.lie(
+        results(
+            {
+                "action": "query",
+                "data": [{"__entity_type__": "Spaceship", "id": "1"}],
+                "metadata": {"next": {"offset": None}},
+            }
+        )
+    )
     with pytest.raises(UnrecognisedEntityTypeError) as caught:
         session.query("Task").all()
     assert_clear(caught, "Spaceship")
@@ -312,8 +371,15 @@ def test_query_entities_of_unknown_type(server, session):
 
 @pytest.mark.parametrize("entity_type", [["Task"], {"id": "Task"}, 7])
 def test_query_entities_whose_type_is_not_a_name(server, session, entity_type):
-    server.lie(results({"action": "query", "data": [{"__entity_type__": entity_type, "id": "1"}],
-                        "metadata": {"next": {"offset": None}}}))
+    server.lie(
+        results(
+            {
+                "action": "query",
+                "data": [{"__entity_type__": entity_type, "id": "1"}],
+                "metadata": {"next": {"offset": None}},
+            }
+        )
+    )
     with pytest.raises(Error) as caught:
         session.query("Task").all()
     assert_clear(caught, "__entity_type__")
@@ -333,8 +399,13 @@ def test_session_still_works_after_the_lies(server, session):
 def test_server_older_than_3_3_11_is_refused(version):
     with LyingServer(version=version) as server:
         with pytest.raises(ServerCompatibilityError) as caught:
-            Session(server.url, api_key=SECRET, api_user="jane", schema_cache_path=False,
-                    plugin_paths=[])
+            Session(
+                server.url,
+                api_key=SECRET,
+                api_user="jane",
+                schema_cache_path=False,
+                plugin_paths=[],
+            )
     assert_clear(caught, version, "3.3.11")
     assert [batch[0]["action"] for batch in server.batches] == ["query_server_information"]
 
@@ -342,8 +413,9 @@ def test_server_older_than_3_3_11_is_refused(version):
 @pytest.mark.parametrize("version", ["dev", "3.3.11", "4.13.8"])
 def test_dev_and_supported_versions_are_accepted(version):
     with LyingServer(version=version) as server:
-        with Session(server.url, api_key=SECRET, api_user="jane", schema_cache_path=False,
-                     plugin_paths=[]) as session:
+        with Session(
+            server.url, api_key=SECRET, api_user="jane", schema_cache_path=False, plugin_paths=[]
+        ) as session:
             assert session.server_version == version
             assert list(session.types) == ["Task"]
 
@@ -353,24 +425,37 @@ def test_server_information_that_is_not_an_object(information):
     with LyingServer() as server:
         server.lie(results(information))
         with pytest.raises(ServerCompatibilityError) as caught:
-            Session(server.url, api_key=SECRET, api_user="jane", schema_cache_path=False,
-                    plugin_paths=[])
+            Session(
+                server.url,
+                api_key=SECRET,
+                api_user="jane",
+                schema_cache_path=False,
+                plugin_paths=[],
+            )
     assert_clear(caught, "query_server_information")
 
 
-@pytest.mark.parametrize("schemas", [
-    {"schemas": SCHEMAS},
-    "Task",
-    None,
-    ["Task", "Note"],
-    [{"type": "object", "properties": {}}],
-    [{"id": "Task", "primary_key": ["id"], "properties": ["id", "name"]}],
-])
+@pytest.mark.parametrize(
+    "schemas",
+    [
+        {"schemas": SCHEMAS},
+        "Task",
+        None,
+        ["Task", "Note"],
+        [{"type": "object", "properties": {}}],
+        [{"id": "Task", "primary_key": ["id"], "properties": ["id", "name"]}],
+    ],
+)
 def test_query_schemas_that_is_not_a_list_of_schemas(schemas, tmp_path):
     with LyingServer(schemas=schemas) as server:
         with pytest.raises(ServerCompatibilityError) as caught:
-            Session(server.url, api_key=SECRET, api_user="jane",
-                    schema_cache_path=str(tmp_path), plugin_paths=[])
+            Session(
+                server.url,
+                api_key=SECRET,
+                api_user="jane",
+                schema_cache_path=str(tmp_path),
+                plugin_paths=[],
+            )
     assert_clear(caught, "query_schemas")
     assert list(tmp_path.iterdir()) == [], "a bad schema list is never cached"
 
@@ -396,8 +481,15 @@ def test_html_502_on_query(server, session):
 
 
 def _cut(batch) -> Answer:
-    body = json.dumps([{"action": "create", "data": {"__entity_type__": "Task", "id": op[
-        "entity_key"][0], "name": "x" * 50}} for op in batch]).encode()
+    body = json.dumps(
+        [
+            {
+                "action": "create",
+                "data": {"__entity_type__": "Task", "id": op["entity_key"][0], "name": "x" * 50},
+            }
+            for op in batch
+        ]
+    ).encode()
     return Answer(body[: len(body) // 2])
 
 
@@ -415,8 +507,15 @@ def test_query_body_cut_off_mid_json(server, session):
     for index in range(3):
         session.create("Task", {"id": f"t{index}", "name": f"task {index}"})
     session.commit()
-    body = json.dumps([{"action": "query", "data": list(server.tasks.values()),
-                        "metadata": {"next": {"offset": None}}}]).encode()
+    body = json.dumps(
+        [
+            {
+                "action": "query",
+                "data": list(server.tasks.values()),
+                "metadata": {"next": {"offset": None}},
+            }
+        ]
+    ).encode()
     server.lie(Answer(body[:-40]))
     with pytest.raises(ServerError) as caught:
         session.query("Task").all()

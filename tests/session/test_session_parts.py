@@ -42,7 +42,10 @@ def test_credentials_from_the_legacy_key_variable(monkeypatch):
     monkeypatch.setenv("FTRACK_API_USER", "env-user")
     credentials = resolve_credentials(None, None, None)
     assert (credentials.server_url, credentials.api_key, credentials.api_user) == (
-        "http://env.example", KEY, "env-user")
+        "http://env.example",
+        KEY,
+        "env-user",
+    )
 
 
 def test_missing_server_names_argument_and_variable(monkeypatch):
@@ -73,7 +76,8 @@ def test_key_conditions_single_and_compound():
     assert key_condition(["id"], ["1"]) == 'id is "1"'
     assert keys_condition(["id"], [["1"], ["2"]]) == 'id in ("1", "2")'
     assert keys_condition(["a", "b"], [[1, "x"], [2, "y"]]) == (
-        '(a is 1 and b is "x") or (a is 2 and b is "y")')
+        '(a is 1 and b is "x") or (a is 2 and b is "y")'
+    )
 
 
 def test_default_projections_text():
@@ -89,16 +93,23 @@ def test_server_information_must_be_an_object():
         server_information(["dev"], "http://s")
 
 
-@pytest.mark.parametrize("metadata, expected", [
-    (None, None), ({}, None), ({"next": None}, None), ({"next": {"offset": None}}, None),
-    ({"next": {"offset": 500}}, 500),
-])
+@pytest.mark.parametrize(
+    "metadata, expected",
+    [
+        (None, None),
+        ({}, None),
+        ({"next": None}, None),
+        ({"next": {"offset": None}}, None),
+        ({"next": {"offset": 500}}, 500),
+    ],
+)
 def test_query_page_next_offset(metadata, expected):
     assert query_page({"data": [], "metadata": metadata}) == ([], expected)
 
 
-@pytest.mark.parametrize("metadata", [{"next": {"offset": "500"}}, {"next": {"offset": -1}},
-                                      {"next": {"offset": True}}])
+@pytest.mark.parametrize(
+    "metadata", [{"next": {"offset": "500"}}, {"next": {"offset": -1}}, {"next": {"offset": True}}]
+)
 def test_query_page_refuses_a_bad_offset(metadata):
     with pytest.raises(ServerError, match="offset"):
         query_page({"data": [], "metadata": metadata})

@@ -58,31 +58,53 @@ def delete(t, k):
 
 
 def test_create_then_delete_disappears_with_its_updates():
-    ops = [create("Note", "n1", content="a"), update("Note", "n1", "content", "a", "b"),
-           create("Note", "n2", content="x"), delete("Note", "n1")]
+    ops = [
+        create("Note", "n1", content="a"),
+        update("Note", "n1", "content", "a", "b"),
+        create("Note", "n2", content="x"),
+        delete("Note", "n1"),
+    ]
     batch = optimise(ops, identity_of)
     assert [(p["action"], p["entity_key"]) for p in batch] == [("create", ["n2"])]
 
 
 def test_updates_fold_into_create_keeping_last_value():
-    ops = [create("Note", "n1", content="a"), update("Note", "n1", "content", "a", "b"),
-           update("Note", "n1", "content", "b", "c"), update("Note", "n1", "is_todo", False, True)]
+    ops = [
+        create("Note", "n1", content="a"),
+        update("Note", "n1", "content", "a", "b"),
+        update("Note", "n1", "content", "b", "c"),
+        update("Note", "n1", "is_todo", False, True),
+    ]
     (payload,) = optimise(ops, identity_of)
     assert payload == {
-        "action": "create", "entity_type": "Note", "entity_key": ["n1"],
+        "action": "create",
+        "entity_type": "Note",
+        "entity_key": ["n1"],
         "entity_data": {"__entity_type__": "Note", "id": "n1", "content": "c", "is_todo": True},
     }
 
 
 def test_updates_to_one_entity_fold_into_one_update():
-    ops = [update("Task", "t", "name", "a", "b"), update("Task", "u", "name", "x", "y"),
-           update("Task", "t", "name", "b", "c"), update("Task", "t", "priority", 1, 2)]
+    ops = [
+        update("Task", "t", "name", "a", "b"),
+        update("Task", "u", "name", "x", "y"),
+        update("Task", "t", "name", "b", "c"),
+        update("Task", "t", "priority", 1, 2),
+    ]
     batch = optimise(ops, identity_of)
     assert batch == [
-        {"action": "update", "entity_type": "Task", "entity_key": ["t"],
-         "entity_data": {"name": "c", "priority": 2}},
-        {"action": "update", "entity_type": "Task", "entity_key": ["u"],
-         "entity_data": {"name": "y"}},
+        {
+            "action": "update",
+            "entity_type": "Task",
+            "entity_key": ["t"],
+            "entity_data": {"name": "c", "priority": 2},
+        },
+        {
+            "action": "update",
+            "entity_type": "Task",
+            "entity_key": ["u"],
+            "entity_data": {"name": "y"},
+        },
     ]
 
 
@@ -93,8 +115,11 @@ def test_update_back_to_original_value_is_skipped():
 
 def test_update_referring_to_a_later_create_keeps_its_position():
     note = Ref("Note", "n2")
-    ops = [create("Note", "n1"), create("Note", "n2"),
-           update("Note", "n1", "in_reply_to", None, note)]
+    ops = [
+        create("Note", "n1"),
+        create("Note", "n2"),
+        update("Note", "n1", "in_reply_to", None, note),
+    ]
     # Folding into n1's create would reference n2 before it exists: kept separate.
     batch = optimise(ops, identity_of)
     assert [p["action"] for p in batch] == ["create", "create", "update"]
@@ -103,8 +128,12 @@ def test_update_referring_to_a_later_create_keeps_its_position():
 
 def test_update_referring_to_an_earlier_create_folds():
     status = Ref("Status", "s1")
-    ops = [create("Status", "s1"), update("Task", "t", "status", None, status),
-           create("Note", "n1"), update("Task", "t", "name", "a", "b")]
+    ops = [
+        create("Status", "s1"),
+        update("Task", "t", "status", None, status),
+        create("Note", "n1"),
+        update("Task", "t", "name", "a", "b"),
+    ]
     batch = optimise(ops, identity_of)
     assert [p["action"] for p in batch] == ["create", "update", "create"]
     assert batch[1]["entity_data"] == {"status": status, "name": "b"}
@@ -200,8 +229,11 @@ def test_key_makers():
 
 # ------------------------------------------------------------------ codec
 def test_codec_round_trips_datetimes_and_dates():
-    value = {"when": dt.datetime(2022, 10, 10, 10, 12, 9, tzinfo=dt.timezone.utc),
-             "day": dt.date(2024, 2, 29), "n": [1, "x"]}
+    value = {
+        "when": dt.datetime(2022, 10, 10, 10, 12, 9, tzinfo=dt.timezone.utc),
+        "day": dt.date(2024, 2, 29),
+        "n": [1, "x"],
+    }
     text = encode(value)
     wire = json.loads(text)
     assert wire["when"] == {"__type__": "datetime", "value": "2022-10-10T10:12:09+00:00"}
@@ -225,7 +257,8 @@ def test_decoded_dates_are_arrow_values_plugins_can_shift():
 def test_codec_parses_server_forms():
     # a naive server value is UTC, as ftrack_api reads it
     assert decode('{"__type__": "datetime", "value": "2022-10-10T10:12:09"}') == dt.datetime(
-        2022, 10, 10, 10, 12, 9, tzinfo=dt.timezone.utc)
+        2022, 10, 10, 10, 12, 9, tzinfo=dt.timezone.utc
+    )
     z = decode('{"__type__": "datetime", "value": "2022-10-10T10:12:09Z"}')
     assert z.utcoffset() == dt.timedelta(0)
     assert decode('{"__type__": "datetime", "value": null}') is None
@@ -239,7 +272,10 @@ def test_codec_refuses_unknown_objects_clearly():
 # ------------------------------------------------------------------ query helpers
 def test_split_offset_limit():
     assert split_offset_limit("select id from Task where x is 1 offset 10 limit 5") == (
-        "select id from Task where x is 1", 10, 5)
+        "select id from Task where x is 1",
+        10,
+        5,
+    )
     assert split_offset_limit("Task") == ("Task", None, None)
 
 

@@ -62,8 +62,15 @@ def test_each_thread_records_and_commits_only_its_own_operations(devserver, conn
 
     def work_a():
         first["name"] = "renamed by A"
-        return session.create("Note", {"content": "from A", "user_id": user["id"],
-                                       "parent_id": first["id"], "parent_type": "Task"})
+        return session.create(
+            "Note",
+            {
+                "content": "from A",
+                "user_id": user["id"],
+                "parent_id": first["id"],
+                "parent_type": "Task",
+            },
+        )
 
     def work_b():
         second["description"] = "described by B"
@@ -81,7 +88,9 @@ def test_each_thread_records_and_commits_only_its_own_operations(devserver, conn
     a.run(session.commit)
     assert len(devserver.batches) == before + 1
     assert _keys(devserver.batches[-1]) == [
-        ("update", "Task", (first["id"],)), ("create", "Note", (note["id"],))]
+        ("update", "Task", (first["id"],)),
+        ("create", "Note", (note["id"],)),
+    ]
     assert state(first) is None and state(note) is None
     # B's half-made change was neither sent nor cleared.
     assert b.run(lambda: len(session.recorded_operations)) == 1
@@ -108,13 +117,27 @@ def test_rollback_in_one_thread_keeps_the_other_threads_work(devserver, connect,
 
     def work_b():
         first["description"] = "kept by B"
-        return session.create("Note", {"content": "B's note", "user_id": user["id"],
-                                       "parent_id": first["id"], "parent_type": "Task"})
+        return session.create(
+            "Note",
+            {
+                "content": "B's note",
+                "user_id": user["id"],
+                "parent_id": first["id"],
+                "parent_type": "Task",
+            },
+        )
 
     def work_a():
         first["name"] = "thrown away by A"
-        return session.create("Note", {"content": "A's note", "user_id": user["id"],
-                                       "parent_id": first["id"], "parent_type": "Task"})
+        return session.create(
+            "Note",
+            {
+                "content": "A's note",
+                "user_id": user["id"],
+                "parent_id": first["id"],
+                "parent_type": "Task",
+            },
+        )
 
     b_note = b.run(work_b)
     a_note = a.run(work_a)
@@ -212,8 +235,15 @@ def test_deletion_is_per_thread(devserver, connect, workers):
     session = connect(devserver)
     user = _user(session, devserver)
     first, _ = _tasks(session)
-    note = session.create("Note", {"content": "to delete", "user_id": user["id"],
-                                   "parent_id": first["id"], "parent_type": "Task"})
+    note = session.create(
+        "Note",
+        {
+            "content": "to delete",
+            "user_id": user["id"],
+            "parent_id": first["id"],
+            "parent_type": "Task",
+        },
+    )
     session.commit()
 
     a.run(session.delete, note)
@@ -279,7 +309,8 @@ def test_concurrent_commits_send_each_threads_changes_alone(devserver, connect):
     for batch in batches:
         (payload,) = batch
         assert payload["entity_data"]["name"].startswith(payload["entity_key"][0][:8]), (
-            "a batch holds only the committing thread's change")
+            "a batch holds only the committing thread's change"
+        )
     fresh = connect(devserver, schema_cache_path=False)
     for task in tasks:
         assert state(task) is None and task["name"].endswith("round 2")

@@ -24,8 +24,9 @@ SECRET = "s3cr3t-api-key-for-transport-tests"
 class Canned:
     """A tiny HTTP server answering POST /api with (status, content-type, body)."""
 
-    def __init__(self, status=200, body=b"[]", content_type="application/json", route=None,
-                 delay=None):
+    def __init__(
+        self, status=200, body=b"[]", content_type="application/json", route=None, delay=None
+    ):
         self.answer = (status, content_type, body)
         self.route = route  # callable(parsed request body) -> body bytes
         self.delay = delay  # threading.Event to wait on before answering
@@ -35,8 +36,9 @@ class Canned:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("content-length", 0))
-                canned.requests.append({"headers": dict(self.headers),
-                                        "body": self.rfile.read(length)})
+                canned.requests.append(
+                    {"headers": dict(self.headers), "body": self.rfile.read(length)}
+                )
                 status, kind, body = canned.answer
                 if canned.route is not None:
                     body = canned.route(json.loads(canned.requests[-1]["body"]))
@@ -68,14 +70,19 @@ class Canned:
 
 
 def client(url):
-    return ApiClient(url, SessionAuthentication(SECRET, "jane"), headers={"x-extra": "1"},
-                     cookies={"sso": "token"})
+    return ApiClient(
+        url,
+        SessionAuthentication(SECRET, "jane"),
+        headers={"x-extra": "1"},
+        cookies={"sso": "token"},
+    )
 
 
 def test_headers_and_body_of_a_call():
     with Canned(body=b'[{"version": "dev"}]') as server:
         assert client(server.url).call([{"action": "query_server_information"}]) == [
-            {"version": "dev"}]
+            {"version": "dev"}
+        ]
         (request,) = server.requests
     headers = {k.lower(): v for k, v in request["headers"].items()}
     assert headers["ftrack-api-key"] == SECRET
@@ -99,9 +106,13 @@ def test_proxy_error_page_is_a_clear_server_error():
 
 @pytest.mark.parametrize("status", [200, 401])
 def test_error_object_raises_whatever_the_status(status):
-    body = json.dumps({"exception": "InvalidCredentialsError",
-                       "content": f"The API key {SECRET} is not valid.",
-                       "error_code": None}).encode()
+    body = json.dumps(
+        {
+            "exception": "InvalidCredentialsError",
+            "content": f"The API key {SECRET} is not valid.",
+            "error_code": None,
+        }
+    ).encode()
     with Canned(status=status, body=body) as server:
         with pytest.raises(AuthenticationError) as caught:
             client(server.url).call([{"action": "query_server_information"}])
@@ -159,8 +170,15 @@ def ftrack_like(batch):
         if operation["action"] == "query_server_information":
             results.append({"version": "4.13.8", "schema_hash": "canned"})
         elif operation["action"] == "query_schemas":
-            results.append([{"id": "Note", "primary_key": ["id"], "properties": {
-                "id": {"type": "string", "default": "{uid}"}}}])
+            results.append(
+                [
+                    {
+                        "id": "Note",
+                        "primary_key": ["id"],
+                        "properties": {"id": {"type": "string", "default": "{uid}"}},
+                    }
+                ]
+            )
         else:
             results.append({"exception": "UnknownActionError"})
     return json.dumps(results).encode()
@@ -168,14 +186,21 @@ def ftrack_like(batch):
 
 def test_session_sends_user_headers_and_cookies():
     with Canned(route=ftrack_like) as server:
-        session = Session(server.url + "/", api_key=SECRET, api_user="jane",
-                          headers={"x-gateway": "studio"}, cookies={"sso": "abc"},
-                          schema_cache_path=False)
+        session = Session(
+            server.url + "/",
+            api_key=SECRET,
+            api_user="jane",
+            headers={"x-gateway": "studio"},
+            cookies={"sso": "abc"},
+            schema_cache_path=False,
+        )
         assert session.server_url == server.url, "trailing slash is stripped"
         assert list(session.types) == ["Note"]
         session.close()
     assert [json.loads(r["body"])[0]["action"] for r in server.requests] == [
-        "query_server_information", "query_schemas"]
+        "query_server_information",
+        "query_schemas",
+    ]
     for request in server.requests:
         headers = {k.lower(): v for k, v in request["headers"].items()}
         assert headers["x-gateway"] == "studio" and "sso=abc" in headers["cookie"]
@@ -186,9 +211,16 @@ def test_session_timeout_is_honoured_and_named():
     release = threading.Event()
     with Canned(route=ftrack_like, delay=release) as server:
         try:
-            with pytest.raises(ConnectionFailedError, match=r"did not answer within 0.3 s") as caught:
-                Session(server.url, api_key=SECRET, api_user="jane", timeout=0.3,
-                        schema_cache_path=False)
+            with pytest.raises(
+                ConnectionFailedError, match=r"did not answer within 0.3 s"
+            ) as caught:
+                Session(
+                    server.url,
+                    api_key=SECRET,
+                    api_user="jane",
+                    timeout=0.3,
+                    schema_cache_path=False,
+                )
             assert server.url in str(caught.value)
         finally:
             release.set()

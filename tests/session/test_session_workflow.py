@@ -27,8 +27,11 @@ def test_review_workflow_commits_one_optimised_batch(devserver, connect):
     objects = list(review["review_session_objects"])
     assert len(objects) == 4
     listing = {
-        o["name"]: (o["asset_version"]["version"], o["asset_version"]["status"]["name"],
-                    sorted(s["status"] for s in o["statuses"]))
+        o["name"]: (
+            o["asset_version"]["version"],
+            o["asset_version"]["status"]["name"],
+            sorted(s["status"] for s in o["statuses"]),
+        )
         for o in objects
     }
     assert listing["SQ010_SH010_comp"] == (3, "Pending Review", ["approved"])
@@ -39,21 +42,45 @@ def test_review_workflow_commits_one_optimised_batch(devserver, connect):
     on_hold = session.query('Status where name is "On hold"').one()
     user = session.query(f'User where username is "{devserver.api_user}"').one()
     other_version = session.query(
-        f'AssetVersion where asset_id is "{version["asset_id"]}" and version is 1').one()
+        f'AssetVersion where asset_id is "{version["asset_id"]}" and version is 1'
+    ).one()
 
-    note = session.create("Note", {"content": "draft", "author": user, "user_id": user["id"],
-                                   "parent_id": version["id"], "parent_type": "AssetVersion"})
+    note = session.create(
+        "Note",
+        {
+            "content": "draft",
+            "author": user,
+            "user_id": user["id"],
+            "parent_id": version["id"],
+            "parent_type": "AssetVersion",
+        },
+    )
     note["content"] = "Looks great, approved for DI."
     version["status"] = on_hold
-    version["status"] = approved          # only the last value is sent
-    scratch = session.create("Note", {"content": "scratch", "user_id": user["id"],
-                                      "parent_id": version["id"], "parent_type": "AssetVersion"})
-    session.delete(scratch)               # created and deleted: never sent
-    new_object = session.create("ReviewSessionObject", {
-        "name": "SQ010_SH010_comp v001", "description": "For comparison", "version": "v001",
-        "asset_version": other_version, "version_id": other_version["id"],
-        "review_session": review, "review_session_id": review["id"], "sort_order": 4,
-    })
+    version["status"] = approved  # only the last value is sent
+    scratch = session.create(
+        "Note",
+        {
+            "content": "scratch",
+            "user_id": user["id"],
+            "parent_id": version["id"],
+            "parent_type": "AssetVersion",
+        },
+    )
+    session.delete(scratch)  # created and deleted: never sent
+    new_object = session.create(
+        "ReviewSessionObject",
+        {
+            "name": "SQ010_SH010_comp v001",
+            "description": "For comparison",
+            "version": "v001",
+            "asset_version": other_version,
+            "version_id": other_version["id"],
+            "review_session": review,
+            "review_session_id": review["id"],
+            "sort_order": 4,
+        },
+    )
     assert state(note) is CREATED and state(version) is MODIFIED
     assert session.created == [note, new_object] and session.modified == [version]
     assert len(session.recorded_operations) == 7
@@ -63,14 +90,20 @@ def test_review_workflow_commits_one_optimised_batch(devserver, connect):
     assert len(devserver.batches) == before + 1, "one request for the whole commit"
     batch = devserver.batches[-1]
     assert [(p["action"], p["entity_type"]) for p in batch] == [
-        ("create", "Note"), ("update", "AssetVersion"), ("create", "ReviewSessionObject")]
+        ("create", "Note"),
+        ("update", "AssetVersion"),
+        ("create", "ReviewSessionObject"),
+    ]
     assert batch[0]["entity_key"] == [note["id"]]
     assert batch[0]["entity_data"]["content"] == "Looks great, approved for DI."
     assert batch[0]["entity_data"]["author"] == {"__entity_type__": "User", "id": user["id"]}
     assert batch[1]["entity_data"] == {
-        "status": {"__entity_type__": "Status", "id": approved["id"]}}
+        "status": {"__entity_type__": "Status", "id": approved["id"]}
+    }
     assert batch[2]["entity_data"]["review_session"] == {
-        "__entity_type__": "ReviewSession", "id": review["id"]}
+        "__entity_type__": "ReviewSession",
+        "id": review["id"],
+    }
     assert not session.recorded_operations and state(note) is None and state(version) is None
 
     fresh = connect(devserver, schema_cache_path=False)
@@ -106,7 +139,8 @@ def test_failed_commit_then_rollback_leaves_session_consistent(devserver, connec
     task["name"] = "renamed for real"
     session.commit()
     assert connect(devserver, schema_cache_path=False).get("Task", task["id"])["name"] == (
-        "renamed for real")
+        "renamed for real"
+    )
 
 
 def test_close_with_pending_operations_warns_and_keeps_committed(devserver, connect):
@@ -136,8 +170,10 @@ def test_query_one_first_paging_and_iteration(devserver_session, connect):
     assert len(everything) == 18
     assert devserver_session.action_counts["query"] - before == 4, "18 results in pages of 5"
     assert [t["name"] for t in tasks] == [t["name"] for t in everything]
-    assert session.query("select name from Task offset 2 limit 3", page_size=2).all() == (
-        everything[2:5])
+    assert (
+        session.query("select name from Task offset 2 limit 3", page_size=2).all()
+        == (everything[2:5])
+    )
     assert session.query('Task where name is "nothing"').first() is None
     with pytest.raises(NoResultFoundError):
         session.query('Task where name is "nothing"').one()
@@ -185,8 +221,15 @@ def test_new_entity_collections_are_empty_and_appendable(devserver, connect):
     session = connect(devserver)
     user = session.query(f'User where username is "{devserver.api_user}"').one()
     version = session.query("AssetVersion").first()
-    note = session.create("Note", {"content": "parent", "user_id": user["id"],
-                                   "parent_id": version["id"], "parent_type": "AssetVersion"})
+    note = session.create(
+        "Note",
+        {
+            "content": "parent",
+            "user_id": user["id"],
+            "parent_id": version["id"],
+            "parent_type": "AssetVersion",
+        },
+    )
     assert list(note["replies"]) == [] and note["category"] is NOT_SET
     before = devserver.action_counts["query"]
     assert dict(note["metadata"]) == {}
@@ -206,11 +249,13 @@ def test_new_entity_collections_are_empty_and_appendable(devserver, connect):
 
 def test_ensure_creates_then_finds(devserver, connect):
     session = connect(devserver)
-    created = session.ensure("NoteCategory", {"name": "Supervisor", "color": "#ff0000"},
-                             identifying_keys=["name"])
+    created = session.ensure(
+        "NoteCategory", {"name": "Supervisor", "color": "#ff0000"}, identifying_keys=["name"]
+    )
     assert state(created) is None, "ensure commits"
-    found = connect(devserver).ensure("NoteCategory", {"name": "Supervisor", "color": "#00ff00"},
-                                      identifying_keys=["name"])
+    found = connect(devserver).ensure(
+        "NoteCategory", {"name": "Supervisor", "color": "#00ff00"}, identifying_keys=["name"]
+    )
     assert found["id"] == created["id"] and found["color"] == "#00ff00"
 
 
@@ -249,7 +294,10 @@ def test_recording_switches_and_operation_values(devserver_session, connect):
     task["name"] = "loud"
     (operation,) = session.recorded_operations
     assert (operation.attribute_name, operation.old_value, operation.new_value) == (
-        "name", "silent", "loud")
+        "name",
+        "silent",
+        "loud",
+    )
     session.rollback()
     assert task["name"] == old
     del task["description"]

@@ -73,10 +73,13 @@ class DiskAccessor(Accessor):
         if not self.is_container(resource_identifier):
             if self.exists(resource_identifier):
                 raise AccessorResourceInvalidError(
-                    operation="list", resource_identifier=resource_identifier,
-                    message=f"{resource_identifier!r} is not a container.")
-            raise AccessorResourceNotFoundError(operation="list",
-                                                resource_identifier=resource_identifier)
+                    operation="list",
+                    resource_identifier=resource_identifier,
+                    message=f"{resource_identifier!r} is not a container.",
+                )
+            raise AccessorResourceNotFoundError(
+                operation="list", resource_identifier=resource_identifier
+            )
         path = self.get_filesystem_path(resource_identifier)
         with error_handler(operation="list", resource_identifier=resource_identifier):
             names = os.listdir(path)
@@ -92,8 +95,9 @@ class DiskAccessor(Accessor):
         return os.path.isdir(self.get_filesystem_path(resource_identifier))
 
     def is_sequence(self, resource_identifier: str) -> bool:
-        raise AccessorUnsupportedOperationError(operation="is_sequence",
-                                                resource_identifier=resource_identifier)
+        raise AccessorUnsupportedOperationError(
+            operation="is_sequence", resource_identifier=resource_identifier
+        )
 
     def open(self, resource_identifier: str, mode: str = "rb") -> File:
         path = self.get_filesystem_path(resource_identifier)
@@ -109,8 +113,9 @@ class DiskAccessor(Accessor):
             with error_handler(operation="remove", resource_identifier=resource_identifier):
                 os.rmdir(path)
         else:
-            raise AccessorResourceNotFoundError(operation="remove",
-                                                resource_identifier=resource_identifier)
+            raise AccessorResourceNotFoundError(
+                operation="remove", resource_identifier=resource_identifier
+            )
 
     def make_container(self, resource_identifier: str, recursive: bool = True) -> None:
         path = self.get_filesystem_path(resource_identifier)
@@ -135,5 +140,5 @@ class DiskAccessor(Accessor):
                     resource_identifier=resource_identifier,
                     message=f"The container of {resource_identifier!r} is outside the prefix.",
                 )
-            container = container[len(self.prefix):].lstrip("\\/")
+            container = container[len(self.prefix) :].lstrip("\\/")
         return container

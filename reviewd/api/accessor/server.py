@@ -35,8 +35,11 @@ class ServerFile(String):
         super().__init__()
 
     def _params(self) -> dict[str, Any]:
-        return {"id": self.resource_identifier, "username": self._session.api_user,
-                "apiKey": self._session.api_key}
+        return {
+            "id": self.resource_identifier,
+            "username": self._session.api_user,
+            "apiKey": self._session.api_key,
+        }
 
     def read(self, limit: int | None = None) -> Any:
         if not self._downloaded:
@@ -50,8 +53,12 @@ class ServerFile(String):
         position = self.tell()
         self.seek(0)
         try:
-            response = requests.get(f"{self._session.server_url}/component/get",
-                                    params=self._params(), stream=True, timeout=self._timeout)
+            response = requests.get(
+                f"{self._session.server_url}/component/get",
+                params=self._params(),
+                stream=True,
+                timeout=self._timeout,
+            )
             response.raise_for_status()
         except Exception as error:
             raise _failed("Failed to read data", error) from None
@@ -87,21 +94,29 @@ class ServerFile(String):
         component = self._session.get("FileComponent", self.resource_identifier)
         if not component:
             raise AccessorOperationFailedError(
-                message=f"No component with id {self.resource_identifier}.")
+                message=f"No component with id {self.resource_identifier}."
+            )
         name = component["name"]
         if component["file_type"]:
             name = f"{name}.{component['file_type'].lstrip('.')}"
         try:
             metadata = self._session.get_upload_metadata(
-                component_id=self.resource_identifier, file_name=name,
-                file_size=self._size(), checksum=self._checksum())
+                component_id=self.resource_identifier,
+                file_name=name,
+                file_size=self._size(),
+                checksum=self._checksum(),
+            )
         except Exception as error:
             raise _failed("Failed to get upload metadata", error) from None
         position = self.tell()
         self.seek(0)
         try:
-            response = requests.put(metadata["url"], data=self.wrapped_file,
-                                    headers=metadata.get("headers") or {}, timeout=self._timeout)
+            response = requests.put(
+                metadata["url"],
+                data=self.wrapped_file,
+                headers=metadata.get("headers") or {},
+                timeout=self._timeout,
+            )
             response.raise_for_status()
         except Exception as error:
             raise _failed("Failed to upload data", error) from None
@@ -125,9 +140,13 @@ class _ServerAccessor(Accessor):
         try:
             response = requests.get(
                 f"{self._session.server_url}/component/remove",
-                params={"id": resource_identifier, "username": self._session.api_user,
-                        "apiKey": self._session.api_key},
-                timeout=self._timeout)
+                params={
+                    "id": resource_identifier,
+                    "username": self._session.api_user,
+                    "apiKey": self._session.api_key,
+                },
+                timeout=self._timeout,
+            )
             response.raise_for_status()
         except Exception as error:
             raise _failed("Failed to remove data", error) from None

@@ -12,8 +12,9 @@ class AssetVersion(Entity):
 
     __slots__ = ()
 
-    def create_component(self, path: str, data: dict[str, Any] | None = None,
-                         location: Any = None) -> Entity:
+    def create_component(
+        self, path: str, data: dict[str, Any] | None = None, location: Any = None
+    ) -> Entity:
         """Create a component from *path* belonging to this version (whatever *data*
         says about the version)."""
         data = dict(data or {})
@@ -27,6 +28,7 @@ class AssetVersion(Entity):
 
         Returns the job; the encoded components are attached to this version.
         """
-        answer: Entity = self.session.encode_media(media, version_id=self["id"],
-                                         keep_original=keep_original)
+        answer: Entity = self.session.encode_media(
+            media, version_id=self["id"], keep_original=keep_original
+        )
         return answer

@@ -54,7 +54,9 @@ class Entity:
     _schema: dict[str, Any] = {}
     _attributes_cache: Attributes | None = None
 
-    def __init__(self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False) -> None:
+    def __init__(
+        self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False
+    ) -> None:
         """Create a new entity through *session* (ftrack-compatible signature).
 
         Prefer ``session.create(type, data)``; with *reconstructing* the values are
@@ -78,13 +80,19 @@ class Entity:
             schema = cls._schema
             immutable = set(schema.get("immutable", ()))
             computed = set(schema.get("computed", ()))
-            attributes = Attributes([
-                Attribute(name, spec, mutable=name not in immutable and name not in computed,
-                          computed=name in computed)
-                for name, spec in schema.get("properties", {}).items()
-                # restricted projections cannot be selected by clients (ftrack_api too)
-                if not spec.get("restricted_projection")
-            ])
+            attributes = Attributes(
+                [
+                    Attribute(
+                        name,
+                        spec,
+                        mutable=name not in immutable and name not in computed,
+                        computed=name in computed,
+                    )
+                    for name, spec in schema.get("properties", {}).items()
+                    # restricted projections cannot be selected by clients (ftrack_api too)
+                    if not spec.get("restricted_projection")
+                ]
+            )
             cls._attributes_cache = attributes
         return attributes
 
@@ -101,8 +109,10 @@ class Entity:
     def primary_key_values(self) -> list[Any]:
         """The primary key values, in schema order (local values win)."""
         local, remote = self._local, self._remote
-        return [local.get(name, remote.get(name, NOT_SET)) if local else remote.get(name, NOT_SET)
-                for name in self.primary_key_attributes]
+        return [
+            local.get(name, remote.get(name, NOT_SET)) if local else remote.get(name, NOT_SET)
+            for name in self.primary_key_attributes
+        ]
 
     # -------------------------------------------------------------- mapping interface
     def __getitem__(self, name: str) -> Any:
@@ -121,9 +131,7 @@ class Entity:
         """Fetch an unloaded attribute (auto-populate) or answer NOT_SET."""
         attribute = self._attributes().get(name)
         if attribute is None:
-            raise KeyError(
-                f"{self.entity_type} has no attribute {name!r}."
-            )
+            raise KeyError(f"{self.entity_type} has no attribute {name!r}.")
         value = self._fetch(name)
         if value is not NOT_SET:
             return self._wrap(name) if value.__class__ is list else value
@@ -180,8 +188,9 @@ class Entity:
             )
         if attribute.kind in (COLLECTION, MAPPED):
             if isinstance(value, (Collection, KeyValueMappedCollectionProxy)):
-                value = list(value._items() if isinstance(value, Collection)
-                             else value.collection._items())
+                value = list(
+                    value._items() if isinstance(value, Collection) else value.collection._items()
+                )
             elif attribute.kind == MAPPED and isinstance(value, dict):
                 proxy = KeyValueMappedCollectionProxy(self, attribute)
                 for key, item in value.items():
@@ -244,7 +253,9 @@ class Entity:
     def __ftrack_wire__(self) -> dict[str, Any]:
         """The reference form of this entity: its type and primary key."""
         data = {"__entity_type__": self.entity_type}
-        for name, value in zip(self.primary_key_attributes, self.primary_key_values(), strict=False):
+        for name, value in zip(
+            self.primary_key_attributes, self.primary_key_values(), strict=False
+        ):
             data[name] = value
         return data
 
@@ -264,8 +275,10 @@ class Entity:
             return True
         if not isinstance(other, Entity):
             return NotImplemented
-        return (self.entity_type == other.entity_type
-                and self.primary_key_values() == other.primary_key_values())
+        return (
+            self.entity_type == other.entity_type
+            and self.primary_key_values() == other.primary_key_values()
+        )
 
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
@@ -290,7 +303,9 @@ def state(entity: Entity) -> Any:
     return entity._state
 
 
-def creation_values(cls: type[Entity], data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def creation_values(
+    cls: type[Entity], data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(values, mapped)`` for a new entity of *cls* created with *data*.
 
     *values* holds the schema defaults (``"{uid}"`` becomes a fresh UUID) overlaid with
@@ -314,14 +329,17 @@ def creation_values(cls: type[Entity], data: dict[str, Any]) -> tuple[dict[str, 
         if attribute.kind in (COLLECTION, MAPPED):
             value = list(value) if not isinstance(value, Mapping) else value
         values[name] = value
-    mapped = {name: values.pop(name) for name in list(values)
-              if (attribute := attributes.get(name)) is not None and attribute.kind == MAPPED
-              and isinstance(values[name], Mapping)}
+    mapped = {
+        name: values.pop(name)
+        for name in list(values)
+        if (attribute := attributes.get(name)) is not None
+        and attribute.kind == MAPPED
+        and isinstance(values[name], Mapping)
+    }
     missing = [name for name in cls.primary_key_attributes if values.get(name) is None]
     if missing:
         raise ValueError(
-            f"Cannot create {cls.entity_type} without primary key value(s) "
-            f"{', '.join(missing)}."
+            f"Cannot create {cls.entity_type} without primary key value(s) {', '.join(missing)}."
         )
     return values, mapped
 
@@ -332,7 +350,9 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def record_update(session: Any, entity: Entity, name: str, old: Any, new: Any) -> UpdateEntityOperation:
+def record_update(
+    session: Any, entity: Entity, name: str, old: Any, new: Any
+) -> UpdateEntityOperation:
     """Build the update operation for a change of *name* on *entity*."""
     return UpdateEntityOperation(entity.entity_type, primary_key(entity), name, old, new)
 

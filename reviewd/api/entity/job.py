@@ -12,7 +12,9 @@ class Job(Entity):
 
     __slots__ = ()
 
-    def __init__(self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False) -> None:
+    def __init__(
+        self, session: Any, data: dict[str, Any] | None = None, reconstructing: bool = False
+    ) -> None:
         if not reconstructing and (data or {}).get("type") not in ("api_job", None):
             raise ValueError(
                 f"Invalid job type {(data or {}).get('type')!r}: clients create 'api_job' jobs."

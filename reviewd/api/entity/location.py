@@ -31,8 +31,12 @@ from reviewd.api.symbol import (
     COMPONENT_REMOVED_FROM_LOCATION_TOPIC,
 )
 
-_DEFAULTS = {"accessor": None, "structure": None, "resource_identifier_transformer": None,
-             "priority": 95}
+_DEFAULTS = {
+    "accessor": None,
+    "structure": None,
+    "resource_identifier_transformer": None,
+    "priority": 95,
+}
 
 
 def _is_container(component: Entity) -> bool:
@@ -99,7 +103,8 @@ class Location(Entity):
         for component, identifier in transferred:
             if self.resource_identifier_transformer:
                 identifier = self.resource_identifier_transformer.encode(
-                    identifier, context={"component": component})
+                    identifier, context={"component": component}
+                )
             identifiers.append(identifier)
         try:
             self._register_components_in_location([c for c, _ in transferred], identifiers)
@@ -124,8 +129,10 @@ class Location(Entity):
         from reviewd.api.event.base import Event
 
         try:
-            hub.publish(Event(topic, data={"component_id": component["id"],
-                                           "location_id": self["id"]}), on_error="ignore")
+            hub.publish(
+                Event(topic, data={"component_id": component["id"], "location_id": self["id"]}),
+                on_error="ignore",
+            )
         except Exception:  # noqa: BLE001 - an offline hub must not fail the transfer
             pass
 
@@ -148,7 +155,8 @@ class Location(Entity):
         if self.accessor.exists(resource_identifier):
             raise LocationError(
                 f"Cannot add {component!r} to {self!r}: data already exists at "
-                f"{resource_identifier!r}.")
+                f"{resource_identifier!r}."
+            )
         container = self.accessor.get_container(resource_identifier)
         if container and not self.accessor.exists(container):
             self.accessor.make_container(container)
@@ -166,11 +174,15 @@ class Location(Entity):
             reader.close()
             writer.close()
 
-    def _register_components_in_location(self, components: list[Any], identifiers: list[Any]) -> None:
+    def _register_components_in_location(
+        self, components: list[Any], identifiers: list[Any]
+    ) -> None:
         session = self.session
         for component, identifier in zip(components, identifiers, strict=False):
-            session.create("ComponentLocation", {"component": component, "location": self,
-                                                 "resource_identifier": identifier})
+            session.create(
+                "ComponentLocation",
+                {"component": component, "location": self, "resource_identifier": identifier},
+            )
         session.commit()
 
     # ------------------------------------------------------------ removing
@@ -190,7 +202,8 @@ class Location(Entity):
     def _remove_data(self, component: Entity) -> None:
         if self.accessor is None:
             raise LocationError(
-                f"Cannot remove the data of {component!r}: {self!r} has no accessor.")
+                f"Cannot remove the data of {component!r}: {self!r} has no accessor."
+            )
         identifier = self.get_resource_identifier(component)
         if _is_container(component):
             self.accessor.remove_container(identifier)
@@ -201,7 +214,8 @@ class Location(Entity):
         session = self.session
         links = session.query(
             f'ComponentLocation where component_id is "{component["id"]}" and '
-            f'location_id is "{self["id"]}"').all()
+            f'location_id is "{self["id"]}"'
+        ).all()
         for link in links:
             session.delete(link)
         session.commit()
@@ -234,7 +248,8 @@ class Location(Entity):
         quoted = ", ".join(f'"{i}"' for i in ids)
         links = self.session.query(
             "select component_id, resource_identifier from ComponentLocation where "
-            f'location_id is "{self["id"]}" and component_id in ({quoted})').all()
+            f'location_id is "{self["id"]}" and component_id in ({quoted})'
+        ).all()
         by_component = {link["component_id"]: link["resource_identifier"] for link in links}
         missing = [c for c in components if c["id"] not in by_component]
         if missing:
@@ -246,8 +261,7 @@ class Location(Entity):
 
     def get_filesystem_paths(self, components: list[Any]) -> list[str]:
         accessor = self._accessor_required()
-        return [accessor.get_filesystem_path(i)
-                for i in self.get_resource_identifiers(components)]
+        return [accessor.get_filesystem_path(i) for i in self.get_resource_identifiers(components)]
 
     def get_url(self, component: Entity) -> str:
         answer: str = self._accessor_required().get_url(self.get_resource_identifier(component))
@@ -269,7 +283,9 @@ class MemoryLocationMixin:
             store = self.__dict__["_memory_identifiers"] = {}
         return store
 
-    def _register_components_in_location(self, components: list[Any], identifiers: list[Any]) -> None:
+    def _register_components_in_location(
+        self, components: list[Any], identifiers: list[Any]
+    ) -> None:
         for component, identifier in zip(components, identifiers, strict=False):
             self._memory[component["id"]] = identifier
 

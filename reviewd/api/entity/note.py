@@ -30,8 +30,14 @@ class CreateNoteMixin(_NoteHost):
 
     __slots__ = ()
 
-    def create_note(self, content: str, author: Any, recipients: list[Any] | None = None,
-                    category: Any = None, labels: list[Any] | None = None) -> Entity:
+    def create_note(
+        self,
+        content: str,
+        author: Any,
+        recipients: list[Any] | None = None,
+        category: Any = None,
+        labels: list[Any] | None = None,
+    ) -> Entity:
         """Create a note on this entity, with optional recipients and labels.
 
         *category* is the older way of labelling a note: on servers with note
@@ -47,8 +53,11 @@ class CreateNoteMixin(_NoteHost):
         data: dict[str, Any] = {"content": content, "author": author}
         if category:
             if labels_supported:
-                warnings.warn("category is deprecated; pass labels=[...] instead.",
-                              PendingDeprecationWarning, stacklevel=2)
+                warnings.warn(
+                    "category is deprecated; pass labels=[...] instead.",
+                    PendingDeprecationWarning,
+                    stacklevel=2,
+                )
                 labels = [category]
             else:
                 data["category_id"] = category["id"]

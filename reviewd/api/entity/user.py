@@ -16,8 +16,9 @@ class User(Entity):
 
     __slots__ = ()
 
-    def start_timer(self, context: Any = None, comment: str = "", name: str | None = None,
-                    force: bool = False) -> Entity:
+    def start_timer(
+        self, context: Any = None, comment: str = "", name: str | None = None, force: bool = False
+    ) -> Entity:
         """Start (and commit) a timer for this user; *force* first stops a running one.
 
         Without *force* a running timer makes the server refuse the new one,

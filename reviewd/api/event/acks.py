@@ -86,12 +86,19 @@ class PendingAcks:
             return
         info = entry[1]
         response = args[0] if args and isinstance(args[0], dict) else {}
-        subscriber = (info[1].split(" ", 1)[1] if info[0] == "subscribe"
-                      and str(info[1]).startswith("subscriber ") else None)
+        subscriber = (
+            info[1].split(" ", 1)[1]
+            if info[0] == "subscribe" and str(info[1]).startswith("subscriber ")
+            else None
+        )
         if response.get("success") is False:
             self.refusals += 1
-            log.error("event server refused %s of %s: %s", info[0], info[1],
-                      redact(str(response.get("message"))))
+            log.error(
+                "event server refused %s of %s: %s",
+                info[0],
+                info[1],
+                redact(str(response.get("message"))),
+            )
             if subscriber is not None and len(self.refused_subscribers) < MAX_PENDING_ACKS:
                 self.refused_subscribers[subscriber] = redact(str(response.get("message")))
         elif subscriber is not None:

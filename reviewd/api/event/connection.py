@@ -95,8 +95,10 @@ def _ssl_options(verify: bool | str) -> dict[str, Any]:
     if verify is False:
         return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
     options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
-    bundle = verify if isinstance(verify, str) else (
-        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    bundle = (
+        verify
+        if isinstance(verify, str)
+        else (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
     )
     if bundle:
         if os.path.isdir(bundle):
@@ -312,7 +314,8 @@ class Connection:
             # Refused, unroutable, or no answer within the timeout (a frozen server):
             # nothing answered, so the next probe may come soon (see ServerUnreachable).
             raise ServerUnreachable(
-                redact(f"event server handshake at {url} failed: {error}")) from None
+                redact(f"event server handshake at {url} failed: {error}")
+            ) from None
         except requests.RequestException as error:
             raise EventHubConnectionError(
                 redact(f"event server handshake at {url} failed: {error}")

@@ -61,8 +61,9 @@ class Dispatcher:
         try:
             hook(event, matched)
         except Exception:
-            log.exception("dispatch hook failed for event %s (%s)", event.get("id"),
-                          event.get("topic"))
+            log.exception(
+                "dispatch hook failed for event %s (%s)", event.get("id"), event.get("topic")
+            )
 
     def handle(self, event: Event, synchronous: bool = False) -> list[Any]:
         """Call matching callbacks in priority order; return their results."""
@@ -72,16 +73,23 @@ class Dispatcher:
                 result = entry.callback(event)
             except Exception:
                 self.handler_errors += 1
-                log.exception("subscriber %s failed on event %s (%s)", entry.id,
-                              event.get("id"), event.get("topic"))
+                log.exception(
+                    "subscriber %s failed on event %s (%s)",
+                    entry.id,
+                    event.get("id"),
+                    event.get("topic"),
+                )
             else:
                 results.append(result)
                 if result is not None and not synchronous:
                     try:
                         self._publish_reply(event, result, source=entry.metadata)
                     except Exception:
-                        log.exception("could not publish the reply of subscriber %s to event %s",
-                                      entry.id, event.get("id"))
+                        log.exception(
+                            "could not publish the reply of subscriber %s to event %s",
+                            entry.id,
+                            event.get("id"),
+                        )
             if event._stopped:  # is_stopped() without a method call on the hot path
                 break
         return results
@@ -96,6 +104,9 @@ class Dispatcher:
             try:
                 self._publish_reply(event, result, source=subscriber.metadata)
             except Exception:
-                log.exception("could not publish the reply of subscriber %s to event %s",
-                              subscriber.id, event.get("id"))
+                log.exception(
+                    "could not publish the reply of subscriber %s to event %s",
+                    subscriber.id,
+                    event.get("id"),
+                )
         return result

@@ -19,8 +19,13 @@ from reviewd.api.event.subscriber import Subscriber
 from reviewd.api.exception import EventHubError
 
 __all__ = [
-    "Envelope", "EVENT_NAME", "REPLY_TOPIC", "SUBSCRIBE_TOPIC", "UNSUBSCRIBE_TOPIC",
-    "CONNECTED_TOPIC", "DISCONNECTED_TOPIC",
+    "Envelope",
+    "EVENT_NAME",
+    "REPLY_TOPIC",
+    "SUBSCRIBE_TOPIC",
+    "UNSUBSCRIBE_TOPIC",
+    "CONNECTED_TOPIC",
+    "DISCONNECTED_TOPIC",
 ]
 
 EVENT_NAME = "ftrack.event"

@@ -34,8 +34,16 @@ import typing
 from collections.abc import Callable, Mapping
 
 __all__ = [
-    "MAX_DEPTH", "All", "Any", "CompiledExpression", "Condition", "Expression", "Not",
-    "ParseError", "Parser", "parse",
+    "MAX_DEPTH",
+    "All",
+    "Any",
+    "CompiledExpression",
+    "Condition",
+    "Expression",
+    "Not",
+    "ParseError",
+    "Parser",
+    "parse",
 ]
 
 #: Deepest nesting of parentheses/``not`` accepted; deeper text is a ParseError rather
@@ -60,8 +68,10 @@ class ParseError(ValueError):
     def __init__(self, problem: str, expression: str, position: int) -> None:
         self.expression = expression
         self.position = position
-        shown = expression if len(expression) <= _MESSAGE_TEXT_LIMIT else (
-            expression[:_MESSAGE_TEXT_LIMIT] + "..."
+        shown = (
+            expression
+            if len(expression) <= _MESSAGE_TEXT_LIMIT
+            else (expression[:_MESSAGE_TEXT_LIMIT] + "...")
         )
         super().__init__(f"{problem} at position {position} in expression {shown!r}")
 
@@ -622,8 +632,10 @@ class Condition(Expression):
         if self._wildcard:
             return str(found).startswith(self.value[:-1])
         value = self.value
-        if isinstance(value, str) and isinstance(found, (int, float)) and not isinstance(
-            found, bool
+        if (
+            isinstance(value, str)
+            and isinstance(found, (int, float))
+            and not isinstance(found, bool)
         ):
             number = _number(value)
             if number is not None:

@@ -44,8 +44,13 @@ class FrameHandler:
     when callbacks run on the reader thread.
     """
 
-    def __init__(self, deliver: Callable[[Event], None], inbox: Inbox, acks: PendingAcks,
-                 replies: ReplyCallbacks) -> None:
+    def __init__(
+        self,
+        deliver: Callable[[Event], None],
+        inbox: Inbox,
+        acks: PendingAcks,
+        replies: ReplyCallbacks,
+    ) -> None:
         self._deliver = deliver
         self._inbox_put = inbox.put
         self._acks = acks

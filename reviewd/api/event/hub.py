@@ -107,7 +107,9 @@ class EventHub:
         connect_timeout: float = 10.0,
     ) -> None:
         if not server_url:
-            raise TypeError("EventHub needs server_url (the ftrack server, e.g. https://x.ftrackapp.com)")
+            raise TypeError(
+                "EventHub needs server_url (the ftrack server, e.g. https://x.ftrackapp.com)"
+            )
         parts = urlsplit(server_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"server_url must look like https://host[:port], got {server_url!r}")
@@ -150,16 +152,24 @@ class EventHub:
             self._subscriptions,
             lambda event, data, source=None: self.publish_reply(event, data, source=source),
         )
-        self._inbox = Inbox(self._dispatcher.dispatch, incoming_queue_size, self._stop,
-                            inline=inline_dispatch)
+        self._inbox = Inbox(
+            self._dispatcher.dispatch, incoming_queue_size, self._stop, inline=inline_dispatch
+        )
         self._frames = FrameHandler(
             self._dispatcher.dispatch if inline_dispatch else self._inbox.put,
-            self._inbox, self._acks, self._replies,
+            self._inbox,
+            self._acks,
+            self._replies,
         )
         self._listeners = ConnectionListeners()
         self._supervisor = Supervisor(
-            self._new_connection, self._on_open, self._read, self._on_close, self._stop,
-            reconnect_base, reconnect_cap,
+            self._new_connection,
+            self._on_open,
+            self._read,
+            self._on_close,
+            self._stop,
+            reconnect_base,
+            reconnect_cap,
         )
         #: The latest connection attempts (:class:`Attempt`), for diagnosis and tests.
         self.connection_attempts = self._supervisor.attempts
@@ -253,8 +263,10 @@ class EventHub:
             except EventHubConnectionError as error:
                 last_error = error
         raise EventHubConnectionError(
-            redact(f"Failed to reconnect to event server {self.get_server_url()} after "
-                   f"{attempts} attempts: {last_error}")
+            redact(
+                f"Failed to reconnect to event server {self.get_server_url()} after "
+                f"{attempts} attempts: {last_error}"
+            )
         )
 
     def get_subscriber_by_identifier(self, identifier: str) -> Subscriber | None:
@@ -328,15 +340,18 @@ class EventHub:
         self._stop.clear()
         self._stopped.clear()
         self._threads = [
-            threading.Thread(target=self._supervisor.run, name=f"reviewd-hub-conn-{self.id[:8]}",
-                             daemon=True),
-            threading.Thread(target=self._writer.run, name=f"reviewd-hub-write-{self.id[:8]}",
-                             daemon=True),
+            threading.Thread(
+                target=self._supervisor.run, name=f"reviewd-hub-conn-{self.id[:8]}", daemon=True
+            ),
+            threading.Thread(
+                target=self._writer.run, name=f"reviewd-hub-write-{self.id[:8]}", daemon=True
+            ),
         ]
         if not self._inline_dispatch:
             self._threads.append(
-                threading.Thread(target=self._inbox.run,
-                                 name=f"reviewd-hub-dispatch-{self.id[:8]}", daemon=True)
+                threading.Thread(
+                    target=self._inbox.run, name=f"reviewd-hub-dispatch-{self.id[:8]}", daemon=True
+                )
             )
         for thread in self._threads:
             thread.start()
@@ -354,12 +369,18 @@ class EventHub:
             if not self._running:
                 return
             self._running = False
-            subscriber_ids = [s.id for s in self._subscriptions.snapshot()
-                              if s.id is not None] if unsubscribe else []
+            subscriber_ids = (
+                [s.id for s in self._subscriptions.snapshot() if s.id is not None]
+                if unsubscribe
+                else []
+            )
         deadline = time.monotonic() + timeout
         if self.connected:
             self._outbox.queue_control(
-                [self._envelope.unsubscribe_frame(subscriber_id) for subscriber_id in subscriber_ids]
+                [
+                    self._envelope.unsubscribe_frame(subscriber_id)
+                    for subscriber_id in subscriber_ids
+                ]
             )
             self._outbox.drain(deadline)
         self._stop.set()
@@ -500,8 +521,9 @@ class EventHub:
                 return None
             raise
 
-    def _publish(self, event: Any, synchronous: Any, on_reply: Any,
-                 inline_reply: Any = False) -> list[Any] | None:
+    def _publish(
+        self, event: Any, synchronous: Any, on_reply: Any, inline_reply: Any = False
+    ) -> list[Any] | None:
         if not isinstance(event, Event):
             if not isinstance(event, Mapping):
                 raise TypeError(f"publish needs an Event, not {type(event).__name__}")
@@ -514,13 +536,16 @@ class EventHub:
                 "cannot publish: the event hub is not connected; call connect() first"
             )
         item = self._envelope.frame(
-            event, ("publish", f"event {event['id']} ({event['topic']})", None))
+            event, ("publish", f"event {event['id']} ({event['topic']})", None)
+        )
         if on_reply is not None:
             self._replies.add(event["id"], on_reply, inline_reply)
         self._outbox.publish(item)
         return None
 
-    def publish_reply(self, source_event: Mapping[str, Any], data: Any, source: Mapping[str, Any] | None = None) -> None:
+    def publish_reply(
+        self, source_event: Mapping[str, Any], data: Any, source: Mapping[str, Any] | None = None
+    ) -> None:
         """Publish *data* as a reply to *source_event* (targeted at its publisher)."""
         origin = source_event.get("source") if isinstance(source_event, Mapping) else None
         origin_id = origin.get("id") if isinstance(origin, Mapping) else None
@@ -535,8 +560,9 @@ class EventHub:
         self.publish(reply)
 
     # ftrack_api's helper names; plugins and tests written for it call them.
-    def _prepare_reply_event(self, reply: Event, source_event: Mapping[str, Any],
-                             source: Mapping[str, Any] | None = None) -> None:
+    def _prepare_reply_event(
+        self, reply: Event, source_event: Mapping[str, Any], source: Mapping[str, Any] | None = None
+    ) -> None:
         """Target *reply* at *source_event*'s publisher and mark what it answers."""
         reply["target"] = f"id={source_event['source']['id']}"
         reply["in_reply_to_event"] = source_event["id"]
@@ -601,8 +627,13 @@ class EventHub:
     # ================================================================== each connection
     def _new_connection(self) -> Connection:
         return Connection(
-            self.server_url, self._api_user, self._api_key, headers=self._headers,
-            cookies=self._cookies, verify=self._verify, auth=self._auth,
+            self.server_url,
+            self._api_user,
+            self._api_key,
+            headers=self._headers,
+            cookies=self._cookies,
+            verify=self._verify,
+            auth=self._auth,
             connect_timeout=self._connect_timeout,
         )
 

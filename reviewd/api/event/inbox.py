@@ -36,8 +36,13 @@ class Inbox:
     flag, which releases a reader waiting for room when the hub shuts down.
     """
 
-    def __init__(self, dispatch: Callable[[Event], None], capacity: int,
-                 stop: threading.Event, inline: bool = False) -> None:
+    def __init__(
+        self,
+        dispatch: Callable[[Event], None],
+        capacity: int,
+        stop: threading.Event,
+        inline: bool = False,
+    ) -> None:
         self._dispatch = dispatch
         self._capacity = max(1, int(capacity))
         self._stop = stop

@@ -59,7 +59,8 @@ class Outbox:
                 if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                     log.warning(
                         "outgoing event queue full (%d); dropped the oldest event (%d dropped so far)",
-                        self.capacity, self.dropped,
+                        self.capacity,
+                        self.dropped,
                         extra={"dropped_frame_ack": dropped[1]},
                     )
             self._outgoing.append(item)

@@ -135,9 +135,13 @@ class Subscriptions:
             try:
                 target_match = _expression.parse(target).match
             except _expression.ParseError as error:
-                log.error("dropping event %s: its target cannot be parsed: %s",
-                          event.get("id"), error)
+                log.error(
+                    "dropping event %s: its target cannot be parsed: %s", event.get("id"), error
+                )
                 return []
-            return [entry for entry, match in candidates
-                    if (match is None or match(event)) and target_match(entry.metadata)]
+            return [
+                entry
+                for entry, match in candidates
+                if (match is None or match(event)) and target_match(entry.metadata)
+            ]
         return [entry for entry, match in candidates if match is None or match(event)]

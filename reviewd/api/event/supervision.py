@@ -153,16 +153,21 @@ class Supervisor:
                     ceiling = min(ceiling, PROBE_CAP)
                     delay = min(delay, PROBE_CAP)
                 self.attempts.append(
-                    Attempt(time.monotonic(), f"failed: {redact(str(error))}", delay, ceiling))
-                log.warning("event server connection failed (%s); retrying in %.2fs",
-                            redact(str(error)), delay)
+                    Attempt(time.monotonic(), f"failed: {redact(str(error))}", delay, ceiling)
+                )
+                log.warning(
+                    "event server connection failed (%s); retrying in %.2fs",
+                    redact(str(error)),
+                    delay,
+                )
                 stop.wait(delay)
                 continue
             except Exception as error:  # a bug or an exotic failure: log, keep going
                 ceiling = backoff.ceiling()
                 delay = backoff.next_delay()
                 self.attempts.append(
-                    Attempt(time.monotonic(), f"failed: {redact(repr(error))}", delay, ceiling))
+                    Attempt(time.monotonic(), f"failed: {redact(repr(error))}", delay, ceiling)
+                )
                 log.exception("unexpected error while connecting to the event server")
                 stop.wait(delay)
                 continue
@@ -199,7 +204,9 @@ class Supervisor:
             ceiling = min(backoff.ceiling(), cap)
             delay = min(backoff.next_delay(), cap)
             self.attempts.append(
-                Attempt(time.monotonic(), f"lost: {redact(reason)}", delay, ceiling))
-            log.warning("event server connection lost (%s); reconnecting in %.2fs",
-                        redact(reason), delay)
+                Attempt(time.monotonic(), f"lost: {redact(reason)}", delay, ceiling)
+            )
+            log.warning(
+                "event server connection lost (%s); reconnecting in %.2fs", redact(reason), delay
+            )
             stop.wait(delay)

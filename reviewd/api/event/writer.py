@@ -50,8 +50,9 @@ class Writer:
                 connection.send(text)
             except ConnectionLost as error:
                 self._acks.forget(ack_id)
-                log.info("sending to the event server failed (%s); will resend after reconnect",
-                         error)
+                log.info(
+                    "sending to the event server failed (%s); will resend after reconnect", error
+                )
                 connection.close(str(error))  # the reader notices, says why, reconnects
                 # Published events go back to the front, in order; subscriptions are
                 # re-sent in full on reconnect, so control frames are not kept.

@@ -29,13 +29,18 @@ class IdStructure(Structure):
             if container and container is not NOT_SET:
                 container_path = self.get_resource_identifier(container)
                 if container.entity_type == "SequenceComponent":
-                    parts = [os.path.dirname(container_path),
-                             f"file.{entity['name']}{entity['file_type']}"]
+                    parts = [
+                        os.path.dirname(container_path),
+                        f"file.{entity['name']}{entity['file_type']}",
+                    ]
                 else:
                     parts = [container_path, entity["id"] + entity["file_type"]]
             else:
-                parts = [self.prefix, *_spread(entity["id"]),
-                         entity["id"][4:] + entity["file_type"]]
+                parts = [
+                    self.prefix,
+                    *_spread(entity["id"]),
+                    entity["id"][4:] + entity["file_type"],
+                ]
         elif kind == "SequenceComponent":
             name = f"file.{self._get_sequence_expression(entity)}"
             file_type = entity["file_type"]

@@ -22,8 +22,11 @@ _UNSAFE = re.compile(r"[^\w.-]")
 class StandardStructure(Structure):
     """Paths from the version's context; see the module docstring."""
 
-    def __init__(self, project_versions_prefix: str | None = None,
-                 illegal_character_substitute: str | None = "_") -> None:
+    def __init__(
+        self,
+        project_versions_prefix: str | None = None,
+        illegal_character_substitute: str | None = "_",
+    ) -> None:
         super().__init__()
         self.project_versions_prefix = project_versions_prefix
         self.illegal_character_substitute = illegal_character_substitute
@@ -45,8 +48,10 @@ class StandardStructure(Structure):
         version = entity["version"]
         if version is NOT_SET and entity["version_id"]:
             version = session.get("AssetVersion", entity["version_id"])
-        problem = (f"Component {entity!r} must belong to a committed version of a committed "
-                   "asset under a context.")
+        problem = (
+            f"Component {entity!r} must belong to a committed version of a committed "
+            "asset under a context."
+        )
         if version is NOT_SET or version is None or version in session.created:
             raise StructureError(problem)
         link = version["link"]
@@ -80,8 +85,10 @@ class StandardStructure(Structure):
                 parts.append(safe(entity["name"] + entity["file_type"]))
         elif kind == "SequenceComponent":
             parts = self._get_parts(entity)
-            parts.append(f"{safe(entity['name'])}.{self._get_sequence_expression(entity)}"
-                         f"{safe(entity['file_type'])}")
+            parts.append(
+                f"{safe(entity['name'])}.{self._get_sequence_expression(entity)}"
+                f"{safe(entity['file_type'])}"
+            )
         elif kind == "ContainerComponent":
             parts = self._get_parts(entity)
             parts.append(safe(entity["name"]))

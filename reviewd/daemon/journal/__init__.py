@@ -24,10 +24,14 @@ def open_journal(path: str, config: Any = None, *, background: bool = True) -> A
     if config is not None and getattr(config, "journal_backend", "sqlite") == "redis":
         from reviewd.daemon.journal.redis import RedisJournal
 
-        return RedisJournal(config.redis_url, prefix=config.redis_prefix,
-                            consumer=config.consumer, retention=config.journal_retention,
-                            claim_idle=config.claim_idle,
-                            pinned=getattr(config, "pinned_plugins", ()),
-                            lease_ttl=getattr(config, "lease_ttl", 10.0),
-                            background=background)
+        return RedisJournal(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            consumer=config.consumer,
+            retention=config.journal_retention,
+            claim_idle=config.claim_idle,
+            pinned=getattr(config, "pinned_plugins", ()),
+            lease_ttl=getattr(config, "lease_ttl", 10.0),
+            background=background,
+        )
     return SqliteJournal(path)

@@ -106,8 +106,9 @@ class AttemptLog:
             self._rotate()
 
     def _rotate(self) -> None:
-        text = b"".join(_line(key, attempt, state)
-                        for key, (attempt, state) in self._running.items())
+        text = b"".join(
+            _line(key, attempt, state) for key, (attempt, state) in self._running.items()
+        )
         tmp = self.path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -32,8 +32,9 @@ class Write:
 
     __slots__ = ("apply", "then", "waited", "done", "result", "error")
 
-    def __init__(self, apply: Apply, then: Callable[[Any], None] | None = None,
-                 waited: bool = True) -> None:
+    def __init__(
+        self, apply: Apply, then: Callable[[Any], None] | None = None, waited: bool = True
+    ) -> None:
         self.apply = apply
         self.then = then
         self.waited = waited
@@ -58,8 +59,9 @@ class GroupCommit:
         self.writes = 0
         self.batches = 0
 
-    def submit(self, apply: Apply, wait: bool = True,
-               then: Callable[[Any], None] | None = None) -> Any:
+    def submit(
+        self, apply: Apply, wait: bool = True, then: Callable[[Any], None] | None = None
+    ) -> Any:
         """Queue a write; with *wait*, return its result once committed (or raise)."""
         write = Write(apply, then, wait)
         with self._cond:

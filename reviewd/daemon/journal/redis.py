@@ -54,6 +54,7 @@ log = structlog.get_logger("reviewd.journal.redis")
 
 GROUP = "reviewd"
 
+
 def display_url(url: str) -> str:
     """The URL without its password (for status pages and logs)."""
     parts = urllib.parse.urlsplit(url)
@@ -71,10 +72,20 @@ class RedisJournal:
     dispatch_local = False  # lanes get their work from the consumer group
     feeds_lanes = True  # ...through one LaneFeed thread per lane (see feed())
 
-    def __init__(self, url: str, *, prefix: str = "reviewd", consumer: str | None = None,
-                 retention: float = 7 * 86400.0, claim_idle: float = 60.0,
-                 batch: int = 200, block: float = 1.0, pinned: Iterable[str] = (),
-                 lease_ttl: float = 10.0, background: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "reviewd",
+        consumer: str | None = None,
+        retention: float = 7 * 86400.0,
+        claim_idle: float = 60.0,
+        batch: int = 200,
+        block: float = 1.0,
+        pinned: Iterable[str] = (),
+        lease_ttl: float = 10.0,
+        background: bool = True,
+    ) -> None:
         import redis
 
         password = urllib.parse.urlsplit(url).password
@@ -95,14 +106,18 @@ class RedisJournal:
             # socket_timeout above the longest BLOCK, so a blocking read is never cut short.
             # Any: redis-py types every reply as bytes | str (and most as optional) even
             # with decode_responses=True, where they are str; its stubs cannot say that.
-            self._r: Any = redis.Redis.from_url(url, decode_responses=True,
-                                                socket_timeout=max(5.0, 2 * block + 1),
-                                                socket_connect_timeout=2.0,
-                                                health_check_interval=30)
+            self._r: Any = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=max(5.0, 2 * block + 1),
+                socket_connect_timeout=2.0,
+                health_check_interval=30,
+            )
             self._r.ping()
         except redis.RedisError as exc:
-            raise JournalError(f"cannot reach the Redis journal at {self.path}: "
-                               f"{redact(str(exc))}") from exc
+            raise JournalError(
+                f"cannot reach the Redis journal at {self.path}: {redact(str(exc))}"
+            ) from exc
         self._record = self._r.register_script(RECORD)
         self._touch = self._r.register_script(TOUCH)
         self._hand_back = self._r.register_script(HAND_BACK)
@@ -172,20 +187,34 @@ class RedisJournal:
         try:
             pipe = self._r.pipeline(transaction=False)
             for entry in entries:
-                self.write(entry.payload, list(entry.plugins), pipe=pipe,
-                           event_id=entry.event_id, topic=entry.topic)
+                self.write(
+                    entry.payload,
+                    list(entry.plugins),
+                    pipe=pipe,
+                    event_id=entry.event_id,
+                    topic=entry.topic,
+                )
             flags = pipe.execute()
         except self.connection_errors as exc:
             raise self._unreachable(exc) from exc
-        return [[p for p, flag in zip(e.plugins, f, strict=True) if flag]
-                for e, f in zip(entries, flags, strict=True)]
+        return [
+            [p for p, flag in zip(e.plugins, f, strict=True) if flag]
+            for e, f in zip(entries, flags, strict=True)
+        ]
 
     def _unreachable(self, exc: BaseException) -> JournalError:
         self.link.lost(exc)
         return JournalError(self.link.problem or f"journal: Redis unreachable at {self.path}")
 
-    def write(self, payload: str, plugins: list[str], *, pipe: Any = None,
-              event_id: str | None = None, topic: str | None = None) -> Any:
+    def write(
+        self,
+        payload: str,
+        plugins: list[str],
+        *,
+        pipe: Any = None,
+        event_id: str | None = None,
+        topic: str | None = None,
+    ) -> Any:
         """One Lua call journaling the wire-form *payload* for *plugins* (raises when Redis
         cannot be reached)."""
         if event_id is None or topic is None:
@@ -193,8 +222,11 @@ class RedisJournal:
             event_id, topic = str(event["id"]), str(event.get("topic", ""))
         keys = [f"{self.prefix}:plugins"]
         for plugin in plugins:
-            keys += [self.key("seen", plugin, event_id), self.ensure_group(plugin),
-                     self.key("entry", plugin)]
+            keys += [
+                self.key("seen", plugin, event_id),
+                self.ensure_group(plugin),
+                self.key("entry", plugin),
+            ]
         args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
         if pipe is not None:
             return self._record(keys=keys, args=args, client=pipe)
@@ -211,8 +243,9 @@ class RedisJournal:
         by_entry = {e: i for i, e in zip(wanted, entries, strict=True) if e}
         if not by_entry:
             return []
-        lost = self._touch(keys=[self.key("stream", plugin)],
-                           args=[GROUP, self.consumer, *by_entry])
+        lost = self._touch(
+            keys=[self.key("stream", plugin)], args=[GROUP, self.consumer, *by_entry]
+        )
         return [by_entry[e] for e in lost or []]
 
     def begin_attempt(self, event_id: str, plugin: str, attempt: int | None = None) -> int:
@@ -275,11 +308,13 @@ class RedisJournal:
             return
         stream = self.key("stream", plugin)
         found = self._r.xrange(stream, entry, entry)
-        fields = dict(found[0][1]) if found else {"id": event_id, "topic": "", "payload": "{}",
-                                                  "received": repr(time.time())}
+        fields = (
+            dict(found[0][1])
+            if found
+            else {"id": event_id, "topic": "", "payload": "{}", "received": repr(time.time())}
+        )
         attempts = int(self._r.hget(self.key("attempts", plugin), event_id) or 0)
-        fields.update(attempts=str(max(1, attempts)), error=error[:4000],
-                      updated=repr(time.time()))
+        fields.update(attempts=str(max(1, attempts)), error=error[:4000], updated=repr(time.time()))
         pipe = self._r.pipeline(transaction=True)
         pipe.xadd(self.key("dead", plugin), fields)
         self.forget(pipe, plugin, event_id, entry)
@@ -297,8 +332,9 @@ class RedisJournal:
         count = 0
         for name, entry, fields in list(self._dead_entries(event_id, plugin)):
             stream = self.ensure_group(name)
-            new_entry = self._r.xadd(stream, {k: fields[k] for k in
-                                              ("id", "topic", "payload", "received")})
+            new_entry = self._r.xadd(
+                stream, {k: fields[k] for k in ("id", "topic", "payload", "received")}
+            )
             pipe = self._r.pipeline(transaction=True)
             pipe.hset(self.key("entry", name), fields["id"], new_entry)
             pipe.hdel(self.key("attempts", name), fields["id"])
@@ -318,20 +354,27 @@ class RedisJournal:
         return 0
 
     # ------------------------------------------------------------------ taking work
-    def fetch(self, plugin: str, count: int, *, own: bool = False,
-              block_ms: int | None = None) -> list[Delivery]:
+    def fetch(
+        self, plugin: str, count: int, *, own: bool = False, block_ms: int | None = None
+    ) -> list[Delivery]:
         """Take up to *count* deliveries for this replica: its own unfinished entries
         (``own``, after a restart) or new ones, waiting up to *block_ms* for them."""
         stream = self.ensure_group(plugin)
-        response = self._r.xreadgroup(GROUP, self.consumer, {stream: "0" if own else ">"},
-                                      count=count, block=None if own else block_ms)
+        response = self._r.xreadgroup(
+            GROUP,
+            self.consumer,
+            {stream: "0" if own else ">"},
+            count=count,
+            block=None if own else block_ms,
+        )
         return self._deliveries(plugin, _entries(response))
 
     def claim(self, plugin: str, count: int) -> list[Delivery]:
         """Take over entries other replicas stopped touching for ``claim_idle``."""
         stream = self.ensure_group(plugin)
-        response = self._r.xautoclaim(stream, GROUP, self.consumer, self.claim_idle_ms,
-                                      start_id="0-0", count=count)
+        response = self._r.xautoclaim(
+            stream, GROUP, self.consumer, self.claim_idle_ms, start_id="0-0", count=count
+        )
         entries = [(e, f) for e, f in response[1] if f]
         deleted = response[2] if len(response) > 2 else []
         if deleted:  # entries deleted while pending (acked then XDEL raced): drop them
@@ -340,8 +383,9 @@ class RedisJournal:
             self._r.incrby(self.key("claims", plugin), len(entries))
         return self._deliveries(plugin, entries)
 
-    def _deliveries(self, plugin: str, entries: list[tuple[str, dict]],
-                    hold: bool = True) -> list[Delivery]:
+    def _deliveries(
+        self, plugin: str, entries: list[tuple[str, dict]], hold: bool = True
+    ) -> list[Delivery]:
         entries = [(e, f) for e, f in entries if f and f.get("id")]
         if not entries:
             return []
@@ -371,9 +415,15 @@ class RedisJournal:
         return feed
 
     # ------------------------------------------------------------------ reading
-    def _delivery(self, plugin: str, entry: str, fields: Mapping[str, str],
-                  state: str = PENDING, attempts: int | None = None,
-                  error: str | None = None) -> Delivery:
+    def _delivery(
+        self,
+        plugin: str,
+        entry: str,
+        fields: Mapping[str, str],
+        state: str = PENDING,
+        attempts: int | None = None,
+        error: str | None = None,
+    ) -> Delivery:
         event_id = fields.get("id", "")
         if state == DEAD:
             attempts, error = int(fields.get("attempts", 0)), fields.get("error")
@@ -382,9 +432,19 @@ class RedisJournal:
             error = self._r.hget(self.key("error", plugin), event_id)
         received = float(fields.get("received", 0) or 0)
         payload = fields.get("payload") or "{}"
-        return Delivery(entry, event_id, fields.get("topic", ""), plugin, state, attempts, error,
-                        received, float(fields.get("updated", received) or received),
-                        json.loads(payload), len(payload))
+        return Delivery(
+            entry,
+            event_id,
+            fields.get("topic", ""),
+            plugin,
+            state,
+            attempts,
+            error,
+            received,
+            float(fields.get("updated", received) or received),
+            json.loads(payload),
+            len(payload),
+        )
 
     def pending(self, plugin: str | None = None, limit: int | None = None) -> list[Delivery]:
         """Unfinished deliveries, oldest first (a read-only view: ``reviewd journal list
@@ -400,8 +460,10 @@ class RedisJournal:
         return out
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:
-        return [self._delivery(name, entry, fields, DEAD)
-                for name, entry, fields in self._dead_entries(None, plugin)]
+        return [
+            self._delivery(name, entry, fields, DEAD)
+            for name, entry, fields in self._dead_entries(None, plugin)
+        ]
 
     def deliveries(self, event_id: str) -> list[Delivery]:
         out = []
@@ -411,8 +473,10 @@ class RedisJournal:
                 found = self._r.xrange(self.key("stream", plugin), entry, entry)
                 if found:
                     out.append(self._delivery(plugin, entry, found[0][1]))
-            out.extend(self._delivery(plugin, e, f, DEAD)
-                       for _name, e, f in self._dead_entries(event_id, plugin))
+            out.extend(
+                self._delivery(plugin, e, f, DEAD)
+                for _name, e, f in self._dead_entries(event_id, plugin)
+            )
         return out
 
     def counts(self) -> dict[str, int]:
@@ -444,13 +508,17 @@ class RedisJournal:
         moved = 0
         for plugin in self.plugins():
             stream = self.key("stream", plugin)
-            held = self._r.xpending_range(stream, GROUP, "-", "+", 10_000,
-                                          consumername=self.consumer)
+            held = self._r.xpending_range(
+                stream, GROUP, "-", "+", 10_000, consumername=self.consumer
+            )
             ids = [e["message_id"] for e in held]
             for start in range(0, len(ids), 500):
-                moved += int(self._hand_back(keys=[stream, self.key("entry", plugin)],
-                                             args=[GROUP, self.consumer,
-                                                   *ids[start:start + 500]]))
+                moved += int(
+                    self._hand_back(
+                        keys=[stream, self.key("entry", plugin)],
+                        args=[GROUP, self.consumer, *ids[start : start + 500]],
+                    )
+                )
         return moved
 
     def _leave(self) -> None:
@@ -460,8 +528,9 @@ class RedisJournal:
             self.link.stop()
             for plugin in self.plugins():
                 stream = self.key("stream", plugin)
-                held = self._r.xpending_range(stream, GROUP, "-", "+", 1,
-                                              consumername=self.consumer)
+                held = self._r.xpending_range(
+                    stream, GROUP, "-", "+", 1, consumername=self.consumer
+                )
                 if not held:
                     self._r.xgroup_delconsumer(stream, GROUP, self.consumer)
             self._r.hdel(f"{self.prefix}:replicas", self.consumer)
@@ -479,12 +548,14 @@ class RedisJournal:
             try:
                 moved = self.hand_back()
             except self.redis_error as exc:
-                log.warning("handing back unfinished deliveries failed; the other replicas "
-                            "take them after journal.claim_idle", error=redact(str(exc)))
+                log.warning(
+                    "handing back unfinished deliveries failed; the other replicas "
+                    "take them after journal.claim_idle",
+                    error=redact(str(exc)),
+                )
             else:
                 if moved:
-                    log.info("unfinished deliveries handed back to the other replicas",
-                             count=moved)
+                    log.info("unfinished deliveries handed back to the other replicas", count=moved)
                 self._leave()
         self.link.stop()
         self._r.close()

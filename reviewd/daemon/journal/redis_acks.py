@@ -45,8 +45,7 @@ class AckBatcher:
         self.batches = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="reviewd-redis-acks",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="reviewd-redis-acks", daemon=True)
         self._thread.start()
 
     def done(self, plugin: str, event_id: str) -> None:
@@ -126,8 +125,11 @@ class AckBatcher:
             return False
         except self.journal.redis_error as exc:
             self._settle(batch, False)
-            log.error("acknowledging finished deliveries failed; retrying",
-                      count=len(batch), error=redact(str(exc)))
+            log.error(
+                "acknowledging finished deliveries failed; retrying",
+                count=len(batch),
+                error=redact(str(exc)),
+            )
             return False
         self._settle(batch, True)
         return True
@@ -162,6 +164,8 @@ class AckBatcher:
         if self._thread is not None:
             self._thread.join(timeout)
         if not self.flush(timeout):
-            log.warning("some finished deliveries could not be acknowledged; another "
-                        "replica (or this one's next start) will handle them again",
-                        count=self.backlog())
+            log.warning(
+                "some finished deliveries could not be acknowledged; another "
+                "replica (or this one's next start) will handle them again",
+                count=self.backlog(),
+            )

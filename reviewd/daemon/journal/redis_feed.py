@@ -61,14 +61,19 @@ class LaneFeed:
         self.room = threading.Event()
         self.lease: Lease | None = None
         if self.plugin in journal.pinned:
-            self.lease = Lease(journal.client, journal.key("lease", self.plugin),
-                               journal.consumer, journal.lease_ttl,
-                               on_change=lambda held: self.room.set())
+            self.lease = Lease(
+                journal.client,
+                journal.key("lease", self.plugin),
+                journal.consumer,
+                journal.lease_ttl,
+                on_change=lambda held: self.room.set(),
+            )
         self.touch_every = max(0.05, journal.claim_idle / 3)
         self.claim_every = max(0.1, journal.claim_idle / 2)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"reviewd-feed-{self.plugin}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"reviewd-feed-{self.plugin}", daemon=True
+        )
         #: Entries taken from the stream, and from other replicas.
         self.fetched = 0
         self.claimed = 0
@@ -155,15 +160,17 @@ class LaneFeed:
                     self.room.clear()
                     continue
                 block = int(min(self.journal.block_ms, wait * 1000))
-                self.fetched += self._take(self.journal.fetch(self.plugin, room,
-                                                              block_ms=max(1, block)))
+                self.fetched += self._take(
+                    self.journal.fetch(self.plugin, room, block_ms=max(1, block))
+                )
             except self.journal.connection_errors as exc:
                 link.lost(exc)
             except Exception as exc:  # noqa: BLE001 - keep feeding; say why it failed
                 if "NOGROUP" in str(exc):  # Redis came back empty: create the group again
                     self.journal.forget_groups()
-                log.error("reading the Redis stream failed", plugin=self.plugin,
-                          error=redact(str(exc)))
+                log.error(
+                    "reading the Redis stream failed", plugin=self.plugin, error=redact(str(exc))
+                )
                 self._stop.wait(1.0)
         if self.lease is not None:  # the lane stopped (reload, shutdown): hand over now
             self.lease.stop()
@@ -194,8 +201,11 @@ class LaneFeed:
             job = self.resolve(self.plugin, delivery)
             if job is None:
                 self._waiting.popleft()
-                log.debug("no current subscriber for a journaled delivery; left pending",
-                          plugin=self.plugin, event_id=delivery.event_id)
+                log.debug(
+                    "no current subscriber for a journaled delivery; left pending",
+                    plugin=self.plugin,
+                    event_id=delivery.event_id,
+                )
                 continue
             if not self.lane.submit(job):
                 break  # the lane is full (bytes): try again when a delivery finished
@@ -211,13 +221,18 @@ class LaneFeed:
         if lost:
             self.lost += len(lost)
             lost_ids = set(lost)
-            self._waiting = collections.deque(d for d in self._waiting
-                                              if d.event_id not in lost_ids)
+            self._waiting = collections.deque(
+                d for d in self._waiting if d.event_id not in lost_ids
+            )
             dropped = self._unqueue(lost_ids)
-            log.warning("another replica claimed deliveries this one still held (it was "
-                        "silent longer than journal.claim_idle); the ones not started here "
-                        "are left to it", plugin=self.plugin, count=len(lost),
-                        not_started=dropped)
+            log.warning(
+                "another replica claimed deliveries this one still held (it was "
+                "silent longer than journal.claim_idle); the ones not started here "
+                "are left to it",
+                plugin=self.plugin,
+                count=len(lost),
+                not_started=dropped,
+            )
 
     def _give_back_queued(self) -> None:
         """Lease lost: queued jobs that have not started stay pending in Redis."""

@@ -36,9 +36,15 @@ class RedisLink:
         import redis
 
         self.journal = journal
-        self._probe = redis.Redis(connection_pool=redis.ConnectionPool(
-            **{**journal.client.connection_pool.connection_kwargs,
-               "socket_timeout": 1.5, "socket_connect_timeout": 1.5}))
+        self._probe = redis.Redis(
+            connection_pool=redis.ConnectionPool(
+                **{
+                    **journal.client.connection_pool.connection_kwargs,
+                    "socket_timeout": 1.5,
+                    "socket_connect_timeout": 1.5,
+                }
+            )
+        )
         self._lock = threading.Lock()
         self._up = threading.Event()
         self._up.set()
@@ -47,8 +53,11 @@ class RedisLink:
         self.problem: str | None = None
         #: Times Redis became unreachable since start.
         self.outages = 0
-        self.info = {"host": socket.gethostname(), "pid": os.getpid(),
-                     "started": round(time.time(), 3)}
+        self.info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": round(time.time(), 3),
+        }
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="reviewd-redis-link", daemon=True)
@@ -63,8 +72,11 @@ class RedisLink:
             self._up.clear()
         if first:
             self.outages += 1
-            log.error("Redis unreachable: not ready; received events wait in the intake "
-                      "spool until it returns (no fallback to a local journal)", error=text)
+            log.error(
+                "Redis unreachable: not ready; received events wait in the intake "
+                "spool until it returns (no fallback to a local journal)",
+                error=text,
+            )
 
     def wait_up(self, timeout: float) -> bool:
         """Wait until Redis answers again (lanes use this instead of spinning)."""
@@ -78,8 +90,9 @@ class RedisLink:
         """One heartbeat, which is also the connectivity probe."""
         beat = dict(self.info, time=round(time.time(), 3), consumer=self.journal.consumer)
         try:
-            self._probe.hset(f"{self.journal.prefix}:replicas", self.journal.consumer,
-                             json.dumps(beat))
+            self._probe.hset(
+                f"{self.journal.prefix}:replicas", self.journal.consumer, json.dumps(beat)
+            )
         except self.journal.redis_error as exc:  # also LOADING while Redis reads its AOF
             self.lost(exc)
             return False

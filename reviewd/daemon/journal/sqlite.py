@@ -143,8 +143,12 @@ def describe_write_error(exc: BaseException, path: str) -> str:
     """One line saying why a journal write failed, in an operator's words."""
     code = getattr(exc, "sqlite_errorcode", None)
     text = str(exc)
-    if (code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) == errno.ENOSPC
-            or "disk is full" in text or "No space left" in text):
+    if (
+        code == sqlite3.SQLITE_FULL
+        or getattr(exc, "errno", None) == errno.ENOSPC
+        or "disk is full" in text
+        or "No space left" in text
+    ):
         return f"journal: no space left on device at {path}"
     if isinstance(exc, JournalError):
         return text if text.startswith("journal:") else f"journal: {text}"
@@ -258,16 +262,24 @@ class SqliteJournal:
             for (event_id, plugin), (attempt, state) in logged.items():
                 where = self._BY_ID + " AND state='pending' AND attempts < ?"
                 if state == SUCCEEDED:  # handlers returned; the commit did not happen
-                    cur.execute("UPDATE deliveries SET state='done', attempts=attempts+1, "
-                                "updated_at=? " + where, (now, plugin, event_id, attempt))
+                    cur.execute(
+                        "UPDATE deliveries SET state='done', attempts=attempts+1, "
+                        "updated_at=? " + where,
+                        (now, plugin, event_id, attempt),
+                    )
                 elif state == FAILED:
-                    cur.execute("UPDATE deliveries SET attempts=attempts+1, updated_at=? "
-                                + where, (now, plugin, event_id, attempt))
+                    cur.execute(
+                        "UPDATE deliveries SET attempts=attempts+1, updated_at=? " + where,
+                        (now, plugin, event_id, attempt),
+                    )
                 elif state == RUNNING:
                     count += cur.execute(
                         "UPDATE deliveries SET attempts=attempts+1, last_error=?, updated_at=? "
-                        + where, (DIED, now, plugin, event_id, attempt)).rowcount
+                        + where,
+                        (DIED, now, plugin, event_id, attempt),
+                    ).rowcount
             return count
+
         count = self._group.submit(apply) if logged else 0
         self._attempts.reset()
         return count
@@ -304,7 +316,7 @@ class SqliteJournal:
         except sqlite3.Error:
             pass
 
-    def _write(self, apply: Any, wait: bool = True, then: Any=None) -> Any:
+    def _write(self, apply: Any, wait: bool = True, then: Any = None) -> Any:
         return self._group.submit(apply, wait=wait, then=then)
 
     def record_batch(self, entries: Sequence[Entry]) -> list[list[str]]:
@@ -335,28 +347,45 @@ class SqliteJournal:
         known: dict[str, int] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            finished.update(row[0] for row in cur.execute(
-                f"SELECT id FROM seen WHERE id IN ({marks})", [seen_key(i) for i in chunk]))
-            known.update(cur.execute(
-                f"SELECT id, seq FROM events WHERE id IN ({marks})", chunk).fetchall())
+            finished.update(
+                row[0]
+                for row in cur.execute(
+                    f"SELECT id FROM seen WHERE id IN ({marks})", [seen_key(i) for i in chunk]
+                )
+            )
+            known.update(
+                cur.execute(f"SELECT id, seq FROM events WHERE id IN ({marks})", chunk).fetchall()
+            )
         finished_ids = {i for i in ids if seen_key(i) in finished}
         fresh: dict[str, Entry] = {}
         for entry in entries:
-            if (entry.event_id not in known and entry.event_id not in finished_ids
-                    and entry.event_id not in fresh and entry.plugins):
+            if (
+                entry.event_id not in known
+                and entry.event_id not in finished_ids
+                and entry.event_id not in fresh
+                and entry.plugins
+            ):
                 fresh[entry.event_id] = entry
         if fresh:
             cur.executemany(
                 "INSERT INTO events (id, topic, payload, received_at) VALUES (?, ?, ?, ?)",
-                [(e.event_id, e.topic, e.payload, now) for e in fresh.values()])
+                [(e.event_id, e.topic, e.payload, now) for e in fresh.values()],
+            )
             for chunk in _chunks(list(fresh), 500):
-                known.update(cur.execute(
-                    f"SELECT id, seq FROM events WHERE id IN ({','.join('?' * len(chunk))})",
-                    chunk).fetchall())
+                known.update(
+                    cur.execute(
+                        f"SELECT id, seq FROM events WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+                )
             cur.executemany(
                 "INSERT INTO deliveries (event_seq, plugin, updated_at) VALUES (?, ?, ?)",
-                [(known[e.event_id], plugin, now) for e in fresh.values()
-                 for plugin in dict.fromkeys(e.plugins)])
+                [
+                    (known[e.event_id], plugin, now)
+                    for e in fresh.values()
+                    for plugin in dict.fromkeys(e.plugins)
+                ],
+            )
         results: list[list[str]] = []
         for entry in entries:
             plugins = list(dict.fromkeys(entry.plugins))
@@ -367,8 +396,11 @@ class SqliteJournal:
             else:  # known before, or a second copy in this batch: new plugins only
                 new = []
                 for plugin in plugins:
-                    cur.execute("INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
-                                " VALUES (?, ?, ?)", (known[entry.event_id], plugin, now))
+                    cur.execute(
+                        "INSERT OR IGNORE INTO deliveries (event_seq, plugin, updated_at)"
+                        " VALUES (?, ?, ?)",
+                        (known[entry.event_id], plugin, now),
+                    )
                     if cur.rowcount == 1:
                         new.append(plugin)
                 results.append(new)
@@ -379,8 +411,7 @@ class SqliteJournal:
         plugins = list(plugins)
         if not plugins:
             return []
-        entry = Entry(event_id_of(event), str(event.get("topic", "")), encode_event(event),
-                      plugins)
+        entry = Entry(event_id_of(event), str(event.get("topic", "")), encode_event(event), plugins)
         return self.record_batch([entry])[0]
 
     _BY_ID = "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)"
@@ -393,41 +424,58 @@ class SqliteJournal:
 
     def _outcome(self, event_id: str, plugin: str, then: Any) -> Any:
         """The ``then`` of an outcome: the attempt leaves the log once it is committed."""
+
         def committed(result: Any = None) -> None:
             self._attempts.end(event_id, plugin)
             if then is not None:
                 then(result)
+
         return committed
 
-    def mark_done(self, event_id: str, plugin: str, then: Any=None) -> None:
+    def mark_done(self, event_id: str, plugin: str, then: Any = None) -> None:
         """The plugin's handlers all succeeded: never deliver this again.
 
         With *then*, return at once: the write joins the next shared commit and
         ``then(None)`` runs once it is durable (see :meth:`flush`)."""
         self._attempts.finish(event_id, plugin, succeeded=True)
         params = (time.time(), plugin, event_id)
-        self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET state='done', updated_at=?, attempts=attempts+1 "
-            + self._BY_ID, params), wait=then is None,
-            then=self._outcome(event_id, plugin, then))
+        self._write(
+            lambda cur: cur.execute(
+                "UPDATE deliveries SET state='done', updated_at=?, attempts=attempts+1 "
+                + self._BY_ID,
+                params,
+            ),
+            wait=then is None,
+            then=self._outcome(event_id, plugin, then),
+        )
 
     def mark_failed(self, event_id: str, plugin: str, error: str) -> None:
         """Count one failed attempt; the delivery stays pending (it will be retried)."""
         params = (error[:4000], time.time(), plugin, event_id)
-        self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET attempts=attempts+1, last_error=?, updated_at=? "
-            + self._BY_ID, params))
+        self._write(
+            lambda cur: cur.execute(
+                "UPDATE deliveries SET attempts=attempts+1, last_error=?, updated_at=? "
+                + self._BY_ID,
+                params,
+            )
+        )
         self._attempts.end(event_id, plugin)
 
-    def mark_dead(self, event_id: str, plugin: str, error: str, then: Any=None,
-                  count_attempt: bool = True) -> None:
+    def mark_dead(
+        self, event_id: str, plugin: str, error: str, then: Any = None, count_attempt: bool = True
+    ) -> None:
         """The retry budget is spent: keep it as a dead letter for an operator."""
         self._attempts.finish(event_id, plugin, succeeded=False)
         params = (1 if count_attempt else 0, error[:4000], time.time(), plugin, event_id)
-        self._write(lambda cur: cur.execute(
-            "UPDATE deliveries SET state='dead', attempts=attempts+?, last_error=?, "
-            "updated_at=? " + self._BY_ID, params), wait=then is None,
-            then=self._outcome(event_id, plugin, then))
+        self._write(
+            lambda cur: cur.execute(
+                "UPDATE deliveries SET state='dead', attempts=attempts+?, last_error=?, "
+                "updated_at=? " + self._BY_ID,
+                params,
+            ),
+            wait=then is None,
+            then=self._outcome(event_id, plugin, then),
+        )
 
     def flush(self) -> None:
         """Commit the writes queued without waiting (``mark_done(..., then=...)``)."""
@@ -441,13 +489,15 @@ class SqliteJournal:
 
     def purge_dead(self, event_id: str | None = None, plugin: str | None = None) -> int:
         """Forget dead letters for good."""
-        sql, params = self._filter("DELETE FROM deliveries WHERE state='dead'", [], event_id,
-                                   plugin)
+        sql, params = self._filter(
+            "DELETE FROM deliveries WHERE state='dead'", [], event_id, plugin
+        )
 
         def apply(cur: sqlite3.Cursor) -> Any:
             count = cur.execute(sql, tuple(params)).rowcount
             self._delete_orphans(cur)
             return count
+
         return self._write(apply)
 
     def compact(self, limit: int = 1000, age: float = COMPACT_AGE) -> int:
@@ -465,17 +515,21 @@ class SqliteJournal:
                 "SELECT e.seq, e.id, e.received_at, COUNT(*), SUM(d.state != 'done'), "
                 "MAX(d.updated_at) FROM events e JOIN deliveries d ON d.event_seq = e.seq "
                 "WHERE e.seq > ? GROUP BY e.seq ORDER BY e.seq LIMIT ?",
-                (self._compact_cursor, limit)).fetchall()
+                (self._compact_cursor, limit),
+            ).fetchall()
             self._compact_cursor = rows[-1][0] if len(rows) >= limit else 0
             ready = [r for r in rows if r[4] == 0 and r[5] < cutoff]
             if not ready:
                 return 0
-            cur.executemany("INSERT OR IGNORE INTO seen (id, at, deliveries) VALUES (?, ?, ?)",
-                            [(seen_key(r[1]), int(r[2]), r[3]) for r in ready])
+            cur.executemany(
+                "INSERT OR IGNORE INTO seen (id, at, deliveries) VALUES (?, ?, ?)",
+                [(seen_key(r[1]), int(r[2]), r[3]) for r in ready],
+            )
             seqs = [(r[0],) for r in ready]
             cur.executemany("DELETE FROM deliveries WHERE event_seq=?", seqs)
             cur.executemany("DELETE FROM events WHERE seq=?", seqs)
             return len(ready)
+
         return self._write(apply)
 
     @property
@@ -489,13 +543,16 @@ class SqliteJournal:
         cutoff = (now if now is not None else time.time()) - retention
 
         def apply(cur: sqlite3.Cursor) -> Any:
-            count = cur.execute("DELETE FROM deliveries WHERE state='done' AND updated_at < ?",
-                                (cutoff,)).rowcount
+            count = cur.execute(
+                "DELETE FROM deliveries WHERE state='done' AND updated_at < ?", (cutoff,)
+            ).rowcount
             self._delete_orphans(cur)
-            count += cur.execute("SELECT COALESCE(SUM(deliveries), 0) FROM seen WHERE at < ?",
-                                 (cutoff,)).fetchone()[0]
+            count += cur.execute(
+                "SELECT COALESCE(SUM(deliveries), 0) FROM seen WHERE at < ?", (cutoff,)
+            ).fetchone()[0]
             cur.execute("DELETE FROM seen WHERE at < ?", (cutoff,))
             return count
+
         count = self._write(apply)
         self.reclaim()
         return count
@@ -516,8 +573,10 @@ class SqliteJournal:
 
     @staticmethod
     def _delete_orphans(cur: sqlite3.Cursor) -> None:
-        cur.execute("DELETE FROM events WHERE NOT EXISTS "
-                    "(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)")
+        cur.execute(
+            "DELETE FROM events WHERE NOT EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)"
+        )
 
     @staticmethod
     def _filter(sql: str, params: list, event_id: str | None, plugin: str | None) -> Any:
@@ -546,18 +605,24 @@ class SqliteJournal:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self.broken = (f"journal: {self.path} was deleted while reviewd was running; "
-                           "received events are held in memory - restart reviewd to "
-                           "start a new journal")
+            self.broken = (
+                f"journal: {self.path} was deleted while reviewd was running; "
+                "received events are held in memory - restart reviewd to "
+                "start a new journal"
+            )
             return self.broken
         except OSError:
             return None
         if (st.st_dev, st.st_ino) != self._identity:
-            self.broken = (f"journal: {self.path} was replaced by another file while reviewd "
-                           "was running; restart reviewd to use it")
+            self.broken = (
+                f"journal: {self.path} was replaced by another file while reviewd "
+                "was running; restart reviewd to use it"
+            )
         elif st.st_size == 0:
-            self.broken = (f"journal: {self.path} was emptied (truncated to 0 bytes) while "
-                           "reviewd was running; restart reviewd to start a new journal")
+            self.broken = (
+                f"journal: {self.path} was emptied (truncated to 0 bytes) while "
+                "reviewd was running; restart reviewd to start a new journal"
+            )
         return self.broken
 
     # ------------------------------------------------------------------ reading
@@ -565,8 +630,9 @@ class SqliteJournal:
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
 
-    def _select(self, where: str, params: tuple, limit: int | None = None,
-                skip: Collection[str] = ()) -> list[Delivery]:
+    def _select(
+        self, where: str, params: tuple, limit: int | None = None, skip: Collection[str] = ()
+    ) -> list[Delivery]:
         sql = (
             "SELECT e.seq, e.id, e.topic, d.plugin, d.state, d.attempts, d.last_error, "
             "e.received_at, d.updated_at, e.payload FROM deliveries d "
@@ -575,17 +641,35 @@ class SqliteJournal:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [
-            Delivery(seq, eid, topic, plugin, state, attempts, err, recv, upd,
-                     json.loads(payload), len(payload))
-            for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload
-            in self._query(sql, params) if eid not in skip
+            Delivery(
+                seq,
+                eid,
+                topic,
+                plugin,
+                state,
+                attempts,
+                err,
+                recv,
+                upd,
+                json.loads(payload),
+                len(payload),
+            )
+            for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload in self._query(
+                sql, params
+            )
+            if eid not in skip
         ]
 
     #: ``pending`` takes ``skip=`` (ids the caller already holds are not decoded).
     pending_skips = True
 
-    def pending(self, plugin: str | None = None, limit: int | None = None,
-                skip: Collection[str] = (), after: int = 0) -> list[Delivery]:
+    def pending(
+        self,
+        plugin: str | None = None,
+        limit: int | None = None,
+        skip: Collection[str] = (),
+        after: int = 0,
+    ) -> list[Delivery]:
         """Unfinished deliveries in arrival order (what a restart replays), leaving out
         the event ids in *skip* (a lane's own, whose payload it need not decode) and,
         with *after*, those journaled at or before that sequence number."""
@@ -620,9 +704,14 @@ class SqliteJournal:
         seen = self._query("SELECT COUNT(*) FROM seen")[0][0]
         page_size = self._query("PRAGMA page_size")[0][0]
         free = self._query("PRAGMA freelist_count")[0][0]
-        return {"path": self.path, "deliveries": self.counts(), "live_events": live,
-                "finished_events_kept_for_dedupe": seen,
-                "bytes_on_disk": self.size_bytes(), "free_bytes": free * page_size}
+        return {
+            "path": self.path,
+            "deliveries": self.counts(),
+            "live_events": live,
+            "finished_events_kept_for_dedupe": seen,
+            "bytes_on_disk": self.size_bytes(),
+            "free_bytes": free * page_size,
+        }
 
     def size_bytes(self) -> int:
         """Bytes on disk of the database and its write-ahead log."""
@@ -657,16 +746,19 @@ class SqliteJournal:
 
 def _chunks(items: list, size: int) -> Iterator[Any]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or any(
-        text in str(exc) for text in ("malformed", "not a database"))
+        text in str(exc) for text in ("malformed", "not a database")
+    )
 
 
 def _corrupt_line(path: str, problem: Any) -> str:
-    return (f"journal {path} is corrupt ({problem}); move it aside "
-            f"(mv {path} {path}.corrupt) and start again - its unfinished events are lost "
-            "unless you restore a backup")
+    return (
+        f"journal {path} is corrupt ({problem}); move it aside "
+        f"(mv {path} {path}.corrupt) and start again - its unfinished events are lost "
+        "unless you restore a backup"
+    )

@@ -24,15 +24,21 @@ def render_stats(journal: Any) -> str:
     events and bytes)."""
     stats = journal.stats() if hasattr(journal, "stats") else {"deliveries": journal.counts()}
     counts = stats["deliveries"]
-    lines = [f"journal: {stats.get('path') or getattr(journal, 'path', '')}",
-             "deliveries: " + ", ".join(f"{state} {counts.get(state, 0)}"
-                                        for state in ("pending", "done", "dead"))]
+    lines = [
+        f"journal: {stats.get('path') or getattr(journal, 'path', '')}",
+        "deliveries: "
+        + ", ".join(f"{state} {counts.get(state, 0)}" for state in ("pending", "done", "dead")),
+    ]
     if "live_events" in stats:
-        lines.append(f"events: {stats['live_events']} with a payload, "
-                     f"{stats['finished_events_kept_for_dedupe']} finished "
-                     "(id and time kept for de-duplication)")
+        lines.append(
+            f"events: {stats['live_events']} with a payload, "
+            f"{stats['finished_events_kept_for_dedupe']} finished "
+            "(id and time kept for de-duplication)"
+        )
     if "bytes_on_disk" in stats:
-        lines.append(f"on disk: {_human(stats['bytes_on_disk'])} "
-                     f"({stats['bytes_on_disk']} bytes, of which "
-                     f"{_human(stats.get('free_bytes', 0))} free pages)")
+        lines.append(
+            f"on disk: {_human(stats['bytes_on_disk'])} "
+            f"({stats['bytes_on_disk']} bytes, of which "
+            f"{_human(stats.get('free_bytes', 0))} free pages)"
+        )
     return "\n".join(lines) + "\n"

@@ -348,9 +348,16 @@ class Model:
         link_id = f"__{owner.table}_{attribute.name}"
         if link_id not in self.types:
             link = EntityType(
-                id=link_id, schema={"id": link_id}, table=link_id, storage=link_id,
-                legacy=link_id, primary_key=["owner_id", "item_id"], required=[],
-                immutable=set(), computed=set(), default_projections=[],
+                id=link_id,
+                schema={"id": link_id},
+                table=link_id,
+                storage=link_id,
+                legacy=link_id,
+                primary_key=["owner_id", "item_id"],
+                required=[],
+                immutable=set(),
+                computed=set(),
+                default_projections=[],
                 subtypes=frozenset({link_id}),
             )
             for column in ("owner_id", "item_id"):

@@ -36,7 +36,13 @@ def pytest_runtest_logreport(report) -> None:
             outcome = "xfailed" if report.skipped else "xpassed"
         else:
             outcome = report.outcome
-        _write({"nodeid": report.nodeid, "outcome": outcome, "message": "" if report.passed else _message(report)})
+        _write(
+            {
+                "nodeid": report.nodeid,
+                "outcome": outcome,
+                "message": "" if report.passed else _message(report),
+            }
+        )
     elif report.when == "teardown" and report.failed:
         _write({"nodeid": report.nodeid, "outcome": "teardown-error", "message": _message(report)})
 

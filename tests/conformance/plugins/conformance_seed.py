@@ -31,8 +31,20 @@ TASK_STATUSES = ["Not started", "In progress", "Awaiting approval", "Approved"]
 SHOT_STATUSES = ["Normal", "Omitted", "On Hold"]
 VERSION_STATUSES = ["Approved", "Pending"]
 TASK_TYPES = [
-    "Generic", "Animation", "Modeling", "Previz", "Lookdev", "Hair", "Cloth", "FX",
-    "Lighting", "Compositing", "Tracking", "Rigging", "test 1", "test type 2",
+    "Generic",
+    "Animation",
+    "Modeling",
+    "Previz",
+    "Lookdev",
+    "Hair",
+    "Cloth",
+    "FX",
+    "Lighting",
+    "Compositing",
+    "Tracking",
+    "Rigging",
+    "test 1",
+    "test type 2",
 ]
 ASSET_BUILD_TYPES = ["Character", "Prop", "Environment", "Matte Painting"]
 EXTRA_USERS = 10
@@ -71,50 +83,113 @@ def _create(entity_type: str, data: dict) -> dict:
 def fixture_operations() -> list[dict]:
     """The create operations for the suite's fixture data, in dependency order."""
     ops: list[dict] = []
-    ops.append(_create("User", {
-        "id": JENKINS, "username": "jenkins", "first_name": "Jenkins", "last_name": "CI",
-        "email": "jenkins@ci.example", "is_active": True,
-    }))
+    ops.append(
+        _create(
+            "User",
+            {
+                "id": JENKINS,
+                "username": "jenkins",
+                "first_name": "Jenkins",
+                "last_name": "CI",
+                "email": "jenkins@ci.example",
+                "is_active": True,
+            },
+        )
+    )
     for number in range(EXTRA_USERS):
         name = f"conformance.user{number:02d}"
-        ops.append(_create("User", {
-            "id": _id("User", name), "username": name, "first_name": "User",
-            "last_name": f"{number:02d}", "email": f"{name}@ci.example", "is_active": True,
-        }))
-    ops.append(_create("State", {"id": _id("State", "vfx"), "name": "VFX state", "short": "NOT_STARTED"}))
+        ops.append(
+            _create(
+                "User",
+                {
+                    "id": _id("User", name),
+                    "username": name,
+                    "first_name": "User",
+                    "last_name": f"{number:02d}",
+                    "email": f"{name}@ci.example",
+                    "is_active": True,
+                },
+            )
+        )
+    ops.append(
+        _create("State", {"id": _id("State", "vfx"), "name": "VFX state", "short": "NOT_STARTED"})
+    )
     names = dict.fromkeys(TASK_STATUSES + SHOT_STATUSES + VERSION_STATUSES)
     for sort, name in enumerate(names):
-        ops.append(_create("Status", {
-            "id": _id("Status", name), "name": name, "sort": 100 + sort, "color": "#777777",
-            "is_active": True, "state_id": _id("State", "vfx"),
-        }))
+        ops.append(
+            _create(
+                "Status",
+                {
+                    "id": _id("Status", name),
+                    "name": name,
+                    "sort": 100 + sort,
+                    "color": "#777777",
+                    "is_active": True,
+                    "state_id": _id("State", "vfx"),
+                },
+            )
+        )
     for sort, name in enumerate(TASK_TYPES + ASSET_BUILD_TYPES):
-        ops.append(_create("Type", {
-            "id": _id("Type", name), "name": name, "sort": 100 + sort, "color": "#777777",
-            "is_billable": True,
-        }))
+        ops.append(
+            _create(
+                "Type",
+                {
+                    "id": _id("Type", name),
+                    "name": name,
+                    "sort": 100 + sort,
+                    "color": "#777777",
+                    "is_billable": True,
+                },
+            )
+        )
     task_flow, version_flow = _id("WorkflowSchema", "task"), _id("WorkflowSchema", "version")
     ops.append(_create("WorkflowSchema", {"id": task_flow, "name": "VFX task workflow"}))
     ops.append(_create("WorkflowSchema", {"id": version_flow, "name": "VFX version workflow"}))
     for flow, statuses in ((task_flow, TASK_STATUSES), (version_flow, VERSION_STATUSES)):
         for name in statuses:
-            ops.append(_create("WorkflowSchemaStatus", {
-                "workflow_schema_id": flow, "status_id": _id("Status", name),
-            }))
+            ops.append(
+                _create(
+                    "WorkflowSchemaStatus",
+                    {
+                        "workflow_schema_id": flow,
+                        "status_id": _id("Status", name),
+                    },
+                )
+            )
     type_schema = _id("TaskTypeSchema", "vfx")
     ops.append(_create("TaskTypeSchema", {"id": type_schema, "name": "VFX task types"}))
     for name in TASK_TYPES:
-        ops.append(_create("TaskTypeSchemaType", {
-            "task_type_schema_id": type_schema, "type_id": _id("Type", name),
-        }))
-    ops.append(_create("ProjectSchema", {
-        "id": VFX_SCHEME, "name": "VFX Scheme", "task_workflow_schema_id": task_flow,
-        "asset_version_workflow_schema_id": version_flow, "task_type_schema_id": type_schema,
-    }))
+        ops.append(
+            _create(
+                "TaskTypeSchemaType",
+                {
+                    "task_type_schema_id": type_schema,
+                    "type_id": _id("Type", name),
+                },
+            )
+        )
+    ops.append(
+        _create(
+            "ProjectSchema",
+            {
+                "id": VFX_SCHEME,
+                "name": "VFX Scheme",
+                "task_workflow_schema_id": task_flow,
+                "asset_version_workflow_schema_id": version_flow,
+                "task_type_schema_id": type_schema,
+            },
+        )
+    )
     for object_type in (SHOT_TYPE, ASSET_BUILD_TYPE, FOLDER_TYPE, SEQUENCE_TYPE):
-        ops.append(_create("ProjectSchemaObjectType", {
-            "project_schema_id": VFX_SCHEME, "object_type_id": object_type,
-        }))
+        ops.append(
+            _create(
+                "ProjectSchemaObjectType",
+                {
+                    "project_schema_id": VFX_SCHEME,
+                    "object_type_id": object_type,
+                },
+            )
+        )
     for label, object_type, types in (
         ("shot", SHOT_TYPE, []),
         ("asset build", ASSET_BUILD_TYPE, ASSET_BUILD_TYPES),
@@ -122,52 +197,126 @@ def fixture_operations() -> list[dict]:
         ("sequence", SEQUENCE_TYPE, []),
     ):
         schema = _id("Schema", label)
-        ops.append(_create("Schema", {
-            "id": schema, "project_schema_id": VFX_SCHEME, "type_id": object_type,
-        }))
+        ops.append(
+            _create(
+                "Schema",
+                {
+                    "id": schema,
+                    "project_schema_id": VFX_SCHEME,
+                    "type_id": object_type,
+                },
+            )
+        )
         for sort, name in enumerate(SHOT_STATUSES):
-            ops.append(_create("SchemaStatus", {
-                "schema_id": schema, "status_id": _id("Status", name), "sort": sort,
-            }))
+            ops.append(
+                _create(
+                    "SchemaStatus",
+                    {
+                        "schema_id": schema,
+                        "status_id": _id("Status", name),
+                        "sort": sort,
+                    },
+                )
+            )
         for sort, name in enumerate(types):
-            ops.append(_create("SchemaType", {
-                "schema_id": schema, "type_id": _id("Type", name), "sort": sort,
-            }))
-    ops.append(_create("Project", {
-        "id": PROJECT, "name": "python_api_tests", "full_name": "Python API tests",
-        "status": "active", "is_global": False, "project_schema_id": VFX_SCHEME,
-        "root": "", "context_type": "show",
-    }))
+            ops.append(
+                _create(
+                    "SchemaType",
+                    {
+                        "schema_id": schema,
+                        "type_id": _id("Type", name),
+                        "sort": sort,
+                    },
+                )
+            )
+    ops.append(
+        _create(
+            "Project",
+            {
+                "id": PROJECT,
+                "name": "python_api_tests",
+                "full_name": "Python API tests",
+                "status": "active",
+                "is_global": False,
+                "project_schema_id": VFX_SCHEME,
+                "root": "",
+                "context_type": "show",
+            },
+        )
+    )
     parent = PROJECT
     for name in ("python_api", "tasks"):
         folder = _id("Folder", name)
-        ops.append(_create("Folder", {
-            "id": folder, "name": name, "parent_id": parent, "project_id": PROJECT,
-            "status_id": _id("Status", "Normal"), "type_id": _id("Type", "Generic"),
-        }))
+        ops.append(
+            _create(
+                "Folder",
+                {
+                    "id": folder,
+                    "name": name,
+                    "parent_id": parent,
+                    "project_id": PROJECT,
+                    "status_id": _id("Status", "Normal"),
+                    "type_id": _id("Type", "Generic"),
+                },
+            )
+        )
         parent = folder
-    ops.append(_create("Task", {
-        "id": TASK, "name": "t1", "parent_id": parent, "project_id": PROJECT,
-        "status_id": _id("Status", "Not started"), "type_id": _id("Type", "Generic"),
-    }))
+    ops.append(
+        _create(
+            "Task",
+            {
+                "id": TASK,
+                "name": "t1",
+                "parent_id": parent,
+                "project_id": PROJECT,
+                "status_id": _id("Status", "Not started"),
+                "type_id": _id("Type", "Generic"),
+            },
+        )
+    )
     # Custom attributes the suite reads and writes, each with one value where it reads one.
     for key, type_name, entity_type, object_type, hierarchical in CUSTOM_ATTRIBUTES:
-        ops.append(_create("CustomAttributeConfiguration", {
-            "id": _id("CustomAttributeConfiguration", key), "key": key, "label": key,
-            "type_id": _id_of_type(type_name), "entity_type": entity_type,
-            "object_type_id": object_type, "is_hierarchical": hierarchical,
-            "config": "{}", "core": False, "sort": 0,
-        }))
+        ops.append(
+            _create(
+                "CustomAttributeConfiguration",
+                {
+                    "id": _id("CustomAttributeConfiguration", key),
+                    "key": key,
+                    "label": key,
+                    "type_id": _id_of_type(type_name),
+                    "entity_type": entity_type,
+                    "object_type_id": object_type,
+                    "is_hierarchical": hierarchical,
+                    "config": "{}",
+                    "core": False,
+                    "sort": 0,
+                },
+            )
+        )
     # The formatter test expects jenkins to have logged time (ftrack's CI user has).
-    ops.append(_create("Timelog", {
-        "id": _id("Timelog", "jenkins"), "user_id": JENKINS, "context_id": TASK,
-        "start": {"__type__": "datetime", "value": "2026-01-05T09:00:00"},
-        "duration": 3600, "comment": "conformance fixture",
-    }))
-    ops.append(_create("CustomAttributeValue", {
-        "configuration_id": _id("CustomAttributeConfiguration", "customNumber"),
-        "entity_id": TASK, "value": 7,
-    }))
+    ops.append(
+        _create(
+            "Timelog",
+            {
+                "id": _id("Timelog", "jenkins"),
+                "user_id": JENKINS,
+                "context_id": TASK,
+                "start": {"__type__": "datetime", "value": "2026-01-05T09:00:00"},
+                "duration": 3600,
+                "comment": "conformance fixture",
+            },
+        )
+    )
+    ops.append(
+        _create(
+            "CustomAttributeValue",
+            {
+                "configuration_id": _id("CustomAttributeConfiguration", "customNumber"),
+                "entity_id": TASK,
+                "value": 7,
+            },
+        )
+    )
     return ops
 
 
@@ -177,10 +326,14 @@ def _id_of_type(name: str) -> str:
 
 
 def version_value_operation(version_id: str) -> dict:
-    return _create("CustomAttributeValue", {
-        "configuration_id": _id("CustomAttributeConfiguration", "NumberField"),
-        "entity_id": version_id, "value": 3,
-    })
+    return _create(
+        "CustomAttributeValue",
+        {
+            "configuration_id": _id("CustomAttributeConfiguration", "NumberField"),
+            "entity_id": version_id,
+            "value": 3,
+        },
+    )
 
 
 def _post(batch: list) -> object:
