@@ -2,45 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 
 import pytest
 
 from reviewd.api.exception import EventHubConnectionError
-from tests.conftest import require
 from tests.event.event_harness import EventOnlyServer
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    require(shutil.which("openssl") is not None, "openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 @pytest.fixture

@@ -8,15 +8,12 @@ it connects both sockets (API and events) and delivers events.
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 
 from reliability.proxy import FaultProxy
-from tests.conftest import require
 from tests.daemon.daemon_harness import DaemonProcess, lines_of, service_env, wait_for, write_plugin
 from tests.daemon.test_daemon_acceptance_start import wait_subscribed
 
@@ -31,36 +28,6 @@ RECORD = """
                 handle.write(event["id"] + "\\n")
         session.event_hub.subscribe("topic=test.tls", record)
 """
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    require(shutil.which("openssl") is not None, "openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 @pytest.fixture
