@@ -49,6 +49,35 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+def replica_env(devserver, redis_url: str, prefix: str, replica: str, plugins, **extra: str):
+    """The environment of one replica: the shared devserver, Redis journal and prefix,
+    its own consumer name, plugins from *plugins*, and test-specific *extra* settings."""
+    return service_env(
+        devserver,
+        FTRACK_EVENT_PLUGIN_PATH=str(plugins),
+        REVIEWD_JOURNAL_BACKEND="redis",
+        REVIEWD_REDIS_URL=redis_url,
+        REVIEWD_REDIS_PREFIX=prefix,
+        REVIEWD_CONSUMER=replica,
+        **extra,
+    )
+
+
+def wait_replicas_subscribed(devserver, topic: str, count: int) -> None:
+    """Until *count* event connections hold a subscription naming *topic*."""
+    wait_for(
+        lambda: (
+            sum(
+                any(topic in s["subscription"] for s in c["subscribers"])
+                for c in devserver.events.connections()
+            )
+            >= count
+        ),
+        timeout=30,
+        message=f"{count} replicas subscribed to {topic}",
+    )
+
+
 class Cluster:
     """Three replicas with the recorder plugins, and a hub that publishes the burst."""
 
@@ -62,13 +91,12 @@ class Cluster:
         self.prefix = "c" + uuid.uuid4().hex[:8]
         self.daemons = {}
         for replica in REPLICAS:
-            env = service_env(
+            env = replica_env(
                 devserver,
-                FTRACK_EVENT_PLUGIN_PATH=str(plugins),
-                REVIEWD_JOURNAL_BACKEND="redis",
-                REVIEWD_REDIS_URL=redis_url,
-                REVIEWD_REDIS_PREFIX=self.prefix,
-                REVIEWD_CONSUMER=replica,
+                redis_url,
+                self.prefix,
+                replica,
+                plugins,
                 REVIEWD_CLAIM_IDLE=claim_idle,
                 REVIEWD_GRACE_PERIOD="5",
                 CLUSTER_OUT=str(self.out),
@@ -77,17 +105,7 @@ class Cluster:
             self.daemons[replica] = DaemonProcess(tmp_path, [], env=env, name=replica)
         for daemon in self.daemons.values():
             daemon.wait_ready(60)
-        wait_for(
-            lambda: (
-                sum(
-                    any("test.cluster" in s["subscription"] for s in c["subscribers"])
-                    for c in devserver.events.connections()
-                )
-                >= len(REPLICAS)
-            ),
-            timeout=30,
-            message="three replicas subscribed",
-        )
+        wait_replicas_subscribed(devserver, "test.cluster", len(REPLICAS))
         wait_subscribed(devserver, "test.cluster")
         from reviewd.api.event.hub import EventHub
 
@@ -348,13 +366,12 @@ def test_an_action_gets_exactly_one_reply_from_three_replicas(tmp_path, devserve
             tmp_path,
             [],
             name=replica,
-            env=service_env(
+            env=replica_env(
                 devserver,
-                FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
-                REVIEWD_JOURNAL_BACKEND="redis",
-                REVIEWD_REDIS_URL=redis_server.url,
-                REVIEWD_REDIS_PREFIX=prefix,
-                REVIEWD_CONSUMER=replica,
+                redis_server.url,
+                prefix,
+                replica,
+                tmp_path / "plugins",
             ),
         )
         for replica in REPLICAS
@@ -363,16 +380,7 @@ def test_an_action_gets_exactly_one_reply_from_three_replicas(tmp_path, devserve
     try:
         for daemon in daemons:
             daemon.wait_ready(60)
-        wait_for(
-            lambda: (
-                sum(
-                    any("ftrack.action.launch" in s["subscription"] for s in c["subscribers"])
-                    for c in devserver.events.connections()
-                )
-                >= 3
-            ),
-            timeout=30,
-        )
+        wait_replicas_subscribed(devserver, "ftrack.action.launch", len(REPLICAS))
         hub.connect(timeout=20)
         for topic, data in (
             ("ftrack.action.discover", {"selection": []}),
@@ -461,13 +469,12 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
             tmp_path,
             [],
             name=replica,
-            env=service_env(
+            env=replica_env(
                 devserver,
-                FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
-                REVIEWD_JOURNAL_BACKEND="redis",
-                REVIEWD_REDIS_URL=redis_server.url,
-                REVIEWD_REDIS_PREFIX=prefix,
-                REVIEWD_CONSUMER=replica,
+                redis_server.url,
+                prefix,
+                replica,
+                tmp_path / "plugins",
                 REVIEWD_CLAIM_IDLE="5",
                 REVIEWD_PINNED_PLUGINS="pinned",
                 REVIEWD_LEASE_TTL=str(ttl),
@@ -599,13 +606,12 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
             tmp_path,
             [],
             name=replica,
-            env=service_env(
+            env=replica_env(
                 devserver,
-                FTRACK_EVENT_PLUGIN_PATH=str(tmp_path / "plugins"),
-                REVIEWD_JOURNAL_BACKEND="redis",
-                REVIEWD_REDIS_URL=redis_server.url,
-                REVIEWD_REDIS_PREFIX=prefix,
-                REVIEWD_CONSUMER=replica,
+                redis_server.url,
+                prefix,
+                replica,
+                tmp_path / "plugins",
                 REVIEWD_CLAIM_IDLE="120",
                 CLUSTER_OUT=str(out),
             ),
