@@ -99,6 +99,56 @@ def test_while_redis_is_away_writes_raise_and_the_journal_says_why(tmp_path):
         server.stop()
 
 
+def test_attempts_are_counted_per_batch_and_a_worker_waits_for_its_last_ack(tmp_path):
+    """Taking a batch counts one attempt per delivery in one script call (before any
+    handler runs); a worker whose completion could not be acknowledged (Redis away)
+    starts no other handler until it is, so a kill -9 can leave at most one finished
+    but unacknowledged delivery per worker; entries taken but never started are given
+    back at a clean stop without the attempt."""
+    import threading
+
+    server = RedisServer(tmp_path / "redis").start()
+    prefix = "g" + uuid.uuid4().hex[:8]
+    client = server.client()
+    j = journal(server.url, prefix, background=True)
+    try:
+        for n in range(3):
+            j.record(event(n), ["p"])
+        taken = j.fetch("p", 10, block_ms=10)
+        assert [(d.event_id, d.attempts) for d in taken] == [(f"e000{n}", 0) for n in range(3)]
+        assert client.hgetall(f"{prefix}:attempts:p") == {f"e000{n}": "1" for n in range(3)}
+        steps: list[str] = []
+
+        def worker():
+            assert j.begin_attempt("e0000", "p", 1) == 1  # counted already: no write
+            steps.append("handler e0000")
+            server.stop()
+            j.mark_done("e0000", "p")  # cannot be written now; kept for later
+            steps.append("finished e0000")
+            j.begin_attempt("e0001", "p", 1)  # waits for e0000's acknowledgement
+            acked = client.hget(f"{prefix}:entry:p", "e0000") is None
+            steps.append(f"handler e0001 (e0000 acknowledged: {acked})")
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        wait_for(lambda: "finished e0000" in steps, timeout=10, message="e0000 finished")
+        thread.join(0.5)
+        assert thread.is_alive() and len(steps) == 2  # e0001 has not started
+        assert j.acks.backlog() == 1 and not j.link.up
+        server.start()  # the same data: the acknowledgement is written, then e0001 starts
+        thread.join(15)
+        assert steps[-1] == "handler e0001 (e0000 acknowledged: True)"
+        j.mark_done("e0001", "p")
+    finally:
+        j.close()  # e0002 was taken but never started: handed back without its attempt
+    try:
+        assert client.hget(f"{prefix}:attempts:p", "e0002") == "0"
+        assert client.get(f"{prefix}:done:p") == "2"
+        assert client.xlen(f"{prefix}:stream:p") == 1
+    finally:
+        server.stop()
+
+
 def test_cluster_view_metrics_and_status_lines(redis_server):
     prefix = "v" + uuid.uuid4().hex[:8]
     one = journal(redis_server.url, prefix, "one", pinned=["p"], lease_ttl=5)

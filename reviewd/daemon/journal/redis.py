@@ -47,7 +47,7 @@ import structlog
 from reviewd.api.exception import redact, register_secret
 from reviewd.daemon.journal.redis_acks import AckBatcher
 from reviewd.daemon.journal.redis_link import RedisLink
-from reviewd.daemon.journal.redis_scripts import HAND_BACK, RECORD, TOUCH
+from reviewd.daemon.journal.redis_scripts import ACK, BEGIN, HAND_BACK, RECORD, TOUCH, UNBEGIN
 from reviewd.daemon.journal.sqlite import DEAD, DONE, PENDING, Delivery, JournalError, _jsonable
 
 log = structlog.get_logger("reviewd.journal.redis")
@@ -121,9 +121,17 @@ class RedisJournal:
         self._record = self._r.register_script(RECORD)
         self._touch = self._r.register_script(TOUCH)
         self._hand_back = self._r.register_script(HAND_BACK)
+        self._begin = self._r.register_script(BEGIN)
+        self._unbegin = self._r.register_script(UNBEGIN)
+        self._ack = self._r.register_script(ACK)
         self._groups: set[str] = set()
         #: (plugin, event id) -> stream entry id of the deliveries this replica took.
         self._held: dict[tuple[str, str], str] = {}
+        #: (plugin, event id) -> attempt counted when this replica took the delivery, not
+        #: yet claimed by a handler (see begin_attempt).
+        self._begun: dict[tuple[str, str], int] = {}
+        #: Per worker thread: the ticket of its last completion (see begin_attempt).
+        self._local = threading.local()
         self._closed = threading.Event()
         self.acks = AckBatcher(self)
         self.link = RedisLink(self)
@@ -252,12 +260,38 @@ class RedisJournal:
         """Count an attempt *before* the handler runs: a replica that dies while handling
         it has spent one attempt, so an event that kills its process is dead-lettered
         after the retry budget instead of crash-looping the cluster.  *attempt* (1 for
-        the first) is written as it is; without it the count goes up by one."""
+        the first) is written as it is; without it the count goes up by one.
+
+        A delivery's first attempt here was already counted when this replica took it
+        (:meth:`fetch`, :meth:`claim`: one script call per batch), so this costs no round
+        trip; a retry in place writes its count.  First, though, the calling worker's
+        previous completion must be acknowledged in Redis: a worker never starts a
+        handler while a delivery it finished could still be run again elsewhere, so a
+        kill -9 leaves at most one finished-but-unacknowledged delivery per worker."""
+        self._wait_for_own_ack(plugin)
+        begun = self._begun.pop((plugin, event_id), None)
+        if begun is not None and (attempt is None or attempt == begun):
+            return begun
         key = self.key("attempts", plugin)
         if attempt is None:
             return int(self._r.hincrby(key, event_id, 1))
         self._r.hset(key, event_id, attempt)
         return attempt
+
+    def _wait_for_own_ack(self, plugin: str) -> None:
+        ticket = getattr(self._local, "ticket", 0)
+        if not ticket or self.acks.written(ticket):
+            return
+        feed = self.feeds.get(plugin)
+
+        def give_up() -> bool:
+            return self.closed or (feed is not None and feed.stopping)
+
+        if not self.acks.wait_written(ticket, give_up):
+            raise JournalError(
+                "stopping before the last finished delivery was acknowledged in Redis; "
+                "the next one stays pending"
+            )
 
     def entry_of(self, plugin: str, event_id: str) -> str | None:
         return self._r.hget(self.key("entry", plugin), event_id)
@@ -270,15 +304,16 @@ class RedisJournal:
         pipe.hdel(self.key("attempts", plugin), event_id)
         pipe.hdel(self.key("error", plugin), event_id)
 
-    def forget_many(self, pipe: Any, plugin: str, entries: Mapping[str, str]) -> None:
-        """:meth:`forget` for many deliveries of one plugin (event id -> entry id) in
-        five commands."""
-        stream = self.key("stream", plugin)
-        ids = list(entries)
-        pipe.xack(stream, GROUP, *entries.values())
-        pipe.xdel(stream, *entries.values())
-        for kind in ("entry", "attempts", "error"):
-            pipe.hdel(self.key(kind, plugin), *ids)
+    def acknowledge(self, pipe: Any, plugin: str, entries: Mapping[str, str]) -> Any:
+        """Finished deliveries of one plugin (event id -> entry id): acknowledged,
+        deleted, their bookkeeping dropped, counted done — one script call (queued on
+        *pipe* when given)."""
+        args: list[str] = [GROUP]
+        for event_id, entry in entries.items():
+            args += [event_id, entry]
+        keys = [self.key(kind, plugin) for kind in ("stream", "entry", "attempts", "error")]
+        keys.append(self.key("done", plugin))
+        return self._ack(keys=keys, args=args, client=pipe)
 
     def held_entry(self, plugin: str, event_id: str) -> str | None:
         """The stream entry of a delivery this replica took (None: not known here)."""
@@ -286,11 +321,29 @@ class RedisJournal:
 
     def release_entry(self, plugin: str, event_id: str) -> None:
         self._held.pop((plugin, event_id), None)
+        self._begun.pop((plugin, event_id), None)
 
     def mark_done(self, event_id: str, plugin: str) -> None:
-        """Finished: acknowledged in the next pipelined batch (retried while Redis is away)."""
-        self.acks.done(plugin, event_id)
+        """Finished: acknowledged now, from the worker's thread, in one round trip with
+        the other completions ready meanwhile (kept and retried while Redis is away)."""
+        ticket = self.acks.done(plugin, event_id)
+        self._local.ticket = ticket
+        self.acks.write_through(ticket)
         self._wake(plugin)
+
+    def unbegin(self, plugin: str, event_ids: Iterable[str]) -> int:
+        """Deliveries this replica took but will not run (handed back, given up, no
+        current subscriber): the attempt counted when it took them is taken back, for
+        those it still owns.  Returns how many."""
+        pairs: list[str] = []
+        for event_id in event_ids:
+            entry = self._held.get((plugin, event_id))
+            if self._begun.pop((plugin, event_id), None) is not None and entry:
+                pairs += [event_id, entry]
+        if not pairs:
+            return 0
+        keys = [self.key("stream", plugin), self.key("attempts", plugin)]
+        return int(self._unbegin(keys=keys, args=[GROUP, self.consumer, *pairs]))
 
     def _wake(self, plugin: str) -> None:
         feed = self.feeds.get(plugin)
@@ -314,6 +367,8 @@ class RedisJournal:
             else {"id": event_id, "topic": "", "payload": "{}", "received": repr(time.time())}
         )
         attempts = int(self._r.hget(self.key("attempts", plugin), event_id) or 0)
+        if self._begun.pop((plugin, event_id), None) is not None:
+            attempts -= 1  # counted when taken, but dead-lettered without running
         fields.update(attempts=str(max(1, attempts)), error=error[:4000], updated=repr(time.time()))
         pipe = self._r.pipeline(transaction=True)
         pipe.xadd(self.key("dead", plugin), fields)
@@ -386,23 +441,45 @@ class RedisJournal:
     def _deliveries(
         self, plugin: str, entries: list[tuple[str, dict]], hold: bool = True
     ) -> list[Delivery]:
-        entries = [(e, f) for e, f in entries if f and f.get("id")]
-        if not entries:
-            return []
-        ids = [f["id"] for _e, f in entries]
-        pipe = self._r.pipeline(transaction=False)
-        pipe.hmget(self.key("attempts", plugin), ids)
-        pipe.hmget(self.key("error", plugin), ids)
-        attempts, errors = pipe.execute()
+        """Stream entries as deliveries.  *hold*: this replica takes them, so one attempt
+        each is counted now (one script call for the batch, before any handler runs;
+        see :meth:`begin_attempt`); entries whose event moved on meanwhile are skipped."""
         seen: set[str] = set()
+        unique = []
+        for entry, fields in entries:
+            if fields and fields.get("id") and fields["id"] not in seen:
+                seen.add(fields["id"])
+                unique.append((entry, fields))
+        if not unique:
+            return []
+        ids = [f["id"] for _e, f in unique]
         out = []
-        for (entry, fields), tries, error in zip(entries, attempts, errors, strict=True):
-            if fields["id"] in seen:
+        if not hold:
+            pipe = self._r.pipeline(transaction=False)
+            pipe.hmget(self.key("attempts", plugin), ids)
+            pipe.hmget(self.key("error", plugin), ids)
+            attempts, errors = pipe.execute()
+            for (entry, fields), tries, error in zip(unique, attempts, errors, strict=True):
+                out.append(self._delivery(plugin, entry, fields, PENDING, int(tries or 0), error))
+            return out
+        args: list[str] = []
+        for entry, fields in unique:
+            args += [fields["id"], entry]
+        keys = [self.key(kind, plugin) for kind in ("entry", "attempts", "error")]
+        counted = self._begin(keys=keys, args=args)
+        for index, (entry, fields) in enumerate(unique):
+            tries, error = int(counted[2 * index]), counted[2 * index + 1]
+            if tries < 0:
+                log.debug(
+                    "a taken stream entry no longer stands for its event; skipped",
+                    plugin=plugin,
+                    event_id=fields["id"],
+                    entry=entry,
+                )
                 continue
-            seen.add(fields["id"])
-            if hold:
-                self._held[(plugin, fields["id"])] = entry
-            out.append(self._delivery(plugin, entry, fields, PENDING, int(tries or 0), error))
+            self._held[(plugin, fields["id"])] = entry
+            self._begun[(plugin, fields["id"])] = tries
+            out.append(self._delivery(plugin, entry, fields, PENDING, tries - 1, error))
         return out
 
     def feed(self, lane: Any, resolve: Any) -> Any:
@@ -521,6 +598,15 @@ class RedisJournal:
                 )
         return moved
 
+    def undo_unstarted(self) -> int:
+        """Deliveries this replica took but never started (a clean stop): the attempt
+        counted when it took them is taken back, so that a rolling update costs no
+        delivery any of its retry budget."""
+        not_started: dict[str, list[str]] = {}
+        for plugin, event_id in list(self._begun):
+            not_started.setdefault(plugin, []).append(event_id)
+        return sum(self.unbegin(plugin, ids) for plugin, ids in not_started.items())
+
     def _leave(self) -> None:
         """A clean stop: this consumer (now holding nothing) leaves its groups and the
         list of replicas, so that pods that come and go leave no trace behind."""
@@ -544,6 +630,11 @@ class RedisJournal:
         for feed in list(self.feeds.values()):
             feed.stop()
         self.acks.stop()
+        if self.acks.backlog() == 0:
+            try:
+                self.undo_unstarted()
+            except self.redis_error as exc:
+                log.debug("undoing counted attempts failed", error=redact(str(exc)))
         if self.feeds and self.acks.backlog() == 0:
             try:
                 moved = self.hand_back()

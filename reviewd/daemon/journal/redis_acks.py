@@ -1,16 +1,23 @@
-"""Acknowledging finished deliveries to Redis in pipelined batches (group commit).
+"""Acknowledging finished deliveries to Redis: at once, pipelined with whatever else is
+ready (group commit without a timer).
 
-Why batches: one round trip per finished delivery caps a replica at a few thousand
-deliveries per second and puts Redis latency on every worker.  Workers only append to
-a list here and go on; one thread writes whatever has gathered in one ``MULTI``
-(acknowledge, delete the entry, drop its bookkeeping, count it done), so under load a
-batch holds many completions and when idle a completion is written at once.
+Why at once, from the worker: a delivery whose handler finished but whose
+acknowledgement has not reached Redis is run again by the replica that claims it if
+this one dies (at-least-once).  So the worker that finished it writes its
+acknowledgement as soon as the handler returns (:meth:`AckBatcher.write_through`), and
+does not start another handler before it is written (the journal's ``begin_attempt``
+waits for it, :meth:`AckBatcher.wait_written`).  At a kill -9 a lane then has at most
+one such delivery per worker: the one running or being acknowledged.
+
+Why still batched: while one worker's write is on the wire, completions of the other
+lanes (and workers) gather; the next write takes all of them, one ``ACK`` script call
+per plugin in one pipelined round trip (:data:`~reviewd.daemon.journal.redis_scripts.ACK`).
 
 Why retried for ever: a completion that cannot be written (Redis restarting) must not
-be forgotten, or the entry would be handled again once another replica claims it.  The
-batch stays here, is written when Redis answers again, and until then its entries are
-kept touched (:meth:`unacked_ids`, used by the journal's ``touch``) and are never taken
-back by this replica's own claims (:meth:`is_unacked`).
+be forgotten, or the entry would be handled again once another replica claims it.  It
+stays here and the background thread writes it when Redis answers again; until then
+its entries are kept touched (:meth:`unacked_ids`, used by the journal's ``touch``) and
+are never taken back by this replica's own claims (:meth:`is_unacked`).
 """
 
 from __future__ import annotations
@@ -30,13 +37,18 @@ RETRY_EVERY = 0.2
 
 
 class AckBatcher:
-    """Completions waiting to be written, and the thread that writes them."""
+    """Completions waiting to be written, written by the workers that finished them
+    (and, after a failed write, by a background thread until Redis answers)."""
 
     def __init__(self, journal: Any) -> None:
         self.journal = journal
         self._cond = threading.Condition()
-        self._waiting: list[tuple[str, str]] = []  # (plugin, event id), oldest first
+        #: (ticket, plugin, event id), oldest first.  Tickets grow by one per completion
+        #: and are written in order, so "written" is a prefix: ``_written`` says how far.
+        self._waiting: list[tuple[int, str, str]] = []
         self._unacked: dict[str, set[str]] = defaultdict(set)  # waiting or being written
+        self._issued = 0
+        self._written = 0
         self._writing = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,13 +60,21 @@ class AckBatcher:
         self._thread = threading.Thread(target=self._run, name="reviewd-redis-acks", daemon=True)
         self._thread.start()
 
-    def done(self, plugin: str, event_id: str) -> None:
+    def done(self, plugin: str, event_id: str) -> int:
+        """Queue the acknowledgement of a finished delivery; its ticket (see
+        :meth:`wait_written`)."""
         with self._cond:
-            self._waiting.append((plugin, event_id))
+            self._issued += 1
+            ticket = self._issued
+            self._waiting.append((ticket, plugin, event_id))
             self._unacked[plugin].add(event_id)
-            self._cond.notify_all()
         if self._thread is None:  # no background thread (tools, tests): write now
             self.flush()
+        return ticket
+
+    def written(self, ticket: int) -> bool:
+        with self._cond:
+            return self._written >= ticket
 
     def unacked_ids(self, plugin: str) -> list[str]:
         with self._cond:
@@ -69,29 +89,53 @@ class AckBatcher:
             return sum(len(ids) for ids in self._unacked.values())
 
     # ------------------------------------------------------------------ writing
-    def _take(self) -> list[tuple[str, str]]:
-        with self._cond:
-            batch, self._waiting = self._waiting, []
-            self._writing = bool(batch)
-            return batch
+    def write_through(self, ticket: int) -> bool:
+        """Write until *ticket* is written, from the caller's thread: lead a write of
+        everything waiting, or wait for the write under way and lead the next one.
+        False when Redis could not be reached (the background thread retries)."""
+        while True:
+            with self._cond:
+                while self._writing and self._written < ticket:
+                    self._cond.wait(0.5)
+                if self._written >= ticket:
+                    return True
+                batch = self._take_locked()
+            if not self._write_batch(batch):
+                return False
 
-    def _settle(self, batch: list[tuple[str, str]], written: bool) -> None:
+    def wait_written(self, ticket: int, give_up: Any = None) -> bool:
+        """Block until *ticket* is written (Redis away: until it returns and the
+        background thread wrote it), or *give_up()* says stop; True once written."""
+        with self._cond:
+            while self._written < ticket:
+                if give_up is not None and give_up():
+                    return False
+                self._cond.wait(0.2)
+            return True
+
+    def _take_locked(self) -> list[tuple[int, str, str]]:
+        batch, self._waiting = self._waiting, []
+        self._writing = bool(batch)
+        return batch
+
+    def _settle(self, batch: list[tuple[int, str, str]], written: bool) -> None:
         with self._cond:
             if written:
-                for plugin, event_id in batch:
+                for _ticket, plugin, event_id in batch:
                     self._unacked[plugin].discard(event_id)
+                self._written = max(self._written, batch[-1][0])
             else:
                 self._waiting[:0] = batch  # back in front, in order
             self._writing = False
             self._cond.notify_all()
 
-    def _write(self, batch: list[tuple[str, str]]) -> None:
+    def _write(self, batch: list[tuple[int, str, str]]) -> None:
         """One round trip for the entry ids this replica does not know already, one
-        ``MULTI`` with five commands per plugin (not per delivery) for the rest."""
+        pipelined ``ACK`` script call per plugin (not per delivery) for the rest."""
         journal = self.journal
         client = journal.client
         by_plugin: dict[str, dict[str, str | None]] = defaultdict(dict)
-        for plugin, event_id in batch:
+        for _ticket, plugin, event_id in batch:
             by_plugin[plugin][event_id] = journal.held_entry(plugin, event_id)
         missing = [(p, i) for p, ids in by_plugin.items() for i, e in ids.items() if e is None]
         if missing:
@@ -100,21 +144,25 @@ class AckBatcher:
                 lookup.hget(journal.key("entry", plugin), event_id)
             for (plugin, event_id), entry in zip(missing, lookup.execute(), strict=True):
                 by_plugin[plugin][event_id] = entry
-        pipe = client.pipeline(transaction=True)
-        for plugin, ids in by_plugin.items():
-            found = {i: e for i, e in ids.items() if e is not None}
-            if found:
-                journal.forget_many(pipe, plugin, found)
-                pipe.incrby(journal.key("done", plugin), len(found))
-        pipe.execute()
-        for plugin, event_id in batch:
+        calls = [
+            (p, {i: e for i, e in ids.items() if e is not None}) for p, ids in by_plugin.items()
+        ]
+        calls = [(p, found) for p, found in calls if found]
+        if len(calls) == 1:
+            journal.acknowledge(None, *calls[0])
+        elif calls:
+            pipe = client.pipeline(transaction=False)
+            for plugin, found in calls:
+                journal.acknowledge(pipe, plugin, found)
+            pipe.execute()
+        for _ticket, plugin, event_id in batch:
             journal.release_entry(plugin, event_id)
         self.acked += len(batch)
         self.batches += 1
 
-    def _write_once(self) -> bool:
-        """Write what is waiting; False when Redis could not be reached (kept for later)."""
-        batch = self._take()
+    def _write_batch(self, batch: list[tuple[int, str, str]]) -> bool:
+        """Write *batch* (taken by the caller); False when Redis could not be reached
+        (kept for later)."""
         if not batch:
             return True
         try:
@@ -134,14 +182,22 @@ class AckBatcher:
         self._settle(batch, True)
         return True
 
+    def _write_once(self) -> bool:
+        """Write what is waiting; False when Redis could not be reached (kept for later)."""
+        with self._cond:
+            while self._writing:
+                self._cond.wait(0.05)
+            batch = self._take_locked()
+        return self._write_batch(batch)
+
     def _run(self) -> None:
-        while not self._stop.is_set():
+        """Write what no worker wrote: completions left after a failed write (Redis
+        away), tried every RETRY_EVERY until they are written."""
+        while not self._stop.wait(RETRY_EVERY):
             with self._cond:
-                if not self._waiting:
-                    self._cond.wait(0.5)
-                    continue
-            if not self._write_once():
-                self._stop.wait(RETRY_EVERY)
+                idle = not self._waiting or self._writing
+            if not idle:
+                self._write_once()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Write everything waiting now (from the caller's thread); True when nothing is

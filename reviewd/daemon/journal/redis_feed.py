@@ -192,15 +192,18 @@ class LaneFeed:
         acknowledged (a claim right after an outage) are not run again.  What does not
         fit the lane (its byte bound) waits here, in order, held by this replica."""
         taken = 0
+        dropped: list[str] = []
         self._waiting.extend(deliveries)
         while self._waiting:
             delivery = self._waiting[0]
             if self.journal.acks.is_unacked(self.plugin, delivery.event_id):
                 self._waiting.popleft()
+                dropped.append(delivery.event_id)
                 continue
             job = self.resolve(self.plugin, delivery)
             if job is None:
                 self._waiting.popleft()
+                dropped.append(delivery.event_id)
                 log.debug(
                     "no current subscriber for a journaled delivery; left pending",
                     plugin=self.plugin,
@@ -211,7 +214,18 @@ class LaneFeed:
                 break  # the lane is full (bytes): try again when a delivery finished
             self._waiting.popleft()
             taken += 1
+        if dropped:  # taken but not run here: the attempt counted on taking them is undone
+            self._unbegin(dropped)
         return taken
+
+    def _unbegin(self, event_ids: list[str]) -> None:
+        """Undo the attempt counted when *event_ids* were taken (they will not run
+        here).  Best effort: when Redis does not answer the count stays one too high,
+        which only brings a dead letter sooner, never a lost or repeated delivery."""
+        try:
+            self.journal.unbegin(self.plugin, event_ids)
+        except self.journal.redis_error as exc:
+            log.debug("undoing counted attempts failed", plugin=self.plugin, error=redact(str(exc)))
 
     def _touch(self) -> None:
         with self.lane.lock:
@@ -224,7 +238,7 @@ class LaneFeed:
             self._waiting = collections.deque(
                 d for d in self._waiting if d.event_id not in lost_ids
             )
-            dropped = self._unqueue(lost_ids)
+            dropped = len(self._unqueue(lost_ids))
             log.warning(
                 "another replica claimed deliveries this one still held (it was "
                 "silent longer than journal.claim_idle); the ones not started here "
@@ -235,14 +249,19 @@ class LaneFeed:
             )
 
     def _give_back_queued(self) -> None:
-        """Lease lost: queued jobs that have not started stay pending in Redis."""
-        self._unqueue(None)
+        """Lease lost: queued jobs that have not started stay pending in Redis, without
+        the attempt counted when they were taken."""
+        removed = self._unqueue(None)
+        removed += [d.event_id for d in self._waiting]
+        self._waiting.clear()
+        if removed:
+            self._unbegin(removed)
 
-    def _unqueue(self, event_ids: set[str] | None) -> int:
+    def _unqueue(self, event_ids: set[str] | None) -> list[str]:
         """Take jobs that have not started out of the lane's queue (all of them, or
-        those of *event_ids*), keeping the others in order; how many were taken."""
+        those of *event_ids*), keeping the others in order; the event ids taken out."""
         lane = self.lane
-        removed = 0
+        removed: list[str] = []
         with lane.lock:
             kept = []
             while True:
@@ -254,7 +273,7 @@ class LaneFeed:
                     lane.known.discard(job.event_id)
                     if hasattr(lane, "queued_bytes"):
                         lane.queued_bytes -= getattr(job, "size", 0)
-                    removed += 1
+                    removed.append(job.event_id)
                 else:
                     kept.append(job)
             for job in kept:

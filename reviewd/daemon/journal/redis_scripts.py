@@ -67,3 +67,57 @@ for i = 3, #ARGV do
 end
 return moved
 """
+
+
+# Begin: a replica took these entries (read or claimed); count one attempt for each now,
+# for the whole batch in one round trip, so that the attempt is in Redis before any of
+# their handlers runs.  An entry whose event no longer points at it (acknowledged
+# meanwhile, or moved by a hand-back) is not counted and comes back as -1.
+# KEYS: entry hash, attempts hash, error hash. ARGV: event id, entry id, ... pairs.
+# Returns per pair: attempts after counting (or -1), then the last error (or nil).
+BEGIN = """
+local out = {}
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    out[#out + 1] = redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
+    out[#out + 1] = redis.call('HGET', KEYS[3], ARGV[i])
+  else
+    out[#out + 1] = -1
+    out[#out + 1] = false
+  end
+end
+return out
+"""
+
+# Unbegin: entries this replica took but will not run (given back, no subscriber now):
+# take back the attempt counted when they were taken, for those it still owns.
+# KEYS: stream, attempts hash. ARGV: group, consumer, event id, entry id, ... pairs.
+UNBEGIN = """
+local n = 0
+for i = 3, #ARGV, 2 do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i + 1], ARGV[i + 1], 1, ARGV[2])
+  if #p == 1 and tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') > 0 then
+    redis.call('HINCRBY', KEYS[2], ARGV[i], -1)
+    n = n + 1
+  end
+end
+return n
+"""
+
+# Ack: finished deliveries of one plugin — acknowledge and delete their entries, drop
+# their bookkeeping, count them done.  One call per plugin per batch.
+# KEYS: stream, entry hash, attempts hash, error hash, done counter.
+# ARGV: group, then event id, entry id pairs.
+ACK = """
+local n = 0
+for i = 2, #ARGV, 2 do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i + 1])
+  redis.call('XDEL', KEYS[1], ARGV[i + 1])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[4], ARGV[i])
+  n = n + 1
+end
+redis.call('INCRBY', KEYS[5], n)
+return n
+"""
