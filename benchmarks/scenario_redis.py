@@ -16,6 +16,13 @@ Each configuration's replicas take both bursts, one after the other.  Figures
 (deliveries/s): ``noop_sqlite_1``, ``noop_redis_1``, ``noop_redis_3`` and the same with
 ``io_``, and per profile the two ratios the issue sets targets for
 (``redis_1_vs_sqlite_1`` >= 0.5, ``redis_3_vs_redis_1`` >= 2).
+
+Where the CPU goes, per delivery (``/proc``, user + system, over each burst):
+``*_cpu_us_replicas`` (all replicas together), ``*_cpu_us_redis`` (redis-server) and
+``*_cpu_us_publisher`` (this process: the embedded server fanning every event out to
+every replica, and the publishing hub).  Their sum against the machine's cores is the
+ceiling: when the no-op sum per delivery times the rate reaches the core count, more
+replicas on the same machine cannot go faster.
 Log level ``warning`` in every configuration (info lines for each deduplicated event
 would measure the console, not the journal).
 """
@@ -23,6 +30,7 @@ would measure the console, not the journal).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -63,6 +71,18 @@ def _wait(condition, timeout: float, what: str, interval: float = 0.05) -> None:
             return
         time.sleep(interval)
     raise RuntimeError(f"benchmark: timed out waiting for {what}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process *pid* (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -159,9 +179,10 @@ def _measure(
     backend: str,
     replicas: int,
     bursts: list[tuple[int, float]],
-    redis_url: str | None,
-) -> list[float]:
-    """Deliveries per second of each burst (events, handler seconds) on one configuration."""
+    redis_server: _Redis | None,
+) -> list[dict[str, float]]:
+    """Per burst (events, handler seconds) on one configuration: deliveries per second
+    and CPU microseconds per delivery of the replicas, redis-server and this process."""
     from reviewd.api.event.base import Event
     from reviewd.api.event.hub import EventHub
 
@@ -179,7 +200,8 @@ def _measure(
         "REVIEWD_JOURNAL_BACKEND": backend,
     }
     if backend == "redis":
-        env.update(REVIEWD_REDIS_URL=redis_url or "", REVIEWD_REDIS_PREFIX=run.name)
+        assert redis_server is not None
+        env.update(REVIEWD_REDIS_URL=redis_server.url, REVIEWD_REDIS_PREFIX=run.name)
     started = []
     hub = EventHub(
         server.url,
@@ -187,7 +209,7 @@ def _measure(
         server.api_key,
         publish_queue_size=2 * max(events for events, _delay in bursts),
     )
-    rates = []
+    figures = []
     try:
         for index in range(replicas):
             started.append(_Replica(run, {**env, "REVIEWD_CONSUMER": f"replica-{index}"}))
@@ -203,7 +225,9 @@ def _measure(
         hub.connect(timeout=30)
         done = 0.0
         for events, delay in bursts:
-            done += events * len(PLUGINS)
+            deliveries = events * len(PLUGINS)
+            done += deliveries
+            cpu = _cpu_snapshot(started, redis_server if backend == "redis" else None)
             began = time.perf_counter()
             for n in range(events):
                 hub.publish(Event(TOPIC, data={"n": n, "delay": delay}))
@@ -213,12 +237,32 @@ def _measure(
                 "every delivery handled",
                 interval=0.1,
             )
-            rates.append(events * len(PLUGINS) / (time.perf_counter() - began))
-        return rates
+            elapsed = time.perf_counter() - began
+            spent = _cpu_snapshot(started, redis_server if backend == "redis" else None)
+            figures.append(
+                {
+                    "rate": deliveries / elapsed,
+                    **{
+                        f"cpu_us_{part}": (spent[part] - cpu[part]) * 1e6 / deliveries
+                        for part in spent
+                    },
+                }
+            )
+        return figures
     finally:
         hub.disconnect()
         for replica in started:
             replica.stop()
+
+
+def _cpu_snapshot(replicas: list[_Replica], redis_server: _Redis | None) -> dict[str, float]:
+    """CPU seconds so far: the replicas together, redis-server, this process (the
+    embedded server and the publisher; the metrics polling is a small share)."""
+    return {
+        "replicas": sum(_cpu_seconds(r.proc.pid) for r in replicas),
+        "redis": _cpu_seconds(redis_server.proc.pid) if redis_server is not None else 0.0,
+        "publisher": _own_cpu_seconds(),
+    }
 
 
 def _run(quick: bool) -> dict[str, float]:
@@ -237,9 +281,11 @@ def _run(quick: bool) -> dict[str, float]:
                 ("redis_1", "redis", 1),
                 ("redis_3", "redis", 3),
             ):
-                noop, io = _measure(server, directory, backend, replicas, bursts, redis_server.url)
-                figures[f"noop_{label}"] = round(noop, 1)
-                figures[f"io_{label}"] = round(io, 1)
+                measured = _measure(server, directory, backend, replicas, bursts, redis_server)
+                for profile, burst in zip(("noop", "io"), measured, strict=True):
+                    figures[f"{profile}_{label}"] = round(burst.pop("rate"), 1)
+                    for part, value in burst.items():
+                        figures[f"{profile}_{label}_{part}"] = round(value, 1)
     finally:
         redis_server.stop()
         shutil.rmtree(directory, ignore_errors=True)

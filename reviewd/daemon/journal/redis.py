@@ -101,6 +101,7 @@ class RedisJournal:
         self.pinned = frozenset(pinned)
         self.lease_ttl = float(lease_ttl)
         self.redis_error = redis.RedisError
+        self.noscript_error = redis.exceptions.NoScriptError
         self.connection_errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         try:
             # socket_timeout above the longest BLOCK, so a blocking read is never cut short.
@@ -124,6 +125,8 @@ class RedisJournal:
         self._begin = self._r.register_script(BEGIN)
         self._unbegin = self._r.register_script(UNBEGIN)
         self._ack = self._r.register_script(ACK)
+        self._scripts: list[Any] = [self._record, self._touch, self._hand_back, self._begin]
+        self._scripts += [self._unbegin, self._ack]
         self._groups: set[str] = set()
         #: (plugin, event id) -> stream entry id of the deliveries this replica took.
         self._held: dict[tuple[str, str], str] = {}
@@ -192,8 +195,8 @@ class RedisJournal:
         """Journal the intake's batch (``Entry``: event id, topic, encoded payload,
         plugins) in one pipelined round trip; the plugins each event was new for.
         Raises :class:`JournalError` while Redis cannot be reached (see :meth:`record`)."""
-        try:
-            pipe = self._r.pipeline(transaction=False)
+
+        def queue(pipe: Any) -> None:
             for entry in entries:
                 self.write(
                     entry.payload,
@@ -202,13 +205,31 @@ class RedisJournal:
                     event_id=entry.event_id,
                     topic=entry.topic,
                 )
-            flags = pipe.execute()
+
+        try:
+            flags = self.pipelined(queue)
         except self.connection_errors as exc:
             raise self._unreachable(exc) from exc
         return [
             [p for p, flag in zip(e.plugins, f, strict=True) if flag]
             for e, f in zip(entries, flags, strict=True)
         ]
+
+    def pipelined(self, queue: Any) -> list[Any]:
+        """Run what *queue(pipe)* adds to a pipeline in one round trip and return the
+        replies.  Scripts go in by SHA (``pipe.evalsha``): redis-py's own script objects
+        would make every such pipeline ask ``SCRIPT EXISTS`` first, a second round trip.
+        A Redis that lost its script cache (restarted) answers NOSCRIPT to every call
+        and runs none of them: the scripts are loaded and the pipeline runs once more."""
+        for _ in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            queue(pipe)
+            try:
+                return list(pipe.execute())
+            except self.noscript_error:
+                for script in self._scripts:
+                    script.sha = self._r.script_load(script.script)
+        raise JournalError("Redis keeps forgetting the journal's scripts (NOSCRIPT)")
 
     def _unreachable(self, exc: BaseException) -> JournalError:
         self.link.lost(exc)
@@ -237,7 +258,7 @@ class RedisJournal:
             ]
         args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
         if pipe is not None:
-            return self._record(keys=keys, args=args, client=pipe)
+            return pipe.evalsha(self._record.sha, len(keys), *keys, *args)
         flags = self._record(keys=keys, args=args)
         return [plugin for plugin, flag in zip(plugins, flags, strict=True) if flag]
 
@@ -313,7 +334,9 @@ class RedisJournal:
             args += [event_id, entry]
         keys = [self.key(kind, plugin) for kind in ("stream", "entry", "attempts", "error")]
         keys.append(self.key("done", plugin))
-        return self._ack(keys=keys, args=args, client=pipe)
+        if pipe is not None:
+            return pipe.evalsha(self._ack.sha, len(keys), *keys, *args)
+        return self._ack(keys=keys, args=args)
 
     def held_entry(self, plugin: str, event_id: str) -> str | None:
         """The stream entry of a delivery this replica took (None: not known here)."""

@@ -151,10 +151,12 @@ class AckBatcher:
         if len(calls) == 1:
             journal.acknowledge(None, *calls[0])
         elif calls:
-            pipe = client.pipeline(transaction=False)
-            for plugin, found in calls:
-                journal.acknowledge(pipe, plugin, found)
-            pipe.execute()
+
+            def queue(pipe: Any) -> None:
+                for plugin, found in calls:
+                    journal.acknowledge(pipe, plugin, found)
+
+            journal.pipelined(queue)
         for _ticket, plugin, event_id in batch:
             journal.release_entry(plugin, event_id)
         self.acked += len(batch)

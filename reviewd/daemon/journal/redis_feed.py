@@ -55,6 +55,7 @@ class LaneFeed:
         self.limit = max(1, min(journal.batch, lane.queue.maxsize))
         self.min_hold = min(self.limit, 4 * len(lane.threads))
         self._finished = 0
+        self._low_water = self.min_hold // 2  # see _room()
         self._window_start = time.monotonic()
         self._pace: float | None = None  # deliveries finished per second (smoothed)
         self._waiting: collections.deque = collections.deque()  # taken, not yet queued
@@ -92,9 +93,12 @@ class LaneFeed:
             self.lease.stop()
 
     def wake(self) -> None:
-        """A delivery finished: there may be room for more."""
+        """A delivery finished: wake the feed once the lane is down to its low-water
+        mark (the feed takes nothing above it anyway; waking it for every delivery
+        would cost a thread switch each)."""
         self._finished += 1
-        self.room.set()
+        if len(self.lane.known) <= self._low_water + 1:  # + 1: the finished one, still known
+            self.room.set()
 
     def hold_limit(self) -> int:
         """How many deliveries this lane should hold now: what it finishes in about
@@ -183,6 +187,7 @@ class LaneFeed:
         with lane.lock:
             held = len(lane.known) + len(self._waiting)
         hold = self.hold_limit()
+        self._low_water = hold // 2
         if held > hold // 2:
             return 0
         return max(0, min(hold - held, lane.queue.maxsize - lane.queue.qsize()))
