@@ -1,5 +1,5 @@
-"""Acknowledging finished deliveries to Redis: at once, pipelined with whatever else is
-ready (group commit without a timer).
+"""Acknowledging finished deliveries to Redis: at once, by the worker that finished
+them, pipelined with whatever else is ready (no timer, no batch to fill).
 
 Why at once, from the worker: a delivery whose handler finished but whose
 acknowledgement has not reached Redis is run again by the replica that claims it if
@@ -9,9 +9,10 @@ does not start another handler before it is written (the journal's ``begin_attem
 waits for it, :meth:`AckBatcher.wait_written`).  At a kill -9 a lane then has at most
 one such delivery per worker: the one running or being acknowledged.
 
-Why still batched: while one worker's write is on the wire, completions of the other
-lanes (and workers) gather; the next write takes all of them, one ``ACK`` script call
-per plugin in one pipelined round trip (:data:`~reviewd.daemon.journal.redis_scripts.ACK`).
+Why still batched: a write takes every completion waiting at that moment (one ``ACK``
+script call per plugin, pipelined: :data:`~reviewd.daemon.journal.redis_scripts.ACK`).
+Workers write side by side on connections of their own, so none waits for another's
+round trip.
 
 Why retried for ever: a completion that cannot be written (Redis restarting) must not
 be forgotten, or the entry would be handled again once another replica claims it.  It
@@ -43,13 +44,13 @@ class AckBatcher:
     def __init__(self, journal: Any) -> None:
         self.journal = journal
         self._cond = threading.Condition()
-        #: (ticket, plugin, event id), oldest first.  Tickets grow by one per completion
-        #: and are written in order, so "written" is a prefix: ``_written`` says how far.
+        #: (ticket, plugin, event id) not taken by a writer yet, oldest first.
         self._waiting: list[tuple[int, str, str]] = []
+        #: Tickets not written yet (waiting, or on the wire with some writer).
+        self._unwritten: set[int] = set()
         self._unacked: dict[str, set[str]] = defaultdict(set)  # waiting or being written
         self._issued = 0
-        self._written = 0
-        self._writing = False
+        self._in_flight = 0  # writes under way
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: Completions written, and batches written (their ratio is the batch size).
@@ -67,6 +68,7 @@ class AckBatcher:
             self._issued += 1
             ticket = self._issued
             self._waiting.append((ticket, plugin, event_id))
+            self._unwritten.add(ticket)
             self._unacked[plugin].add(event_id)
         if self._thread is None:  # no background thread (tools, tests): write now
             self.flush()
@@ -74,7 +76,7 @@ class AckBatcher:
 
     def written(self, ticket: int) -> bool:
         with self._cond:
-            return self._written >= ticket
+            return ticket not in self._unwritten
 
     def unacked_ids(self, plugin: str) -> list[str]:
         with self._cond:
@@ -90,16 +92,19 @@ class AckBatcher:
 
     # ------------------------------------------------------------------ writing
     def write_through(self, ticket: int) -> bool:
-        """Write until *ticket* is written, from the caller's thread: lead a write of
-        everything waiting, or wait for the write under way and lead the next one.
+        """Write *ticket* now, from the caller's thread, with everything else waiting
+        (or, when another writer already took it, wait for that write).  Workers write
+        side by side, each on its own connection: none waits for another's round trip.
         False when Redis could not be reached (the background thread retries)."""
         while True:
             with self._cond:
-                while self._writing and self._written < ticket:
-                    self._cond.wait(0.5)
-                if self._written >= ticket:
+                if ticket not in self._unwritten:
                     return True
-                batch = self._take_locked()
+                if any(t == ticket for t, _p, _e in self._waiting):
+                    batch = self._take_locked()
+                else:  # on the wire with another writer
+                    self._cond.wait(0.5)
+                    continue
             if not self._write_batch(batch):
                 return False
 
@@ -107,7 +112,7 @@ class AckBatcher:
         """Block until *ticket* is written (Redis away: until it returns and the
         background thread wrote it), or *give_up()* says stop; True once written."""
         with self._cond:
-            while self._written < ticket:
+            while ticket in self._unwritten:
                 if give_up is not None and give_up():
                     return False
                 self._cond.wait(0.2)
@@ -115,18 +120,19 @@ class AckBatcher:
 
     def _take_locked(self) -> list[tuple[int, str, str]]:
         batch, self._waiting = self._waiting, []
-        self._writing = bool(batch)
+        if batch:
+            self._in_flight += 1
         return batch
 
     def _settle(self, batch: list[tuple[int, str, str]], written: bool) -> None:
         with self._cond:
             if written:
-                for _ticket, plugin, event_id in batch:
+                for ticket, plugin, event_id in batch:
+                    self._unwritten.discard(ticket)
                     self._unacked[plugin].discard(event_id)
-                self._written = max(self._written, batch[-1][0])
             else:
                 self._waiting[:0] = batch  # back in front, in order
-            self._writing = False
+            self._in_flight -= 1
             self._cond.notify_all()
 
     def _write(self, batch: list[tuple[int, str, str]]) -> None:
@@ -187,8 +193,6 @@ class AckBatcher:
     def _write_once(self) -> bool:
         """Write what is waiting; False when Redis could not be reached (kept for later)."""
         with self._cond:
-            while self._writing:
-                self._cond.wait(0.05)
             batch = self._take_locked()
         return self._write_batch(batch)
 
@@ -197,20 +201,22 @@ class AckBatcher:
         away), tried every RETRY_EVERY until they are written."""
         while not self._stop.wait(RETRY_EVERY):
             with self._cond:
-                idle = not self._waiting or self._writing
+                idle = not self._waiting
             if not idle:
                 self._write_once()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Write everything waiting now (from the caller's thread); True when nothing is
-        left unwritten."""
+        """Write everything waiting now (from the caller's thread) and wait for the
+        writes under way; True when nothing is left unwritten."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._cond:
-                while self._writing and time.monotonic() < deadline:
+                while self._in_flight and not self._waiting and time.monotonic() < deadline:
                     self._cond.wait(0.05)
+                if not self._unwritten:
+                    return True
                 if not self._waiting:
-                    return not self._writing
+                    continue
             if not self._write_once():
                 time.sleep(RETRY_EVERY)
         return False
