@@ -127,6 +127,7 @@ class RedisJournal:
         self._ack = self._r.register_script(ACK)
         self._scripts: list[Any] = [self._record, self._touch, self._hand_back, self._begin]
         self._scripts += [self._unbegin, self._ack]
+        self._ack_keys: dict[str, tuple[str, ...]] = {}
         self._groups: set[str] = set()
         #: (plugin, event id) -> stream entry id of the deliveries this replica took.
         self._held: dict[tuple[str, str], str] = {}
@@ -227,8 +228,7 @@ class RedisJournal:
             try:
                 return list(pipe.execute())
             except self.noscript_error:
-                for script in self._scripts:
-                    script.sha = self._r.script_load(script.script)
+                self.load_scripts()
         raise JournalError("Redis keeps forgetting the journal's scripts (NOSCRIPT)")
 
     def _unreachable(self, exc: BaseException) -> JournalError:
@@ -325,18 +325,23 @@ class RedisJournal:
         pipe.hdel(self.key("attempts", plugin), event_id)
         pipe.hdel(self.key("error", plugin), event_id)
 
-    def acknowledge(self, pipe: Any, plugin: str, entries: Mapping[str, str]) -> Any:
-        """Finished deliveries of one plugin (event id -> entry id): acknowledged,
-        deleted, their bookkeeping dropped, counted done — one script call (queued on
-        *pipe* when given)."""
+    def ack_command(self, plugin: str, entries: Mapping[str, str]) -> tuple[Any, ...]:
+        """The command acknowledging finished deliveries of one plugin (event id ->
+        entry id): acknowledged, deleted, their bookkeeping dropped, counted done, in
+        one script call (:mod:`~reviewd.daemon.journal.redis_acks` sends it)."""
+        keys = self._ack_keys.get(plugin)
+        if keys is None:
+            kinds = ("stream", "entry", "attempts", "error", "done")
+            keys = self._ack_keys[plugin] = tuple(self.key(kind, plugin) for kind in kinds)
         args: list[str] = [GROUP]
         for event_id, entry in entries.items():
             args += [event_id, entry]
-        keys = [self.key(kind, plugin) for kind in ("stream", "entry", "attempts", "error")]
-        keys.append(self.key("done", plugin))
-        if pipe is not None:
-            return pipe.evalsha(self._ack.sha, len(keys), *keys, *args)
-        return self._ack(keys=keys, args=args)
+        return ("EVALSHA", self._ack.sha, len(keys), *keys, *args)
+
+    def load_scripts(self) -> None:
+        """Load the scripts again (a restarted Redis forgot them)."""
+        for script in self._scripts:
+            script.sha = self._r.script_load(script.script)
 
     def held_entry(self, plugin: str, event_id: str) -> str | None:
         """The stream entry of a delivery this replica took (None: not known here)."""
