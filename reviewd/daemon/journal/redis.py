@@ -47,12 +47,15 @@ import structlog
 from reviewd.api.exception import redact, register_secret
 from reviewd.daemon.journal.redis_acks import AckBatcher
 from reviewd.daemon.journal.redis_link import RedisLink
+from reviewd.daemon.journal.redis_raw import RawConnections
 from reviewd.daemon.journal.redis_scripts import ACK, BEGIN, HAND_BACK, RECORD, TOUCH, UNBEGIN
 from reviewd.daemon.journal.sqlite import DEAD, DONE, PENDING, Delivery, JournalError, _jsonable
 
 log = structlog.get_logger("reviewd.journal.redis")
 
 GROUP = "reviewd"
+#: Events recorded per round trip (see record_batch).
+RECORD_CHUNK = 64
 
 
 def display_url(url: str) -> str:
@@ -101,7 +104,6 @@ class RedisJournal:
         self.pinned = frozenset(pinned)
         self.lease_ttl = float(lease_ttl)
         self.redis_error = redis.RedisError
-        self.noscript_error = redis.exceptions.NoScriptError
         self.connection_errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         try:
             # socket_timeout above the longest BLOCK, so a blocking read is never cut short.
@@ -128,6 +130,7 @@ class RedisJournal:
         self._scripts: list[Any] = [self._record, self._touch, self._hand_back, self._begin]
         self._scripts += [self._unbegin, self._ack]
         self._ack_keys: dict[str, tuple[str, ...]] = {}
+        self.raw = RawConnections(self._r, self.load_scripts)
         self._groups: set[str] = set()
         #: (plugin, event id) -> stream entry id of the deliveries this replica took.
         self._held: dict[tuple[str, str], str] = {}
@@ -166,6 +169,7 @@ class RedisJournal:
             except self.redis_error as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+            self._r.sadd(f"{self.prefix}:plugins", plugin)  # for the tools and status
             self._groups.add(stream)
         return stream
 
@@ -194,21 +198,22 @@ class RedisJournal:
 
     def record_batch(self, entries: Sequence[Any]) -> list[list[str]]:
         """Journal the intake's batch (``Entry``: event id, topic, encoded payload,
-        plugins) in one pipelined round trip; the plugins each event was new for.
+        plugins); the plugins each event was new for.  One ``RECORD`` call per event,
+        sent RECORD_CHUNK at a time, each chunk one round trip on a raw connection
+        (:mod:`~reviewd.daemon.journal.redis_raw`): the chunks keep the intake's share
+        of the interpreter short, so that workers waiting for a reply are not held up
+        behind a whole batch being packed.
         Raises :class:`JournalError` while Redis cannot be reached (see :meth:`record`)."""
-
-        def queue(pipe: Any) -> None:
-            for entry in entries:
-                self.write(
-                    entry.payload,
-                    list(entry.plugins),
-                    pipe=pipe,
-                    event_id=entry.event_id,
-                    topic=entry.topic,
-                )
-
+        flags: list[Any] = []
         try:
-            flags = self.pipelined(queue)
+            for start in range(0, len(entries), RECORD_CHUNK):
+                chunk = entries[start : start + RECORD_CHUNK]
+                flags += self.raw.send(
+                    [
+                        self.record_command(e.payload, list(e.plugins), e.event_id, e.topic)
+                        for e in chunk
+                    ]
+                )
         except self.connection_errors as exc:
             raise self._unreachable(exc) from exc
         return [
@@ -216,51 +221,34 @@ class RedisJournal:
             for e, f in zip(entries, flags, strict=True)
         ]
 
-    def pipelined(self, queue: Any) -> list[Any]:
-        """Run what *queue(pipe)* adds to a pipeline in one round trip and return the
-        replies.  Scripts go in by SHA (``pipe.evalsha``): redis-py's own script objects
-        would make every such pipeline ask ``SCRIPT EXISTS`` first, a second round trip.
-        A Redis that lost its script cache (restarted) answers NOSCRIPT to every call
-        and runs none of them: the scripts are loaded and the pipeline runs once more."""
-        for _ in range(2):
-            pipe = self._r.pipeline(transaction=False)
-            queue(pipe)
-            try:
-                return list(pipe.execute())
-            except self.noscript_error:
-                self.load_scripts()
-        raise JournalError("Redis keeps forgetting the journal's scripts (NOSCRIPT)")
-
     def _unreachable(self, exc: BaseException) -> JournalError:
         self.link.lost(exc)
         return JournalError(self.link.problem or f"journal: Redis unreachable at {self.path}")
 
-    def write(
-        self,
-        payload: str,
-        plugins: list[str],
-        *,
-        pipe: Any = None,
-        event_id: str | None = None,
-        topic: str | None = None,
-    ) -> Any:
-        """One Lua call journaling the wire-form *payload* for *plugins* (raises when Redis
-        cannot be reached)."""
-        if event_id is None or topic is None:
-            event = json.loads(payload)
-            event_id, topic = str(event["id"]), str(event.get("topic", ""))
-        keys = [f"{self.prefix}:plugins"]
+    def write(self, payload: str, plugins: list[str]) -> list[str]:
+        """One Lua call journaling the wire-form *payload* for *plugins*; the plugins it
+        was new for (raises when Redis cannot be reached)."""
+        event = json.loads(payload)
+        command = self.record_command(
+            payload, plugins, str(event["id"]), str(event.get("topic", ""))
+        )
+        keys = command[3 : 3 + command[2]]
+        flags = self._record(keys=keys, args=command[3 + command[2] :])
+        return [plugin for plugin, flag in zip(plugins, flags, strict=True) if flag]
+
+    def record_command(
+        self, payload: str, plugins: list[str], event_id: str, topic: str
+    ) -> tuple[Any, ...]:
+        """The ``RECORD`` script call for one event (by SHA)."""
+        keys = []
         for plugin in plugins:
             keys += [
                 self.key("seen", plugin, event_id),
                 self.ensure_group(plugin),
                 self.key("entry", plugin),
             ]
-        args: list[Any] = [self.retention, event_id, topic, payload, repr(time.time()), *plugins]
-        if pipe is not None:
-            return pipe.evalsha(self._record.sha, len(keys), *keys, *args)
-        flags = self._record(keys=keys, args=args)
-        return [plugin for plugin, flag in zip(plugins, flags, strict=True) if flag]
+        args = [self.retention, event_id, topic, payload, repr(time.time())]
+        return ("EVALSHA", self._record.sha, len(keys), *keys, *args)
 
     def touch(self, plugin: str, event_ids: Iterable[str]) -> list[str]:
         """Keep this replica's claim on deliveries it still holds (resets their idle time);
@@ -677,6 +665,7 @@ class RedisJournal:
                     log.info("unfinished deliveries handed back to the other replicas", count=moved)
                 self._leave()
         self.link.stop()
+        self.raw.close()
         self._r.close()
 
     @property

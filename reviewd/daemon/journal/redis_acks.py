@@ -51,7 +51,6 @@ class AckBatcher:
         self._unacked: dict[str, set[str]] = defaultdict(set)  # waiting or being written
         self._issued = 0
         self._in_flight = 0  # writes under way
-        self._conns: list[Any] = []  # idle connections of the writers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: Completions written, and batches written (their ratio is the batch size).
@@ -156,39 +155,11 @@ class AckBatcher:
         ]
         commands = [journal.ack_command(p, found) for p, found in calls if found]
         if commands:
-            self._send(commands)
+            self.journal.raw.send(commands)
         for _ticket, plugin, event_id in batch:
             journal.release_entry(plugin, event_id)
         self.acked += len(batch)
         self.batches += 1
-
-    def _send(self, commands: list[tuple[Any, ...]]) -> None:
-        """*commands* in one round trip on a connection of the batcher's own.
-
-        Why not the client: redis-py's command path (pool checkout, retry and
-        observability wrappers) costs more CPU than the round trip itself, and this
-        runs once per delivery on the worker that finished it."""
-        with self._cond:
-            conn = self._conns.pop() if self._conns else None
-        if conn is None:
-            conn = self.journal.client.connection_pool.make_connection()
-        try:
-            replies = _round_trip(conn, commands)
-            if any(isinstance(r, self.journal.noscript_error) for r in replies):
-                self.journal.load_scripts()  # Redis restarted: none of them ran
-                again = [
-                    c for c, r in zip(commands, replies, strict=True) if isinstance(r, Exception)
-                ]
-                replies = _round_trip(conn, again)
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-        except BaseException:
-            conn.disconnect()  # reconnects on its next use
-            raise
-        finally:
-            with self._cond:
-                self._conns.append(conn)
 
     def _write_batch(self, batch: list[tuple[int, str, str]]) -> bool:
         """Write *batch* (taken by the caller); False when Redis could not be reached
@@ -255,22 +226,3 @@ class AckBatcher:
                 "replica (or this one's next start) will handle them again",
                 count=self.backlog(),
             )
-        with self._cond:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.disconnect()
-
-
-def _round_trip(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send *commands* at once and read every reply (an error reply is returned, not
-    raised, so that the connection stays in step)."""
-    import redis
-
-    conn.send_packed_command(conn.pack_commands(commands))
-    replies: list[Any] = []
-    for _command in commands:
-        try:
-            replies.append(conn.read_response())
-        except redis.ResponseError as exc:
-            replies.append(exc)
-    return replies

@@ -41,7 +41,7 @@ log = structlog.get_logger("reviewd.journal.redis")
 #: A replica holds about this much work (at its measured pace) per lane.
 HOLD_SECONDS = 0.2
 #: How often the pace is measured.
-PACE_WINDOW = 0.25
+PACE_WINDOW = 0.1
 
 
 class LaneFeed:

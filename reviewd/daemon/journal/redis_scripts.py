@@ -6,19 +6,17 @@ taken from a replica that claimed it meanwhile, or a handed-back entry both in t
 stream twice and nowhere.  Each script is one round trip, however many entries it covers.
 """
 
-# KEYS: the plugins set, then (seen, stream, entry) per plugin.
-# ARGV: ttl, event id, topic, payload, received, then the plugin names.
+# KEYS: (seen, stream, entry) per plugin.  ARGV: ttl, event id, topic, payload, received.
 # Returns one flag per plugin: 1 journaled here, 0 another replica already had it.
+# (The set of plugin names is kept by ensure_group, once per plugin and connection.)
 RECORD = """
 local out = {}
-local n = (#KEYS - 1) / 3
-for i = 1, n do
-  local seen, stream, entry = KEYS[1 + 3 * i - 2], KEYS[1 + 3 * i - 1], KEYS[1 + 3 * i]
+for i = 1, #KEYS / 3 do
+  local seen, stream, entry = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   if redis.call('SET', seen, '1', 'NX', 'EX', ARGV[1]) then
     local id = redis.call('XADD', stream, '*', 'id', ARGV[2], 'topic', ARGV[3],
                           'payload', ARGV[4], 'received', ARGV[5])
     redis.call('HSET', entry, ARGV[2], id)
-    redis.call('SADD', KEYS[1], ARGV[5 + i])
     out[i] = 1
   else
     out[i] = 0
