@@ -13,19 +13,24 @@ Model (``PREFIX`` defaults to ``reviewd``):
   (``journal.consumer``, the host name by default, so a restarted replica finds its own
   pending entries again).
 * ``PREFIX:entry:PLUGIN`` (event id → entry id), ``PREFIX:attempts:PLUGIN`` (attempts
-  *started*, written before the handler runs), ``PREFIX:error:PLUGIN`` — bookkeeping per
-  unfinished delivery.
+  counted when a replica takes the delivery, so before its handler runs),
+  ``PREFIX:error:PLUGIN`` — bookkeeping per unfinished delivery.
 * ``PREFIX:dead:PLUGIN`` — dead letters (a plain stream), ``PREFIX:done:PLUGIN`` and
   ``PREFIX:claims:PLUGIN`` — counters; ``PREFIX:replicas`` — heartbeats
   (:mod:`reviewd.daemon.cluster`); ``PREFIX:lease:PLUGIN`` — pinned plugins
   (:mod:`reviewd.daemon.lease`).
 
 The markers, the stream entries and the bookkeeping of one event are written by one Lua
-script (one round trip for all its plugins), so a crash can never leave an event "seen"
-but not journaled.  Lanes are *fed* (``feeds_lanes``): one
+script (:data:`~reviewd.daemon.journal.redis_scripts.RECORD`, one call for all its
+plugins; the intake's batches go 64 calls to a round trip), so a crash can never leave
+an event "seen" but not journaled.  Lanes are *fed* (``feeds_lanes``): one
 :class:`~reviewd.daemon.journal.redis_feed.LaneFeed` thread per plugin pulls batches
-with a blocking ``XREADGROUP`` and claims entries of dead replicas; completions are
-acknowledged in pipelined batches (:mod:`~reviewd.daemon.journal.redis_acks`).  While
+with a blocking ``XREADGROUP`` and claims entries of dead replicas, counting one
+attempt for the whole batch in one script call (``BEGIN``); each completion is
+acknowledged by the worker that finished it at once, and that worker's next handler
+waits for it (:mod:`~reviewd.daemon.journal.redis_acks`), so a kill -9 leaves at most
+one finished-but-unacknowledged delivery per worker.  The calls made per event and per
+delivery go out on raw connections (:mod:`~reviewd.daemon.journal.redis_raw`).  While
 Redis cannot be reached the journal says so (:attr:`problem`, which ``/readyz`` shows;
 :mod:`~reviewd.daemon.journal.redis_link`) and its writes raise, so that the intake
 keeps the events the hub delivers in its bounded spool (:mod:`reviewd.daemon.spool`)
