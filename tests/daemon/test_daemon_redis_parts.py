@@ -149,6 +149,40 @@ def test_attempts_are_counted_per_batch_and_a_worker_waits_for_its_last_ack(tmp_
         server.stop()
 
 
+def test_raw_calls_survive_an_error_reply_and_a_redis_that_forgot_the_scripts(redis_server):
+    """The journal's hot calls bypass redis-py's command path: an error reply among
+    them is raised after every reply was read, and a Redis that lost its script cache
+    (restarted, flushed) gets the scripts again instead of failing the intake or the
+    acknowledgements."""
+    import redis
+
+    from reviewd.daemon.journal.redis_raw import RawConnections
+    from reviewd.daemon.journal.sqlite import Entry, encode_event
+
+    client = redis_server.client()
+    key = "raw-" + uuid.uuid4().hex[:8]
+    raw = RawConnections(client, lambda: None)
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        raw.send([("SET", key, "v"), ("INCR", key), ("APPEND", key, "w")])
+    assert raw.send([("GET", key), ("STRLEN", key)]) == ["vw", 2]  # all three ran, in step
+    raw.close()
+
+    prefix = "n" + uuid.uuid4().hex[:8]
+    j = journal(redis_server.url, prefix, background=True)
+    try:
+        client.script_flush()
+        batch = [Entry(f"e000{n}", "t", encode_event(event(n)), ["p"]) for n in range(3)]
+        assert j.record_batch(batch) == [["p"]] * 3
+        taken = j.fetch("p", 10, block_ms=10)
+        client.script_flush()
+        for d in taken:
+            j.mark_done(d.event_id, "p")
+        assert j.acks.backlog() == 0
+        assert j.counts() == {"pending": 0, "done": 3, "dead": 0}
+    finally:
+        j.close()
+
+
 def test_cluster_view_metrics_and_status_lines(redis_server):
     prefix = "v" + uuid.uuid4().hex[:8]
     one = journal(redis_server.url, prefix, "one", pinned=["p"], lease_ttl=5)
