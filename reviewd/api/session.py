@@ -646,7 +646,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         if client is not None:
             client.close()
         hub, self._event_hub = self._event_hub, None
-        if hub is not None:
+        if hub is not None and getattr(hub, "running", True):
             try:
                 if getattr(hub, "connected", False):
                     hub.disconnect()
