@@ -273,8 +273,8 @@ class Connection:
         handshake = self._handshake_source()
         if "websocket" not in handshake.transports:
             raise HandshakeRefused(
-                "Server does not support websocket sessions. (the event server offers "
-                f"only: {', '.join(handshake.transports) or 'nothing'})",
+                "Server does not support websocket sessions: the event server does not "
+                f"offer the websocket transport (it offers {', '.join(handshake.transports)})",
                 final=True,
             )
         url = f"{self._ws_base}/socket.io/1/websocket/{handshake.session_id}"
