@@ -270,7 +270,8 @@ def optimise(
                         "action": "update",
                         "entity_type": op.entity_type,
                         "entity_key": list(op.entity_key.values()),
-                        "entity_data": {},
+                        # The type repeated in the data, as ftrack_api sends it.
+                        "entity_data": {"__entity_type__": op.entity_type},
                     }
                 )
                 target = len(batch) - 1
@@ -304,7 +305,7 @@ def optimise(
         payload
         for payload in batch
         if payload is not None
-        and not (payload["action"] == "update" and not payload["entity_data"])
+        and not (payload["action"] == "update" and len(payload["entity_data"]) <= 1)
     ]
 
 

@@ -106,7 +106,7 @@ def cached_values(session: Any, cache_key: Any) -> Iterator[Any]:
         if isinstance(value, (str, bytes)):
             value = session._decode_merged(value)
         elif isinstance(value, Entity):
-            value = session.merge(value)  # e.g. decoded (detached) by a SerialisedCache
+            value = session._merge_cached(value)  # decoded (detached) by a SerialisedCache
         yield value
 
 

@@ -715,6 +715,16 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         with self._lock:
             return self._merger.value(data, write_lower=False)
 
+    def _merge_cached(self, entity: Entity) -> Entity:
+        """Merge an entity read (and decoded) from a persistent cache layer into the
+        memory layer, without writing it back to the layers it came from."""
+        if self._identity.get(_identity_key(entity)) is entity:
+            return entity
+        from reviewd.api.entity_json import entity_values
+
+        merged: Entity = self._merger.value(entity_values(entity, "set_only"), write_lower=False)
+        return merged
+
     def _cache_key_of_identity(self, identity: tuple[Any, ...]) -> Any:
         """``cache_key_maker``'s key for an identity-map key ``(type, *primary key)``."""
         return self.cache_key_maker.key((identity[0], list(identity[1:])))

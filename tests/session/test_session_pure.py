@@ -100,13 +100,13 @@ def test_consecutive_updates_fold_and_only_the_last_update_of_an_attribute_is_se
             "action": "update",
             "entity_type": "Task",
             "entity_key": ["u"],
-            "entity_data": {"name": "y"},
+            "entity_data": {"__entity_type__": "Task", "name": "y"},
         },
         {
             "action": "update",
             "entity_type": "Task",
             "entity_key": ["t"],
-            "entity_data": {"name": "c", "priority": 2},
+            "entity_data": {"__entity_type__": "Task", "name": "c", "priority": 2},
         },
     ]
 
@@ -121,7 +121,7 @@ def test_a_withdrawn_update_folded_into_a_create_gives_the_create_its_value_back
     batch = optimise(ops, identity_of)
     assert [p["action"] for p in batch] == ["create", "create", "update"]
     assert batch[0]["entity_data"]["content"] == "c"
-    assert batch[2]["entity_data"] == {"content": "e"}
+    assert batch[2]["entity_data"] == {"__entity_type__": "Note", "content": "e"}
 
 
 def test_update_back_to_original_value_is_skipped():
@@ -139,7 +139,7 @@ def test_update_referring_to_a_later_create_keeps_its_position():
     # Folding into n1's create would reference n2 before it exists: kept separate.
     batch = optimise(ops, identity_of)
     assert [p["action"] for p in batch] == ["create", "create", "update"]
-    assert batch[2]["entity_data"] == {"in_reply_to": note}
+    assert batch[2]["entity_data"] == {"__entity_type__": "Note", "in_reply_to": note}
 
 
 def test_update_after_another_payload_is_not_folded_back():
@@ -152,8 +152,8 @@ def test_update_after_another_payload_is_not_folded_back():
     ]
     batch = optimise(ops, identity_of)
     assert [p["action"] for p in batch] == ["create", "update", "create", "update"]
-    assert batch[1]["entity_data"] == {"status": status}
-    assert batch[3]["entity_data"] == {"name": "b"}
+    assert batch[1]["entity_data"] == {"__entity_type__": "Task", "status": status}
+    assert batch[3]["entity_data"] == {"__entity_type__": "Task", "name": "b"}
 
 
 def test_updates_before_a_delete_are_dropped():
@@ -165,7 +165,7 @@ def test_updates_before_a_delete_are_dropped():
 
 def test_unknown_old_value_never_cancels_an_update():
     ops = [update("Task", "t", "name", NOT_SET, "b")]
-    assert optimise(ops, identity_of)[0]["entity_data"] == {"name": "b"}
+    assert optimise(ops, identity_of)[0]["entity_data"] == {"__entity_type__": "Task", "name": "b"}
 
 
 def test_operations_is_an_ordered_list():
