@@ -106,7 +106,13 @@ logger = logging.getLogger(__name__)
 
 
 class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
-    """An authenticated connection to an ftrack server with an entity cache."""
+    """An authenticated connection to an ftrack server with an entity cache.
+
+    The arguments are ftrack_api's, plus two that choose reviewd's model where it
+    differs: ``per_thread_operations=True`` gives every thread its own unit of work
+    (see "Threads" above), ``event_dispatch_thread=True`` runs event callbacks on the
+    hub's dispatch thread as events arrive instead of inside ``event_hub.wait()``.
+    """
 
     def __init__(
         self,
@@ -125,10 +131,14 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         cookies: Mapping[str, str] | None = None,
         strict_api: bool = False,
         per_thread_operations: bool = False,
+        event_dispatch_thread: bool = False,
     ) -> None:
         self._closed = True  # until construction succeeds; close() is then a no-op
         self._client: ApiClient | None = None
         self._event_hub: EventHub | None = None
+        # reviewd's model for the hub: callbacks on its dispatch thread as events
+        # arrive, instead of inside event_hub.wait() (ftrack_api's, the default).
+        self._event_dispatch_thread = event_dispatch_thread
         self._lock = threading.RLock()
         self._thread = threading.local()
         self._work = UnitsOfWork(self._lock, per_thread=per_thread_operations)
@@ -293,6 +303,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                         headers=self._headers or None,
                         cookies=self._cookies or None,
                         auth=self._auth,
+                        dispatch_thread=self._event_dispatch_thread,
                     )
         return self._event_hub
 
