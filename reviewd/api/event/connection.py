@@ -273,7 +273,7 @@ class Connection:
         handshake = self._handshake_source()
         if "websocket" not in handshake.transports:
             raise HandshakeRefused(
-                "Server does not support websocket sessions: the event server does not "
+                "Server does not support websocket sessions. The event server does not "
                 f"offer the websocket transport (it offers {', '.join(handshake.transports)})",
                 final=True,
             )
