@@ -729,8 +729,9 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
     def _merge_cached(self, entity: Entity) -> Entity:
         """Merge an entity read (and decoded) from a persistent cache layer into the
         memory layer, without writing it back to the layers it came from."""
-        if self._identity.get(_identity_key(entity)) is entity:
-            return entity
+        cached: Entity | None = self._identity.get(_identity_key(entity))
+        if cached is entity:
+            return cached
         from reviewd.api.entity_json import entity_values
 
         merged: Entity = self._merger.value(entity_values(entity, "set_only"), write_lower=False)

@@ -68,12 +68,12 @@ class UnitsOfWork:
 
     def unit(self) -> UnitOfWork:
         """The calling thread's unit of work, created on first use."""
-        unit = getattr(self._thread, "unit", None)
+        unit: UnitOfWork | None = getattr(self._thread, "unit", None)
         if unit is None:
             with self._lock:
-                unit = getattr(self._thread, "unit", None)
-                if unit is not None:  # shared: another thread made it meanwhile
-                    return unit
+                made: UnitOfWork | None = getattr(self._thread, "unit", None)
+                if made is not None:  # shared: another thread made it meanwhile
+                    return made
                 unit = UnitOfWork()
                 # Units of ended threads with nothing left to save are dropped here, so
                 # that short-lived threads do not accumulate.
