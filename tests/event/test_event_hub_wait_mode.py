@@ -111,3 +111,24 @@ def test_a_dispatch_hook_puts_the_hub_in_thread_mode(event_server, make_hub):
     event_server.emit("studio.hooked")
     wait_for(lambda: seen, message="the hook called without wait()")
     assert seen[0].name.startswith("reviewd-hub-dispatch")
+
+
+def test_only_a_final_disconnect_can_end_wait(event_server, make_hub):
+    hub = make_hub(event_server, dispatch_thread=False)
+
+    def queued_disconnects():
+        return [
+            item
+            for item in list(hub._event_queue._items)
+            if item.__class__ is not tuple and item["topic"] == "ftrack.meta.disconnected"
+        ]
+
+    hub.connect(timeout=10)
+    hub.reconnect(attempts=3, delay=0.5)
+    # Reconnecting on purpose is not the end: its disconnect event says so.
+    assert all(event["data"] == {"reconnecting": True} for event in queued_disconnects())
+    hub.disconnect(unsubscribe=False)
+    assert [event["data"] for event in queued_disconnects()][-1] == {}  # final
+    hub.connect(timeout=10)
+    # The previous connection's final disconnect is dropped: it cannot end this wait().
+    assert all(event["data"] == {"reconnecting": True} for event in queued_disconnects())

@@ -416,7 +416,9 @@ class EventHub:
         self._ever_started = True
         self._reply_registered = True
         self._supervisor.fatal = None
-        self._inbox.clear()
+        # A previous run's "disconnected" is about a connection that is gone: it must
+        # not end the first wait() of this one.
+        self._inbox.clear(stale=_is_disconnected_event)
         self._stop.clear()
         self._stopped.clear()
         self._threads = [
@@ -848,14 +850,21 @@ class EventHub:
         self._ready_event.clear()
         self._acks.clear()
         intentional = self._stop.is_set()
+        # Final only when disconnect() ended it for good; a loss the hub recovers from
+        # by itself, or disconnect(reconnect=True), is followed by a new connection.
+        final = intentional and not self._connection_initialised
         if not intentional:
             log.warning("disconnected from the event server: %s", redact(reason))
         self._listeners.disconnected(reason)
-        # A loss the hub recovers from by itself says so: wait() keeps waiting through it.
-        self._enqueue_local(DISCONNECTED_TOPIC, None if intentional else {"reconnecting": True})
+        # A disconnection that is not final says so: wait() keeps waiting through it.
+        self._enqueue_local(DISCONNECTED_TOPIC, None if final else {"reconnecting": True})
 
     def _enqueue_local(self, topic: str, data: dict[str, Any] | None = None) -> None:
         self._inbox.put(self._envelope.meta_event(topic, data))
+
+
+def _is_disconnected_event(item: Any) -> bool:
+    return item.__class__ is not tuple and item.get("topic") == DISCONNECTED_TOPIC
 
 
 def _ignore(event: Event) -> None:

@@ -61,15 +61,19 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def clear(self) -> None:
-        """Forget the end markers a previous run left behind.
+    def clear(self, stale: Callable[[Any], bool] | None = None) -> None:
+        """Forget the end markers a previous run left behind, and the items *stale* picks.
 
         A dispatch thread handled everything queued before its marker; events nobody
         waited for (the ``wait()`` mode) stay queued for the next ``wait()``, as in
         ftrack_api.
         """
         with self._cond:
-            kept = [item for item in self._items if item is not _Stop]
+            kept = [
+                item
+                for item in self._items
+                if item is not _Stop and not (stale is not None and stale(item))
+            ]
             self._items.clear()
             self._items.extend(kept)
 
