@@ -516,7 +516,8 @@ class EventHub:
         In the default ``"wait"`` dispatch mode this is where callbacks (and reply
         callbacks) run, in the calling thread, as in ftrack_api; it returns early on an
         ``ftrack.meta.disconnected`` event, except the ones the hub publishes while it
-        reconnects by itself (``data.reconnecting``), through which it keeps waiting.
+        reconnects, by itself or through :meth:`reconnect` (``data.reconnecting``),
+        through which it keeps waiting.
         In the ``"thread"`` and ``"inline"`` modes the callbacks run elsewhere and this
         only blocks, keeping an ftrack-style ``session.event_hub.wait()`` script alive.
         """
