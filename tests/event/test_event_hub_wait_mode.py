@@ -132,3 +132,14 @@ def test_only_a_final_disconnect_can_end_wait(event_server, make_hub):
     hub.connect(timeout=10)
     # The previous connection's final disconnect is dropped: it cannot end this wait().
     assert all(event["data"] == {"reconnecting": True} for event in queued_disconnects())
+
+
+def test_connect_without_a_timeout_gives_up_after_one_failed_attempt():
+    from reviewd.api.event.hub import EventHub
+
+    hub = EventHub("http://127.0.0.1:9", "tester", "a-key", reconnect_base=0.05)
+    with pytest.raises(EventHubConnectionError, match="127.0.0.1:9") as info:
+        hub.connect()  # ftrack_api's connect(): one attempt (a timeout asks for retries)
+    # It gave up on the failed attempt, not at the end of a waiting time.
+    assert "within" not in str(info.value) and "Connection refused" in str(info.value)
+    assert not hub.running and hub._connection_initialised

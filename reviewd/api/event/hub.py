@@ -327,7 +327,7 @@ class EventHub:
             if attempt:
                 time.sleep(delay)  # the caller asked for this spacing between attempts
             try:
-                self.connect(wait=True, timeout=max(delay, self._connect_timeout))
+                self._connect(True, max(delay, self._connect_timeout), once=True)
                 return
             except EventHubConnectionError as error:
                 last_error = error
@@ -367,12 +367,17 @@ class EventHub:
 
         With ``wait=False`` this returns at once: the hub keeps trying in the background
         forever, and publishes queue until it gets through.  With ``wait=True`` it
-        raises :class:`EventHubConnectionError` (and stops trying) if no connection is
-        made within *timeout* seconds (default 30) or the server refuses the credentials
+        raises :class:`EventHubConnectionError` (and stops trying) when the connection
+        attempt fails, as ftrack_api's ``connect()`` does; given a *timeout*, it keeps
+        trying for that many seconds instead, unless the server refuses the credentials
         or the websocket transport.  Raises ``EventHubConnectionError("Already
         connected.")`` when connected, as ftrack_api does; while the hub is still trying
-        in the background, ``connect()`` just waits for it.
+        in the background, ``connect()`` waits for its next attempt.
         """
+        self._connect(wait, timeout, once=timeout is None)
+
+    def _connect(self, wait: bool, timeout: float | None, once: bool) -> None:
+        """:meth:`connect`; *once*: give up after the first failed attempt."""
         with self._lock:
             if self.connected:
                 raise EventHubConnectionError("Already connected.")
@@ -386,9 +391,11 @@ class EventHub:
         if not wait:
             return
         deadline = time.monotonic() + (30.0 if timeout is None else timeout)
+        failed_before = self._supervisor.failed_attempts
         while not self._connected_event.wait(0.05):
             fatal = self._supervisor.fatal
-            if fatal is not None or time.monotonic() >= deadline:
+            gave_up = once and self._supervisor.failed_attempts > failed_before
+            if fatal is not None or gave_up or time.monotonic() >= deadline:
                 # As in ftrack_api, a failed connect leaves the hub initialised: what is
                 # published meanwhile is sent by the next successful connect().
                 if self._running:
@@ -396,10 +403,11 @@ class EventHub:
                 if fatal is not None:
                     raise EventHubConnectionError(str(fatal)) from None
                 last = self.connection_attempts[-1].outcome if self.connection_attempts else "none"
+                within = "" if gave_up else f" within {30.0 if timeout is None else timeout:g}s"
                 raise EventHubConnectionError(
                     redact(
-                        f"could not connect to the event server at {self.server_url} within "
-                        f"{timeout if timeout is not None else 30.0:g}s (last attempt: {last})"
+                        f"could not connect to the event server at {self.server_url}{within} "
+                        f"(last attempt: {last})"
                     )
                 )
         # Connected: give the server a moment to confirm the subscriptions so that an

@@ -133,6 +133,8 @@ class Supervisor:
         #: The latest connection attempts (:class:`Attempt`), for diagnosis and tests.
         self.attempts: deque[Attempt] = deque(maxlen=200)
         self.reconnects = 0
+        #: Connection attempts that failed to open (``connect()`` may give up on one).
+        self.failed_attempts = 0
         #: Wall-clock time of the last frame heard on any connection (None: never).
         self.last_heard: float | None = None
 
@@ -162,6 +164,7 @@ class Supervisor:
                 )
                 if final:  # after the log line: connect() raises as soon as this is set
                     self.fatal = error
+                self.failed_attempts += 1
                 stop.wait(delay)
                 continue
             except Exception as error:  # a bug or an exotic failure: log, keep going
@@ -171,6 +174,7 @@ class Supervisor:
                     Attempt(time.monotonic(), f"failed: {redact(repr(error))}", delay, ceiling)
                 )
                 log.exception("unexpected error while connecting to the event server")
+                self.failed_attempts += 1
                 stop.wait(delay)
                 continue
             if stop.is_set():
