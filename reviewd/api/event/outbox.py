@@ -29,6 +29,9 @@ log = logging.getLogger("reviewd.api.event.hub")
 
 #: Frames the writer takes from the queue per lock acquisition.
 WRITE_BATCH = 256
+#: Longest a publisher sending in its own thread waits for the writer to finish a batch
+#: before queueing behind it instead.
+WRITER_GRACE = 1.0
 
 Item = tuple[str, "int | None", Any]
 
@@ -85,11 +88,22 @@ class Outbox:
         queues it.  *send* raises what sending raises.
         """
         with self._cond:
-            if self.live is None or self.writing or self._control or self._outgoing:
+            # The writer may be just finishing a batch (the acknowledgement of its last
+            # frame can even have arrived already): wait a moment for it.
+            deadline = time.monotonic() + WRITER_GRACE
+            while self.writing and self.live is not None and not self._queued():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if self.live is None or self.writing or self._queued():
                 return False
-            self.published += 1
             send(item)
+            self.published += 1
             return True
+
+    def _queued(self) -> bool:
+        return bool(self._control or self._outgoing)
 
     def send_control(self, item: Item) -> None:
         """Queue a (un)subscribe frame if connected; on reconnect all are re-sent anyway."""
