@@ -55,7 +55,7 @@ if KIND == "reviewd":
     import os
     from reviewd.api.event.hub import EventHub
     hub = EventHub(os.environ["FTRACK_SERVER"], os.environ["FTRACK_API_USER"],
-                   os.environ["FTRACK_API_KEY"])
+                   os.environ["FTRACK_API_KEY"], dispatch_thread=True)
     for expression in SUBSCRIPTIONS:
         hub.subscribe(expression, handler)
     hub.connect(timeout=30)

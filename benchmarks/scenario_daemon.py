@@ -36,7 +36,7 @@ def handler(event):
 if KIND == "reviewd":
     from reviewd.api.event.hub import EventHub
     hub = EventHub(os.environ["FTRACK_SERVER"], os.environ["FTRACK_API_USER"],
-                   os.environ["FTRACK_API_KEY"])
+                   os.environ["FTRACK_API_KEY"], dispatch_thread=True)
     hub.subscribe("topic=bench.*", handler)
     hub.connect(timeout=30)
     print("ready", hub.id, flush=True)

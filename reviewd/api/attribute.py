@@ -189,6 +189,10 @@ class Collection(MutableSequence[Any]):
             list(self._items()),
         )
 
+    def __ftrack_wire__(self) -> list[Any]:
+        """Encoded as the list of its entities (each then written as a reference)."""
+        return list(self)
+
     def _check_mutable(self) -> None:
         if not self.mutable:
             from reviewd.api.exception import ImmutableCollectionError

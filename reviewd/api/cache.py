@@ -96,6 +96,34 @@ class MemoryCache(Cache):
         return len(self.data)
 
 
+class IdentityMapCache(MemoryCache):
+    """The Session's memory layer: entities keyed by identity tuple ``(type, *key)``.
+
+    Code written for ftrack_api addresses it with ``session.cache_key_maker`` keys;
+    :meth:`get` and :meth:`remove` accept those too (*key_of* turns an identity tuple
+    into one), looked up by a scan, so the hot path stays one dict.
+    """
+
+    def __init__(self, key_of: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._key_of = key_of
+
+    def _identity(self, key: Any) -> Any:
+        if key in self.data:
+            return key
+        if isinstance(key, (str, bytes)):
+            for identity in list(self.data):
+                if isinstance(identity, tuple) and self._key_of(identity) == key:
+                    return identity
+        raise KeyError(key)
+
+    def get(self, key: Any) -> Any:
+        return self.data[self._identity(key)]
+
+    def remove(self, key: Any) -> None:
+        del self.data[self._identity(key)]
+
+
 class LayeredCache(Cache):
     """Several caches searched in order; a hit in a lower layer fills the layers above."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from reviewd.api.symbol import NOT_SET
@@ -220,7 +220,11 @@ def optimise(
     batch: list[dict[str, Any]] = []
     latest: dict[Identity, int] = {}  # identity -> index of its latest create/update
     created_at: dict[Identity, int] = {}  # identity -> index of its create payload
-    originals: dict[tuple[int, str], Any] = {}  # (update index, attribute) -> first old value
+    # (identity, attribute) -> the first old value of its updates, the index of the
+    # payload holding its latest update, and the value its create payload was given.
+    originals: dict[tuple[Identity, str], Any] = {}
+    placed: dict[tuple[Identity, str], int] = {}
+    created_with: dict[tuple[Identity, str], Any] = {}
 
     for op in operations:
         identity = op.identity
@@ -241,32 +245,43 @@ def optimise(
                 }
             )
             latest[identity] = created_at[identity] = len(batch) - 1
+            for name, value in data.items():
+                created_with[(identity, name)] = value
         elif isinstance(op, UpdateEntityOperation):
             if identity in deleted:
                 continue
+            key = (identity, op.attribute_name)
+            # Only the latest update of an attribute is sent, as with ftrack_api: an
+            # earlier one is withdrawn (a create payload gets its own value back).
+            earlier = placed.pop(key, None)
+            if earlier is not None:
+                earlier_data = batch[earlier]["entity_data"]
+                if batch[earlier]["action"] == "create" and key in created_with:
+                    earlier_data[op.attribute_name] = created_with[key]
+                else:
+                    earlier_data.pop(op.attribute_name, None)
+            originals.setdefault(key, op.old_value)
+            # Folded into the entity's create/update only when that is the last payload
+            # (ftrack_api's rule): the server applies changes in the order they were made.
             target = latest.get(identity)
-            if target is not None and not _refers_to_later(
-                op.new_value, target, created_at, identity_of
-            ):
-                payload = batch[target]
-            else:
+            if target is None or target != len(batch) - 1:
                 batch.append(
                     {
                         "action": "update",
                         "entity_type": op.entity_type,
                         "entity_key": list(op.entity_key.values()),
-                        "entity_data": {},
+                        # The type repeated in the data, as ftrack_api sends it.
+                        "entity_data": {"__entity_type__": op.entity_type},
                     }
                 )
                 target = len(batch) - 1
                 latest[identity] = target
-                payload = batch[target]
-            if payload["action"] == "update":
-                originals.setdefault((target, op.attribute_name), op.old_value)
+            payload = batch[target]
             if op.new_value is NOT_SET and payload["action"] == "create":
                 payload["entity_data"].pop(op.attribute_name, None)
             else:
                 payload["entity_data"][op.attribute_name] = op.new_value
+            placed[key] = target
         elif isinstance(op, DeleteEntityOperation):
             latest.pop(identity, None)
             batch.append(
@@ -277,30 +292,21 @@ def optimise(
                 }
             )
 
-    for (index, name), original in originals.items():
-        data = batch[index]["entity_data"]
-        if name in data and same(data[name], original):
+    # An attribute updated back to where it started needs no update at all.
+    for key, index in placed.items():
+        payload = batch[index]
+        if payload["action"] != "update":
+            continue
+        data = payload["entity_data"]
+        name = key[1]
+        if name in data and same(data[name], originals[key]):
             del data[name]
     return [
         payload
         for payload in batch
         if payload is not None
-        and not (payload["action"] == "update" and not payload["entity_data"])
+        and not (payload["action"] == "update" and len(payload["entity_data"]) <= 1)
     ]
-
-
-def _refers_to_later(
-    value: Any,
-    target: int,
-    created_at: Mapping[Identity, int],
-    identity_of: Callable[[Any], Identity | None],
-) -> bool:
-    """True when *value* references an entity whose create payload comes after *target*."""
-    for item in _values(value):
-        identity = identity_of(item)
-        if identity is not None and created_at.get(identity, -1) > target:
-            return True
-    return False
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -314,3 +320,35 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) and type(a) is type(b)
     except Exception:
         return False
+
+
+class OperationPayload(MutableMapping[str, Any]):
+    """One operation of a batch sent to ``/api`` (ftrack_api's ``session.OperationPayload``).
+
+    A mapping like the dict it wraps; encoded (``Session.encode``, the transport) as that
+    dict, entities inside it as references.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._data: dict[str, Any] = dict(*args, **kwargs)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"<OperationPayload {self._data!r}>"
+
+    def __ftrack_wire__(self) -> dict[str, Any]:
+        return self._data

@@ -104,7 +104,9 @@ def cached_values(session: Any, cache_key: Any) -> Iterator[Any]:
             logger.warning("Could not read %s from cache %r: %s", cache_key, cache, exc)
             continue
         if isinstance(value, (str, bytes)):
-            value = session.decode(value)
+            value = session._decode_merged(value)
+        elif isinstance(value, Entity):
+            value = session._merge_cached(value)  # decoded (detached) by a SerialisedCache
         yield value
 
 

@@ -13,13 +13,16 @@ plugins port unchanged.  What differs is how the work is done:
   map, keyed by ``(entity_type, *primary_key)``; persistent lower layers (if configured)
   are keyed by ``cache_key_maker.key((entity_type, [primary key values]))``.
 - **Shareable between threads.** Merging and recording hold one re-entrant lock; the
-  ``auto_populate`` and ``record_operations`` flags are per thread, and so is the unit
-  of work (below).
+  ``auto_populate`` and ``record_operations`` flags are per thread; the unit of work is
+  shared, as in ftrack_api, or per thread on request (below).
 
 Threads
 -------
-The daemon shares one Session among its plugin workers, so the unit of work is per
-thread, like SQLAlchemy's ``scoped_session``: each thread records its own operations
+By default every thread records into one list of operations, as with ftrack_api: a
+:meth:`Session.commit` from any thread sends what all threads recorded.  The daemon
+shares one Session among its plugin workers, so it builds it with
+``per_thread_operations=True``: the unit of work is then per thread, like
+SQLAlchemy's ``scoped_session``: each thread records its own operations
 (:attr:`Session.recorded_operations`, :attr:`~Session.created`, :attr:`~Session.modified`
 and :attr:`~Session.deleted` show the calling thread's), :meth:`Session.commit` sends and
 clears only the calling thread's operations and :meth:`Session.rollback` discards only
@@ -59,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from reviewd.api import populate as _populate
 from reviewd.api import result_checks
-from reviewd.api.cache import Cache, LayeredCache, MemoryCache, StringKeyMaker
+from reviewd.api.cache import Cache, IdentityMapCache, LayeredCache, StringKeyMaker
 from reviewd.api.components import ComponentsAndLocations
 from reviewd.api.entity import Entity, creation_values
 from reviewd.api.entity_json import encode as encode_entities
@@ -103,7 +106,13 @@ logger = logging.getLogger(__name__)
 
 
 class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
-    """An authenticated connection to an ftrack server with an entity cache."""
+    """An authenticated connection to an ftrack server with an entity cache.
+
+    The arguments are ftrack_api's, plus two that choose reviewd's model where it
+    differs: ``per_thread_operations=True`` gives every thread its own unit of work
+    (see "Threads" above), ``event_dispatch_thread=True`` runs event callbacks on the
+    hub's dispatch thread as events arrive instead of inside ``event_hub.wait()``.
+    """
 
     def __init__(
         self,
@@ -121,13 +130,18 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
         strict_api: bool = False,
+        per_thread_operations: bool = False,
+        event_dispatch_thread: bool = False,
     ) -> None:
         self._closed = True  # until construction succeeds; close() is then a no-op
         self._client: ApiClient | None = None
         self._event_hub: EventHub | None = None
+        # reviewd's model for the hub: callbacks on its dispatch thread as events
+        # arrive, instead of inside event_hub.wait() (ftrack_api's, the default).
+        self._event_dispatch_thread = event_dispatch_thread
         self._lock = threading.RLock()
         self._thread = threading.local()
-        self._work = UnitsOfWork(self._lock)
+        self._work = UnitsOfWork(self._lock, per_thread=per_thread_operations)
         credentials = resolve_credentials(server_url, api_key, api_user)
         self._server_url = credentials.server_url
         self._api_key = credentials.api_key
@@ -144,7 +158,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
         # Cache: the memory layer is the identity map.
         self.cache_key_maker = cache_key_maker if cache_key_maker is not None else StringKeyMaker()
-        self._memory = MemoryCache()
+        self._memory = IdentityMapCache(self._cache_key_of_identity)
         self._identity = self._memory.data
         self.cache = LayeredCache([self._memory])
         self._lower_caches: list[Cache] = []
@@ -289,6 +303,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
                         headers=self._headers or None,
                         cookies=self._cookies or None,
                         auth=self._auth,
+                        dispatch_thread=self._event_dispatch_thread,
                     )
         return self._event_hub
 
@@ -335,7 +350,18 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         return self._client.call(batch, self._merger.decode_response if merge else None)
 
     def call(self, data: list[dict[str, Any]]) -> list[Any]:
-        """Send raw operations; entities in the results are merged and returned live."""
+        """Send raw operations; entities in the results are merged and returned live.
+
+        :meth:`commit` sends its batch through here too (code that wraps or replaces
+        ``session.call`` sees it, as with ftrack_api), asking for the answer unmerged
+        and checked against the batch, so that it can merge the server's values after
+        releasing the local ones.
+        """
+        if getattr(self._thread, "committing", False):
+            batch = list(data)
+            results = self._call(batch)
+            result_checks.changes(batch, results, self.types, self._server_url)
+            return results
         return self._call(list(data), merge=True)
 
     def add_call_listener(self, callback: Callable[[CallInfo], Any]) -> Callable[[], None]:
@@ -354,9 +380,13 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
 
     # -------------------------------------------------------------- merging
     def merge(self, value: Any) -> Any:
-        """Merge wire-form data (entities as mappings) into this session (ftrack name)."""
+        """Merge wire-form data (entities as mappings) into this session (ftrack name).
+
+        An entity of another session, or one :meth:`decode` made (detached from the
+        cache), is merged by its values and the cached object returned.
+        """
         if isinstance(value, Entity):
-            if value.session is self:
+            if value.session is self and self._identity.get(_identity_key(value)) is value:
                 return value
             # An entity of another session: merge what it holds into this one.
             from reviewd.api.entity_json import entity_values
@@ -587,13 +617,19 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
             operations = unit.operations.snapshot()
             batch = optimise(operations, identity_of=_identity_of_value)
         # The lock is not held during the round trip: other threads keep working.
-        results = self._call(batch) if batch else []
-        result_checks.changes(batch, results, self.types, self._server_url)
+        results: Any = []
+        if batch:
+            self._thread.committing = True
+            try:
+                results = self.call(batch)  # checked there (see call())
+            finally:
+                self._thread.committing = False
         with self._lock:
             self._work.committed(unit, self._merger.forget)
-            # Server values last: they may normalise what was sent.
-            for payload, result in zip(batch, results, strict=True):
-                if payload["action"] in ("create", "update"):
+            # Server values last: they may normalise what was sent.  (A replaced
+            # call() may answer anything: only what looks like results is merged.)
+            for payload, result in zip(batch, results if results is not None else (), strict=False):
+                if payload["action"] in ("create", "update") and isinstance(result, Mapping):
                     self._merger.value(result["data"])
 
     def rollback(self) -> None:
@@ -646,7 +682,7 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         if client is not None:
             client.close()
         hub, self._event_hub = self._event_hub, None
-        if hub is not None:
+        if hub is not None and getattr(hub, "running", True):
             try:
                 if getattr(hub, "connected", False):
                     hub.disconnect()
@@ -673,10 +709,41 @@ class Session(ServerActions, ComponentsAndLocations, SchemaCacheFile):
         return encode_entities(data, strategy)
 
     def decode(self, text: str | bytes) -> Any:
-        """Parse JSON made by :meth:`encode` (or the server), merging entities found."""
+        """Parse JSON made by :meth:`encode` (or the server).
+
+        As in ftrack_api, entities come back as new objects of this session, detached
+        from its cache (equal to the cached ones, not the same objects; one object per
+        entity within *text*); :meth:`merge` brings them in.
+        """
+        data = json.loads(text)
+        with self._lock:
+            detached = Merger(self, {}, [], self._lock, self._thread)
+            return detached.value(data, write_lower=False)
+
+    def _decode_merged(self, text: str | bytes) -> Any:
+        """Parse JSON and merge its entities into the cache (persistent cache layers)."""
         data = json.loads(text)
         with self._lock:
             return self._merger.value(data, write_lower=False)
+
+    def _merge_cached(self, entity: Entity) -> Entity:
+        """Merge an entity read (and decoded) from a persistent cache layer into the
+        memory layer, without writing it back to the layers it came from."""
+        cached: Entity | None = self._identity.get(_identity_key(entity))
+        if cached is entity:
+            return cached
+        from reviewd.api.entity_json import entity_values
+
+        merged: Entity = self._merger.value(entity_values(entity, "set_only"), write_lower=False)
+        return merged
+
+    def _cache_key_of_identity(self, identity: tuple[Any, ...]) -> Any:
+        """``cache_key_maker``'s key for an identity-map key ``(type, *primary key)``."""
+        return self.cache_key_maker.key((identity[0], list(identity[1:])))
+
+
+def _identity_key(entity: Entity) -> tuple[Any, ...]:
+    return (entity.entity_type, *entity.primary_key_values())
 
 
 def _identity_of_value(value: Any) -> Any:
@@ -691,6 +758,7 @@ from reviewd.api.attribute import COLLECTION, MAPPED  # noqa: E402, F401
 from reviewd.api.operation import (  # noqa: E402, F401
     CreateEntityOperation,
     DeleteEntityOperation,
+    OperationPayload,
     UnitOfWork,
     UpdateEntityOperation,
 )

@@ -1,8 +1,9 @@
 """Every thread's unit of work, and who holds which local value of a shared entity.
 
-A Session shared by worker threads gives each thread its own
-:class:`~reviewd.api.operation.UnitOfWork` (see "Threads" in :mod:`reviewd.api.session`), but the
-entities are shared: one object per server entity, whose ``_local`` dict holds the
+A Session built with ``per_thread_operations=True`` (the daemon's, shared by its worker
+threads) gives each thread its own :class:`~reviewd.api.operation.UnitOfWork` (see
+"Threads" in :mod:`reviewd.api.session`); by default, as in ftrack_api, every thread
+shares one.  Either way the entities are shared: one object per server entity, whose ``_local`` dict holds the
 pending values of *all* threads.  :class:`UnitsOfWork` is the bookkeeping that makes
 per-thread commit and rollback possible on shared objects:
 
@@ -21,6 +22,7 @@ Session's lock, handed in at construction.
 from __future__ import annotations
 
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +46,11 @@ def _key_of(entity: Entity) -> dict[str, Any]:
 class UnitsOfWork:
     """The units of work of every thread of one Session, and their claims on entities."""
 
-    def __init__(self, lock: threading.RLock) -> None:
+    def __init__(self, lock: threading.RLock, per_thread: bool = True) -> None:
         self._lock = lock
-        self._thread = threading.local()
+        # Shared (ftrack_api's model): one holder for every thread, so one unit.
+        self._thread: Any = threading.local() if per_thread else types.SimpleNamespace()
+        self._per_thread = per_thread
         # A unit is listed while its thread lives or while it holds unsaved work, so
         # that close() can warn about the work of threads that ended.
         self._units: list[UnitOfWork] = []
@@ -64,15 +68,20 @@ class UnitsOfWork:
 
     def unit(self) -> UnitOfWork:
         """The calling thread's unit of work, created on first use."""
-        unit = getattr(self._thread, "unit", None)
+        unit: UnitOfWork | None = getattr(self._thread, "unit", None)
         if unit is None:
-            unit = UnitOfWork()
             with self._lock:
+                made: UnitOfWork | None = getattr(self._thread, "unit", None)
+                if made is not None:  # shared: another thread made it meanwhile
+                    return made
+                unit = UnitOfWork()
                 # Units of ended threads with nothing left to save are dropped here, so
                 # that short-lived threads do not accumulate.
-                self._units = [u for u in self._units if u.thread_alive or u.pending]
+                self._units = [
+                    u for u in self._units if u.thread_alive or u.pending or not self._per_thread
+                ]
                 self._units.append(unit)
-            self._thread.unit = unit
+                self._thread.unit = unit
         return unit
 
     def touched(self, state: Any, owned: str | None = None) -> list[Entity]:

@@ -87,6 +87,8 @@ def open_session(
                 api_user=config.api_user,
                 plugin_paths=[],
                 auto_connect_event_hub=False,
+                # Plugin workers share this Session: each thread commits its own work.
+                per_thread_operations=True,
             )
         except AuthenticationError:
             metrics.session_attempts.labels(outcome="refused").inc()

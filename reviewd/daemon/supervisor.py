@@ -487,7 +487,7 @@ class Daemon:
                 )
         for remove in self._removers:
             remove()
-        if self.hub is not None:
+        if self.hub is not None and self.hub.running:
             try:
                 # The hook stays: an event arriving until the socket closes is journaled
                 # (and replayed next start), never handled inline.

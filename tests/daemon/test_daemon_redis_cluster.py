@@ -410,7 +410,7 @@ def test_an_action_gets_exactly_one_reply_from_three_replicas(tmp_path, devserve
         )
         for replica in REPLICAS
     ]
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     try:
         for daemon in daemons:
             daemon.wait_ready(60)
@@ -518,7 +518,7 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
         for replica in REPLICAS
     }
     client = redis_server.client()
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     stop_publishing = threading.Event()
     published = []
 
@@ -652,7 +652,7 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
         )
         for replica in ("one", "two")
     }
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     client = redis_server.client()
 
     def handled():

@@ -22,10 +22,14 @@ def make_hub():
     hubs = []
 
     def make(server, **options):
+        # These tests are about the hub's own threads (the daemon's model); the
+        # ftrack_api model (callbacks inside wait()) has tests of its own.
+        options.setdefault("dispatch_thread", True)
         hub = EventHub(server.url, server.api_user, server.api_key, **options)
         hubs.append(hub)
         return hub
 
     yield make
     for hub in hubs:
-        hub.disconnect(unsubscribe=False, timeout=2.0)
+        if hub.running:
+            hub.disconnect(unsubscribe=False, timeout=2.0)

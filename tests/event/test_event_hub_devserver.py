@@ -7,7 +7,7 @@ from tests.event.event_harness import wait_for
 
 
 def test_hub_receives_ftrack_update_from_a_committed_batch(devserver):
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     updates = []
     hub.subscribe("topic=ftrack.update", updates.append)
     hub.connect(timeout=10)

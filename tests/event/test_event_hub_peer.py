@@ -95,7 +95,7 @@ def _registered(server, subscriber_id: str) -> bool:
 
 def test_hub_publishes_and_ftrack_api_replies(devserver, peer_python):
     peer = start_peer(ANSWERING_PEER, env=peer_env(devserver), args=("2",))
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     try:
         _wait_for_ready(peer)
         wait_for(
@@ -123,7 +123,7 @@ def test_hub_publishes_and_ftrack_api_replies(devserver, peer_python):
 
 
 def test_ftrack_api_publishes_and_hub_replies(devserver, peer_python):
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     questions = []
 
     def answer(event):

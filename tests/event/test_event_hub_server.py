@@ -192,7 +192,7 @@ def test_hub_connection_listener_can_be_removed(event_server, make_hub):
 
 def test_hub_bad_credentials_fail_fast_without_leaking_the_key(event_server):
     secret = "definitely-wrong-key-123456"
-    hub = EventHub(event_server.url, event_server.api_user, secret)
+    hub = EventHub(event_server.url, event_server.api_user, secret, dispatch_thread=True)
     with pytest.raises(EventHubConnectionError) as info:
         hub.connect(timeout=10)
     message = str(info.value)
@@ -310,7 +310,9 @@ def test_hub_publish_of_unserialisable_data_fails_clearly_and_queues_nothing(
 
 def test_hub_disconnect_stops_threads_and_leaves_the_server(event_server):
     before = {t.ident for t in threading.enumerate()}
-    hub = EventHub(event_server.url, event_server.api_user, event_server.api_key)
+    hub = EventHub(
+        event_server.url, event_server.api_user, event_server.api_key, dispatch_thread=True
+    )
     hub.subscribe("topic=a", lambda e: None)
     hub.connect(timeout=10)
     wait_for(lambda: event_server.events.connections(), message="server sees the hub")
@@ -323,7 +325,8 @@ def test_hub_disconnect_stops_threads_and_leaves_the_server(event_server):
         if t.ident not in before and t.name.startswith("reviewd-hub")
     ]
     assert leftover == []
-    hub.wait(5)  # returns at once: disconnected for good
+    with pytest.raises(EventHubConnectionError):
+        hub.wait(5)  # disconnected for good: nothing can arrive (ftrack_api raises too)
     # And it can connect again.
     hub.connect(timeout=10)
     assert hub.subscribed
@@ -355,7 +358,9 @@ def test_hub_never_logs_the_api_key(event_server, caplog):
         refused = EventHub(event_server.url, event_server.api_user, wrong)
         with pytest.raises(EventHubConnectionError) as info:
             refused.connect(timeout=5)
-        hub = EventHub(event_server.url, event_server.api_user, event_server.api_key)
+        hub = EventHub(
+            event_server.url, event_server.api_user, event_server.api_key, dispatch_thread=True
+        )
         hub.subscribe("topic=studio.secret", lambda e: {"ok": 1})
         hub.connect(timeout=10)
         event_server.emit("studio.secret", wait_reply=5)

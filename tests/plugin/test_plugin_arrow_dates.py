@@ -92,8 +92,13 @@ def test_plugin_shifting_start_date_by_three_days_moves_it_on_the_server(devserv
             ],
             devserver.api_user,
         )
+        # A plain ftrack_api script: the handler runs inside event_hub.wait().
         after = wait_until(
-            lambda: (value := _server_start_date(devserver, task_id)) != before and value,
+            lambda: (
+                session.event_hub.wait(0.2) is None
+                and (value := _server_start_date(devserver, task_id)) != before
+                and value
+            ),
             timeout=30,
         )
     finally:

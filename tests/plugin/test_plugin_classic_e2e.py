@@ -82,7 +82,7 @@ def observer(devserver):
     """A second, independent hub that records what the plugin publishes."""
     from reviewd.api.event.hub import EventHub
 
-    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key)
+    hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     seen = []
     hub.subscribe("topic=example.task-changed", lambda event: seen.append(event["data"]))
     hub.connect(wait=True, timeout=30)
@@ -91,7 +91,8 @@ def observer(devserver):
 
 
 def _daemon_like_session(server):
-    return fresh_session(server, schema_cache_path=False)
+    # Events reach the plugins as they arrive (no wait() loop), as in the daemon.
+    return fresh_session(server, schema_cache_path=False, event_dispatch_thread=True)
 
 
 def test_unedited_ftrack_plugin_receives_an_update_from_the_embedded_server(
@@ -133,7 +134,10 @@ def test_the_same_plugin_runs_through_a_sessions_own_discovery(devserver, observ
         session.event_hub.connect(wait=True, timeout=30)
         task_id = _a_task_id(devserver)
         _rename(devserver, task_id, "renamed again")
-        (announcement,) = wait_until(lambda: list(observer), timeout=20)
+        # As in an ftrack_api script, the handler runs inside event_hub.wait().
+        (announcement,) = wait_until(
+            lambda: session.event_hub.wait(0.2) or list(observer), timeout=20
+        )
         assert announcement["task_id"] == task_id
     finally:
         session.close()

@@ -162,6 +162,7 @@ def test_installed_plugin_fires_for_an_event_from_the_embedded_server(on_path, d
         api_key=devserver.api_key,
         plugin_paths=[],
         schema_cache_path=False,
+        event_dispatch_thread=True,  # handlers run as events arrive, as in the daemon
     )
     try:
         host = PluginHost(session, [], entry_points=True)

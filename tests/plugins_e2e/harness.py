@@ -168,7 +168,7 @@ class Recorder:
         from reviewd.api.event.hub import EventHub
 
         self.events: list = []
-        self.hub = EventHub(server.url, server.api_user, server.api_key)
+        self.hub = EventHub(server.url, server.api_user, server.api_key, dispatch_thread=True)
         self.hub.subscribe("topic=ftrack.update", self.events.append)
         self.hub.connect(wait=True, timeout=10)
         wait_for(lambda: self.hub.subscribed, 10, what="recorder subscription")

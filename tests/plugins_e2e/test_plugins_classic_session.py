@@ -45,6 +45,7 @@ def test_plugins_classic_plugin_runs_in_a_plain_session(devserver):
         }
 
         def shown():
+            listener.event_hub.wait(0.2)  # as in an ftrack_api script: handlers run here
             found = (
                 fresh_session(devserver)
                 .query("select name, review_session_objects.version_id from ReviewSession")

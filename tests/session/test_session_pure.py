@@ -84,7 +84,7 @@ def test_updates_fold_into_create_keeping_last_value():
     }
 
 
-def test_updates_to_one_entity_fold_into_one_update():
+def test_consecutive_updates_fold_and_only_the_last_update_of_an_attribute_is_sent():
     ops = [
         update("Task", "t", "name", "a", "b"),
         update("Task", "u", "name", "x", "y"),
@@ -92,20 +92,36 @@ def test_updates_to_one_entity_fold_into_one_update():
         update("Task", "t", "priority", 1, 2),
     ]
     batch = optimise(ops, identity_of)
+    # ftrack_api's rule: t's first name update is withdrawn (a later one follows) and
+    # only consecutive updates of one entity share a payload, so changes reach the
+    # server in the order they were made.
     assert batch == [
         {
             "action": "update",
             "entity_type": "Task",
-            "entity_key": ["t"],
-            "entity_data": {"name": "c", "priority": 2},
+            "entity_key": ["u"],
+            "entity_data": {"__entity_type__": "Task", "name": "y"},
         },
         {
             "action": "update",
             "entity_type": "Task",
-            "entity_key": ["u"],
-            "entity_data": {"name": "y"},
+            "entity_key": ["t"],
+            "entity_data": {"__entity_type__": "Task", "name": "c", "priority": 2},
         },
     ]
+
+
+def test_a_withdrawn_update_folded_into_a_create_gives_the_create_its_value_back():
+    ops = [
+        create("Note", "n1", content="c"),
+        update("Note", "n1", "content", "c", "d"),
+        create("Note", "n2"),
+        update("Note", "n1", "content", "d", "e"),
+    ]
+    batch = optimise(ops, identity_of)
+    assert [p["action"] for p in batch] == ["create", "create", "update"]
+    assert batch[0]["entity_data"]["content"] == "c"
+    assert batch[2]["entity_data"] == {"__entity_type__": "Note", "content": "e"}
 
 
 def test_update_back_to_original_value_is_skipped():
@@ -123,10 +139,10 @@ def test_update_referring_to_a_later_create_keeps_its_position():
     # Folding into n1's create would reference n2 before it exists: kept separate.
     batch = optimise(ops, identity_of)
     assert [p["action"] for p in batch] == ["create", "create", "update"]
-    assert batch[2]["entity_data"] == {"in_reply_to": note}
+    assert batch[2]["entity_data"] == {"__entity_type__": "Note", "in_reply_to": note}
 
 
-def test_update_referring_to_an_earlier_create_folds():
+def test_update_after_another_payload_is_not_folded_back():
     status = Ref("Status", "s1")
     ops = [
         create("Status", "s1"),
@@ -135,8 +151,9 @@ def test_update_referring_to_an_earlier_create_folds():
         update("Task", "t", "name", "a", "b"),
     ]
     batch = optimise(ops, identity_of)
-    assert [p["action"] for p in batch] == ["create", "update", "create"]
-    assert batch[1]["entity_data"] == {"status": status, "name": "b"}
+    assert [p["action"] for p in batch] == ["create", "update", "create", "update"]
+    assert batch[1]["entity_data"] == {"__entity_type__": "Task", "status": status}
+    assert batch[3]["entity_data"] == {"__entity_type__": "Task", "name": "b"}
 
 
 def test_updates_before_a_delete_are_dropped():
@@ -148,7 +165,7 @@ def test_updates_before_a_delete_are_dropped():
 
 def test_unknown_old_value_never_cancels_an_update():
     ops = [update("Task", "t", "name", NOT_SET, "b")]
-    assert optimise(ops, identity_of)[0]["entity_data"] == {"name": "b"}
+    assert optimise(ops, identity_of)[0]["entity_data"] == {"__entity_type__": "Task", "name": "b"}
 
 
 def test_operations_is_an_ordered_list():

@@ -56,7 +56,7 @@ def _keys(batch) -> list[tuple[str, str, tuple]]:
 
 def test_each_thread_records_and_commits_only_its_own_operations(devserver, connect, workers):
     a, b = workers
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     first, second = _tasks(session)
     user = _user(session, devserver)
 
@@ -99,7 +99,10 @@ def test_each_thread_records_and_commits_only_its_own_operations(devserver, conn
     b.run(session.commit)
     assert len(devserver.batches) == before + 2
     assert _keys(devserver.batches[-1]) == [("update", "Task", (second["id"],))]
-    assert devserver.batches[-1][0]["entity_data"] == {"description": "described by B"}
+    assert devserver.batches[-1][0]["entity_data"] == {
+        "__entity_type__": "Task",
+        "description": "described by B",
+    }
     assert state(second) is None
 
     fresh = connect(devserver, schema_cache_path=False)
@@ -110,7 +113,7 @@ def test_each_thread_records_and_commits_only_its_own_operations(devserver, conn
 
 def test_rollback_in_one_thread_keeps_the_other_threads_work(devserver, connect, workers):
     a, b = workers
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     first, _ = _tasks(session)
     user = _user(session, devserver)
     old_name = first["name"]
@@ -159,13 +162,15 @@ def test_rollback_in_one_thread_keeps_the_other_threads_work(devserver, connect,
     assert len(devserver.batches) == before + 1
     batch = devserver.batches[-1]
     assert _keys(batch) == [("update", "Task", (first["id"],)), ("create", "Note", (b_note["id"],))]
-    assert batch[0]["entity_data"] == {"description": "kept by B"}, "nothing of A's is sent"
+    assert batch[0]["entity_data"] == {"__entity_type__": "Task", "description": "kept by B"}, (
+        "nothing of A's is sent"
+    )
     assert state(first) is None and first["name"] == old_name
 
 
 def test_same_attribute_set_by_two_threads(devserver, connect, workers):
     a, b = workers
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     first, _ = _tasks(session)
     old_name = first["name"]
 
@@ -186,19 +191,19 @@ def test_same_attribute_set_by_two_threads(devserver, connect, workers):
     b.run(set_name, "B2")
     before = len(devserver.batches)
     a.run(session.commit)
-    assert devserver.batches[-1][0]["entity_data"] == {"name": "A2"}
+    assert devserver.batches[-1][0]["entity_data"] == {"__entity_type__": "Task", "name": "A2"}
     assert first["name"] == "B2" and state(first) is MODIFIED
     assert first._remote["name"] == "A2", "what A committed is now the remote value"
     b.run(session.commit)
     assert len(devserver.batches) == before + 2
-    assert devserver.batches[-1][0]["entity_data"] == {"name": "B2"}
+    assert devserver.batches[-1][0]["entity_data"] == {"__entity_type__": "Task", "name": "B2"}
     assert first["name"] == "B2" and state(first) is None
     assert connect(devserver, schema_cache_path=False).get("Task", first["id"])["name"] == "B2"
 
 
 def test_failed_commit_in_one_thread_does_not_disturb_another(devserver, connect, workers):
     a, b = workers
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     first, second = _tasks(session)
     old_name = first["name"]
 
@@ -232,7 +237,7 @@ def test_failed_commit_in_one_thread_does_not_disturb_another(devserver, connect
 
 def test_deletion_is_per_thread(devserver, connect, workers):
     a, b = workers
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     user = _user(session, devserver)
     first, _ = _tasks(session)
     note = session.create(
@@ -262,7 +267,7 @@ def test_deletion_is_per_thread(devserver, connect, workers):
 
 def test_close_warns_about_every_threads_unsaved_operations(devserver, connect, workers):
     a, b = workers
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     first, second = _tasks(session)
 
     def rename(task, value):
@@ -283,7 +288,7 @@ def test_close_warns_about_every_threads_unsaved_operations(devserver, connect, 
 
 
 def test_concurrent_commits_send_each_threads_changes_alone(devserver, connect):
-    session = connect(devserver)
+    session = connect(devserver, per_thread_operations=True)
     tasks = session.query("select name from Task").all()[:4]
     start = threading.Barrier(len(tasks))
     errors: list[BaseException] = []

@@ -98,7 +98,8 @@ def test_review_workflow_commits_one_optimised_batch(devserver, connect):
     assert batch[0]["entity_data"]["content"] == "Looks great, approved for DI."
     assert batch[0]["entity_data"]["author"] == {"__entity_type__": "User", "id": user["id"]}
     assert batch[1]["entity_data"] == {
-        "status": {"__entity_type__": "Status", "id": approved["id"]}
+        "__entity_type__": "AssetVersion",
+        "status": {"__entity_type__": "Status", "id": approved["id"]},
     }
     assert batch[2]["entity_data"]["review_session"] == {
         "__entity_type__": "ReviewSession",

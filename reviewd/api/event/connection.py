@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,13 +36,19 @@ CONNECT_TIMEOUT = 10.0
 class HandshakeRefused(EventHubConnectionError):
     """The server answered the handshake but refused it (credentials, unavailable)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, final: bool = False) -> None:
         super().__init__(message, {"status": status})
         self.status = status
+        self._final = final
 
     @property
     def credentials_refused(self) -> bool:
         return self.status in (401, 403)
+
+    @property
+    def final(self) -> bool:
+        """Whether retrying cannot help: credentials refused, or no websocket transport."""
+        return self._final or self.credentials_refused
 
 
 class ServerUnreachable(EventHubConnectionError):
@@ -229,6 +235,7 @@ class Connection:
         auth: Any = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         http: requests.Session | None = None,
+        handshake: Callable[[], packet.Handshake] | None = None,
     ) -> None:
         parts = urlsplit(server_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -245,6 +252,9 @@ class Connection:
         self._auth = auth
         self._connect_timeout = connect_timeout
         self._http = http
+        # Who performs the socket.io handshake (the hub routes it through its own
+        # ftrack_api-named method); by default this connection itself.
+        self._handshake_source = handshake or self._handshake
         self._socket: websocket.WebSocket | None = None
         self._reader: FrameReader | None = None
         self._send_lock = threading.Lock()
@@ -260,11 +270,12 @@ class Connection:
     # ------------------------------------------------------------------ opening
     def open(self) -> packet.Handshake:
         """Handshake and upgrade; raise :class:`EventHubConnectionError` on failure."""
-        handshake = self._handshake()
+        handshake = self._handshake_source()
         if "websocket" not in handshake.transports:
             raise HandshakeRefused(
-                "the event server does not offer the websocket transport "
-                f"(it offers {', '.join(handshake.transports)})"
+                "Server does not support websocket sessions. The event server does not "
+                f"offer the websocket transport (it offers {', '.join(handshake.transports)})",
+                final=True,
             )
         url = f"{self._ws_base}/socket.io/1/websocket/{handshake.session_id}"
         try:
@@ -297,6 +308,10 @@ class Connection:
         self.handshake = handshake
         self.last_heard = time.time()
         return handshake
+
+    def request_handshake(self) -> packet.Handshake:
+        """``GET /socket.io/1/``: the server's session id, heartbeat and transports."""
+        return self._handshake()
 
     def _handshake(self) -> packet.Handshake:
         url = f"{self._base}/socket.io/1/"

@@ -8,12 +8,23 @@ Three threads, each with one job, so that no party can stall another:
 * the **writer thread** drains the outgoing queues to the socket, so a publisher only
   appends to a bounded queue and never waits for the network (when the queue is full,
   the oldest event is dropped and counted);
-* the **dispatch thread** runs subscriber callbacks (or hands events to the daemon's
-  dispatch hook), so a slow handler delays other handlers, never the socket.
+* the **dispatch thread**, when there is one, runs subscriber callbacks (or hands
+  events to the daemon's dispatch hook), so a slow handler delays other handlers, never
+  the socket.
 
 Names and behaviour follow ``ftrack_api.event.hub.EventHub`` so that plugins written for
 ftrack run unchanged; the differences are the robustness guarantees above, reply
 callbacks that expire, and the public hooks the daemon builds on.
+
+Where the callbacks run is the hub's **dispatch mode**, chosen when it is built:
+
+* ``"wait"`` (the default, ftrack_api's model): received events queue until someone
+  calls :meth:`EventHub.wait`, which runs the callbacks in the calling thread; a
+  published event is sent in the publisher's thread when nothing is queued ahead of it.
+* ``"thread"`` (``dispatch_thread=True``, and whenever a dispatch hook is installed, as
+  the daemon does): the dispatch thread runs them as events arrive, and publishing only
+  queues (the writer thread sends), so no caller ever waits for the network.
+* ``"inline"`` (``inline_dispatch=True``): on the socket reader thread.
 
 :class:`EventHub` is the façade; each job behind it is a module of its own:
 ``subscriptions`` (the registry and its topic pre-filter), ``dispatch`` (callbacks in
@@ -34,7 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from reviewd.api.event import packet as _packet
@@ -51,7 +62,7 @@ from reviewd.api.event.envelope import EVENT_NAME as EVENT_NAME
 from reviewd.api.event.envelope import SUBSCRIBE_TOPIC as SUBSCRIBE_TOPIC
 from reviewd.api.event.envelope import UNSUBSCRIBE_TOPIC as UNSUBSCRIBE_TOPIC
 from reviewd.api.event.frames import FrameHandler
-from reviewd.api.event.inbox import Inbox
+from reviewd.api.event.inbox import EMPTY, STOP, Inbox
 from reviewd.api.event.outbox import WRITE_BATCH as WRITE_BATCH
 from reviewd.api.event.outbox import Outbox
 from reviewd.api.event.replies import ReplyCallbacks
@@ -70,7 +81,7 @@ from reviewd.api.exception import (
 )
 from reviewd.api.exception import NotUniqueError as NotUniqueError
 
-__all__ = ["EventHub", "Attempt"]
+__all__ = ["EventHub", "Attempt", "SocketIoSession"]
 # The names imported ``as`` themselves above (constants, Backoff, HandshakeRefused,
 # NotUniqueError) were defined or imported here before the hub was split into modules;
 # they stay importable from here, as ``ftrack_api.event.hub`` resolves to this module.
@@ -78,13 +89,38 @@ __all__ = ["EventHub", "Attempt"]
 log = logging.getLogger("reviewd.api.event.hub")
 
 
+class SocketIoSession(NamedTuple):
+    """The server's answer to the socket.io handshake (ftrack_api's names)."""
+
+    id: str
+    heartbeatTimeout: float  # noqa: N815 - ftrack_api's field name
+    supportedTransports: list[str]  # noqa: N815 - ftrack_api's field name
+
+
+class _SendQueue:
+    """ftrack_api's ``_event_send_queue``: published events waiting for a connection.
+
+    A view of the hub's outbox (reviewd keeps one queue); only ``qsize``/``empty``.
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def qsize(self) -> int:
+        return self._outbox.waiting_events
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+
 class EventHub:
     """Connect to an ftrack event server, subscribe callbacks, publish events.
 
-    ``connect()`` must be called before events flow; ``publish`` never blocks on the
-    network; callbacks run on the hub's dispatch thread (``inline_dispatch=True`` runs
-    them on the socket reader thread instead, for the lowest latency when every
-    handler is trivial).
+    ``connect()`` must be called before events flow.  Callbacks run inside
+    :meth:`wait`, in the calling thread, as in ftrack_api; ``dispatch_thread=True`` (or a
+    dispatch hook) runs them on the hub's dispatch thread as events arrive instead, and
+    makes ``publish`` never touch the network (``inline_dispatch=True`` runs them on the
+    socket reader thread, for the lowest latency when every handler is trivial).
     """
 
     def __init__(
@@ -105,6 +141,7 @@ class EventHub:
         max_reply_callbacks: int = 100000,
         inline_dispatch: bool = False,
         connect_timeout: float = 10.0,
+        dispatch_thread: bool = False,
     ) -> None:
         if not server_url:
             raise TypeError(
@@ -124,6 +161,7 @@ class EventHub:
         self._auth = auth
         self._connect_timeout = connect_timeout
         self._inline_dispatch = inline_dispatch
+        self._dispatch_thread = dispatch_thread
 
         # Lifecycle.
         self._running = False
@@ -135,6 +173,15 @@ class EventHub:
         self._threads: list[threading.Thread] = []
         self._previous_threads: list[threading.Thread] = []
         self._ever_started = False
+        # ftrack_api's flags, with its meaning: connect() or init_connection() was
+        # called (publishes queue until connected) and not undone by disconnect().
+        self._connection_initialised = False
+        self._intentional_disconnect = False
+        #: The open connection, or None (ftrack_api's name).
+        self._connection: Any = None
+        # Whether the hub's own reply subscriber is registered (from connect() until
+        # disconnect() unsubscribes everything), as ftrack_api lists it.
+        self._reply_registered = False
 
         # The parts, each with one job.
         self._subscriptions = Subscriptions(reserved_id=self.id)
@@ -173,6 +220,10 @@ class EventHub:
         )
         #: The latest connection attempts (:class:`Attempt`), for diagnosis and tests.
         self.connection_attempts = self._supervisor.attempts
+        # ftrack_api's names for the queues: received events waiting for wait(), and
+        # published events waiting for a connection.
+        self._event_queue = self._inbox
+        self._event_send_queue = _SendQueue(self._outbox)
         # Bound once: the local dispatch hot path (publish(synchronous=True)).
         self._prepare_event = self._envelope.prepare
         self._handle = self._dispatcher.handle
@@ -226,9 +277,27 @@ class EventHub:
 
     @property
     def _subscribers(self) -> list[Subscriber]:
-        """ftrack_api's view of the subscribers: the hub's own reply subscriber first,
-        then :attr:`subscribers` (a copy; changing it changes nothing)."""
-        return [self._reply_subscriber, *self._subscriptions.snapshot()]
+        """ftrack_api's view of the subscribers: the hub's own reply subscriber first
+        (from connect() until disconnect() unsubscribes everything), then
+        :attr:`subscribers` (a copy; changing it changes nothing)."""
+        own = [self._reply_subscriber] if self._reply_registered else []
+        return [*own, *self._subscriptions.snapshot()]
+
+    @property
+    def running(self) -> bool:
+        """Whether the hub is connected or trying to connect (connect() was called and
+        disconnect() was not)."""
+        return self._running
+
+    @property
+    def dispatch_mode(self) -> str:
+        """Where callbacks run: ``"wait"`` (inside :meth:`wait`, ftrack_api's model),
+        ``"thread"`` (the hub's dispatch thread) or ``"inline"`` (the reader thread)."""
+        if self._inline_dispatch:
+            return "inline"
+        if self._dispatch_thread or self._dispatcher.hook is not None:
+            return "thread"
+        return "wait"
 
     def get_server_url(self) -> str:
         """``scheme://host[:port]`` of the server this hub talks to."""
@@ -249,16 +318,16 @@ class EventHub:
 
         Tries *attempts* times, *delay* seconds apart; raises
         :class:`EventHubConnectionError` when none succeeds.  Works when not
-        connected too.
+        connected too.  Events published meanwhile are sent once connected.
         """
         if self._running:
-            self.disconnect(unsubscribe=False)
+            self.disconnect(unsubscribe=False, reconnect=True)
         last_error: Exception | None = None
         for attempt in range(max(1, attempts)):
             if attempt:
                 time.sleep(delay)  # the caller asked for this spacing between attempts
             try:
-                self.connect(wait=True, timeout=max(delay, self._connect_timeout))
+                self._connect(True, max(delay, self._connect_timeout), once=True)
                 return
             except EventHubConnectionError as error:
                 last_error = error
@@ -298,10 +367,22 @@ class EventHub:
 
         With ``wait=False`` this returns at once: the hub keeps trying in the background
         forever, and publishes queue until it gets through.  With ``wait=True`` it
-        raises :class:`EventHubConnectionError` (and stops trying) if no connection is
-        made within *timeout* seconds (default 30) or the server refuses the credentials.
+        raises :class:`EventHubConnectionError` (and stops trying) when the connection
+        attempt fails, as ftrack_api's ``connect()`` does; given a *timeout*, it keeps
+        trying for that many seconds instead, unless the server refuses the credentials
+        or the websocket transport.  Raises ``EventHubConnectionError("Already
+        connected.")`` when connected, as ftrack_api does; while the hub is still trying
+        in the background, ``connect()`` waits for its next attempt.
         """
+        self._connect(wait, timeout, once=timeout is None)
+
+    def _connect(self, wait: bool, timeout: float | None, once: bool) -> None:
+        """:meth:`connect`; *once*: give up after the first failed attempt."""
         with self._lock:
+            if self.connected:
+                raise EventHubConnectionError("Already connected.")
+            self._connection_initialised = True
+            self._intentional_disconnect = False
             if self._running:
                 if not wait:
                     return
@@ -310,17 +391,23 @@ class EventHub:
         if not wait:
             return
         deadline = time.monotonic() + (30.0 if timeout is None else timeout)
+        failed_before = self._supervisor.failed_attempts
         while not self._connected_event.wait(0.05):
             fatal = self._supervisor.fatal
-            if fatal is not None or time.monotonic() >= deadline:
-                self.disconnect(unsubscribe=False)
+            gave_up = once and self._supervisor.failed_attempts > failed_before
+            if fatal is not None or gave_up or time.monotonic() >= deadline:
+                # As in ftrack_api, a failed connect leaves the hub initialised: what is
+                # published meanwhile is sent by the next successful connect().
+                if self._running:
+                    self.disconnect(unsubscribe=False, reconnect=True)
                 if fatal is not None:
                     raise EventHubConnectionError(str(fatal)) from None
                 last = self.connection_attempts[-1].outcome if self.connection_attempts else "none"
+                within = "" if gave_up else f" within {30.0 if timeout is None else timeout:g}s"
                 raise EventHubConnectionError(
                     redact(
-                        f"could not connect to the event server at {self.server_url} within "
-                        f"{timeout if timeout is not None else 30.0:g}s (last attempt: {last})"
+                        f"could not connect to the event server at {self.server_url}{within} "
+                        f"(last attempt: {last})"
                     )
                 )
         # Connected: give the server a moment to confirm the subscriptions so that an
@@ -335,8 +422,11 @@ class EventHub:
         self._previous_threads = []
         self._running = True
         self._ever_started = True
+        self._reply_registered = True
         self._supervisor.fatal = None
-        self._inbox.clear()
+        # A previous run's "disconnected" is about a connection that is gone: it must
+        # not end the first wait() of this one.
+        self._inbox.clear(stale=_is_disconnected_event)
         self._stop.clear()
         self._stopped.clear()
         self._threads = [
@@ -347,28 +437,43 @@ class EventHub:
                 target=self._writer.run, name=f"reviewd-hub-write-{self.id[:8]}", daemon=True
             ),
         ]
-        if not self._inline_dispatch:
-            self._threads.append(
-                threading.Thread(
-                    target=self._inbox.run, name=f"reviewd-hub-dispatch-{self.id[:8]}", daemon=True
-                )
-            )
         for thread in self._threads:
             thread.start()
+        if self.dispatch_mode == "thread":
+            self._start_dispatch_thread()
+
+    def _start_dispatch_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._inbox.run, name=f"reviewd-hub-dispatch-{self.id[:8]}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
 
     def init_connection(self) -> None:
-        """ftrack compatibility: start connecting in the background."""
-        self.connect(wait=False)
+        """Mark the connection as on its way (ftrack_api): from now on events published
+        before :meth:`connect` are queued and sent once connected, instead of raising."""
+        self._connection_initialised = True
 
-    def disconnect(self, unsubscribe: bool = True, timeout: float = 5.0) -> None:
-        """Stop for good: optionally unsubscribe on the server, close, join the threads.
+    def disconnect(
+        self, unsubscribe: bool = True, reconnect: bool = False, timeout: float = 5.0
+    ) -> None:
+        """Stop: optionally unsubscribe everything, close, join the threads.
 
-        Events still queued for sending get up to *timeout* seconds to go out first.
+        As in ftrack_api: *unsubscribe* (the default) tells the server and forgets every
+        subscriber locally, so a later :meth:`connect` starts with none (``False`` keeps
+        them, to be re-subscribed by the next connect); *reconnect* keeps the hub
+        initialised, so events published until the next :meth:`connect` are queued
+        rather than refused; and a hub that is neither connected nor trying to connect
+        raises ``EventHubConnectionError("Not currently connected.")``.  Events still
+        queued for sending get up to *timeout* seconds to go out first.
         """
         with self._lock:
             if not self._running:
-                return
+                raise EventHubConnectionError("Not currently connected.")
             self._running = False
+            self._intentional_disconnect = True
+            if not reconnect:
+                self._connection_initialised = False
             subscriber_ids = (
                 [s.id for s in self._subscriptions.snapshot() if s.id is not None]
                 if unsubscribe
@@ -398,29 +503,59 @@ class EventHub:
             if thread is not current:
                 thread.join(max(0.1, deadline - time.monotonic()))
         # Only now stop the dispatch thread, so that ftrack.meta.disconnected and the
-        # events read before the socket closed are still dispatched.
-        self._inbox.close()
+        # events read before the socket closed are still dispatched (to the daemon's
+        # hook with the subscribers they matched).  In the wait() mode they stay queued.
+        if dispatch_threads:
+            self._inbox.close()
         for thread in dispatch_threads:
             if thread is not current:
                 thread.join(max(0.1, deadline - time.monotonic()))
         self._previous_threads = [t for t in self._threads if t.is_alive() and t is not current]
         self._threads = []
+        if unsubscribe:
+            self._subscriptions.clear()
+            self._reply_registered = False
         self._stopped.set()
 
     def wait(self, duration: float | None = None) -> None:
-        """Block while events are processed, for *duration* seconds or until disconnected.
+        """Handle events as they arrive, for *duration* seconds (None: for ever) or
+        until the hub disconnects.
 
-        Callbacks run on the hub's dispatch thread whether or not anyone waits; this
-        keeps an ftrack-style ``session.event_hub.wait()`` script alive.
+        In the default ``"wait"`` dispatch mode this is where callbacks (and reply
+        callbacks) run, in the calling thread, as in ftrack_api; it returns early on an
+        ``ftrack.meta.disconnected`` event, except the ones the hub publishes while it
+        reconnects, by itself or through :meth:`reconnect` (``data.reconnecting``),
+        through which it keeps waiting.
+        In the ``"thread"`` and ``"inline"`` modes the callbacks run elsewhere and this
+        only blocks, keeping an ftrack-style ``session.event_hub.wait()`` script alive.
         """
-        if not self._running and not self._ever_started:
+        if not self._connection_initialised and not self._running:
             raise EventHubConnectionError(
-                "the event hub was never connected, so no events can arrive; call "
+                "the event hub is not connected, so no events can arrive; call "
                 "connect() first (or publish with synchronous=True for local events)"
             )
         if duration is not None and duration <= 0:
             return
-        self._stopped.wait(duration)
+        if self.dispatch_mode != "wait":
+            self._stopped.wait(duration)
+            return
+        ends = None if duration is None else time.monotonic() + duration
+        while True:
+            timeout = 0.1 if ends is None else min(0.1, ends - time.monotonic())
+            if timeout <= 0:
+                return
+            item = self._inbox.take(timeout)
+            if item is EMPTY:
+                continue
+            if item is STOP:
+                return
+            self._inbox.dispatch_item(item)
+            if (
+                item.__class__ is not tuple
+                and item.get("topic") == DISCONNECTED_TOPIC
+                and not (item.get("data") or {}).get("reconnecting")
+            ):
+                return
 
     def add_connection_listener(
         self,
@@ -439,11 +574,16 @@ class EventHub:
         """Receive every event *instead of* the hub calling the callbacks:
         ``fn(event, subscribers)`` with the subscribers it matched in priority order
         (possibly none, e.g. ``ftrack.meta.connected`` with no listener), on the
-        dispatch thread.  The daemon journals the event and later calls
-        :meth:`deliver` for each subscriber.  ``None`` restores inline dispatch.
-        Synchronous (local) publishing is not affected.
+        dispatch thread (a hook puts the hub in the ``"thread"`` dispatch mode).  The
+        daemon journals the event and later calls :meth:`deliver` for each subscriber.
+        ``None`` restores calling the callbacks.  Synchronous (local) publishing is not
+        affected.
         """
-        self._dispatcher.hook = fn
+        with self._lock:
+            self._dispatcher.hook = fn
+            has_thread = len(self._threads) > 2
+            if fn is not None and self._running and not has_thread and not self._inline_dispatch:
+                self._start_dispatch_thread()
 
     def deliver(self, event: Event, subscriber: Subscriber) -> Any:
         """Run *subscriber*'s callback for *event* and publish a non-None result as a
@@ -531,17 +671,45 @@ class EventHub:
         self._prepare_event(event)
         if synchronous:
             return self._handle(event, synchronous=True)
-        if not self._running:
+        if not self._running and not self._connection_initialised:
             raise EventHubConnectionError(
-                "cannot publish: the event hub is not connected; call connect() first"
+                "Cannot publish event asynchronously as not connected to server "
+                "(call connect() first)."
             )
         item = self._envelope.frame(
             event, ("publish", f"event {event['id']} ({event['topic']})", None)
         )
         if on_reply is not None:
             self._replies.add(event["id"], on_reply, inline_reply)
+        if self._connection is not None and self.dispatch_mode == "wait":
+            try:
+                if self._outbox.send_now(item, self._send_in_caller_thread):
+                    return None
+            except ConnectionLost:
+                pass  # queued below: sent after the reconnect
+            except Exception:
+                # As ftrack_api: failing to send must not make the publisher fail.
+                log.exception("Error sending event %s.", event)
+                return None
         self._outbox.publish(item)
         return None
+
+    def _send_in_caller_thread(self, item: tuple[str, int | None, Any]) -> None:
+        """Send one framed event on :attr:`_connection` now (the ``"wait"`` mode)."""
+        text, ack_id, info = item
+        if ack_id is not None and info is not None:
+            self._acks.expect(ack_id, time.monotonic() + ACK_TTL, info)
+        connection = self._connection
+        try:
+            connection.send(text)
+        except ConnectionLost as error:
+            self._acks.forget(ack_id)
+            if isinstance(connection, Connection):
+                connection.close(str(error))  # the reader notices and reconnects
+            raise
+        except BaseException:
+            self._acks.forget(ack_id)
+            raise
 
     def publish_reply(
         self, source_event: Mapping[str, Any], data: Any, source: Mapping[str, Any] | None = None
@@ -625,7 +793,25 @@ class EventHub:
             self._replies.discard(event["id"])
 
     # ================================================================== each connection
-    def _new_connection(self) -> Connection:
+    def _get_socket_io_session(self) -> SocketIoSession:
+        """Ask the server for a socket.io session (``GET /socket.io/1/``), ftrack_api's
+        name; every connection attempt's handshake goes through here."""
+        handshake = self._new_connection(handshake=None).request_handshake()
+        return SocketIoSession(
+            handshake.session_id, handshake.heartbeat_timeout, list(handshake.transports)
+        )
+
+    def _handshake(self) -> _packet.Handshake:
+        session = self._get_socket_io_session()  # looked up per call: may be replaced
+        # ftrack_api's tuple has no close timeout; the client never uses it.
+        return _packet.Handshake(
+            session.id,
+            float(session.heartbeatTimeout or 0),
+            0.0,
+            tuple(session.supportedTransports),
+        )
+
+    def _new_connection(self, handshake: Any = True) -> Connection:
         return Connection(
             self.server_url,
             self._api_user,
@@ -635,6 +821,7 @@ class EventHub:
             verify=self._verify,
             auth=self._auth,
             connect_timeout=self._connect_timeout,
+            handshake=self._handshake if handshake is True else handshake,
         )
 
     def _read(self, connection: Connection) -> None:
@@ -657,6 +844,7 @@ class EventHub:
             for entry in entries:
                 text, ack_id, _ = self._envelope.subscribe_frame(entry)
                 frames.append((text, ack_id, ("subscribe", f"subscriber {entry.id}", confirmed)))
+            self._connection = connection
             self._outbox.go_live(connection, frames)
         self._connected_event.set()
         log.info("connected to the event server at %s", self.server_url)
@@ -665,17 +853,27 @@ class EventHub:
 
     def _on_close(self, connection: Connection, reason: str) -> None:
         self._outbox.go_offline(connection)
+        if self._connection is connection:
+            self._connection = None
         self._connected_event.clear()
         self._ready_event.clear()
         self._acks.clear()
         intentional = self._stop.is_set()
+        # Final only when disconnect() ended it for good; a loss the hub recovers from
+        # by itself, or disconnect(reconnect=True), is followed by a new connection.
+        final = intentional and not self._connection_initialised
         if not intentional:
             log.warning("disconnected from the event server: %s", redact(reason))
         self._listeners.disconnected(reason)
-        self._enqueue_local(DISCONNECTED_TOPIC)
+        # A disconnection that is not final says so: wait() keeps waiting through it.
+        self._enqueue_local(DISCONNECTED_TOPIC, None if final else {"reconnecting": True})
 
-    def _enqueue_local(self, topic: str) -> None:
-        self._inbox.put(self._envelope.meta_event(topic))
+    def _enqueue_local(self, topic: str, data: dict[str, Any] | None = None) -> None:
+        self._inbox.put(self._envelope.meta_event(topic, data))
+
+
+def _is_disconnected_event(item: Any) -> bool:
+    return item.__class__ is not tuple and item.get("topic") == DISCONNECTED_TOPIC
 
 
 def _ignore(event: Event) -> None:

@@ -1,7 +1,9 @@
 """Received events waiting for the dispatch thread, and that thread.
 
 The socket reader only appends to this queue, so a slow handler delays other handlers,
-never the socket.  The queue is bounded: when it is full the reader waits (and TCP
+never the socket.  Who empties it depends on the hub's dispatch mode: the dispatch
+thread (:meth:`Inbox.run`), or, as in ftrack_api, whoever calls ``EventHub.wait()``
+(:meth:`Inbox.take`, one item at a time in the caller's thread).  The queue is bounded: when it is full the reader waits (and TCP
 pushes back on the server) instead of the hub's memory growing.  With
 ``inline_dispatch`` there is no queue and no thread: items are dispatched at once, on
 the thread that receives them.
@@ -18,7 +20,7 @@ from typing import Any
 from reviewd.api.event.base import Event
 from reviewd.api.event.dispatch import call_safely
 
-__all__ = ["Inbox"]
+__all__ = ["Inbox", "EMPTY", "STOP"]
 
 # The hub's logger: operators configure and filter "reviewd.api.event.hub", whichever
 # module of the hub a line comes from.
@@ -27,6 +29,12 @@ log = logging.getLogger("reviewd.api.event.hub")
 
 class _Stop:
     """Marker that ends the dispatch thread."""
+
+
+#: What :meth:`Inbox.take` returns when nothing arrived in time.
+EMPTY = object()
+#: What :meth:`Inbox.take` returns for the end marker queued by :meth:`Inbox.close`.
+STOP = _Stop
 
 
 class Inbox:
@@ -53,9 +61,21 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def clear(self) -> None:
-        """Forget whatever a previous run left behind (its stop marker included)."""
-        self._items.clear()
+    def clear(self, stale: Callable[[Any], bool] | None = None) -> None:
+        """Forget the end markers a previous run left behind, and the items *stale* picks.
+
+        A dispatch thread handled everything queued before its marker; events nobody
+        waited for (the ``wait()`` mode) stay queued for the next ``wait()``, as in
+        ftrack_api.
+        """
+        with self._cond:
+            kept = [
+                item
+                for item in self._items
+                if item is not _Stop and not (stale is not None and stale(item))
+            ]
+            self._items.clear()
+            self._items.extend(kept)
 
     def put(self, item: Any) -> None:
         """Queue *item* for dispatch, waiting while the queue is full."""
@@ -71,6 +91,21 @@ class Inbox:
             self._items.append(item)
             if len(self._items) == 1:
                 cond.notify_all()
+
+    def take(self, timeout: float) -> Any:
+        """The oldest item, waiting up to *timeout* seconds; :data:`EMPTY` if none came.
+
+        The end marker :meth:`close` queues is returned as :data:`STOP`.
+        """
+        cond = self._cond
+        with cond:
+            if not self._items:
+                cond.wait(max(0.0, timeout))
+                if not self._items:
+                    return EMPTY
+            item = self._items.popleft()
+            cond.notify_all()  # a reader waiting for room
+        return STOP if item is _Stop else item
 
     def close(self) -> None:
         """End the dispatch thread once everything queued before this is dispatched."""

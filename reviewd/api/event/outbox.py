@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from reviewd.api.event.connection import Connection
@@ -29,6 +29,9 @@ log = logging.getLogger("reviewd.api.event.hub")
 
 #: Frames the writer takes from the queue per lock acquisition.
 WRITE_BATCH = 256
+#: Longest a publisher sending in its own thread waits for the writer to finish a batch
+#: before queueing behind it instead.
+WRITER_GRACE = 1.0
 
 Item = tuple[str, "int | None", Any]
 
@@ -42,12 +45,20 @@ class Outbox:
         self._control: deque[Item] = deque()
         self._outgoing: deque[Item] = deque()
         self.live: Connection | None = None
+        #: Whether the writer holds a batch it has not finished sending.
+        self.writing = False
         self.published = 0
         self.dropped = 0
 
     def __len__(self) -> int:
         with self._cond:
             return len(self._outgoing) + len(self._control)
+
+    @property
+    def waiting_events(self) -> int:
+        """Published events queued and not yet taken by the writer."""
+        with self._cond:
+            return len(self._outgoing)
 
     # ------------------------------------------------------------------ publishers
     def publish(self, item: Item) -> None:
@@ -66,6 +77,33 @@ class Outbox:
             self._outgoing.append(item)
             self.published += 1
             self._cond.notify()
+
+    def send_now(self, item: Item, send: Callable[[Item], None]) -> bool:
+        """Send *item* in the calling thread if nothing is queued or being written.
+
+        ftrack_api sends a published event in the publisher's thread; the hub does the
+        same in its default mode.  Only when the queues are empty and the writer is idle
+        (holding the lock meanwhile) can the event go first without overtaking
+        anything published before it; otherwise this returns False and the caller
+        queues it.  *send* raises what sending raises.
+        """
+        with self._cond:
+            # The writer may be just finishing a batch (the acknowledgement of its last
+            # frame can even have arrived already): wait a moment for it.
+            deadline = time.monotonic() + WRITER_GRACE
+            while self.writing and self.live is not None and not self._queued():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if self.live is None or self.writing or self._queued():
+                return False
+            send(item)
+            self.published += 1
+            return True
+
+    def _queued(self) -> bool:
+        return bool(self._control or self._outgoing)
 
     def send_control(self, item: Item) -> None:
         """Queue a (un)subscribe frame if connected; on reconnect all are re-sent anyway."""
@@ -128,7 +166,14 @@ class Outbox:
                 batch.append((True, self._control.popleft()))
             while self._outgoing and len(batch) < WRITE_BATCH:
                 batch.append((False, self._outgoing.popleft()))
+            self.writing = True
         return connection, batch
+
+    def written(self) -> None:
+        """The writer finished its batch; wake a draining disconnect."""
+        with self._cond:
+            self.writing = False
+            self._cond.notify_all()
 
     def wake(self) -> None:
         """Wake everyone waiting on the queue (the writer at stop, a draining disconnect)."""
@@ -139,6 +184,6 @@ class Outbox:
         """Wait until everything queued is sent, the connection is gone, or *deadline*."""
         while time.monotonic() < deadline:
             with self._cond:
-                if not (self._control or self._outgoing) or self.live is None:
+                if not (self._control or self._outgoing or self.writing) or self.live is None:
                     return
                 self._cond.wait(0.05)

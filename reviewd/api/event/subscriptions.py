@@ -82,6 +82,14 @@ class Subscriptions:
             self._topic_cache = {}
         return entry
 
+    def clear(self) -> list[Subscriber]:
+        """Unregister every subscriber; return them."""
+        with self.lock:
+            removed, self._subscribers = self._subscribers, []
+            self._by_id = {}
+            self._topic_cache = {}
+        return removed
+
     def remove(self, identifier: str) -> Subscriber:
         """Unregister a subscriber; raise :class:`NotFoundError` if there is none."""
         with self.lock:

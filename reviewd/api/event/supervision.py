@@ -10,8 +10,9 @@ attempt is recorded as an :class:`Attempt` for diagnosis and tests.
 What a connection means for the rest of the hub (re-subscribing, letting the writer
 go, telling listeners) is the hub's business: the supervisor calls *on_open*,
 *read* and *on_close* around each connection.  The only failure it does not retry is
-one the caller must hear about: credentials refused on the very first attempt, kept in
-``fatal`` for ``connect(wait=True)`` to raise.
+one the caller must hear about: on the very first attempt, credentials refused or a
+server without the websocket transport, kept in ``fatal`` for ``connect(wait=True)``
+to raise.
 """
 
 from __future__ import annotations
@@ -127,11 +128,13 @@ class Supervisor:
         self._reconnect_cap = reconnect_cap
         #: The connection being opened or used (closed by the hub at disconnect).
         self.connection: Connection | None = None
-        #: The first attempt's refusal of the credentials, for ``connect()`` to raise.
+        #: The first attempt's final refusal (credentials, transport), for ``connect()``.
         self.fatal: BaseException | None = None
         #: The latest connection attempts (:class:`Attempt`), for diagnosis and tests.
         self.attempts: deque[Attempt] = deque(maxlen=200)
         self.reconnects = 0
+        #: Connection attempts that failed to open (``connect()`` may give up on one).
+        self.failed_attempts = 0
         #: Wall-clock time of the last frame heard on any connection (None: never).
         self.last_heard: float | None = None
 
@@ -145,8 +148,7 @@ class Supervisor:
             try:
                 connection.open()
             except EventHubConnectionError as error:
-                if first and isinstance(error, HandshakeRefused) and error.credentials_refused:
-                    self.fatal = error
+                final = first and isinstance(error, HandshakeRefused) and error.final
                 ceiling = backoff.ceiling()
                 delay = backoff.next_delay()
                 if isinstance(error, ServerUnreachable):
@@ -160,6 +162,9 @@ class Supervisor:
                     redact(str(error)),
                     delay,
                 )
+                if final:  # after the log line: connect() raises as soon as this is set
+                    self.fatal = error
+                self.failed_attempts += 1
                 stop.wait(delay)
                 continue
             except Exception as error:  # a bug or an exotic failure: log, keep going
@@ -169,6 +174,7 @@ class Supervisor:
                     Attempt(time.monotonic(), f"failed: {redact(repr(error))}", delay, ceiling)
                 )
                 log.exception("unexpected error while connecting to the event server")
+                self.failed_attempts += 1
                 stop.wait(delay)
                 continue
             if stop.is_set():

@@ -38,8 +38,10 @@ class Writer:
             taken = outbox.take(self._stop)
             if taken is None:
                 return
-            self._write(*taken)
-            outbox.wake()  # wake a disconnect() draining the queue
+            try:
+                self._write(*taken)
+            finally:
+                outbox.written()  # also wakes a disconnect() draining the queue
 
     def _write(self, connection: Connection, batch: list[Any]) -> None:
         deadline = time.monotonic() + ACK_TTL
