@@ -29,13 +29,29 @@ def require(condition: bool, reason: str) -> None:
 
 def pytest_configure(config):
     """Under pytest-xdist, give each worker its own Redis database (gw0 → 1, gw1 → 2,
-    ...), so that no worker's keys or clean-up can meet another's."""
+    ...), so that no worker's keys or clean-up can meet another's.  With
+    ``REVIEWD_RECORD_DURATIONS=1``, record the tests' durations for the scheduler."""
+    from tests.scheduling import DurationRecorder, recording
+
+    if recording():
+        config.pluginmanager.register(DurationRecorder(), "reviewd-durations")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     url = os.environ.get("REVIEWD_TEST_REDIS_URL")
     if url and worker.startswith("gw") and worker[2:].isdigit():
         base, _, db = url.rpartition("/")
         if db.isdigit() and base.startswith("redis"):
             os.environ["REVIEWD_TEST_REDIS_URL"] = f"{base}/{1 + int(worker[2:]) % 15}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` (pyproject's default), costliest modules first and a few
+    costly modules cut finer: see ``tests/scheduling.py``."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from tests.scheduling import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)
