@@ -43,6 +43,15 @@ def pytest_configure(config):
             os.environ["REVIEWD_TEST_REDIS_URL"] = f"{base}/{1 + int(worker[2:]) % 15}"
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's default): two workers per core, see ``tests/scheduling.py``
+    (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still overrides it)."""
+    from tests.scheduling import auto_workers
+
+    return auto_workers()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadscope`` (pyproject's default), costliest modules first and a few

@@ -33,6 +33,9 @@ from pathlib import Path
 DURATIONS_FILE = Path(__file__).resolve().parent / "durations.json"
 RECORD_ENV = "REVIEWD_RECORD_DURATIONS"
 UNKNOWN_TEST_SECONDS = 0.1
+WORKERS_PER_CORE = 2
+#: Redis gives each worker a database of its own (tests/conftest.py), 1 to 15.
+MAX_WORKERS = 15
 #: A worker with more than this many seconds of work queued gets the cheapest unit.
 BUSY_SECONDS = 2.0
 #: Tests shorter than this are left out of the recorded file (they cost the default).
@@ -56,6 +59,25 @@ SPLIT: dict[str, str] = {
     "tests/daemon/test_daemon_acceptance_delivery.py": "test",
     "tests/reliability/test_hub_gaps.py": "test",
 }
+
+
+def auto_workers() -> int:
+    """The worker count for ``-n auto``: two per core the process may use, at most
+    :data:`MAX_WORKERS`; ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it, as in xdist.
+
+    Why more workers than cores: most of a test's time is spent waiting on real
+    processes, sockets and timers (a daemon starting, a fault lasting its seconds, a
+    retry's backoff), not computing; with one worker per core the cores sat idle most
+    of the run.
+    """
+    override = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if override:
+        return int(override)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(WORKERS_PER_CORE * cores, MAX_WORKERS))
 
 
 def load_durations(path: Path = DURATIONS_FILE) -> dict[str, float]:
