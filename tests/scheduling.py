@@ -102,11 +102,13 @@ def scope_of(nodeid: str) -> str:
     return nodeid.rsplit("::", 1)[0] if "::" in rest else module
 
 
-def make_scheduler(config, log):
-    """The scheduler for ``--dist loadscope`` (see the module docstring)."""
+def make_scheduler(config, log=None, durations: dict[str, float] | None = None):
+    """The scheduler for ``--dist loadscope`` (see the module docstring); *durations*
+    defaults to ``tests/durations.json``."""
     from xdist.scheduler import LoadScopeScheduling
 
-    durations = load_durations()
+    if durations is None:
+        durations = load_durations()
 
     def cost(nodeids: Iterable[str]) -> float:
         return sum(durations.get(nodeid, UNKNOWN_TEST_SECONDS) for nodeid in nodeids)
