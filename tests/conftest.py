@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ REQUIRE_ALL = os.environ.get("REVIEWD_REQUIRE_ALL") == "1"
 SOAK = os.environ.get("REVIEWD_SOAK") == "1"
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 FIXTURES = os.path.abspath(os.path.join(SHARED, "fixtures"))
+PYCACHE = Path(__file__).resolve().parent.parent / ".cache" / "pycache"
 
 
 def require(condition: bool, reason: str) -> None:
@@ -61,6 +64,27 @@ def pytest_xdist_make_scheduler(config, log):
     from tests.scheduling import make_scheduler
 
     return make_scheduler(config, log)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session):
+    """Under ``PYTHONDONTWRITEBYTECODE=1``, keep the rewritten test modules anyway, in
+    ``.cache/pycache`` (never beside the sources), but only while collecting.
+
+    Why: every xdist worker collects the whole suite, and rewriting the asserts of every
+    test module from source cost each worker about 3 s of CPU per run (4.9 s against
+    1.8 s for a collection).  Only collection: modules a test imports later (plugins
+    it writes and rewrites within the same second) must never meet stale bytecode.
+    """
+    if not sys.dont_write_bytecode:
+        yield
+        return
+    prefix = sys.pycache_prefix
+    sys.dont_write_bytecode, sys.pycache_prefix = False, str(PYCACHE)
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode, sys.pycache_prefix = True, prefix
 
 
 @pytest.hookimpl(hookwrapper=True)
