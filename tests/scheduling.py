@@ -98,8 +98,10 @@ def scope_of(nodeid: str) -> str:
         return nodeid
     if how == "param" and rest.endswith("]") and "[" in rest:
         return f"{module}[{rest[rest.index('[') + 1 : -1]}]"
-    # loadscope's own rule: a class is a unit, functions of a module are one unit.
-    return nodeid.rsplit("::", 1)[0] if "::" in rest else module
+    # loadscope's own rule: a class is a unit, functions of a module are one unit (the
+    # parameter id is left out first: "[value-0::]" is no class).
+    name = rest.split("[", 1)[0]
+    return f"{module}::{name.rsplit('::', 1)[0]}" if "::" in name else module
 
 
 def make_scheduler(config, log=None, durations: dict[str, float] | None = None):

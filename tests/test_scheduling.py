@@ -75,6 +75,8 @@ def finish_all(scheduler, nodes, collection) -> list[str]:
 def test_scope_of_keeps_modules_and_classes_whole_and_cuts_the_split_modules() -> None:
     assert scheduling.scope_of("tests/a/test_x.py::test_one") == "tests/a/test_x.py"
     assert scheduling.scope_of("tests/a/test_x.py::Group::test_one") == "tests/a/test_x.py::Group"
+    assert scheduling.scope_of("tests/a/test_x.py::test_codec[value0-0::]") == "tests/a/test_x.py"
+    assert scheduling.scope_of("tests/a/test_x.py::Group::test[a::b]") == "tests/a/test_x.py::Group"
     short = "tests/reliability/test_scenarios_short.py::test_short_scenario[fuzz]"
     assert scheduling.scope_of(short) == short
     conformance = "tests/conformance/test_conformance.py"
