@@ -88,10 +88,18 @@ def test_scope_of_keeps_modules_and_classes_whole_and_cuts_the_split_modules() -
     assert scheduling.scope_of(f"{conformance}::test_excluded_tests_have_reasons") == conformance
 
 
-def test_split_modules_exist() -> None:
-    """A renamed or moved module must not silently lose its split."""
-    for module in scheduling.SPLIT:
+def test_split_and_cache_building_modules_exist() -> None:
+    """A renamed or moved module must not silently lose its split or its floor."""
+    for module in [*scheduling.SPLIT, *scheduling.CACHE_BUILD_SECONDS]:
         assert (scheduling.DURATIONS_FILE.parent.parent / module).is_file(), module
+
+
+def test_a_cache_building_module_starts_before_warmer_but_costlier_work(monkeypatch) -> None:
+    container = "tests/container/test_container.py::test_the_image_builds"
+    other = "tests/x/test_other.py::test_1"
+    monkeypatch.setitem(scheduling.CACHE_BUILD_SECONDS, "tests/container/test_container.py", 45.0)
+    scheduler, (node,) = start([other, container], {container: 5.0, other: 20.0}, workers=1)
+    assert names(node, [other, container])[0] == container
 
 
 def test_costliest_unit_goes_first_and_a_busy_worker_is_topped_up_cheaply() -> None:
