@@ -24,6 +24,7 @@ class Publisher:
         self.rate = rate
         self.topic = topic
         self.sent = 0
+        self.ids: list[str] = []  # what settle() waits for; appended by one thread only
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
@@ -35,6 +36,7 @@ class Publisher:
     def publish_one(self, data: dict | None = None, topic: str | None = None) -> str:
         event = Event(topic=topic or self.topic, data=data or {"n": self.sent})
         self.hub.publish(event)
+        self.ids.append(event["id"])
         self.sent += 1
         return event["id"]
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from reliability.processes import DaemonProcess, wait_until
+from reliability.processes import DaemonProcess, canonical_id, wait_until
 
 
 @dataclass
@@ -33,19 +34,29 @@ class Outcome:
         return self.lost == 0 and self.duplicates == 0 and self.crashes == 0
 
 
-def settle(daemon: DaemonProcess, timeout: float = 180.0, quiet: float = 2.0) -> None:
-    """Until every journaled reliability event has been handled and nothing new has been
-    journaled for *quiet* seconds (a server resumed from SIGSTOP delivers its backlog in
-    a burst after the publisher stopped), or *timeout*."""
+def settle(
+    daemon: DaemonProcess,
+    timeout: float = 180.0,
+    quiet: float = 2.0,
+    sent: Collection[str] | None = None,
+) -> None:
+    """Until every journaled reliability event has been handled and either the ids in
+    *sent* are all journaled (nothing more is on its way) or nothing new has been journaled for
+    *quiet* seconds (events published during a fault may never arrive, and a server
+    resumed from SIGSTOP delivers its backlog in a burst after the publisher stopped),
+    or *timeout*."""
+    expected = None if sent is None else {canonical_id(i) for i in sent}
     deadline = time.monotonic() + timeout
     last_count, stable_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         journaled = daemon.journaled()
         if len(journaled) != last_count:
             last_count, stable_since = len(journaled), time.monotonic()
-        if journaled <= set(daemon.handled()) and time.monotonic() - stable_since >= quiet:
+        everything_arrived = expected is not None and expected <= journaled
+        quiet_enough = time.monotonic() - stable_since >= quiet
+        if journaled <= set(daemon.handled()) and (everything_arrived or quiet_enough):
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
     # what is left is counted as lost by account()
 
 

@@ -77,7 +77,7 @@ def http_flood(workdir: Path, long: bool) -> Outcome:
         failures = probes = 0
         kinds: dict[str, int] = {}
         peak_fds = 0
-        deadline = time.monotonic() + (60 if long else 10)
+        deadline = time.monotonic() + (60 if long else 6)
         while time.monotonic() < deadline:
             probes += 1
             problem = _healthz_ok(port)

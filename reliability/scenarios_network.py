@@ -131,7 +131,7 @@ def server_errors(workdir: Path, long: bool) -> Outcome:
         for _ in range(rounds):
             for page in ERROR_PAGES.values():
                 stream.proxy.answer_api(page)  # counted by the proxy
-                time.sleep(2.0)  # the fault's duration: every handler's query fails
+                time.sleep(2.0 if long else 1.0)  # the fault: every handler's query fails
                 stream.proxy.answer_api(None)
                 outcome.recovered(time_to_next_delivery(stream.daemon, 90))
             stream.proxy.deafen(EVENT)

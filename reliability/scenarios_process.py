@@ -89,7 +89,7 @@ def clock_jumps(workdir: Path, long: bool) -> Outcome:
     (hook / "sitecustomize.py").write_text(CLOCK_JUMPER)
     env = {"PYTHONPATH": str(hook), "REVIEWD_SOFT_TIMEOUT": "2", "REVIEWD_HARD_TIMEOUT": "5"}
     with running_stream(workdir, outcome, extra_env=env) as stream:
-        deadline = time.monotonic() + (90 if long else 10)
+        deadline = time.monotonic() + (90 if long else 6)
         jumps = 0
         while time.monotonic() < deadline:
             outcome.recovered(time_to_next_delivery(stream.daemon, 30))
@@ -170,7 +170,7 @@ def misbehaving_plugins(workdir: Path, long: bool) -> Outcome:
         "REVIEWD_QUEUE_SIZE": "200",
     }
     with running_stream(workdir, outcome, plugins=MISBEHAVING, extra_env=env, rate=20) as stream:
-        deadline = time.monotonic() + (120 if long else 15)
+        deadline = time.monotonic() + (120 if long else 8)
         while time.monotonic() < deadline:
             outcome.recovered(time_to_next_delivery(stream.daemon, 30))
             time.sleep(0.5)

@@ -73,7 +73,7 @@ def running_stream(
         publisher.stop()
         if fault_proxy is not None:
             outcome.faults += fault_proxy.faults_injected
-        settle(daemon)
+        settle(daemon, sent=publisher.ids)
         if not daemon.alive():
             outcome.crashes += 1
             outcome.notes.append(f"daemon exited {daemon.proc.returncode}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ REQUIRE_ALL = os.environ.get("REVIEWD_REQUIRE_ALL") == "1"
 SOAK = os.environ.get("REVIEWD_SOAK") == "1"
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 FIXTURES = os.path.abspath(os.path.join(SHARED, "fixtures"))
+PYCACHE = Path(__file__).resolve().parent.parent / ".cache" / "pycache"
 
 
 def require(condition: bool, reason: str) -> None:
@@ -29,13 +32,59 @@ def require(condition: bool, reason: str) -> None:
 
 def pytest_configure(config):
     """Under pytest-xdist, give each worker its own Redis database (gw0 → 1, gw1 → 2,
-    ...), so that no worker's keys or clean-up can meet another's."""
+    ...), so that no worker's keys or clean-up can meet another's.  With
+    ``REVIEWD_RECORD_DURATIONS=1``, record the tests' durations for the scheduler."""
+    from tests.scheduling import DurationRecorder, recording
+
+    if recording():
+        config.pluginmanager.register(DurationRecorder(), "reviewd-durations")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     url = os.environ.get("REVIEWD_TEST_REDIS_URL")
     if url and worker.startswith("gw") and worker[2:].isdigit():
         base, _, db = url.rpartition("/")
         if db.isdigit() and base.startswith("redis"):
             os.environ["REVIEWD_TEST_REDIS_URL"] = f"{base}/{1 + int(worker[2:]) % 15}"
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's default): two workers per core, see ``tests/scheduling.py``
+    (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still overrides it)."""
+    from tests.scheduling import auto_workers
+
+    return auto_workers()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` (pyproject's default), costliest modules first and a few
+    costly modules cut finer: see ``tests/scheduling.py``."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from tests.scheduling import make_scheduler
+
+    return make_scheduler(config, log)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session):
+    """Under ``PYTHONDONTWRITEBYTECODE=1``, keep the rewritten test modules anyway, in
+    ``.cache/pycache`` (never beside the sources), but only while collecting.
+
+    Why: every xdist worker collects the whole suite, and rewriting the asserts of every
+    test module from source cost each worker about 3 s of CPU per run (4.9 s against
+    1.8 s for a collection).  Only collection: modules a test imports later (plugins
+    it writes and rewrites within the same second) must never meet stale bytecode.
+    """
+    if not sys.dont_write_bytecode:
+        yield
+        return
+    prefix = sys.pycache_prefix
+    sys.dont_write_bytecode, sys.pycache_prefix = False, str(PYCACHE)
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode, sys.pycache_prefix = True, prefix
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -377,7 +377,9 @@ class Daemon:
             state_key = state_without_durations(status)
             if state_key != last_status:
                 self.notifier.status(status)
-                if last_status is not None:
+                # The first turn follows "ready": only news if the daemon is already
+                # degraded (the hub lost before the loop's first turn).
+                if last_status is not None or not ok:
                     log.info("state", state=status)
                 last_status = state_key
             if watchdog_every and now >= next_watchdog and self.health()[0]:
