@@ -31,7 +31,6 @@ settings, and an event arriving meanwhile must see the host that is there.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Any, Protocol
@@ -76,15 +75,40 @@ class Parts(Protocol):
     def host(self) -> Any: ...
 
 
-@dataclasses.dataclass
 class Received:
     """One event waiting in the spool: the event, its encoding, its plugins' subscribers."""
 
-    event: Any
-    event_id: str
-    topic: str
-    payload: str
-    by_plugin: dict[str, list]
+    __slots__ = ("event", "event_id", "topic", "payload", "by_plugin")
+
+    def __init__(
+        self, event: Any, event_id: str, topic: str, payload: str, by_plugin: dict[str, list]
+    ) -> None:
+        self.event = event
+        self.event_id = event_id
+        self.topic = topic
+        self.payload = payload
+        self.by_plugin = by_plugin
+
+
+class MetricChildren:
+    """A labelled metric's children, looked up once per label values: ``labels()`` costs
+    more than the increment itself, and the hot path increments per event.  Bounded, so
+    that a stream of new topics cannot grow it for ever (past the bound: plain lookups)."""
+
+    __slots__ = ("_metric", "_children")
+    LIMIT = 1000
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def get(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._children) < self.LIMIT:
+                self._children[values] = child
+        return child
 
 
 class EventIntake:
@@ -107,6 +131,18 @@ class EventIntake:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._counters: dict[str, MetricChildren] = {}
+        self._counters_of: Any = None
+
+    def _counter(self, name: str) -> MetricChildren:
+        """The cached children of ``metrics.<name>`` (the daemon's current metrics)."""
+        metrics = self.parts.metrics
+        if self._counters_of is not metrics:
+            self._counters, self._counters_of = {}, metrics
+        children = self._counters.get(name)
+        if children is None:
+            children = self._counters[name] = MetricChildren(getattr(metrics, name))
+        return children
 
     # ------------------------------------------------------------------ the hub's side
     def on_events(self, event: Any, subscribers: list) -> None:
@@ -135,8 +171,10 @@ class EventIntake:
                 )
         if not by_plugin or self.journal_closed:
             return
-        parts.metrics.received.labels(topic=topic).inc()
-        payload = encode_event(event)
+        self._counter("received").get(topic).inc()
+        # The text the server sent (no second encoding); an event built locally, or sent
+        # in a form not kept, is encoded here.
+        payload = getattr(event, "wire_text", None) or encode_event(event)
         item = Received(event, storable_text(str(event["id"])), topic, payload, by_plugin)
         self._ensure_writer()
         if not self.spool.put(item, len(payload)):
@@ -244,25 +282,23 @@ class EventIntake:
         parts = self.parts
         router = parts.router
         local = self.dispatch_local and self.accepting and router is not None
-        claims: list[dict[str, Any]] = []
-        for item in items:
-            claimed = {}
-            if local and router is not None:
+        # Each lane claims its events before the write (one lock per lane and batch), so
+        # a refill reading the journal meanwhile skips them: no window for a second call.
+        claims: dict[str, tuple[Any, set[str]]] = {}
+        if local and router is not None:
+            wanted: dict[str, list[str]] = {}
+            for item in items:
                 for plugin in item.by_plugin:
-                    lane = router.lanes.get(plugin)
-                    if (
-                        lane is not None
-                        and not lane.stopping.is_set()
-                        and lane.claim(item.event_id)
-                    ):
-                        claimed[plugin] = lane
-            claims.append(claimed)
+                    wanted.setdefault(plugin, []).append(item.event_id)
+            for plugin, ids in wanted.items():
+                lane = router.lanes.get(plugin)
+                if lane is not None and not lane.stopping.is_set():
+                    claims[plugin] = (lane, lane.claim_many(ids))
         try:
             results = self._record(items)
         except Exception as exc:  # noqa: BLE001 - disk full, deleted, locked, corrupt
-            for item, claimed in zip(items, claims, strict=True):
-                for lane in claimed.values():
-                    lane.release(item.event_id)
+            for lane, claimed in claims.values():
+                lane.release_many(claimed)
             self._write_failed(exc, len(items))
             return False
         self.spool.drop(len(items))
@@ -273,8 +309,7 @@ class EventIntake:
                 spooled=len(self.spool),
             )
             self.journal_error = None
-        for item, new, claimed in zip(items, results, claims, strict=True):
-            self._hand_over(item, new, claimed)
+        self._hand_over(items, results, claims)
         return True
 
     def _record(self, items: list[Received]) -> list[list[str]]:
@@ -296,32 +331,58 @@ class EventIntake:
             )
         self.journal_error = reason
 
-    def _hand_over(self, item: Received, new: list[str], claimed: dict[str, Any]) -> None:
-        metrics = self.parts.metrics
-        first = True
-        for plugin, subs in item.by_plugin.items():
-            lane = claimed.get(plugin)
-            labels = {"plugin": plugin, "topic": item.topic}
-            if plugin not in new:
-                metrics.deduplicated.labels(**labels).inc()
-                # On a shared (Redis) journal every replica receives every event and all
-                # but one find it journaled already: the normal case, not news.
-                (log.info if self.dispatch_local else log.debug)(
-                    "duplicate event ignored", event_id=item.event_id, plugin=plugin
-                )
-                if lane is not None:
-                    lane.release(item.event_id)
-                continue
-            metrics.journaled.labels(**labels).inc()
-            if lane is None:
-                # Stopping, a lane being reloaded, or a shared (Redis) journal: it stays
-                # pending; a refill (or whichever host pulls it first) takes it.
-                continue
-            event = item.event if first else clone_event(item.event)
-            first = False
-            job = Job(event, item.event_id, item.topic, plugin, subs, size=len(item.payload))
-            if not lane.put_claimed(job):
-                metrics.overflow.labels(plugin=plugin).inc()
+    def _hand_over(
+        self,
+        items: list[Received],
+        results: list[list[str]],
+        claims: dict[str, tuple[Any, set[str]]],
+    ) -> None:
+        """Queue each new delivery on its plugin's lane (one hand-off per lane and
+        batch); count journaled and duplicate deliveries once per batch."""
+        journaled: dict[tuple[str, str], int] = {}
+        duplicates: dict[tuple[str, str], int] = {}
+        jobs: dict[str, list[Job]] = {}
+        released: dict[str, list[str]] = {}
+        for item, new in zip(items, results, strict=True):
+            first = True
+            for plugin, subs in item.by_plugin.items():
+                key = (plugin, item.topic)
+                claim = claims.get(plugin)
+                claimed = claim is not None and item.event_id in claim[1]
+                if claimed:
+                    # One claim per id: a second copy of the event in this batch finds
+                    # it taken (and must neither queue nor release it).
+                    claim[1].discard(item.event_id)  # type: ignore[union-attr]
+                if plugin not in new:
+                    duplicates[key] = duplicates.get(key, 0) + 1
+                    # On a shared (Redis) journal every replica receives every event and
+                    # all but one find it journaled already: the normal case, not news.
+                    (log.info if self.dispatch_local else log.debug)(
+                        "duplicate event ignored", event_id=item.event_id, plugin=plugin
+                    )
+                    if claimed:
+                        released.setdefault(plugin, []).append(item.event_id)
+                    continue
+                journaled[key] = journaled.get(key, 0) + 1
+                if not claimed:
+                    # Stopping, a lane being reloaded, another copy of the event in this
+                    # batch, or a shared (Redis) journal: it stays pending; a refill (or
+                    # whichever host pulls it first) takes it.
+                    continue
+                event = item.event if first else clone_event(item.event)
+                first = False
+                job = Job(event, item.event_id, item.topic, plugin, subs, size=len(item.payload))
+                jobs.setdefault(plugin, []).append(job)
+        for plugin, ids in released.items():
+            claims[plugin][0].release_many(ids)
+        for plugin, lane_jobs in jobs.items():
+            taken = claims[plugin][0].put_claimed_many(lane_jobs)
+            if taken < len(lane_jobs):
+                self._counter("overflow").get(plugin).inc()
+        for (plugin, topic), count in journaled.items():
+            self._counter("journaled").get(plugin, topic).inc(count)
+        for (plugin, topic), count in duplicates.items():
+            self._counter("deduplicated").get(plugin, topic).inc(count)
 
     # ------------------------------------------------------------------ the lanes' side
     def deliver(self, event: Any, subscriber: Any) -> Any:

@@ -99,6 +99,13 @@ class AttemptLog:
         with self._lock:
             self._running.pop((event_id, plugin), None)
 
+    def end_many(self, keys: list[tuple[str, str]]) -> None:
+        """:meth:`end` for many (event id, plugin) pairs (one lock)."""
+        running = self._running
+        with self._lock:
+            for key in keys:
+                running.pop(key, None)
+
     def reset(self) -> None:
         """Empty the log (after the journal counted what it held)."""
         with self._lock:

@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from reviewd.daemon.journal.attempts import FAILED, RUNNING, SUCCEEDED, AttemptLog
 from reviewd.daemon.journal.group_commit import GroupCommit, Write
@@ -76,6 +76,8 @@ COMPACT_AGE = 5.0
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 #: Checkpoint every ~1 MB of log (SQLite's default, 4 MB, is a small disk's whole room).
 WAL_CHECKPOINT_PAGES = 256
+#: Finished deliveries waiting for a commit beyond which the finishing thread commits.
+MAX_DEFERRED = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +135,14 @@ def storable_text(text: str) -> str:
 
 def seen_key(event_id: str) -> bytes:
     """The compact de-duplication key: the 16 bytes of a UUID id, else the UTF-8 text."""
+    if len(event_id) == 32:
+        # The usual form (uuid4().hex), without the UUID object: same 16 bytes.
+        try:
+            key = bytes.fromhex(event_id)
+        except ValueError:
+            key = b""
+        if len(key) == 16:  # (fromhex skips spaces; UUID does not)
+            return key
     try:
         return uuid.UUID(event_id).bytes
     except ValueError:
@@ -155,9 +165,10 @@ def describe_write_error(exc: BaseException, path: str) -> str:
     return f"journal: cannot write {path}: {text}"
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """One event to journal: its id, topic, encoded payload and the plugins it is for."""
+class Entry(NamedTuple):
+    """One event to journal: its id, topic, encoded payload and the plugins it is for
+    (a named tuple: the intake makes one per event, and a frozen dataclass costs five
+    times as much to build)."""
 
     event_id: str
     topic: str
@@ -194,6 +205,10 @@ class SqliteJournal:
         self._read_lock = threading.Lock()
         self._closed = False
         self._group = GroupCommit(self._run_batch)
+        # Finished deliveries waiting for the next commit (mark_done with then=): one
+        # statement for all of them, in whichever transaction comes next.
+        self._done: list[tuple[float, str, str, Any]] = []
+        self._done_lock = threading.Lock()
         self._compact_cursor = 0
         self._identity = self._stat()
         try:
@@ -285,17 +300,26 @@ class SqliteJournal:
         return count
 
     # ------------------------------------------------------------------ writing
+    _DONE_SQL = (
+        "UPDATE deliveries SET state='done', updated_at=?, attempts=attempts+1 "
+        "WHERE plugin=? AND event_seq=(SELECT seq FROM events WHERE id=?)"
+    )
+
     def _run_batch(self, batch: list[Write]) -> None:
+        with self._done_lock:
+            done, self._done = self._done, []
         with self._lock:
-            if self._closed:
-                raise JournalError(f"journal: {self.path} is closed")
-            if self.broken:
-                raise JournalError(self.broken)
-            cur = self._db.cursor()
             try:
+                if self._closed:
+                    raise JournalError(f"journal: {self.path} is closed")
+                if self.broken:
+                    raise JournalError(self.broken)
+                cur = self._db.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 for write in batch:
                     write.result = write.apply(cur)
+                if done:
+                    cur.executemany(self._DONE_SQL, [d[:3] for d in done])
                 cur.execute("COMMIT")
             except BaseException as exc:
                 if self._db.in_transaction:
@@ -303,9 +327,16 @@ class SqliteJournal:
                         self._db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
+                if done:  # not lost: they go with the next transaction, in order
+                    with self._done_lock:
+                        self._done[:0] = done
                 if describe_write_error(exc, "").startswith("journal: no space"):
                     self._shrink_log()
                 raise
+        if done:
+            self._attempts.end_many([(d[2], d[1]) for d in done])
+            for d in done:
+                d[3](None)
 
     def _shrink_log(self) -> None:
         """Disk full: fold the write-ahead log into the database and truncate it, which
@@ -438,6 +469,13 @@ class SqliteJournal:
         With *then*, return at once: the write joins the next shared commit and
         ``then(None)`` runs once it is durable (see :meth:`flush`)."""
         self._attempts.finish(event_id, plugin, succeeded=True)
+        if then is not None:
+            with self._done_lock:
+                self._done.append((time.time(), plugin, event_id, then))
+                backlog = len(self._done)
+            if backlog >= MAX_DEFERRED:
+                self.flush()  # nobody else is committing: do not let them pile up
+            return
         params = (time.time(), plugin, event_id)
         self._write(
             lambda cur: cur.execute(
@@ -479,7 +517,10 @@ class SqliteJournal:
 
     def flush(self) -> None:
         """Commit the writes queued without waiting (``mark_done(..., then=...)``)."""
-        self._group.flush()
+        if self._done:
+            self._group.submit(_nothing)
+        else:
+            self._group.flush()
 
     def retry_dead(self, event_id: str | None = None, plugin: str | None = None) -> int:
         """Turn dead letters back into pending deliveries (attempts reset)."""
@@ -631,34 +672,52 @@ class SqliteJournal:
             return self._reader.execute(sql, params).fetchall()
 
     def _select(
-        self, where: str, params: tuple, limit: int | None = None, skip: Collection[str] = ()
+        self,
+        where: str,
+        params: tuple,
+        limit: int | None = None,
+        skip: Collection[str] = (),
+        skipped: list[tuple[int, str]] | None = None,
     ) -> list[Delivery]:
+        """Deliveries in arrival order; *limit* counts those returned, and rows whose
+        event id is in *skip* are passed over before their payload is decoded (their
+        sequence numbers and ids go to *skipped* when given)."""
         sql = (
             "SELECT e.seq, e.id, e.topic, d.plugin, d.state, d.attempts, d.last_error, "
             "e.received_at, d.updated_at, e.payload FROM deliveries d "
             "JOIN events e ON e.seq = d.event_seq WHERE " + where + " ORDER BY e.seq"
         )
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [
-            Delivery(
-                seq,
-                eid,
-                topic,
-                plugin,
-                state,
-                attempts,
-                err,
-                recv,
-                upd,
-                json.loads(payload),
-                len(payload),
-            )
-            for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload in self._query(
-                sql, params
-            )
-            if eid not in skip
-        ]
+            sql += f" LIMIT {int(limit) + len(skip)}"
+        out: list[Delivery] = []
+        with self._read_lock:
+            cursor = self._reader.execute(sql, params)
+            try:
+                for seq, eid, topic, plugin, state, attempts, err, recv, upd, payload in cursor:
+                    if eid in skip:
+                        if skipped is not None:
+                            skipped.append((seq, eid))
+                        continue
+                    out.append(
+                        Delivery(
+                            seq,
+                            eid,
+                            topic,
+                            plugin,
+                            state,
+                            attempts,
+                            err,
+                            recv,
+                            upd,
+                            json.loads(payload),
+                            len(payload),
+                        )
+                    )
+                    if limit is not None and len(out) >= limit:
+                        break
+            finally:
+                cursor.close()  # ends the read snapshot (a checkpoint may need it)
+        return out
 
     #: ``pending`` takes ``skip=`` (ids the caller already holds are not decoded).
     pending_skips = True
@@ -669,17 +728,19 @@ class SqliteJournal:
         limit: int | None = None,
         skip: Collection[str] = (),
         after: int = 0,
+        skipped: list[tuple[int, str]] | None = None,
     ) -> list[Delivery]:
-        """Unfinished deliveries in arrival order (what a restart replays), leaving out
-        the event ids in *skip* (a lane's own, whose payload it need not decode) and,
-        with *after*, those journaled at or before that sequence number."""
+        """Unfinished deliveries in arrival order (what a restart replays), at most
+        *limit* of them, leaving out the event ids in *skip* (a lane's own, whose
+        payload it need not decode; (sequence number, id) pairs go to *skipped*) and, with
+        *after*, those journaled at or before that sequence number."""
         params: tuple[Any, ...]
         where, params = "d.state='pending'", ()
         if plugin is not None:
             where, params = where + " AND d.plugin=?", (plugin,)
         if after:
             where, params = where + " AND d.event_seq > ?", (*params, after)
-        return self._select(where, params, limit, skip)
+        return self._select(where, params, limit, skip, skipped)
 
     def dead_letters(self, plugin: str | None = None) -> list[Delivery]:
         if plugin is None:
@@ -742,6 +803,10 @@ class SqliteJournal:
         with self._read_lock:
             self._reader.close()
         self._attempts.close()
+
+
+def _nothing(_cursor: Any) -> None:
+    """A write with no statements: commits what rides along (deferred outcomes)."""
 
 
 def _chunks(items: list, size: int) -> Iterator[Any]:
