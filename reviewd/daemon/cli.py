@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the daemon until it is stopped."""
     from reviewd.daemon import logging as daemon_logging
+    from reviewd.daemon import process_tuning
     from reviewd.daemon.supervisor import Daemon
 
     config = _load(args)
@@ -324,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
     daemon_logging.configure(config.log_level, fmt)
     daemon = Daemon(config, reload_config=lambda: _load(args))
     daemon.install_signal_handlers()
+    process_tuning.tune_for_daemon()
     code = daemon.run()
     _exit_now_if_threads_linger(code)
     return code

@@ -421,36 +421,49 @@ class EventIntake:
 
     def resolve(self, plugin: str, delivery: Any) -> Job | None:
         """A journaled delivery back into a job: the plugin's current matching subscribers."""
+        return self.resolve_many(plugin, [delivery])[0]
+
+    def resolve_many(self, plugin: str, deliveries: list[Any]) -> list[Job | None]:
+        """:meth:`resolve` for a page of deliveries of one plugin (a lane catching up
+        from the journal): the plugin's subscribers are looked up once, not per event."""
         from reviewd.api.event import expression
         from reviewd.api.event.base import Event
 
-        try:
-            event = Event.from_wire(delivery.payload)
-        except ValueError:
-            return None
-        target = event.get("target") or ""
-        target_match = expression.parse(target).match if target else None
         by_id = {s.id: s for s in self.parts.hub.subscribers}
-        subscribers = []
-        for subscription in self.parts.host.subscriptions:
-            if subscription.plugin != plugin:
+        candidates = [
+            by_id[subscription.subscriber_id]
+            for subscription in self.parts.host.subscriptions
+            if subscription.plugin == plugin and subscription.subscriber_id in by_id
+        ]
+        candidates.sort(key=lambda s: s.sort_key())
+        jobs: list[Job | None] = []
+        for delivery in deliveries:
+            try:
+                event = Event.from_wire(delivery.payload)
+            except ValueError:
+                jobs.append(None)
                 continue
-            subscriber = by_id.get(subscription.subscriber_id)
-            if subscriber is None or not subscriber.interested_in(event):
+            target = event.get("target") or ""
+            target_match = expression.parse(target).match if target else None
+            subscribers = [
+                subscriber
+                for subscriber in candidates
+                if subscriber.interested_in(event)
+                and (target_match is None or target_match(subscriber.metadata))
+            ]
+            if not subscribers:
+                jobs.append(None)
                 continue
-            if target_match is not None and not target_match(subscriber.metadata):
-                continue
-            subscribers.append(subscriber)
-        if not subscribers:
-            return None
-        subscribers.sort(key=lambda s: s.sort_key())
-        return Job(
-            event,
-            delivery.event_id,
-            delivery.topic,
-            plugin,
-            subscribers,
-            attempts=delivery.attempts,
-            size=getattr(delivery, "size", 0),
-            last_error=delivery.last_error,
-        )
+            jobs.append(
+                Job(
+                    event,
+                    delivery.event_id,
+                    delivery.topic,
+                    plugin,
+                    subscribers,
+                    attempts=delivery.attempts,
+                    size=getattr(delivery, "size", 0),
+                    last_error=delivery.last_error,
+                )
+            )
+        return jobs

@@ -77,7 +77,7 @@ class LaneSettings:
         )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Job:
     """One event for one plugin: the subscribers of that plugin it matched, in order."""
 
@@ -330,11 +330,13 @@ class Lane:
                 limit = room + len(self.known)
                 pending = journal.pending(self.plugin, limit=limit)
                 self.overflowed = len(pending) >= limit
-            for delivery in pending:
+            many = self.router.resolve_many if resolve is self.router.resolver else None
+            jobs = many(self.plugin, pending) if many is not None else None
+            for index, delivery in enumerate(pending):
                 if delivery.event_id in self.known:
                     advance = False
                     continue
-                job = resolve(self.plugin, delivery)
+                job = jobs[index] if jobs is not None else resolve(self.plugin, delivery)
                 if job is not None:
                     if not job.size:
                         job.size = getattr(delivery, "size", 0)
@@ -664,6 +666,10 @@ class Router:
         self.deliver = deliver
         self.metrics = metrics
         self.resolver = resolver
+        #: The resolver's page-at-a-time form, when it has one (``EventIntake``).
+        self.resolve_many: Callable[[str, list[Any]], list[Job | None]] | None = getattr(
+            getattr(resolver, "__self__", None), "resolve_many", None
+        )
         # A shared journal (Redis) hands out work: idle lanes pull instead of waiting.
         self.pull = not getattr(journal, "dispatch_local", True)
         #: The journal supplies each lane from a thread of its own (Redis Streams).

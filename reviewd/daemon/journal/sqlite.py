@@ -80,7 +80,7 @@ WAL_CHECKPOINT_PAGES = 256
 MAX_DEFERRED = 256
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Delivery:
     """One (event, plugin) pair as stored in the journal."""
 
