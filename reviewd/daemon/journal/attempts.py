@@ -35,8 +35,9 @@ import mmap
 import os
 import threading
 
-#: Rewrite the log once it is this large (only the running attempts are kept).
-ROTATE_BYTES = 1024 * 1024
+#: Rewrite the log once it is this large (only the running attempts are kept).  Small:
+#: the mapped file's room is allocated up front, and a journal may live on a small disk.
+ROTATE_BYTES = 256 * 1024
 RUNNING, SUCCEEDED, FAILED = "running", "+", "-"
 
 
