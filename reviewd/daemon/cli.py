@@ -320,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
     from reviewd.daemon import process_tuning
     from reviewd.daemon.supervisor import Daemon
 
+    process_tuning.limit_malloc_arenas()  # before the daemon's threads allocate
     config = _load(args)
     fmt = daemon_logging.choose_format(config.log_format, config.foreground)
     daemon_logging.configure(config.log_level, fmt)

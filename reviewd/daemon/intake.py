@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import structlog
 
 from reviewd.api.exception import redact
+from reviewd.daemon import process_tuning
 from reviewd.daemon.journal.sqlite import (
     Entry,
     describe_write_error,
@@ -53,6 +54,8 @@ log = structlog.get_logger("reviewd.supervisor")
 
 #: Most events journaled in one transaction.
 BATCH = 512
+#: Received events the hub holds for the dispatch hook (see :meth:`EventIntake.attach`).
+HUB_BACKLOG = 2048
 #: How often the writer looks at the journal file (deleted, replaced, emptied).
 CHECK_FILE_EVERY = 1.0
 #: How often finished events are compacted, and free pages handed back.
@@ -131,6 +134,7 @@ class EventIntake:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._since_trim = 0  # events journaled since memory was last given back
         self._counters: dict[str, MetricChildren] = {}
         self._counters_of: Any = None
 
@@ -145,6 +149,15 @@ class EventIntake:
         return children
 
     # ------------------------------------------------------------------ the hub's side
+    def attach(self, hub: Any) -> None:
+        """Receive *hub*'s events (its dispatch hook), and keep its own backlog of
+        decoded events small: a burst then waits in the socket, not in memory (the
+        spool paces the hub while the journal is being written)."""
+        hub.set_dispatch_hook(self.on_events)
+        bound = getattr(hub, "set_incoming_queue_size", None)
+        if bound is not None:
+            bound(HUB_BACKLOG)
+
     def on_events(self, event: Any, subscribers: list) -> None:
         """The hub's dispatch hook: spool for the writer (never blocks on plugins or disk)."""
         parts = self.parts
@@ -177,7 +190,9 @@ class EventIntake:
         payload = getattr(event, "wire_text", None) or encode_event(event)
         item = Received(event, storable_text(str(event["id"])), topic, payload, by_plugin)
         self._ensure_writer()
-        if not self.spool.put(item, len(payload)):
+        # Paced while the journal is written (a burst waits in the socket, not in
+        # memory); never while writes fail (the spool keeps the hub reading then).
+        if not self.spool.put(item, len(payload), pace=self.journal_error is None):
             log.error(
                 "event refused: the journal cannot be written and the intake spool is full",
                 event_id=item.event_id,
@@ -237,6 +252,8 @@ class EventIntake:
             items = self.spool.peek(BATCH, timeout=0 if more else 0.2)
             if not items:
                 self._idle.set()
+                if not more and process_tuning.give_back_memory(self._since_trim):
+                    self._since_trim = 0
                 if now >= next_compact or more:
                     # Small steps between batches, so that events never wait long.
                     self._housekeep("compact")
@@ -247,6 +264,7 @@ class EventIntake:
                     next_reclaim = now + (0 if more_free else RECLAIM_EVERY)
                 continue
             self._idle.clear()
+            self._since_trim += len(items)
             if self._journal_batch(items):
                 delay = RETRY_FIRST
             else:

@@ -53,6 +53,12 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    def set_capacity(self, capacity: int) -> None:
+        """Change the bound (events waiting beyond it make the reader wait)."""
+        with self._cond:
+            self._capacity = max(1, int(capacity))
+            self._cond.notify_all()
+
     def clear(self) -> None:
         """Forget whatever a previous run left behind (its stop marker included)."""
         self._items.clear()

@@ -95,10 +95,6 @@ COMPACT_STEP = 4000
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 #: Checkpoint every ~1 MB of log (SQLite's default, 4 MB, is a small disk's whole room).
 WAL_CHECKPOINT_PAGES = 256
-#: The writer connection's page cache: the pages that compaction reads back a few
-#: seconds after the intake wrote them (SQLite's default, 2 MB, is a few thousand
-#: events; from the OS's cache every page read is a system call and a copy).
-WRITER_CACHE_KB = 16 * 1024
 #: Finished deliveries waiting for a commit beyond which the finishing thread commits.
 MAX_DEFERRED = 256
 
@@ -215,7 +211,6 @@ class SqliteJournal:
             os.makedirs(directory, exist_ok=True)
             created = self._create_private(path)
             self._db = self._connect(path)
-            self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KB}")
             self._check_integrity(created)
             self._migrate(created)
             self._reader = self._connect(path)
