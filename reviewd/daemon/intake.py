@@ -61,6 +61,9 @@ CHECK_FILE_EVERY = 1.0
 #: How often finished events are compacted, and free pages handed back.
 COMPACT_EVERY = 2.0
 RECLAIM_EVERY = 5.0
+#: Compaction steps (events per transaction) while events arrive and once it is quiet
+#: (no batch for QUIET_AFTER seconds): see ``SqliteJournal.compact``.
+COMPACT_BUSY, COMPACT_QUIET, QUIET_AFTER = 1000, 4000, 1.0
 #: Waits between failed journal writes (growing to the cap).
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 
@@ -135,6 +138,7 @@ class EventIntake:
         self._idle = threading.Event()
         self._idle.set()
         self._since_trim = 0  # events journaled since memory was last given back
+        self._last_batch = 0.0  # when the writer last journaled a batch (monotonic)
         self._counters: dict[str, MetricChildren] = {}
         self._counters_of: Any = None
 
@@ -255,8 +259,10 @@ class EventIntake:
                 if not more and process_tuning.give_back_memory(self._since_trim):
                     self._since_trim = 0
                 if now >= next_compact or more:
-                    # Small steps between batches, so that events never wait long.
-                    self._housekeep("compact")
+                    # Small steps while events arrive (they wait for the step's
+                    # transaction); large ones, cheaper per event, once it is quiet.
+                    quiet = now - self._last_batch >= QUIET_AFTER
+                    self._housekeep("compact", limit=COMPACT_QUIET if quiet else COMPACT_BUSY)
                     next_compact = now + COMPACT_EVERY
                 if now >= next_reclaim:
                     # Again at once while free pages remain (after a big compaction).
@@ -264,6 +270,7 @@ class EventIntake:
                     next_reclaim = now + (0 if more_free else RECLAIM_EVERY)
                 continue
             self._idle.clear()
+            self._last_batch = now
             self._since_trim += len(items)
             if self._journal_batch(items):
                 delay = RETRY_FIRST
@@ -283,13 +290,13 @@ class EventIntake:
             self.journal_error = reason
             log.error("journal file lost", reason=reason)
 
-    def _housekeep(self, name: str) -> Any:
+    def _housekeep(self, name: str, **options: Any) -> Any:
         """Run a journal upkeep task; its result (None when absent or failed)."""
         task = getattr(self.parts.journal, name, None)
         if task is None or self.journal_closed:
             return None
         try:
-            return task()
+            return task(**options)
         except Exception as exc:  # noqa: BLE001 - tried again later
             log.warning(f"journal {name} failed", error=redact(str(exc)))
             return None

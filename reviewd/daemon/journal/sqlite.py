@@ -89,7 +89,9 @@ DIED = "the process died while handling it"
 COMPACT_AGE = 5.0
 #: Events compacted per transaction: the ids are random, so each step touches pages all
 #: over the id index and the de-duplication table; a large step touches each page once
-#: for many events (a step of 1,000 cost 30 us per event, one of 4,000 about 6).
+#: for many events (after a burst, a step of 1,000 cost 30 us per event, one of 4,000
+#: about 6).  But new events wait for the step's transaction: while they arrive, the
+#: intake asks for small steps (``compact(limit=...)``).
 COMPACT_STEP = 4000
 #: Keep the write-ahead log file from staying at its high-water mark after checkpoints.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
