@@ -373,11 +373,12 @@ class EventIntake:
             for plugin, subs in item.by_plugin.items():
                 key = (plugin, item.topic)
                 claim = claims.get(plugin)
-                claimed = claim is not None and item.event_id in claim[1]
-                if claimed:
+                claimed = False
+                if claim is not None and item.event_id in claim[1]:
                     # One claim per id: a second copy of the event in this batch finds
                     # it taken (and must neither queue nor release it).
-                    claim[1].discard(item.event_id)  # type: ignore[union-attr]
+                    claim[1].discard(item.event_id)
+                    claimed = True
                 if plugin not in new:
                     duplicates[key] = duplicates.get(key, 0) + 1
                     # On a shared (Redis) journal every replica receives every event and

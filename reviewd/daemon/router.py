@@ -105,7 +105,7 @@ class InFlight:
         self.stuck_reported = False
 
 
-class JobQueue(queue.Queue):  # type: ignore[type-arg]
+class JobQueue(queue.Queue):
     """A lane's queue: :class:`queue.Queue` (the Redis feed uses its interface) plus the
     two operations of the hot path - queue many jobs with one wake-up, and take one
     without the bookkeeping of ``get`` that nobody here uses (``task_done``, waking
