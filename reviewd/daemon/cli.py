@@ -317,13 +317,16 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the daemon until it is stopped."""
     from reviewd.daemon import logging as daemon_logging
+    from reviewd.daemon import process_tuning
     from reviewd.daemon.supervisor import Daemon
 
+    process_tuning.limit_malloc_arenas()  # before the daemon's threads allocate
     config = _load(args)
     fmt = daemon_logging.choose_format(config.log_format, config.foreground)
     daemon_logging.configure(config.log_level, fmt)
     daemon = Daemon(config, reload_config=lambda: _load(args))
     daemon.install_signal_handlers()
+    process_tuning.tune_for_daemon()
     code = daemon.run()
     _exit_now_if_threads_linger(code)
     return code

@@ -31,7 +31,6 @@ settings, and an event arriving meanwhile must see the host that is there.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Any, Protocol
@@ -39,6 +38,7 @@ from typing import Any, Protocol
 import structlog
 
 from reviewd.api.exception import redact
+from reviewd.daemon import process_tuning
 from reviewd.daemon.journal.sqlite import (
     Entry,
     describe_write_error,
@@ -54,11 +54,16 @@ log = structlog.get_logger("reviewd.supervisor")
 
 #: Most events journaled in one transaction.
 BATCH = 512
+#: Received events the hub holds for the dispatch hook (see :meth:`EventIntake.attach`).
+HUB_BACKLOG = 2048
 #: How often the writer looks at the journal file (deleted, replaced, emptied).
 CHECK_FILE_EVERY = 1.0
 #: How often finished events are compacted, and free pages handed back.
 COMPACT_EVERY = 2.0
 RECLAIM_EVERY = 5.0
+#: Compaction steps (events per transaction) while events arrive and once it is quiet
+#: (no batch for QUIET_AFTER seconds): see ``SqliteJournal.compact``.
+COMPACT_BUSY, COMPACT_QUIET, QUIET_AFTER = 1000, 4000, 1.0
 #: Waits between failed journal writes (growing to the cap).
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 
@@ -76,15 +81,40 @@ class Parts(Protocol):
     def host(self) -> Any: ...
 
 
-@dataclasses.dataclass
 class Received:
     """One event waiting in the spool: the event, its encoding, its plugins' subscribers."""
 
-    event: Any
-    event_id: str
-    topic: str
-    payload: str
-    by_plugin: dict[str, list]
+    __slots__ = ("event", "event_id", "topic", "payload", "by_plugin")
+
+    def __init__(
+        self, event: Any, event_id: str, topic: str, payload: str, by_plugin: dict[str, list]
+    ) -> None:
+        self.event = event
+        self.event_id = event_id
+        self.topic = topic
+        self.payload = payload
+        self.by_plugin = by_plugin
+
+
+class MetricChildren:
+    """A labelled metric's children, looked up once per label values: ``labels()`` costs
+    more than the increment itself, and the hot path increments per event.  Bounded, so
+    that a stream of new topics cannot grow it for ever (past the bound: plain lookups)."""
+
+    __slots__ = ("_metric", "_children")
+    LIMIT = 1000
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def get(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._children) < self.LIMIT:
+                self._children[values] = child
+        return child
 
 
 class EventIntake:
@@ -107,8 +137,31 @@ class EventIntake:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._since_trim = 0  # events journaled since memory was last given back
+        self._last_batch = 0.0  # when the writer last journaled a batch (monotonic)
+        self._counters: dict[str, MetricChildren] = {}
+        self._counters_of: Any = None
+
+    def _counter(self, name: str) -> MetricChildren:
+        """The cached children of ``metrics.<name>`` (the daemon's current metrics)."""
+        metrics = self.parts.metrics
+        if self._counters_of is not metrics:
+            self._counters, self._counters_of = {}, metrics
+        children = self._counters.get(name)
+        if children is None:
+            children = self._counters[name] = MetricChildren(getattr(metrics, name))
+        return children
 
     # ------------------------------------------------------------------ the hub's side
+    def attach(self, hub: Any) -> None:
+        """Receive *hub*'s events (its dispatch hook), and keep its own backlog of
+        decoded events small: a burst then waits in the socket, not in memory (the
+        spool paces the hub while the journal is being written)."""
+        hub.set_dispatch_hook(self.on_events)
+        bound = getattr(hub, "set_incoming_queue_size", None)
+        if bound is not None:
+            bound(HUB_BACKLOG)
+
     def on_events(self, event: Any, subscribers: list) -> None:
         """The hub's dispatch hook: spool for the writer (never blocks on plugins or disk)."""
         parts = self.parts
@@ -135,11 +188,15 @@ class EventIntake:
                 )
         if not by_plugin or self.journal_closed:
             return
-        parts.metrics.received.labels(topic=topic).inc()
-        payload = encode_event(event)
+        self._counter("received").get(topic).inc()
+        # The text the server sent (no second encoding); an event built locally, or sent
+        # in a form not kept, is encoded here.
+        payload = getattr(event, "wire_text", None) or encode_event(event)
         item = Received(event, storable_text(str(event["id"])), topic, payload, by_plugin)
         self._ensure_writer()
-        if not self.spool.put(item, len(payload)):
+        # Paced while the journal is written (a burst waits in the socket, not in
+        # memory); never while writes fail (the spool keeps the hub reading then).
+        if not self.spool.put(item, len(payload), pace=self.journal_error is None):
             log.error(
                 "event refused: the journal cannot be written and the intake spool is full",
                 event_id=item.event_id,
@@ -199,9 +256,13 @@ class EventIntake:
             items = self.spool.peek(BATCH, timeout=0 if more else 0.2)
             if not items:
                 self._idle.set()
+                if not more and process_tuning.give_back_memory(self._since_trim):
+                    self._since_trim = 0
                 if now >= next_compact or more:
-                    # Small steps between batches, so that events never wait long.
-                    self._housekeep("compact")
+                    # Small steps while events arrive (they wait for the step's
+                    # transaction); large ones, cheaper per event, once it is quiet.
+                    quiet = now - self._last_batch >= QUIET_AFTER
+                    self._housekeep("compact", limit=COMPACT_QUIET if quiet else COMPACT_BUSY)
                     next_compact = now + COMPACT_EVERY
                 if now >= next_reclaim:
                     # Again at once while free pages remain (after a big compaction).
@@ -209,6 +270,8 @@ class EventIntake:
                     next_reclaim = now + (0 if more_free else RECLAIM_EVERY)
                 continue
             self._idle.clear()
+            self._last_batch = now
+            self._since_trim += len(items)
             if self._journal_batch(items):
                 delay = RETRY_FIRST
             else:
@@ -227,13 +290,13 @@ class EventIntake:
             self.journal_error = reason
             log.error("journal file lost", reason=reason)
 
-    def _housekeep(self, name: str) -> Any:
+    def _housekeep(self, name: str, **options: Any) -> Any:
         """Run a journal upkeep task; its result (None when absent or failed)."""
         task = getattr(self.parts.journal, name, None)
         if task is None or self.journal_closed:
             return None
         try:
-            return task()
+            return task(**options)
         except Exception as exc:  # noqa: BLE001 - tried again later
             log.warning(f"journal {name} failed", error=redact(str(exc)))
             return None
@@ -244,25 +307,23 @@ class EventIntake:
         parts = self.parts
         router = parts.router
         local = self.dispatch_local and self.accepting and router is not None
-        claims: list[dict[str, Any]] = []
-        for item in items:
-            claimed = {}
-            if local and router is not None:
+        # Each lane claims its events before the write (one lock per lane and batch), so
+        # a refill reading the journal meanwhile skips them: no window for a second call.
+        claims: dict[str, tuple[Any, set[str]]] = {}
+        if local and router is not None:
+            wanted: dict[str, list[str]] = {}
+            for item in items:
                 for plugin in item.by_plugin:
-                    lane = router.lanes.get(plugin)
-                    if (
-                        lane is not None
-                        and not lane.stopping.is_set()
-                        and lane.claim(item.event_id)
-                    ):
-                        claimed[plugin] = lane
-            claims.append(claimed)
+                    wanted.setdefault(plugin, []).append(item.event_id)
+            for plugin, ids in wanted.items():
+                lane = router.lanes.get(plugin)
+                if lane is not None and not lane.stopping.is_set():
+                    claims[plugin] = (lane, lane.claim_many(ids))
         try:
             results = self._record(items)
         except Exception as exc:  # noqa: BLE001 - disk full, deleted, locked, corrupt
-            for item, claimed in zip(items, claims, strict=True):
-                for lane in claimed.values():
-                    lane.release(item.event_id)
+            for lane, claimed in claims.values():
+                lane.release_many(claimed)
             self._write_failed(exc, len(items))
             return False
         self.spool.drop(len(items))
@@ -273,8 +334,7 @@ class EventIntake:
                 spooled=len(self.spool),
             )
             self.journal_error = None
-        for item, new, claimed in zip(items, results, claims, strict=True):
-            self._hand_over(item, new, claimed)
+        self._hand_over(items, results, claims)
         return True
 
     def _record(self, items: list[Received]) -> list[list[str]]:
@@ -296,32 +356,59 @@ class EventIntake:
             )
         self.journal_error = reason
 
-    def _hand_over(self, item: Received, new: list[str], claimed: dict[str, Any]) -> None:
-        metrics = self.parts.metrics
-        first = True
-        for plugin, subs in item.by_plugin.items():
-            lane = claimed.get(plugin)
-            labels = {"plugin": plugin, "topic": item.topic}
-            if plugin not in new:
-                metrics.deduplicated.labels(**labels).inc()
-                # On a shared (Redis) journal every replica receives every event and all
-                # but one find it journaled already: the normal case, not news.
-                (log.info if self.dispatch_local else log.debug)(
-                    "duplicate event ignored", event_id=item.event_id, plugin=plugin
-                )
-                if lane is not None:
-                    lane.release(item.event_id)
-                continue
-            metrics.journaled.labels(**labels).inc()
-            if lane is None:
-                # Stopping, a lane being reloaded, or a shared (Redis) journal: it stays
-                # pending; a refill (or whichever host pulls it first) takes it.
-                continue
-            event = item.event if first else clone_event(item.event)
-            first = False
-            job = Job(event, item.event_id, item.topic, plugin, subs, size=len(item.payload))
-            if not lane.put_claimed(job):
-                metrics.overflow.labels(plugin=plugin).inc()
+    def _hand_over(
+        self,
+        items: list[Received],
+        results: list[list[str]],
+        claims: dict[str, tuple[Any, set[str]]],
+    ) -> None:
+        """Queue each new delivery on its plugin's lane (one hand-off per lane and
+        batch); count journaled and duplicate deliveries once per batch."""
+        journaled: dict[tuple[str, str], int] = {}
+        duplicates: dict[tuple[str, str], int] = {}
+        jobs: dict[str, list[Job]] = {}
+        released: dict[str, list[str]] = {}
+        for item, new in zip(items, results, strict=True):
+            first = True
+            for plugin, subs in item.by_plugin.items():
+                key = (plugin, item.topic)
+                claim = claims.get(plugin)
+                claimed = False
+                if claim is not None and item.event_id in claim[1]:
+                    # One claim per id: a second copy of the event in this batch finds
+                    # it taken (and must neither queue nor release it).
+                    claim[1].discard(item.event_id)
+                    claimed = True
+                if plugin not in new:
+                    duplicates[key] = duplicates.get(key, 0) + 1
+                    # On a shared (Redis) journal every replica receives every event and
+                    # all but one find it journaled already: the normal case, not news.
+                    (log.info if self.dispatch_local else log.debug)(
+                        "duplicate event ignored", event_id=item.event_id, plugin=plugin
+                    )
+                    if claimed:
+                        released.setdefault(plugin, []).append(item.event_id)
+                    continue
+                journaled[key] = journaled.get(key, 0) + 1
+                if not claimed:
+                    # Stopping, a lane being reloaded, another copy of the event in this
+                    # batch, or a shared (Redis) journal: it stays pending; a refill (or
+                    # whichever host pulls it first) takes it.
+                    continue
+                event = item.event if first else clone_event(item.event)
+                first = False
+                job = Job(event, item.event_id, item.topic, plugin, subs, size=len(item.payload))
+                jobs.setdefault(plugin, []).append(job)
+        for plugin, ids in released.items():
+            claims[plugin][0].release_many(ids)
+        for plugin, lane_jobs in jobs.items():
+            taken = claims[plugin][0].put_claimed_many(lane_jobs)
+            if taken < len(lane_jobs):
+                self._counter("overflow").get(plugin).inc()
+        for (plugin, topic), count in journaled.items():
+            self._counter("journaled").get(plugin, topic).inc(count)
+        for (plugin, topic), count in duplicates.items():
+            self._counter("deduplicated").get(plugin, topic).inc(count)
 
     # ------------------------------------------------------------------ the lanes' side
     def deliver(self, event: Any, subscriber: Any) -> Any:
@@ -360,36 +447,49 @@ class EventIntake:
 
     def resolve(self, plugin: str, delivery: Any) -> Job | None:
         """A journaled delivery back into a job: the plugin's current matching subscribers."""
+        return self.resolve_many(plugin, [delivery])[0]
+
+    def resolve_many(self, plugin: str, deliveries: list[Any]) -> list[Job | None]:
+        """:meth:`resolve` for a page of deliveries of one plugin (a lane catching up
+        from the journal): the plugin's subscribers are looked up once, not per event."""
         from reviewd.api.event import expression
         from reviewd.api.event.base import Event
 
-        try:
-            event = Event.from_wire(delivery.payload)
-        except ValueError:
-            return None
-        target = event.get("target") or ""
-        target_match = expression.parse(target).match if target else None
         by_id = {s.id: s for s in self.parts.hub.subscribers}
-        subscribers = []
-        for subscription in self.parts.host.subscriptions:
-            if subscription.plugin != plugin:
+        candidates = [
+            by_id[subscription.subscriber_id]
+            for subscription in self.parts.host.subscriptions
+            if subscription.plugin == plugin and subscription.subscriber_id in by_id
+        ]
+        candidates.sort(key=lambda s: s.sort_key())
+        jobs: list[Job | None] = []
+        for delivery in deliveries:
+            try:
+                event = Event.from_wire(delivery.payload)
+            except ValueError:
+                jobs.append(None)
                 continue
-            subscriber = by_id.get(subscription.subscriber_id)
-            if subscriber is None or not subscriber.interested_in(event):
+            target = event.get("target") or ""
+            target_match = expression.parse(target).match if target else None
+            subscribers = [
+                subscriber
+                for subscriber in candidates
+                if subscriber.interested_in(event)
+                and (target_match is None or target_match(subscriber.metadata))
+            ]
+            if not subscribers:
+                jobs.append(None)
                 continue
-            if target_match is not None and not target_match(subscriber.metadata):
-                continue
-            subscribers.append(subscriber)
-        if not subscribers:
-            return None
-        subscribers.sort(key=lambda s: s.sort_key())
-        return Job(
-            event,
-            delivery.event_id,
-            delivery.topic,
-            plugin,
-            subscribers,
-            attempts=delivery.attempts,
-            size=getattr(delivery, "size", 0),
-            last_error=delivery.last_error,
-        )
+            jobs.append(
+                Job(
+                    event,
+                    delivery.event_id,
+                    delivery.topic,
+                    plugin,
+                    subscribers,
+                    attempts=delivery.attempts,
+                    size=getattr(delivery, "size", 0),
+                    last_error=delivery.last_error,
+                )
+            )
+        return jobs

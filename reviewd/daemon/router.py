@@ -77,7 +77,7 @@ class LaneSettings:
         )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Job:
     """One event for one plugin: the subscribers of that plugin it matched, in order."""
 
@@ -93,12 +93,43 @@ class Job:
     last_error: str | None = None  # the journal's last error (a replayed delivery)
 
 
-@dataclasses.dataclass
 class InFlight:
-    job: Job
-    started: float
-    slow_reported: bool = False
-    stuck_reported: bool = False
+    """The attempt a worker thread is running (the watcher applies timeouts to it)."""
+
+    __slots__ = ("job", "started", "slow_reported", "stuck_reported")
+
+    def __init__(self, job: Job, started: float) -> None:
+        self.job = job
+        self.started = started
+        self.slow_reported = False
+        self.stuck_reported = False
+
+
+class JobQueue(queue.Queue):
+    """A lane's queue: :class:`queue.Queue` (the Redis feed uses its interface) plus the
+    two operations of the hot path - queue many jobs with one wake-up, and take one
+    without the bookkeeping of ``get`` that nobody here uses (``task_done``, waking
+    producers: nothing ever blocks putting into a lane)."""
+
+    def put_many(self, jobs: list[Job]) -> None:
+        """Append *jobs* (the caller checked the room) and wake one worker."""
+        with self.mutex:
+            self.queue.extend(jobs)
+            self.not_empty.notify()
+
+    def take(self, timeout: float) -> Job | None:
+        """The next job, waiting up to *timeout* seconds; None if none came."""
+        with self.not_empty:
+            items = self.queue
+            if not items:
+                self.not_empty.wait(timeout)
+                if not items:
+                    return None
+            job: Job = items.popleft()
+            if items:
+                # Another worker of this lane may be waiting: jobs remain for it.
+                self.not_empty.notify()
+            return job
 
 
 ACTION_LAUNCH = "ftrack.action.launch"
@@ -117,11 +148,13 @@ class Lane:
         self.router = router
         self.plugin = plugin
         self.settings = settings
-        self.queue: queue.Queue[Job] = queue.Queue(maxsize=settings.queue_size)
+        self.queue = JobQueue(maxsize=settings.queue_size)
         self.lock = threading.Lock()
         # Event ids claimed by this lane: being journaled by the intake, queued, running,
         # or finished with the outcome not yet committed.  Refill skips them.
         self.known: set[str] = set()
+        # The subset the intake claimed and has not queued yet (it may still refuse them).
+        self.claiming: set[str] = set()
         self.queued_bytes = 0
         self._flush_error: str | None = None
         self._metric_children: dict[str, tuple] = {}
@@ -157,18 +190,68 @@ class Lane:
             if event_id in self.known:
                 return False
             self.known.add(event_id)
+            self.claiming.add(event_id)
             return True
+
+    def claim_many(self, event_ids: list[str]) -> set[str]:
+        """:meth:`claim` for a batch (one lock): the ids this lane reserved."""
+        known = self.known
+        claimed: set[str] = set()
+        with self.lock:
+            if self.overflowed:
+                # Events wait in the journal already: these join them, in order (the
+                # lane catches up from the journal).
+                return claimed
+            for event_id in event_ids:
+                if event_id not in known:
+                    known.add(event_id)
+                    claimed.add(event_id)
+            self.claiming.update(claimed)
+        return claimed
 
     def release(self, event_id: str) -> None:
         """Give up a claim (the journal write failed, or the event was a duplicate)."""
         with self.lock:
             self.known.discard(event_id)
+            self.claiming.discard(event_id)
+
+    def release_many(self, event_ids: Iterable[str]) -> None:
+        event_ids = list(event_ids)
+        with self.lock:
+            self.known.difference_update(event_ids)
+            self.claiming.difference_update(event_ids)
+
+    def put_claimed_many(self, jobs: list[Job]) -> int:
+        """:meth:`put_claimed` for a batch in arrival order, with one wake-up; how many
+        were queued (the rest wait in the journal, their claims released)."""
+        with self.lock:
+            self.claiming.difference_update(job.event_id for job in jobs)
+            taken = 0
+            if not self.overflowed:
+                maxsize = self.queue.maxsize
+                size = self.queue.qsize()
+                queued_bytes = self.queued_bytes
+                limit = self.settings.queue_bytes
+                for job in jobs:
+                    if size >= maxsize or (size and queued_bytes + job.size > limit):
+                        break
+                    size += 1
+                    queued_bytes += job.size
+                    taken += 1
+                self.queued_bytes = queued_bytes
+                if taken:
+                    self.queue.put_many(jobs[:taken] if taken < len(jobs) else jobs)
+            if taken < len(jobs):
+                self.overflowed = True
+                self.known.difference_update(job.event_id for job in jobs[taken:])
+            return taken
 
     def put_claimed(self, job: Job) -> bool:
         """Queue a job whose id this lane claimed; when it does not fit (count or bytes),
         or older events of this lane wait in the journal (order), the claim is released
         and the delivery waits in the journal for a refill."""
         with self.lock:
+            self.claiming.discard(job.event_id)
             if not self.overflowed and self._fits(job.size):
                 self.queue.put_nowait(job)
                 self.queued_bytes += job.size
@@ -217,28 +300,43 @@ class Lane:
             if self.router.pull:
                 # Shared work: take a small batch so that other hosts get their share.
                 room = min(room, 2 * len(self.threads))
-            limit = room + len(self.known)
             journal = self.router.journal
-            if getattr(journal, "pending_skips", False) and catch_up and self._cursor:
-                # Catching up: only what came after the last row this lane went past.
-                pending = journal.pending(self.plugin, limit=limit, after=self._cursor)
-                self.overflowed = len(pending) >= limit
-            elif getattr(journal, "pending_skips", False):
-                pending = journal.pending(self.plugin, limit=limit, skip=self.known)
+            # Only a journal with sequence numbers (SQLite) skips held ids and is read
+            # with a cursor.
+            advance = getattr(journal, "pending_skips", False)
+            first_skipped = None
+            if advance:
+                # At most *room* deliveries are read and decoded; this lane's own ids are
+                # passed over.  Catching up reads only what came after the last row this
+                # lane went past.
+                skipped: list[tuple[int, str]] = []
+                pending = journal.pending(
+                    self.plugin,
+                    limit=room,
+                    skip=self.known,
+                    after=self._cursor if catch_up else 0,
+                    skipped=skipped,
+                )
                 # A full page means more may wait in the journal: look again later.
                 self.overflowed = len(pending) >= room
+                # Queued or running ids are this lane's: stepping past them is safe.  One
+                # the intake is journaling right now may yet be refused (overflow): read
+                # it again next time rather than step past it.
+                claiming = self.claiming
+                first_skipped = min(
+                    (seq for seq, event_id in skipped if event_id in claiming), default=None
+                )
             else:
+                limit = room + len(self.known)
                 pending = journal.pending(self.plugin, limit=limit)
                 self.overflowed = len(pending) >= limit
-            # Only a journal with sequence numbers (SQLite) is read with a cursor.
-            advance = getattr(journal, "pending_skips", False)
-            for delivery in pending:
+            many = self.router.resolve_many if resolve is self.router.resolver else None
+            jobs = many(self.plugin, pending) if many is not None else None
+            for index, delivery in enumerate(pending):
                 if delivery.event_id in self.known:
-                    # Held by this lane (or being journaled by the intake right now):
-                    # read it again next time rather than risk stepping past it.
                     advance = False
                     continue
-                job = resolve(self.plugin, delivery)
+                job = jobs[index] if jobs is not None else resolve(self.plugin, delivery)
                 if job is not None:
                     if not job.size:
                         job.size = getattr(delivery, "size", 0)
@@ -251,7 +349,7 @@ class Lane:
                     added += 1
                 # Read and handled (queued, or no longer subscribed): catch-up reads
                 # start after it.
-                if advance:
+                if advance and (first_skipped is None or delivery.seq < first_skipped):
                     self._cursor = max(self._cursor, delivery.seq)
         if added and not self.router.pull:
             self.router.metrics.replayed.labels(plugin=self.plugin).inc(added)
@@ -265,22 +363,22 @@ class Lane:
             self._flush_outcomes()  # the last outcomes are durable before the lane ends
 
     def _work_loop(self) -> None:
-        while not self.stopping.is_set():
+        take = self.queue.take
+        stopping = self.stopping
+        while not stopping.is_set():
             if self.overflowed and self.queue.qsize() <= self.queue.maxsize // 2:
                 # Events wait in the journal: pull them in, in order, before the queue
                 # runs dry (the intake does not queue past them meanwhile).
                 self._refill_safely(catch_up=True)
-            try:
-                # Outcomes ride along with other commits (the intake's batches) while
-                # events keep coming; after a quiet moment the lane commits its own.
-                job = self.queue.get(timeout=IDLE_FLUSH)
-            except queue.Empty:
+            # Outcomes ride along with other commits (the intake's batches) while
+            # events keep coming; after a quiet moment the lane commits its own.
+            job = take(IDLE_FLUSH)
+            if job is None:
                 self._flush_outcomes()
                 if self.router.pull:
                     self._refill_safely()
-                try:
-                    job = self.queue.get(timeout=0.2)
-                except queue.Empty:
+                job = take(0.2)
+                if job is None:
                     continue
             with self.lock:
                 self.queued_bytes -= job.size
@@ -344,13 +442,13 @@ class Lane:
             # The budget was spent by attempts whose process died inside the handler.
             self._dead(job, job.last_error or "retry budget spent", labels, count_attempt=False)
             return
+        children = self._children(job.topic)
         while True:
             if begin is not None:
                 begin(job.event_id, self.plugin, job.attempts + 1)  # before the handler runs
-            self.in_flight[ident] = InFlight(job, time.monotonic())
-            children = self._children(job.topic)
-            children[0].inc()
             started = time.perf_counter()
+            self.in_flight[ident] = InFlight(job, time.monotonic())
+            children[0].inc()
             error = self._attempt(job)
             children[1].observe(time.perf_counter() - started)
             self._clear_in_flight(ident)
@@ -432,13 +530,18 @@ class Lane:
     def _attempt(self, job: Job) -> str | None:
         """Run the plugin's handlers not yet finished for *job*; the error text or None."""
         event = job.event
-        with structlog.contextvars.bound_contextvars(event_id=job.event_id, plugin=self.plugin):
+        deliver = self.router.deliver
+        finished = job.finished
+        # Log lines of the handlers name the event and the plugin (the plain functions:
+        # the context manager costs three times as much, per event).
+        tokens = structlog.contextvars.bind_contextvars(event_id=job.event_id, plugin=self.plugin)
+        try:
             for subscriber in job.subscribers:
                 key = id(subscriber)
-                if key in job.finished:
+                if key in finished:
                     continue
                 try:
-                    self.router.deliver(event, subscriber)
+                    deliver(event, subscriber)
                 except BaseException as exc:  # noqa: BLE001 - SystemExit too: a failed attempt
                     # is data here; sys.exit() in a handler must not end the worker thread
                     # (the lane would be stuck for ever).
@@ -446,10 +549,12 @@ class Lane:
                     log_handler_exception(log, exc, topic=job.topic, attempt=job.attempts + 1)
                     log.debug("handler raised", traceback=text)
                     return text
-                job.finished.add(key)
+                finished.add(key)
                 stopped = getattr(event, "is_stopped", None)
-                if callable(stopped) and stopped():
+                if stopped is not None and stopped():
                     break
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         return None
 
     def _finish(
@@ -480,6 +585,8 @@ class Lane:
 
     def _clear_in_flight(self, ident: int) -> None:
         flight = self.in_flight.pop(ident, None)
+        if self.stuck_reason is None and (flight is None or not flight.stuck_reported):
+            return  # the common case: nothing was reported stuck
         if flight is not None and flight.stuck_reported:
             elapsed = time.monotonic() - flight.started
             log.warning(
@@ -559,6 +666,10 @@ class Router:
         self.deliver = deliver
         self.metrics = metrics
         self.resolver = resolver
+        #: The resolver's page-at-a-time form, when it has one (``EventIntake``).
+        self.resolve_many: Callable[[str, list[Any]], list[Job | None]] | None = getattr(
+            getattr(resolver, "__self__", None), "resolve_many", None
+        )
         # A shared journal (Redis) hands out work: idle lanes pull instead of waiting.
         self.pull = not getattr(journal, "dispatch_local", True)
         #: The journal supplies each lane from a thread of its own (Redis Streams).

@@ -10,17 +10,32 @@ not ready; once a write succeeds the spool drains.
 It is bounded in *bytes* (the encoded size of each event), not in count: sixty 20 MB
 events are as dangerous as a million small ones.  What does not fit is refused,
 counted and logged by the caller - the only place the daemon ever turns an event away.
+
+Pacing: while the journal is being written the spool is only a hand-off between two
+threads, and a burst that the journal cannot keep up with would pile up here as decoded
+events (several times their encoded size; a million-event burst, hundreds of MB).  Past
+a soft bound (a few batches) a *paced* put waits for the writer to take the head, so
+the burst waits in the hub's small backlog, the socket and the server instead.  It
+waits only while the writer makes progress: a writer stuck (a locked file, a long
+transaction) for PACE_STALL seconds stops the pacing, so the hub keeps reading (missed
+heartbeats would cost the connection); and while journal writes fail nobody paces.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: Past this many items or bytes a paced put waits for the consumer (see above).
+SOFT_ITEMS = 2048
+SOFT_BYTES = 8 * 1024 * 1024
+#: Pacing stops when the consumer took nothing for this long.
+PACE_STALL = 0.5
 
 
 class Spool(Generic[T]):
@@ -35,10 +50,25 @@ class Spool(Generic[T]):
         self.refused = 0
         #: The most bytes ever held at once (a figure for operators and tests).
         self.peak_bytes = 0
+        #: Puts that waited for the consumer (pacing), since start.
+        self.paced = 0
+        self._last_drop = time.monotonic()
 
-    def put(self, item: T, size: int) -> bool:
-        """Append *item* of *size* bytes; False (and counted) if it does not fit."""
+    def _over_soft(self) -> bool:
+        return len(self._items) >= SOFT_ITEMS or self._bytes >= SOFT_BYTES
+
+    def put(self, item: T, size: int, pace: bool = False) -> bool:
+        """Append *item* of *size* bytes; False (and counted) if it does not fit.  With
+        *pace*, first wait while the spool is past its soft bound and the consumer is
+        taking items (see above)."""
         with self._cond:
+            if pace and self._over_soft():
+                self.paced += 1
+                while self._over_soft():
+                    waited = time.monotonic() - self._last_drop
+                    if waited >= PACE_STALL:
+                        break  # the consumer is stuck: keep the producer going
+                    self._cond.wait(PACE_STALL - waited)
             if self._bytes + size > self.max_bytes and self._items:
                 self.refused += 1
                 return False
@@ -64,6 +94,8 @@ class Spool(Generic[T]):
             for _ in range(min(count, len(self._items))):
                 _, size = self._items.popleft()
                 self._bytes -= size
+            self._last_drop = time.monotonic()
+            self._cond.notify_all()  # a paced producer may wait for room
 
     def wake(self) -> None:
         """Wake a consumer waiting in :meth:`peek` (stopping)."""

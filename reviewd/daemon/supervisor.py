@@ -298,7 +298,7 @@ class Daemon:
     def _connect_hub(self) -> None:
         self._set_state("connecting the event hub")
         hub = self.hub
-        hub.set_dispatch_hook(self.intake.on_events)
+        self.intake.attach(hub)  # the dispatch hook, and the hub's backlog bound
         self._removers.append(
             hub.add_connection_listener(self._on_hub_connected, self._on_hub_disconnected)
         )

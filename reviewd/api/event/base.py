@@ -23,7 +23,7 @@ class Event(dict[str, Any]):
     """One event: ``id``, ``topic``, ``data``, ``source``, ``target``, ``sent``,
     ``in_reply_to_event``; ``stop()`` ends local dispatch to lower-priority handlers."""
 
-    __slots__ = ("_stopped",)
+    __slots__ = ("_stopped", "_wire_text")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class Event(dict[str, Any]):
         if extra:
             self.update(extra)
         self._stopped = False
+        self._wire_text: str | None = None
 
     # ----------------------------------------------------------------- control
     def stop(self) -> None:
@@ -60,8 +61,11 @@ class Event(dict[str, Any]):
 
     # ----------------------------------------------------------------- wire form
     @classmethod
-    def from_wire(cls, payload: Mapping[str, Any]) -> Event:
-        """Build an event from its wire form; raise ``ValueError`` if it is not one."""
+    def from_wire(cls, payload: Mapping[str, Any], wire_text: str | None = None) -> Event:
+        """Build an event from its wire form; raise ``ValueError`` if it is not one.
+
+        *wire_text*: the JSON text *payload* was decoded from (kept as :attr:`wire_text`
+        when it names the event's id, so that a store can keep the text as received)."""
         if not isinstance(payload, Mapping):
             raise ValueError(f"an event must be a JSON object, not {type(payload).__name__}")
         topic = payload.get("topic")
@@ -79,12 +83,20 @@ class Event(dict[str, Any]):
             event["source"] = {}
         if "id" not in event:
             event["id"] = uuid.uuid4().hex
+            wire_text = None  # the text would not carry the id given here
         if "target" not in event:
             event["target"] = ""
         if "sent" not in event:
             event["sent"] = None
         event._stopped = False
+        event._wire_text = wire_text
         return event
+
+    @property
+    def wire_text(self) -> str | None:
+        """The JSON text this event arrived as from the event server (before any handler
+        saw it), or None (built locally, or sent in a form not kept)."""
+        return self._wire_text
 
     def to_wire(self) -> dict[str, Any]:
         """Return a plain dict in wire form (``inReplyToEvent``), ready for JSON."""

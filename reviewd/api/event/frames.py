@@ -34,6 +34,7 @@ __all__ = ["FrameHandler"]
 log = logging.getLogger("reviewd.api.event.hub")
 
 _HOUSEKEEPING_INTERVAL = 1.0
+_parse_ftrack_event = _packet.parse_ftrack_event
 
 
 class FrameHandler:
@@ -111,13 +112,17 @@ class FrameHandler:
 
     def _on_event_payload(self, data: str) -> None:
         try:
-            name, args = _packet.parse_event_data(data)
-            if name != EVENT_NAME:
-                log.debug("ignoring socket.io event %r", name)
-                return
-            if len(args) != 1:
-                raise ValueError(f"expected one event argument, got {len(args)}")
-            event = Event.from_wire(args[0])
+            compact = _parse_ftrack_event(data)
+            if compact is not None:
+                event = Event.from_wire(compact[0], wire_text=compact[1])
+            else:
+                name, args = _packet.parse_event_data(data)
+                if name != EVENT_NAME:
+                    log.debug("ignoring socket.io event %r", name)
+                    return
+                if len(args) != 1:
+                    raise ValueError(f"expected one event argument, got {len(args)}")
+                event = Event.from_wire(args[0])
         except (ValueError, _packet.PacketError) as error:
             self._malformed(error)
             return

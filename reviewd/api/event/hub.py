@@ -585,6 +585,13 @@ class EventHub:
             if fn is not None and self._running and not has_thread and not self._inline_dispatch:
                 self._start_dispatch_thread()
 
+    def set_incoming_queue_size(self, size: int) -> None:
+        """Bound the received events waiting for the dispatch thread to *size* (the
+        constructor's ``incoming_queue_size``); beyond it the reader waits and TCP
+        pushes back on the server.  The daemon keeps it small: its intake holds
+        events in its own byte-bounded spool, and decoded events cost memory here."""
+        self._inbox.set_capacity(size)
+
     def deliver(self, event: Event, subscriber: Subscriber) -> Any:
         """Run *subscriber*'s callback for *event* and publish a non-None result as a
         reply.  Exceptions propagate to the caller (the daemon counts and retries)."""

@@ -61,6 +61,12 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    def set_capacity(self, capacity: int) -> None:
+        """Change the bound (events waiting beyond it make the reader wait)."""
+        with self._cond:
+            self._capacity = max(1, int(capacity))
+            self._cond.notify_all()
+
     def clear(self, stale: Callable[[Any], bool] | None = None) -> None:
         """Forget the end markers a previous run left behind, and the items *stale* picks.
 
