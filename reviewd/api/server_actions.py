@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 from reviewd.api.exception import ServerCompatibilityError, ServerError
 from reviewd.api.symbol import SERVER_LOCATION_ID
 
+if TYPE_CHECKING:
+    from reviewd.api.transport import ApiClient
+
 _MINIMUM_SERVER = (3, 3, 11)
 
 
@@ -24,6 +27,7 @@ class ServerActions:
 
     if TYPE_CHECKING:  # what this mixin uses of the Session it is mixed into
         _timeout: float | None
+        _client: ApiClient | None
 
         @property
         def server_url(self) -> str: ...
@@ -174,3 +178,11 @@ class ServerActions:
     def request_timeout(self) -> float | None:
         """Seconds an API request may take (ftrack_api's name for ``timeout``)."""
         return self._timeout
+
+    @request_timeout.setter
+    def request_timeout(self, seconds: float | None) -> None:
+        # ftrack_api keeps it as a plain attribute that scripts (and its own tests)
+        # assign; the API client and the server accessor read it from here.
+        self._timeout = seconds
+        if self._client is not None:
+            self._client.timeout = seconds

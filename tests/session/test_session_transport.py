@@ -224,3 +224,20 @@ def test_session_timeout_is_honoured_and_named():
             assert server.url in str(caught.value)
         finally:
             release.set()
+
+
+def test_request_timeout_assigned_later_is_honoured():
+    """ftrack_api scripts (and its own tests) assign ``session.request_timeout``."""
+    release = threading.Event()
+    with Canned(route=ftrack_like) as server:
+        session = Session(server.url, api_key=SECRET, api_user="jane", schema_cache_path=False)
+        try:
+            assert session.request_timeout == 60
+            session.request_timeout = 0.3
+            server.delay = release
+            with pytest.raises(ConnectionFailedError, match=r"did not answer within 0.3 s"):
+                session.call([{"action": "query_server_information"}])
+            assert session.request_timeout == 0.3
+        finally:
+            release.set()
+            session.close()
