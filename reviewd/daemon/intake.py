@@ -368,6 +368,7 @@ class EventIntake:
         duplicates: dict[tuple[str, str], int] = {}
         jobs: dict[str, list[Job]] = {}
         released: dict[str, list[str]] = {}
+        waiting: set[str] = set()  # lanes with new deliveries left in the journal
         for item, new in zip(items, results, strict=True):
             first = True
             for plugin, subs in item.by_plugin.items():
@@ -391,9 +392,10 @@ class EventIntake:
                     continue
                 journaled[key] = journaled.get(key, 0) + 1
                 if not claimed:
-                    # Stopping, a lane being reloaded, another copy of the event in this
-                    # batch, or a shared (Redis) journal: it stays pending; a refill (or
-                    # whichever host pulls it first) takes it.
+                    # Stopping, a lane being reloaded or overflowing, another copy of the
+                    # event in this batch, or a shared (Redis) journal: it stays pending;
+                    # a refill (or whichever host pulls it first) takes it.
+                    waiting.add(plugin)
                     continue
                 event = item.event if first else clone_event(item.event)
                 first = False
@@ -401,6 +403,10 @@ class EventIntake:
                 jobs.setdefault(plugin, []).append(job)
         for plugin, ids in released.items():
             claims[plugin][0].release_many(ids)
+        for plugin in waiting:
+            claim = claims.get(plugin)
+            if claim is not None:
+                claim[0].note_waiting()
         for plugin, lane_jobs in jobs.items():
             taken = claims[plugin][0].put_claimed_many(lane_jobs)
             if taken < len(lane_jobs):

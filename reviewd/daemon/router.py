@@ -246,6 +246,15 @@ class Lane:
                 self.known.difference_update(job.event_id for job in jobs[taken:])
             return taken
 
+    def note_waiting(self) -> None:
+        """Deliveries of this lane were journaled unclaimed (it was overflowing when the
+        intake claimed the batch): they wait in the journal, so keep catching up from it.
+        A refill that ran while the batch was being written could not see them yet and
+        may have cleared ``overflowed``; without this the next batch would be queued
+        ahead of them, and they would wait for the next start."""
+        with self.lock:
+            self.overflowed = True
+
     def put_claimed(self, job: Job) -> bool:
         """Queue a job whose id this lane claimed; when it does not fit (count or bytes),
         or older events of this lane wait in the journal (order), the claim is released

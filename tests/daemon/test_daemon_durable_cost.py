@@ -190,3 +190,42 @@ def test_seen_keys_are_those_of_earlier_journals(event_id):
     except ValueError:
         expected = event_id.encode()
     assert seen_key(event_id) == expected
+
+
+def test_events_journaled_while_a_refill_clears_the_overflow_are_not_overtaken(tmp_path):
+    """A lane overflowing refuses the batch's claims, so the batch's events wait in the
+    journal; a refill that reads the journal before that batch commits finds nothing,
+    clears the overflow, and the next batch must still not be queued ahead of them
+    (nor may they wait for the next start)."""
+    parts = Daemonish(tmp_path)
+    try:
+        order = []
+        gate = threading.Event()
+        parts.add("p", lambda e: (gate.wait(10), order.append(e["data"]["n"])))
+        lane = parts.router.lanes["p"]
+        intake = parts.intake
+        intake._ensure_writer = lambda: None  # the test plays the writer
+        parts.publish(0)
+        assert intake._journal_batch(intake.spool.peek(10))
+        wait_for(lambda: len(lane.in_flight) == 1)  # 0 runs (held by the gate)
+        with lane.lock:
+            lane.overflowed = True  # older events wait in the journal, as after a burst
+        record_batch = parts.journal.record_batch
+
+        def refill_before_the_commit(entries):
+            parts.router.refill(["p"])  # sees nothing pending: clears the overflow
+            return record_batch(entries)
+
+        parts.journal.record_batch = refill_before_the_commit
+        parts.publish(1)
+        assert intake._journal_batch(intake.spool.peek(10))
+        parts.journal.record_batch = record_batch
+        assert lane.overflowed  # 1 waits in the journal: the lane keeps catching up
+        parts.publish(2)
+        assert intake._journal_batch(intake.spool.peek(10))
+        gate.set()
+        wait_for(lambda: len(order) == 3)
+        assert order == [0, 1, 2]
+    finally:
+        gate.set()
+        parts.close()
