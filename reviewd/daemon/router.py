@@ -183,18 +183,10 @@ class Lane:
             thread.start()
 
     # ------------------------------------------------------------------ feeding
-    def claim(self, event_id: str) -> bool:
-        """Reserve *event_id* before the intake journals it; False if this lane already
-        has it (queued, running, or finishing)."""
-        with self.lock:
-            if event_id in self.known:
-                return False
-            self.known.add(event_id)
-            self.claiming.add(event_id)
-            return True
-
     def claim_many(self, event_ids: list[str]) -> set[str]:
-        """:meth:`claim` for a batch (one lock): the ids this lane reserved."""
+        """Reserve a batch of event ids before the intake journals them (one lock): the
+        ids this lane reserved; none already held here (queued, running, finishing),
+        and none while it overflows (they join the journal's waiting ones, in order)."""
         known = self.known
         claimed: set[str] = set()
         with self.lock:
@@ -209,21 +201,18 @@ class Lane:
             self.claiming.update(claimed)
         return claimed
 
-    def release(self, event_id: str) -> None:
-        """Give up a claim (the journal write failed, or the event was a duplicate)."""
-        with self.lock:
-            self.known.discard(event_id)
-            self.claiming.discard(event_id)
-
     def release_many(self, event_ids: Iterable[str]) -> None:
+        """Give up claims (the journal write failed, or the events were duplicates)."""
         event_ids = list(event_ids)
         with self.lock:
             self.known.difference_update(event_ids)
             self.claiming.difference_update(event_ids)
 
     def put_claimed_many(self, jobs: list[Job]) -> int:
-        """:meth:`put_claimed` for a batch in arrival order, with one wake-up; how many
-        were queued (the rest wait in the journal, their claims released)."""
+        """Queue jobs whose ids this lane claimed, in arrival order, with one wake-up;
+        how many were queued.  What does not fit (count or bytes, one job always fits an
+        empty queue), or comes while older events of this lane wait in the journal
+        (order), waits in the journal for a refill, its claim released."""
         with self.lock:
             self.claiming.difference_update(job.event_id for job in jobs)
             taken = 0
@@ -254,20 +243,6 @@ class Lane:
         ahead of them, and they would wait for the next start."""
         with self.lock:
             self.overflowed = True
-
-    def put_claimed(self, job: Job) -> bool:
-        """Queue a job whose id this lane claimed; when it does not fit (count or bytes),
-        or older events of this lane wait in the journal (order), the claim is released
-        and the delivery waits in the journal for a refill."""
-        with self.lock:
-            self.claiming.discard(job.event_id)
-            if not self.overflowed and self._fits(job.size):
-                self.queue.put_nowait(job)
-                self.queued_bytes += job.size
-                return True
-            self.overflowed = True
-            self.known.discard(job.event_id)
-            return False
 
     def submit(self, job: Job) -> bool:
         """Queue *job* unless already known here; False when the queue is full."""
