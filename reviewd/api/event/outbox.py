@@ -184,6 +184,6 @@ class Outbox:
         """Wait until everything queued is sent, the connection is gone, or *deadline*."""
         while time.monotonic() < deadline:
             with self._cond:
-                if not (self._control or self._outgoing or self.writing) or self.live is None:
+                if not (self._queued() or self.writing) or self.live is None:
                     return
                 self._cond.wait(0.05)
