@@ -64,6 +64,20 @@ def replica_env(devserver, redis_url: str, prefix: str, replica: str, plugins, *
     )
 
 
+def start_replicas(tmp_path, devserver, redis_url, prefix, replicas, **extra: str) -> dict:
+    """A started (not yet ready) daemon per replica name, sharing *prefix*, with the
+    plugins in ``tmp_path / "plugins"`` and test-specific *extra* settings."""
+    return {
+        replica: DaemonProcess(
+            tmp_path,
+            [],
+            name=replica,
+            env=replica_env(devserver, redis_url, prefix, replica, tmp_path / "plugins", **extra),
+        )
+        for replica in replicas
+    }
+
+
 def wait_replicas_subscribed(devserver, topic: str, count: int) -> None:
     """Until *count* event connections hold a subscription naming *topic*."""
     wait_for(
@@ -90,20 +104,17 @@ class Cluster:
         for name in PLUGINS:
             write_plugin(plugins, name, RECORDER)
         self.prefix = "c" + uuid.uuid4().hex[:8]
-        self.daemons = {}
-        for replica in REPLICAS:
-            env = replica_env(
-                devserver,
-                redis_url,
-                self.prefix,
-                replica,
-                plugins,
-                REVIEWD_CLAIM_IDLE=claim_idle,
-                REVIEWD_GRACE_PERIOD="5",
-                CLUSTER_OUT=str(self.out),
-                **extra,
-            )
-            self.daemons[replica] = DaemonProcess(tmp_path, [], env=env, name=replica)
+        self.daemons = start_replicas(
+            tmp_path,
+            devserver,
+            redis_url,
+            self.prefix,
+            REPLICAS,
+            REVIEWD_CLAIM_IDLE=claim_idle,
+            REVIEWD_GRACE_PERIOD="5",
+            CLUSTER_OUT=str(self.out),
+            **extra,
+        )
         for daemon in self.daemons.values():
             daemon.wait_ready(60)
         wait_replicas_subscribed(devserver, "test.cluster", len(REPLICAS))
@@ -395,21 +406,7 @@ def test_an_action_gets_exactly_one_reply_from_three_replicas(tmp_path, devserve
 
     write_plugin(tmp_path / "plugins", "dailies", ACTIONS)
     prefix = "a" + uuid.uuid4().hex[:8]
-    daemons = [
-        DaemonProcess(
-            tmp_path,
-            [],
-            name=replica,
-            env=replica_env(
-                devserver,
-                redis_server.url,
-                prefix,
-                replica,
-                tmp_path / "plugins",
-            ),
-        )
-        for replica in REPLICAS
-    ]
+    daemons = list(start_replicas(tmp_path, devserver, redis_server.url, prefix, REPLICAS).values())
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     try:
         for daemon in daemons:
@@ -498,25 +495,17 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     out.mkdir()
     write_plugin(tmp_path / "plugins", "pinned", PINNED)
     prefix = "l" + uuid.uuid4().hex[:8]
-    daemons = {
-        replica: DaemonProcess(
-            tmp_path,
-            [],
-            name=replica,
-            env=replica_env(
-                devserver,
-                redis_server.url,
-                prefix,
-                replica,
-                tmp_path / "plugins",
-                REVIEWD_CLAIM_IDLE="5",
-                REVIEWD_PINNED_PLUGINS="pinned",
-                REVIEWD_LEASE_TTL=str(ttl),
-                CLUSTER_OUT=str(out),
-            ),
-        )
-        for replica in REPLICAS
-    }
+    daemons = start_replicas(
+        tmp_path,
+        devserver,
+        redis_server.url,
+        prefix,
+        REPLICAS,
+        REVIEWD_CLAIM_IDLE="5",
+        REVIEWD_PINNED_PLUGINS="pinned",
+        REVIEWD_LEASE_TTL=str(ttl),
+        CLUSTER_OUT=str(out),
+    )
     client = redis_server.client()
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     stop_publishing = threading.Event()
@@ -540,16 +529,7 @@ def test_a_pinned_plugin_runs_on_one_replica_and_moves_when_its_holder_dies(
     try:
         for daemon in daemons.values():
             daemon.wait_ready(60)
-        wait_for(
-            lambda: (
-                sum(
-                    any("test.pinned" in s["subscription"] for s in c["subscribers"])
-                    for c in devserver.events.connections()
-                )
-                >= 3
-            ),
-            timeout=30,
-        )
+        wait_replicas_subscribed(devserver, "test.pinned", len(daemons))
         hub.connect(timeout=20)
         first = wait_for(holder, timeout=10, message="a replica holding the lease")
         status = daemons[first].status()
@@ -635,23 +615,15 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
     write_plugin(tmp_path / "plugins", "slow", SLOW)
     prefix = "h" + uuid.uuid4().hex[:8]
     # claim_idle 120 s: only the hand-back can explain the other replica finishing soon.
-    daemons = {
-        replica: DaemonProcess(
-            tmp_path,
-            [],
-            name=replica,
-            env=replica_env(
-                devserver,
-                redis_server.url,
-                prefix,
-                replica,
-                tmp_path / "plugins",
-                REVIEWD_CLAIM_IDLE="120",
-                CLUSTER_OUT=str(out),
-            ),
-        )
-        for replica in ("one", "two")
-    }
+    daemons = start_replicas(
+        tmp_path,
+        devserver,
+        redis_server.url,
+        prefix,
+        ("one", "two"),
+        REVIEWD_CLAIM_IDLE="120",
+        CLUSTER_OUT=str(out),
+    )
     hub = EventHub(devserver.url, devserver.api_user, devserver.api_key, dispatch_thread=True)
     client = redis_server.client()
 
@@ -661,16 +633,7 @@ def test_a_replica_stopping_cleanly_hands_its_unfinished_work_back_at_once(
     try:
         for daemon in daemons.values():
             daemon.wait_ready(60)
-        wait_for(
-            lambda: (
-                sum(
-                    any("test.slow" in s["subscription"] for s in c["subscribers"])
-                    for c in devserver.events.connections()
-                )
-                >= 2
-            ),
-            timeout=30,
-        )
+        wait_replicas_subscribed(devserver, "test.slow", len(daemons))
         hub.connect(timeout=20)
         for n in range(200):
             hub.publish(Event("test.slow", data={"n": str(n)}))
